@@ -1,0 +1,134 @@
+# coronet — developer entry points (GNU make). Bazel does the building; this file
+# only installs what is missing and strings the steps together. `make help` lists
+# the targets.
+
+# What `make run` starts.
+RUN_TARGET ?= //examples:echo_server
+RUN_ARGS   ?= --host 127.0.0.1 --port 7000
+
+# Passed to benchmarks/run.sh (1: a short run, for a smoke test).
+QUICK ?= 0
+
+BAZEL       ?= bazel
+# Extra flags for every bazel command below, e.g.
+#   make test BAZEL_FLAGS='--test_arg=--success'
+BAZEL_FLAGS ?=
+# Targets that the test steps run.
+TEST_TARGETS ?= //...
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# The steps share one Bazel server, which runs one command at a time anyway.
+.NOTPARALLEL:
+
+# Short, plain output when not on a terminal (CI=true, or stderr is a pipe or a
+# file): no progress lines, no colours, no curses. On a terminal Bazel decides.
+IS_TTY := $(shell test -t 2 && echo yes)
+ifneq ($(filter true 1 yes,$(CI)),)
+  BAZEL_UI := --noshow_progress --curses=no --color=no
+else ifneq ($(IS_TTY),yes)
+  BAZEL_UI := --noshow_progress --curses=no --color=no
+else
+  BAZEL_UI :=
+endif
+
+# --keep_going: one target that does not build does not hide the results of the
+# others (it is reported as FAILED TO BUILD in the summary).
+BAZEL_TEST := $(BAZEL) test --keep_going --test_output=errors $(BAZEL_UI) $(BAZEL_FLAGS)
+
+step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
+
+.PHONY: help deps deps-test deps-bench build test bazel-test asan ubsan tsan \
+        check-layers consumer-check run bench format format-check clean distclean
+
+help:
+	@echo 'coronet make targets:'
+	@echo '  make run          build with --config=opt and start $(RUN_TARGET) $(RUN_ARGS)'
+	@echo '  make test         bazel test //..., then under --config=asan, then'
+	@echo '                    tools/check-layers.sh and the consumer workspace check'
+	@echo '  make build        bazel build //...'
+	@echo '  make asan|ubsan|tsan   bazel test --config=X //...'
+	@echo '  make bench        benchmarks/run.sh (QUICK=1 for a short run)'
+	@echo '  make check-layers lib/ must not include coro/'
+	@echo '  make format       clang-format lib/ coro/ examples/ tests/ benchmarks/ in place'
+	@echo '  make format-check the same, changing nothing; fails if a file would change'
+	@echo '  make clean        bazel clean (distclean: bazel clean --expunge)'
+	@echo 'Each target first installs the Debian packages it needs (tools/install-deps.sh).'
+	@echo 'Variables: RUN_TARGET RUN_ARGS QUICK BAZEL_FLAGS TEST_TARGETS'
+
+# --- Debian packages -------------------------------------------------------------
+
+deps:
+	@tools/install-deps.sh build
+
+deps-test:
+	@tools/install-deps.sh test
+
+deps-bench:
+	@tools/install-deps.sh bench
+
+# --- build and test --------------------------------------------------------------
+
+build: deps
+	$(call step,bazel build //...)
+	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
+
+# `make -k test` goes on after a failing step, so that every step reports.
+test: bazel-test asan check-layers consumer-check
+
+bazel-test: deps-test
+	$(call step,bazel test $(TEST_TARGETS))
+	$(BAZEL_TEST) $(TEST_TARGETS)
+
+asan ubsan tsan: deps-test
+	$(call step,bazel test --config=$@ $(TEST_TARGETS))
+	$(BAZEL_TEST) --config=$@ $(TEST_TARGETS)
+
+check-layers:
+	$(call step,tools/check-layers.sh)
+	@tools/check-layers.sh
+
+# A separate Bazel workspace that depends on coronet as an external repository.
+consumer-check: deps-test
+	$(call step,consumer workspace check)
+	@if [ -f tests/consumer/run.sh ]; then \
+	    bash tests/consumer/run.sh; \
+	else \
+	    echo 'consumer-check: tests/consumer/run.sh is not there yet, skipped'; \
+	fi
+
+# --- run and measure -------------------------------------------------------------
+
+run: deps
+	$(call step,bazel run --config=opt $(RUN_TARGET) -- $(RUN_ARGS))
+	$(BAZEL) run --config=opt $(BAZEL_UI) $(BAZEL_FLAGS) $(RUN_TARGET) -- $(RUN_ARGS)
+
+bench: deps-bench
+	$(call step,benchmarks/run.sh QUICK=$(QUICK))
+	@if [ -f benchmarks/run.sh ]; then \
+	    QUICK=$(QUICK) bash benchmarks/run.sh; \
+	else \
+	    echo 'bench: benchmarks/run.sh is not there yet'; exit 1; \
+	fi
+
+# --- formatting ------------------------------------------------------------------
+
+FORMAT_DIRS := lib coro examples tests benchmarks
+format_files = $$(find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cc' \) 2>/dev/null | sort)
+
+format:
+	@tools/install-deps.sh format
+	@files="$(format_files)"; [ -z "$$files" ] || clang-format -i $$files
+
+format-check:
+	@tools/install-deps.sh format
+	@files="$(format_files)"; [ -z "$$files" ] || clang-format --dry-run --Werror $$files
+
+# --- clean -----------------------------------------------------------------------
+
+clean:
+	$(BAZEL) clean
+
+distclean:
+	$(BAZEL) clean --expunge
