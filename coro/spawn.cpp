@@ -1,0 +1,31 @@
+#include <coronet/coro/spawn.hpp>
+
+#include <exception>
+
+#include <coronet/lib/log.hpp>
+
+namespace coronet {
+namespace detail {
+
+detached run_detached(reactor&, task<void> t, std::string name) {
+    try {
+        co_await std::move(t);
+    } catch (const std::exception& e) {
+        log(log_level::error, "uncaptured exception in " + name + ": " + e.what());
+    } catch (...) {
+        log(log_level::error, "uncaptured exception in " + name + " (not a std::exception)");
+    }
+}
+
+}  // namespace detail
+
+void spawn(reactor& r, task<void> t, std::string name) {
+    auto d = detail::run_detached(r, std::move(t), std::move(name));
+    auto& p = d.h.promise();
+    p.owner = &r;
+    p.hook.root = d.h;
+    r.add_task(p.hook);
+    r.post(d.h);
+}
+
+}  // namespace coronet

@@ -1,0 +1,63 @@
+#include <coronet/lib/epoll_backend.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace coronet {
+
+epoll_backend::epoll_backend() {
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
+    wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wakefd_ < 0) {
+        int err = errno;
+        ::close(epfd_);
+        throw std::system_error(err, std::system_category(), "eventfd");
+    }
+    epoll_event ev{.events = EPOLLIN, .data = {.fd = wakefd_}};
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+}
+
+epoll_backend::~epoll_backend() {
+    ::close(wakefd_);
+    ::close(epfd_);
+}
+
+int epoll_backend::watch(int fd, fd_state&) {
+    epoll_event ev{.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data = {.fd = fd}};
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+    if (errno == EEXIST) return 0;  // registered before a forget() we did not see
+    return -errno;
+}
+
+void epoll_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
+    std::array<epoll_event, 256> events;
+    timespec ts{.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000),
+                .tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000)};
+    int n = ::epoll_pwait2(epfd_, events.data(), static_cast<int>(events.size()),
+                           timeout.count() < 0 ? nullptr : &ts, nullptr);
+    for (int i = 0; i < n; ++i) {
+        const epoll_event& ev = events[i];
+        if (ev.data.fd == wakefd_) {
+            std::uint64_t v;
+            [[maybe_unused]] ssize_t r = ::read(wakefd_, &v, sizeof v);
+            continue;
+        }
+        bool failed = (ev.events & (EPOLLERR | EPOLLHUP)) != 0;
+        on_ready(ev.data.fd, failed || (ev.events & (EPOLLIN | EPOLLRDHUP)),
+                 failed || (ev.events & EPOLLOUT), done);
+    }
+}
+
+void epoll_backend::wake() noexcept {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(wakefd_, &one, sizeof one);
+}
+
+}  // namespace coronet

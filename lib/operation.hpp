@@ -1,0 +1,104 @@
+#pragma once
+// An operation: one system call in flight, shaped like an io_uring SQE/CQE pair.
+//
+// The awaiter that starts an operation owns it (nothing is allocated per
+// operation). The backend fills `result` as a CQE's `res` (bytes or fd >= 0,
+// -errno < 0) and the reactor resumes `waiter`, exactly once, on the reactor's
+// thread. While `state == pending` the kernel or a backend may still write into
+// the operation and its buffers: its owner must not die before it finishes.
+// Medusa ancestor: the readable()/writable() + handle_read()/handle_write()
+// pair of asyncore.dispatcher, folded into one object per call.
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+namespace coronet {
+
+// What the operation does; the verbs match the system calls.
+enum class op_code : std::uint8_t {
+    accept,   // accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+    connect,  // connect(fd, addr, addrlen)
+    recv,     // recv(fd, buffer)
+    send,     // send(fd, buffer, MSG_NOSIGNAL)
+    sendmsg,  // sendmsg(fd, msg, MSG_NOSIGNAL): gathered output
+    poll,     // wait until fd is readable (poll_mask POLLIN) or writable (POLLOUT)
+    timeout,  // fires at `deadline`; kept by the reactor, never by a backend
+};
+
+// Where an operation is in its life.
+enum class op_state : std::uint8_t { idle, pending, done };
+
+struct operation {
+    op_code code = op_code::recv;
+    op_state state = op_state::idle;
+    std::uint8_t phase = 0;               // backend-private (a connect in progress)
+    int fd = -1;
+    int result = 0;                       // as cqe->res: >= 0 bytes/fd, < 0 -errno
+    std::span<std::byte> buffer;          // recv / send
+    msghdr* msg = nullptr;                // sendmsg
+    sockaddr* addr = nullptr;             // accept (out) / connect (in)
+    socklen_t addrlen = 0;                // accept: capacity in, length out
+    short poll_mask = 0;                  // poll: POLLIN or POLLOUT
+    std::chrono::steady_clock::time_point deadline;  // timeout
+    std::size_t heap_index = 0;           // timeout: position in the reactor's timer heap
+    std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes
+    operation* next = nullptr;            // intrusive: parked on an fd or queued as done
+};
+
+// An intrusive FIFO of operations, linked through operation::next.
+class op_list {
+public:
+    bool empty() const noexcept { return head_ == nullptr; }
+    operation* front() const noexcept { return head_; }
+
+    // Appends op at the back.
+    void push_back(operation& op) noexcept {
+        op.next = nullptr;
+        if (tail_) tail_->next = &op; else head_ = &op;
+        tail_ = &op;
+    }
+
+    // Removes and returns the front (nullptr when empty).
+    operation* pop_front() noexcept {
+        operation* op = head_;
+        if (op) {
+            head_ = op->next;
+            if (!head_) tail_ = nullptr;
+            op->next = nullptr;
+        }
+        return op;
+    }
+
+    // Unlinks op if present; true when it was found.
+    bool remove(operation& op) noexcept {
+        operation* prev = nullptr;
+        for (operation* p = head_; p; prev = p, p = p->next) {
+            if (p != &op) continue;
+            if (prev) prev->next = p->next; else head_ = p->next;
+            if (tail_ == p) tail_ = prev;
+            p->next = nullptr;
+            return true;
+        }
+        return false;
+    }
+
+    // Moves every operation of other to the back of this list.
+    void splice(op_list& other) noexcept {
+        if (other.empty()) return;
+        if (tail_) tail_->next = other.head_; else head_ = other.head_;
+        tail_ = other.tail_;
+        other.head_ = other.tail_ = nullptr;
+    }
+
+private:
+    operation* head_ = nullptr;
+    operation* tail_ = nullptr;
+};
+
+}  // namespace coronet

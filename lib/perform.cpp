@@ -1,0 +1,91 @@
+#include <coronet/lib/perform.hpp>
+
+#include <cerrno>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace coronet {
+namespace {
+
+// A would-block errno means "park"; anything else is the op's result.
+bool finish_or_park(operation& op, long n) noexcept {
+    if (n >= 0) {
+        op.result = static_cast<int>(n);
+        return true;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    op.result = -errno;
+    return true;
+}
+
+bool perform_connect(operation& op) noexcept {
+    if (op.phase == 0) {
+        if (::connect(op.fd, op.addr, op.addrlen) == 0) {
+            op.result = 0;
+            return true;
+        }
+        if (errno == EINPROGRESS || errno == EINTR) {
+            op.phase = 1;  // wait for writability, then read SO_ERROR
+            return false;
+        }
+        op.result = -errno;
+        return true;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err == EINPROGRESS || err == EALREADY) return false;
+    op.result = -err;
+    return true;
+}
+
+bool perform_poll(operation& op) noexcept {
+    pollfd p{.fd = op.fd, .events = op.poll_mask, .revents = 0};
+    int n = ::poll(&p, 1, 0);
+    if (n < 0) {
+        op.result = -errno;
+        return true;
+    }
+    if (n == 0) return false;
+    op.result = p.revents;
+    return true;
+}
+
+}  // namespace
+
+bool wants_read(const operation& op) noexcept {
+    switch (op.code) {
+    case op_code::accept:
+    case op_code::recv: return true;
+    case op_code::poll: return (op.poll_mask & POLLIN) != 0;
+    default: return false;
+    }
+}
+
+bool perform(operation& op) noexcept {
+    for (;;) {
+        long n = 0;
+        switch (op.code) {
+        case op_code::accept: {
+            socklen_t len = op.addrlen;
+            n = ::accept4(op.fd, op.addr, op.addr ? &len : nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (n >= 0) op.addrlen = len;
+            break;
+        }
+        case op_code::recv: n = ::recv(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT); break;
+        case op_code::send:
+            n = ::send(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            break;
+        case op_code::sendmsg: n = ::sendmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_NOSIGNAL); break;
+        case op_code::connect: return perform_connect(op);
+        case op_code::poll: return perform_poll(op);
+        case op_code::timeout: op.result = -EINVAL; return true;  // the reactor's, never here
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return finish_or_park(op, n);
+    }
+}
+
+}  // namespace coronet

@@ -1,0 +1,21 @@
+#pragma once
+// perform(): one non-blocking attempt at an operation's system call.
+//
+// Shared by the readiness backends (epoll, select): they differ only in how
+// they learn that an fd is ready, not in what they do then. Returns true when
+// the operation finished (op.result set, -errno on failure) and false when it
+// would block (EAGAIN): park it on its fd and try again when ready.
+// Medusa ancestor: asyncore.dispatcher.recv()/send() and their EWOULDBLOCK
+// handling.
+
+#include <coronet/lib/operation.hpp>
+
+namespace coronet {
+
+// Tries op's system call once (retrying EINTR); false means "would block".
+bool perform(operation& op) noexcept;
+
+// True when op waits for readability (accept, recv, poll POLLIN), false for writability.
+bool wants_read(const operation& op) noexcept;
+
+}  // namespace coronet

@@ -1,0 +1,299 @@
+#include <coronet/lib/reactor.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+#include <system_error>
+
+#include <coronet/lib/epoll_backend.hpp>
+#include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
+#include <coronet/lib/select_backend.hpp>
+#include <coronet/lib/uring_backend.hpp>
+
+namespace coronet {
+
+std::string_view to_string(backend_kind kind) noexcept {
+    switch (kind) {
+    case backend_kind::io_uring: return "io_uring";
+    case backend_kind::epoll: return "epoll";
+    case backend_kind::select: return "select";
+    case backend_kind::automatic: break;
+    }
+    return "auto";
+}
+
+std::optional<backend_kind> parse_backend_kind(std::string_view name) noexcept {
+    if (name == "auto" || name.empty()) return backend_kind::automatic;
+    if (name == "io_uring" || name == "uring") return backend_kind::io_uring;
+    if (name == "epoll") return backend_kind::epoll;
+    if (name == "select") return backend_kind::select;
+    return std::nullopt;
+}
+
+namespace {
+
+std::unique_ptr<backend> make_uring(const reactor_options& o) {
+    if (o.simulate_uring_failure)
+        throw std::system_error(ENOSYS, std::system_category(), "io_uring_setup (simulated failure)");
+    auto b = std::make_unique<uring_backend>(o.uring_entries);
+    if (log_enabled(log_level::debug)) log(log_level::debug, "io_uring features: " + b->features());
+    return b;
+}
+
+// The fallback order lives here and only here: io_uring, then epoll, then select.
+std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
+    if (o.backend == backend_kind::automatic) {
+        if (const char* env = std::getenv("CORONET_BACKEND")) {
+            auto k = parse_backend_kind(env);
+            if (!k) throw std::system_error(make_error_code(errc::backend_unavailable),
+                                            std::string("CORONET_BACKEND=") + env +
+                                                " (expected io_uring, epoll or select)");
+            o.backend = *k;
+        }
+    }
+    chosen = o.backend;
+    switch (o.backend) {
+    case backend_kind::io_uring: return make_uring(o);
+    case backend_kind::epoll: return std::make_unique<epoll_backend>();
+    case backend_kind::select: return std::make_unique<select_backend>();
+    case backend_kind::automatic: break;
+    }
+    try {
+        chosen = backend_kind::io_uring;
+        return make_uring(o);
+    } catch (const std::system_error& e) {
+        log(log_level::warning, std::string("io_uring unavailable (") + e.what() +
+                                    "); falling back to epoll");
+    }
+    try {
+        chosen = backend_kind::epoll;
+        return std::make_unique<epoll_backend>();
+    } catch (const std::system_error& e) {
+        log(log_level::warning, std::string("epoll unavailable (") + e.what() +
+                                    "); falling back to select");
+    }
+    chosen = backend_kind::select;
+    return std::make_unique<select_backend>();
+}
+
+}  // namespace
+
+bool backend_available(backend_kind kind) {
+    try {
+        backend_kind chosen;
+        make_backend({.backend = kind}, chosen);
+        return true;
+    } catch (const std::system_error&) {
+        return false;
+    }
+}
+
+void cancel_slot::request() noexcept {
+    requested = true;
+    if (pending && owner) owner->cancel(*pending);
+}
+
+reactor::reactor(reactor_options options)
+    : backend_(make_backend(options, kind_)), max_inline_(options.max_inline_completions) {
+    log(log_level::info, std::string("reactor backend: ") + std::string(backend_->name()));
+}
+
+reactor::~reactor() {
+    // Detached tasks still suspended die with their reactor; destroying a frame
+    // abandons its pending operation (cancel, then wait for the kernel).
+    while (task_hook* t = tasks_) {
+        remove_task(*t);
+        t->root.destroy();
+    }
+}
+
+bool reactor::start(operation& op) {
+    op.state = op_state::pending;
+    ++pending_;
+    if (op.code == op_code::timeout) {
+        timer_push(op);
+        return false;
+    }
+    if (!backend_->start(op)) return false;
+    if (++inline_this_turn_ <= max_inline_) {  // finished now: the awaiter resumes at once
+        op.state = op_state::idle;
+        --pending_;
+        return true;
+    }
+    done_.push_back(op);  // a busy fd: let the others run first
+    return false;
+}
+
+void reactor::cancel(operation& op) noexcept {
+    if (op.state != op_state::pending) return;
+    if (op.code == op_code::timeout) {
+        if (op.phase == 0) return;  // already expired, queued for resumption
+        timer_remove(op);
+        op.result = -ECANCELED;
+        done_.push_back(op);
+        return;
+    }
+    if (backend_->cancel(op)) done_.push_back(op);
+}
+
+void reactor::abandon(operation& op) noexcept {
+    if (op.state != op_state::pending) return;
+    op.state = op_state::idle;
+    --pending_;
+    if (done_.remove(op) || resuming_.remove(op)) return;  // finished, not yet resumed
+    if (op.code == op_code::timeout) {
+        timer_remove(op);
+        return;
+    }
+    if (backend_->cancel(op)) return;
+    // The kernel may still write into op's buffers: wait for its completion,
+    // keeping every other completion for the next turn.
+    for (;;) {
+        op_list got;
+        backend_->wait(std::chrono::milliseconds(10), got);
+        bool found = got.remove(op);
+        done_.splice(got);
+        if (found) return;
+    }
+}
+
+void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }
+
+void reactor::resume_done() {
+    resuming_.splice(done_);
+    while (operation* op = resuming_.pop_front()) {
+        op->state = op_state::idle;
+        --pending_;
+        op->waiter.resume();
+    }
+}
+
+void reactor::run_once() {
+    inline_this_turn_ = 0;
+    std::chrono::nanoseconds timeout = next_timeout();
+    if (!done_.empty() || !ready_.empty() || stopped()) timeout = std::chrono::nanoseconds(0);
+    backend_->wait(timeout, done_);  // the only place that may block
+    resume_done();                   // completions: asyncore's handle_read/handle_write
+    expire_timers();                 // deadlines and sleeps
+    resume_done();
+    ready_swap_.swap(ready_);        // spawned and posted coroutines
+    for (auto h : ready_swap_) h.resume();
+    ready_swap_.clear();
+}
+
+void reactor::run() {
+    restart();
+    while (!stopped() && (pending_ > 0 || !ready_.empty())) run_once();
+}
+
+void reactor::run_for(clock::duration d) {
+    restart();
+    operation deadline;
+    deadline.code = op_code::timeout;
+    deadline.deadline = clock::now() + d;
+    deadline.waiter = std::noop_coroutine();
+    start(deadline);
+    while (!stopped() && deadline.state == op_state::pending && (pending_ > 1 || !ready_.empty()))
+        run_once();
+    abandon(deadline);
+}
+
+void reactor::stop() noexcept {
+    stop_.store(true, std::memory_order_relaxed);
+    backend_->wake();
+}
+
+void reactor::add_channel(int fd, std::string_view kind) {
+    ++channels_;
+    if (log_enabled(log_level::debug))
+        log(log_level::debug, "adding channel <" + std::string(kind) + " fd=" + std::to_string(fd) + ">");
+}
+
+void reactor::remove_channel(int fd, std::string_view kind) {
+    --channels_;
+    if (log_enabled(log_level::debug))
+        log(log_level::debug, "closing channel " + std::to_string(fd) + ":<" + std::string(kind) + ">");
+}
+
+void reactor::add_task(task_hook& hook) noexcept {
+    hook.prev = nullptr;
+    hook.next = tasks_;
+    if (tasks_) tasks_->prev = &hook;
+    tasks_ = &hook;
+    ++task_count_;
+}
+
+void reactor::remove_task(task_hook& hook) noexcept {
+    if (!hook.prev && tasks_ != &hook) return;  // not linked
+    if (hook.prev) hook.prev->next = hook.next; else tasks_ = hook.next;
+    if (hook.next) hook.next->prev = hook.prev;
+    hook.prev = hook.next = nullptr;
+    --task_count_;
+}
+
+// --- timers: a binary min-heap of operations, each knowing its index ---
+
+std::chrono::nanoseconds reactor::next_timeout() const noexcept {
+    if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until an event
+    auto d = timers_.front()->deadline - clock::now();
+    return std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(d), std::chrono::nanoseconds(0));
+}
+
+void reactor::timer_push(operation& op) {
+    op.phase = 1;  // in the heap
+    op.heap_index = timers_.size();
+    timers_.push_back(&op);
+    timer_sift_up(op.heap_index);
+}
+
+void reactor::timer_remove(operation& op) noexcept {
+    if (op.phase == 0) return;
+    std::size_t i = op.heap_index;
+    op.phase = 0;
+    operation* last = timers_.back();
+    timers_.pop_back();
+    if (last == &op) return;
+    timers_[i] = last;
+    last->heap_index = i;
+    timer_sift_up(i);
+    timer_sift_down(last->heap_index);
+}
+
+void reactor::timer_sift_up(std::size_t i) noexcept {
+    while (i > 0) {
+        std::size_t parent = (i - 1) / 2;
+        if (timers_[parent]->deadline <= timers_[i]->deadline) break;
+        std::swap(timers_[parent], timers_[i]);
+        timers_[parent]->heap_index = parent;
+        timers_[i]->heap_index = i;
+        i = parent;
+    }
+}
+
+void reactor::timer_sift_down(std::size_t i) noexcept {
+    for (;;) {
+        std::size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < timers_.size() && timers_[l]->deadline < timers_[m]->deadline) m = l;
+        if (r < timers_.size() && timers_[r]->deadline < timers_[m]->deadline) m = r;
+        if (m == i) return;
+        std::swap(timers_[m], timers_[i]);
+        timers_[m]->heap_index = m;
+        timers_[i]->heap_index = i;
+        i = m;
+    }
+}
+
+void reactor::expire_timers() {
+    if (timers_.empty()) return;
+    auto now = clock::now();
+    while (!timers_.empty() && timers_.front()->deadline <= now) {
+        operation* op = timers_.front();
+        timer_remove(*op);
+        op->result = 0;
+        done_.push_back(*op);
+    }
+}
+
+}  // namespace coronet

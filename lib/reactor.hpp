@@ -1,0 +1,229 @@
+#pragma once
+// The reactor: one loop per thread, the backend it drives, timers, and the
+// registry of live channels.
+//
+// An awaiter fills an operation and calls start(); the reactor hands it to the
+// backend and, when it finishes, resumes the awaiting coroutine. run_once() is
+// one turn: wait for completions (the only place that blocks), resume their
+// coroutines, fire expired timers, resume posted coroutines. The backend is
+// chosen at run time: io_uring, else epoll, else select; CORONET_BACKEND or
+// reactor_options::backend forces one.
+// Medusa ancestor: asyncore.loop(), asyncore.socket_map.
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <coronet/lib/backend.hpp>
+#include <coronet/lib/operation.hpp>
+
+namespace coronet {
+
+// Which backend a reactor uses; automatic = io_uring, else epoll, else select.
+enum class backend_kind { automatic, io_uring, epoll, select };
+
+// "io_uring", "epoll", "select" or "auto".
+std::string_view to_string(backend_kind kind) noexcept;
+
+// Parses "auto", "io_uring" (or "uring"), "epoll", "select"; nullopt otherwise.
+std::optional<backend_kind> parse_backend_kind(std::string_view name) noexcept;
+
+// True when a reactor of this kind can be built on this machine.
+bool backend_available(backend_kind kind);
+
+// How a reactor is built.
+struct reactor_options {
+    backend_kind backend = backend_kind::automatic;  // CORONET_BACKEND overrides automatic
+    unsigned uring_entries = 256;                   // io_uring SQ size
+    bool simulate_uring_failure = false;            // fault injection: io_uring setup fails
+    int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
+};
+
+// The one pending-operation slot of a cancellable scope (with_timeout uses one).
+struct cancel_slot {
+    class reactor* owner = nullptr;
+    operation* pending = nullptr;   // the operation the scope is suspended on
+    bool requested = false;         // later operations in the scope finish with -ECANCELED
+
+    // Requests cancellation of the pending operation and of every later one.
+    void request() noexcept;
+};
+
+// A detached task's entry in its reactor (intrusive, so adding and removing cost nothing).
+struct task_hook {
+    std::coroutine_handle<> root;
+    task_hook* prev = nullptr;
+    task_hook* next = nullptr;
+};
+
+class reactor {
+public:
+    using clock = std::chrono::steady_clock;
+
+    // Builds the backend; throws std::system_error when a forced one is unavailable.
+    explicit reactor(reactor_options options = {});
+    ~reactor();
+    reactor(const reactor&) = delete;
+    reactor& operator=(const reactor&) = delete;
+
+    // The backend in use: "io_uring", "epoll" or "select".
+    std::string_view backend_name() const noexcept { return backend_->name(); }
+    backend_kind kind() const noexcept { return kind_; }
+
+    // Starts op (op.waiter set). True: it finished at once, op.result is set.
+    bool start(operation& op);
+    // Requests cancellation; op still finishes (and resumes its waiter) once.
+    void cancel(operation& op) noexcept;
+    // op's owner is dying while op may be pending: cancel it and wait until the
+    // kernel is done with it, without resuming its waiter.
+    void abandon(operation& op) noexcept;
+    // Resumes h on a later turn of this loop (this thread only).
+    void post(std::coroutine_handle<> h);
+
+    // One turn of the loop: may block until something happens.
+    void run_once();
+    // Turns until stop() or until there is nothing left to wait for.
+    void run();
+    // Turns until stop(), nothing left, or d elapsed.
+    void run_for(clock::duration d);
+    // Makes run()/run_for() return after the current turn; callable from any thread
+    // (and from a signal handler).
+    void stop() noexcept;
+    bool stopped() const noexcept { return stop_.load(std::memory_order_relaxed); }
+    // Clears a previous stop() so the loop can run again.
+    void restart() noexcept { stop_.store(false, std::memory_order_relaxed); }
+
+    // Runs an awaitable (a task) to completion on this loop and returns its value
+    // (or rethrows its exception).
+    template <class Awaitable>
+    decltype(auto) run(Awaitable&& awaitable);
+
+    // The channel registry (asyncore's socket_map): sockets add and remove themselves.
+    void add_channel(int fd, std::string_view kind);
+    void remove_channel(int fd, std::string_view kind);
+    std::size_t channel_count() const noexcept { return channels_; }
+
+    // Detached tasks (spawn): the reactor destroys those still suspended when it dies.
+    void add_task(task_hook& hook) noexcept;
+    void remove_task(task_hook& hook) noexcept;
+    std::size_t task_count() const noexcept { return task_count_; }
+
+    // Tells the backend that fd is about to be closed (sockets call it).
+    void backend_forget(int fd) noexcept { backend_->forget(fd); }
+
+    // Operations started and not yet resumed (timers included).
+    std::size_t pending_count() const noexcept { return pending_; }
+
+private:
+    void resume_done();
+    void timer_push(operation& op);
+    void timer_remove(operation& op) noexcept;
+    void timer_sift_up(std::size_t i) noexcept;
+    void timer_sift_down(std::size_t i) noexcept;
+    void expire_timers();
+    std::chrono::nanoseconds next_timeout() const noexcept;
+
+    std::unique_ptr<backend> backend_;
+    backend_kind kind_ = backend_kind::automatic;
+    int max_inline_ = 64;
+    int inline_this_turn_ = 0;
+    std::size_t pending_ = 0;
+    std::size_t channels_ = 0;
+    op_list done_;                       // finished, waiting to be resumed
+    op_list resuming_;                   // the batch being resumed now
+    std::vector<operation*> timers_;     // binary min-heap on deadline
+    std::vector<std::coroutine_handle<>> ready_, ready_swap_;
+    task_hook* tasks_ = nullptr;
+    std::size_t task_count_ = 0;
+    std::atomic<bool> stop_{false};
+};
+
+namespace detail {
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+    if constexpr (requires { std::forward<A>(a).operator co_await(); })
+        return std::forward<A>(a).operator co_await();
+    else
+        return std::forward<A>(a);
+}
+
+template <class A>
+using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
+
+// The coroutine reactor::run(awaitable) drives: it awaits, keeps the outcome,
+// and stays suspended at its end so run() can read it.
+template <class T>
+class run_driver {
+public:
+    struct promise_type {
+        std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+        std::exception_ptr error;
+        run_driver get_return_object() {
+            return run_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_always final_suspend() noexcept { return {}; }
+        void unhandled_exception() noexcept { error = std::current_exception(); }
+        template <class U>
+        void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
+    };
+    explicit run_driver(std::coroutine_handle<promise_type> h) : h_(h) {}
+    run_driver(run_driver&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    ~run_driver() { if (h_) h_.destroy(); }
+    std::coroutine_handle<promise_type> handle() const noexcept { return h_; }
+private:
+    std::coroutine_handle<promise_type> h_;
+};
+
+template <>
+struct run_driver<void>::promise_type {
+    std::optional<bool> value;
+    std::exception_ptr error;
+    run_driver get_return_object() {
+        return run_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void unhandled_exception() noexcept { error = std::current_exception(); }
+    void return_void() { value.emplace(true); }
+};
+
+template <class A>
+run_driver<await_result_t<A>> drive(A awaitable) {
+    if constexpr (std::is_void_v<await_result_t<A>>)
+        co_await std::move(awaitable);
+    else
+        co_return co_await std::move(awaitable);
+}
+
+}  // namespace detail
+
+template <class Awaitable>
+decltype(auto) reactor::run(Awaitable&& awaitable) {
+    using T = detail::await_result_t<Awaitable>;
+    auto driver = detail::drive<std::remove_cvref_t<Awaitable>>(std::forward<Awaitable>(awaitable));
+    auto h = driver.handle();
+    post(h);
+    restart();
+    while (!h.done() && !stopped()) run_once();
+    auto& p = h.promise();
+    if (p.error) std::rethrow_exception(p.error);
+    if (!h.done()) throw std::runtime_error("reactor::run: stopped before the task finished");
+    if constexpr (std::is_void_v<T>)
+        return;
+    else
+        return T(std::move(*p.value));
+}
+
+}  // namespace coronet

@@ -1,0 +1,42 @@
+#pragma once
+// The half of a readiness backend that epoll and select share.
+//
+// Each fd has two FIFO lists of parked operations, readers and writers. start()
+// tries the call at once (perform()) and parks it on EAGAIN; when the fd is
+// reported ready the parked operations are retried in order until one would
+// block again. Interest in an fd is simply "one of its lists is non-empty",
+// which is asyncore's readable()/writable() with no user code.
+// Medusa ancestor: asyncore.poll()'s loop over socket_map.
+
+#include <vector>
+
+#include <coronet/lib/backend.hpp>
+
+namespace coronet {
+
+class readiness_backend : public backend {
+public:
+    bool start(operation& op) override;
+    bool cancel(operation& op) override;
+    void forget(int fd) noexcept override;
+
+protected:
+    struct fd_state {
+        op_list readers;
+        op_list writers;
+        bool watched = false;  // the subclass has registered this fd
+    };
+
+    // Registers fd with the readiness mechanism; returns 0 or a negative op result.
+    virtual int watch(int fd, fd_state& state) = 0;
+
+    // Retries the parked operations of fd after it was reported ready.
+    void on_ready(int fd, bool readable, bool writable, op_list& done);
+
+    std::vector<fd_state> fds_;
+
+private:
+    static void retry(op_list& parked, op_list& done);
+};
+
+}  // namespace coronet

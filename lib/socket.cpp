@@ -1,0 +1,146 @@
+#include <coronet/lib/socket.hpp>
+
+#include <cerrno>
+#include <system_error>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace coronet {
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) {
+    throw std::system_error(errno, std::system_category(), what);
+}
+
+int new_socket(int family) {
+    int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw_errno("socket");
+    return fd;
+}
+
+bool is_tcp(int family) { return family == AF_INET || family == AF_INET6; }
+
+}  // namespace
+
+socket::socket(reactor& r, int fd, std::string_view kind) : reactor_(&r), fd_(fd), kind_(kind) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    r.add_channel(fd, kind_);
+}
+
+void socket::close() noexcept {
+    if (fd_ < 0) return;
+    reactor_->remove_channel(fd_, kind_);
+    // (this backend hook must come first: the fd number is free again after close)
+    reactor_->backend_forget(fd_);
+    ::close(fd_);
+    fd_ = -1;
+}
+
+void socket::shutdown_send() noexcept {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+socket socket::listen(reactor& r, const address& addr, listen_options options) {
+    int fd = new_socket(addr.family());
+    socket s(r, fd, "listener");
+    int one = 1;
+    if (options.reuse_addr && is_tcp(addr.family()))
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (options.reuse_port && is_tcp(addr.family()) &&
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        throw_errno("setsockopt(SO_REUSEPORT)");
+    if (addr.family() == AF_UNIX) {
+        // A stale socket file from an earlier run would make bind fail.
+        const auto* un = reinterpret_cast<const sockaddr_un*>(addr.data());
+        if (un->sun_path[0] != '\0') ::unlink(un->sun_path);
+    }
+    if (::bind(fd, addr.data(), addr.size()) < 0)
+        throw std::system_error(errno, std::system_category(), "bind " + addr.to_string());
+    if (::listen(fd, options.backlog) < 0) throw_errno("listen");
+    return s;
+}
+
+std::pair<socket, socket> socket::pair(reactor& r) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        throw_errno("socketpair");
+    return {socket(r, fds[0]), socket(r, fds[1])};
+}
+
+poll_awaiter socket::wait_readable() noexcept { return {*reactor_, fd_, POLLIN}; }
+poll_awaiter socket::wait_writable() noexcept { return {*reactor_, fd_, POLLOUT}; }
+
+void socket::set_nodelay(bool enabled) {
+    int v = enabled ? 1 : 0;
+    if (::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0) throw_errno("setsockopt(TCP_NODELAY)");
+}
+
+void socket::set_send_buffer(int bytes) {
+    if (::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0) throw_errno("setsockopt(SO_SNDBUF)");
+}
+
+void socket::set_receive_buffer(int bytes) {
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) < 0) throw_errno("setsockopt(SO_RCVBUF)");
+}
+
+address socket::local_address() const {
+    address a;
+    socklen_t len = address::capacity();
+    if (::getsockname(fd_, a.data(), &len) < 0) throw_errno("getsockname");
+    a.resize(len);
+    return a;
+}
+
+address socket::peer_address() const {
+    address a;
+    socklen_t len = address::capacity();
+    if (::getpeername(fd_, a.data(), &len) < 0) throw_errno("getpeername");
+    a.resize(len);
+    return a;
+}
+
+accept_awaiter::accept_awaiter(reactor& r, int fd) noexcept : op_awaiter(r) {
+    op_.code = op_code::accept;
+    op_.fd = fd;
+    op_.addr = peer_.data();
+    op_.addrlen = address::capacity();
+}
+
+socket accept_awaiter::await_resume() {
+    int fd = throw_if_error(finish(), "accept");
+    return socket(reactor_, fd, "connection");
+}
+
+connect_awaiter::connect_awaiter(reactor& r, const address& to, connect_options options)
+    : op_awaiter(r), to_(to), options_(options) {
+    fd_ = new_socket(to_.family());
+    op_.code = op_code::connect;
+    op_.fd = fd_;
+    op_.addr = to_.data();
+    op_.addrlen = to_.size();
+}
+
+connect_awaiter::~connect_awaiter() {
+    reactor_.abandon(op_);  // before the fd goes: the kernel may still use it
+    if (fd_ >= 0) {
+        reactor_.backend_forget(fd_);
+        ::close(fd_);
+    }
+}
+
+socket connect_awaiter::await_resume() {
+    int rc = finish();
+    throw_if_error(rc, ("connect " + to_.to_string()).c_str());
+    socket s(reactor_, std::exchange(fd_, -1), "client");
+    if (options_.nodelay && is_tcp(to_.family())) s.set_nodelay(true);
+    return s;
+}
+
+}  // namespace coronet

@@ -1,0 +1,166 @@
+#pragma once
+// coronet::socket: a non-blocking stream socket owned by one reactor.
+//
+// Every I/O call returns an awaiter (accept, connect, recv, send, sendv,
+// wait_readable/writable); the socket closes itself when it dies (RAII) and is
+// counted in its reactor's channel registry while open. Sends never raise
+// SIGPIPE (MSG_NOSIGNAL): a reset peer is an error value. End of stream is
+// recv() returning 0. Medusa ancestor: asyncore.dispatcher.
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include <sys/uio.h>
+
+#include <coronet/lib/address.hpp>
+#include <coronet/lib/awaiter.hpp>
+#include <coronet/lib/error.hpp>
+#include <coronet/lib/reactor.hpp>
+
+namespace coronet {
+
+// How socket::listen() sets up a listener.
+struct listen_options {
+    int backlog = 1024;
+    bool reuse_addr = true;   // SO_REUSEADDR (asyncore's set_reuse_addr)
+    bool reuse_port = false;  // SO_REUSEPORT: one listener per reactor thread
+};
+
+// How socket::connect() sets up a connection.
+struct connect_options {
+    bool nodelay = true;  // TCP_NODELAY on TCP sockets
+};
+
+class socket;
+
+// co_await: the accepted socket; throws std::system_error (EMFILE, ...) on failure.
+class [[nodiscard]] accept_awaiter : public op_awaiter {
+public:
+    accept_awaiter(reactor& r, int fd) noexcept;
+    socket await_resume();
+private:
+    address peer_;
+};
+
+// co_await: the connected socket; throws std::system_error (ECONNREFUSED, ...).
+class [[nodiscard]] connect_awaiter : public op_awaiter {
+public:
+    connect_awaiter(reactor& r, const address& to, connect_options options);
+    ~connect_awaiter();
+    socket await_resume();
+private:
+    address to_;
+    connect_options options_;
+    int fd_ = -1;
+};
+
+// co_await: bytes received, 0 at end of stream; throws std::system_error on errors.
+class [[nodiscard]] recv_awaiter : public op_awaiter {
+public:
+    recv_awaiter(reactor& r, int fd, std::span<std::byte> buffer) noexcept : op_awaiter(r) {
+        op_.code = op_code::recv;
+        op_.fd = fd;
+        op_.buffer = buffer;
+    }
+    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "recv")); }
+};
+
+// co_await: bytes sent (maybe fewer than asked); throws std::system_error on errors.
+class [[nodiscard]] send_awaiter : public op_awaiter {
+public:
+    send_awaiter(reactor& r, int fd, std::span<const std::byte> data) noexcept : op_awaiter(r) {
+        op_.code = op_code::send;
+        op_.fd = fd;
+        op_.buffer = {const_cast<std::byte*>(data.data()), data.size()};  // never written
+    }
+    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "send")); }
+};
+
+// co_await: bytes sent from the gathered buffers (maybe fewer than all of them).
+class [[nodiscard]] sendv_awaiter : public op_awaiter {
+public:
+    sendv_awaiter(reactor& r, int fd, std::span<const iovec> iov) noexcept : op_awaiter(r) {
+        msg_.msg_iov = const_cast<iovec*>(iov.data());
+        msg_.msg_iovlen = iov.size();
+        op_.code = op_code::sendmsg;
+        op_.fd = fd;
+        op_.msg = &msg_;
+    }
+    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "sendmsg")); }
+private:
+    msghdr msg_{};
+};
+
+// co_await: the poll revents once the fd is ready (POLLIN / POLLOUT / POLLERR ...).
+class [[nodiscard]] poll_awaiter : public op_awaiter {
+public:
+    poll_awaiter(reactor& r, int fd, short mask) noexcept : op_awaiter(r) {
+        op_.code = op_code::poll;
+        op_.fd = fd;
+        op_.poll_mask = mask;
+    }
+    int await_resume() { return throw_if_error(finish(), "poll"); }
+};
+
+class socket {
+public:
+    socket() noexcept = default;
+    // Adopts fd (made non-blocking) and registers it with r.
+    socket(reactor& r, int fd, std::string_view kind = "socket");
+    ~socket() { close(); }
+    socket(socket&& o) noexcept
+        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)), kind_(o.kind_) {}
+    socket& operator=(socket&& o) noexcept {
+        if (this != &o) {
+            close();
+            reactor_ = std::exchange(o.reactor_, nullptr);
+            fd_ = std::exchange(o.fd_, -1);
+            kind_ = o.kind_;
+        }
+        return *this;
+    }
+
+    // A listening socket bound to addr (port 0 picks a free port: see local_address()).
+    [[nodiscard]] static socket listen(reactor& r, const address& addr, listen_options options = {});
+    // Connects to addr.
+    static connect_awaiter connect(reactor& r, const address& addr, connect_options options = {}) {
+        return {r, addr, options};
+    }
+    // A connected pair of Unix stream sockets (tests, in-process pipes).
+    static std::pair<socket, socket> pair(reactor& r);
+
+    accept_awaiter accept() noexcept { return {*reactor_, fd_}; }
+    recv_awaiter recv(std::span<std::byte> buffer) noexcept { return {*reactor_, fd_, buffer}; }
+    send_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data}; }
+    send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }
+    // Gathered send; the iovecs must outlive the co_await.
+    sendv_awaiter sendv(std::span<const iovec> iov) noexcept { return {*reactor_, fd_, iov}; }
+    poll_awaiter wait_readable() noexcept;
+    poll_awaiter wait_writable() noexcept;
+
+    // Closes now (idempotent). No operation may be pending on it.
+    void close() noexcept;
+    // shutdown(SHUT_WR): the peer sees end of stream, reading goes on.
+    void shutdown_send() noexcept;
+    // TCP_NODELAY (no effect on Unix sockets).
+    void set_nodelay(bool enabled);
+    // SO_SNDBUF / SO_RCVBUF, in bytes (tests use small ones).
+    void set_send_buffer(int bytes);
+    void set_receive_buffer(int bytes);
+
+    address local_address() const;
+    address peer_address() const;
+    int native_handle() const noexcept { return fd_; }
+    reactor& context() const noexcept { return *reactor_; }
+    bool is_open() const noexcept { return fd_ >= 0; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+
+private:
+    reactor* reactor_ = nullptr;
+    int fd_ = -1;
+    std::string_view kind_ = "socket";
+};
+
+}  // namespace coronet

@@ -1,0 +1,156 @@
+#include <coronet/lib/uring_backend.hpp>
+
+#include <cerrno>
+#include <system_error>
+
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <coronet/lib/error.hpp>
+
+namespace coronet {
+namespace {
+
+// Opcodes coronet issues; a kernel without one of them gets another backend.
+constexpr int required_opcodes[] = {IORING_OP_ACCEPT, IORING_OP_CONNECT,      IORING_OP_RECV,
+                                    IORING_OP_SEND,   IORING_OP_SENDMSG,      IORING_OP_POLL_ADD,
+                                    IORING_OP_READ,   IORING_OP_ASYNC_CANCEL};
+
+// user_data of CQEs nobody waits for (the ASYNC_CANCEL requests themselves).
+constexpr std::uint64_t ignored = 0;
+
+}  // namespace
+
+uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring>()) {
+    io_uring_params p{};
+    // Newest flags first; each refusal (EINVAL on older kernels) drops one.
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    int rc = io_uring_queue_init_params(entries, ring_.get(), &p);
+    if (rc == -EINVAL) {
+        p = {};
+        p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+        rc = io_uring_queue_init_params(entries, ring_.get(), &p);
+    }
+    if (rc == -EINVAL) {
+        p = {};
+        rc = io_uring_queue_init_params(entries, ring_.get(), &p);
+    }
+    if (rc < 0) throw std::system_error(-rc, std::system_category(), "io_uring_queue_init");
+    if (p.flags & IORING_SETUP_SINGLE_ISSUER) features_ += "single_issuer ";
+    if (p.flags & IORING_SETUP_DEFER_TASKRUN) features_ += "defer_taskrun ";
+    if (p.flags & IORING_SETUP_COOP_TASKRUN) features_ += "coop_taskrun ";
+    defer_taskrun_ = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+
+    io_uring_probe* probe = io_uring_get_probe_ring(ring_.get());
+    bool complete = probe != nullptr;
+    for (int opcode : required_opcodes)
+        if (complete && !io_uring_opcode_supported(probe, opcode)) complete = false;
+    if (probe) io_uring_free_probe(probe);
+    if (!complete) {
+        io_uring_queue_exit(ring_.get());
+        throw std::system_error(make_error_code(errc::backend_unavailable),
+                                "io_uring lacks an opcode coronet needs");
+    }
+    if (io_uring_register_ring_fd(ring_.get()) == 1) features_ += "ring_fd ";
+    if (!features_.empty()) features_.pop_back();
+
+    wakefd_ = ::eventfd(0, EFD_CLOEXEC);
+    if (wakefd_ < 0) {
+        int err = errno;
+        io_uring_queue_exit(ring_.get());
+        throw std::system_error(err, std::system_category(), "eventfd");
+    }
+    arm_wake();
+}
+
+uring_backend::~uring_backend() {
+    // Every operation coronet started has finished by now (the reactor drains
+    // them before it destroys its backend), except the internal wake read.
+    io_uring_queue_exit(ring_.get());
+    ::close(wakefd_);
+}
+
+io_uring_sqe* uring_backend::get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+    while (!sqe) {  // SQ full: hand what is queued to the kernel, then retry
+        io_uring_submit(ring_.get());
+        sqe = io_uring_get_sqe(ring_.get());
+    }
+    return sqe;
+}
+
+void uring_backend::arm_wake() {
+    wake_op_.code = op_code::recv;
+    wake_op_.state = op_state::pending;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_read(sqe, wakefd_, &wake_value_, sizeof wake_value_, 0);
+    io_uring_sqe_set_data(sqe, &wake_op_);
+}
+
+bool uring_backend::start(operation& op) {
+    io_uring_sqe* sqe = get_sqe();
+    switch (op.code) {
+    case op_code::accept:
+        op.addrlen = op.addr ? op.addrlen : 0;
+        io_uring_prep_accept(sqe, op.fd, op.addr, op.addr ? &op.addrlen : nullptr,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case op_code::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
+    case op_code::recv: io_uring_prep_recv(sqe, op.fd, op.buffer.data(), op.buffer.size(), 0); break;
+    case op_code::send:
+        io_uring_prep_send(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+        break;
+    case op_code::sendmsg: io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL); break;
+    case op_code::poll: io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask)); break;
+    case op_code::timeout:
+        io_uring_prep_nop(sqe);  // the reactor keeps timers; never reached
+        op.result = -EINVAL;
+        break;
+    }
+    io_uring_sqe_set_data(sqe, &op);
+    return false;
+}
+
+bool uring_backend::cancel(operation& op) {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel(sqe, &op, 0);
+    io_uring_sqe_set_data64(sqe, ignored);
+    return false;  // op's own CQE follows
+}
+
+void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
+    io_uring* ring = ring_.get();
+    io_uring_cqe* cqe = nullptr;
+    if (timeout.count() == 0) {
+        if (defer_taskrun_) io_uring_submit_and_get_events(ring);
+        else io_uring_submit(ring);
+    } else {
+        __kernel_timespec ts{.tv_sec = timeout.count() / 1'000'000'000,
+                             .tv_nsec = timeout.count() % 1'000'000'000};
+        // Submits and waits in one io_uring_enter; -ETIME / -EINTR just end the turn.
+        io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout.count() < 0 ? nullptr : &ts, nullptr);
+    }
+    unsigned head, seen = 0;
+    bool rearm = false;
+    io_uring_for_each_cqe(ring, head, cqe) {
+        ++seen;
+        auto* op = static_cast<operation*>(io_uring_cqe_get_data(cqe));
+        if (!op) continue;
+        if (op == &wake_op_) {
+            rearm = true;
+            continue;
+        }
+        op->result = cqe->res;
+        done.push_back(*op);
+    }
+    io_uring_cq_advance(ring, seen);
+    if (rearm) arm_wake();
+}
+
+void uring_backend::wake() noexcept {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(wakefd_, &one, sizeof one);
+}
+
+}  // namespace coronet

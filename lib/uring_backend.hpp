@@ -1,0 +1,55 @@
+#pragma once
+// The io_uring backend: completions, one io_uring_enter per loop turn.
+//
+// start() only fills an SQE (user_data = the operation); wait() submits every
+// queued SQE and waits for completions in one call, then drains the CQ with
+// io_uring_for_each_cqe and advances once. A full SQ is flushed and retried.
+// cancel() queues an ASYNC_CANCEL; the cancelled operation still delivers its
+// own CQE (-ECANCELED, or its real result if it raced), so its buffers stay in
+// use until then. Features (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring
+// fd) are probed at start and dropped quietly where the kernel lacks them.
+// Medusa ancestor: asyncore.poll(), turned from readiness into completion.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <coronet/lib/backend.hpp>
+
+struct io_uring;
+struct io_uring_sqe;
+
+namespace coronet {
+
+class uring_backend final : public backend {
+public:
+    // Throws std::system_error (errc::backend_unavailable, or the setup errno)
+    // when a ring cannot be set up or lacks an opcode coronet needs.
+    explicit uring_backend(unsigned entries = 256);
+    ~uring_backend() override;
+    uring_backend(const uring_backend&) = delete;
+    uring_backend& operator=(const uring_backend&) = delete;
+
+    std::string_view name() const noexcept override { return "io_uring"; }
+    bool start(operation& op) override;
+    bool cancel(operation& op) override;
+    void wait(std::chrono::nanoseconds timeout, op_list& done) override;
+    void wake() noexcept override;
+    void forget(int) noexcept override {}
+
+    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd".
+    const std::string& features() const noexcept { return features_; }
+
+private:
+    ::io_uring_sqe* get_sqe();
+    void arm_wake();
+
+    std::unique_ptr<io_uring> ring_;
+    std::string features_;
+    bool defer_taskrun_ = false;
+    int wakefd_ = -1;
+    std::uint64_t wake_value_ = 0;
+    operation wake_op_;  // the read on wakefd_, always in flight
+};
+
+}  // namespace coronet
