@@ -161,6 +161,13 @@ void reactor::abandon(operation& op) noexcept {
 
 void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }
 
+void reactor::unpost(std::coroutine_handle<> h) noexcept {
+    // Replaced, not erased: run_once() may be iterating ready_swap_ right now.
+    for (auto* list : {&ready_, &ready_swap_})
+        for (auto& r : *list)
+            if (r.address() == h.address()) r = std::noop_coroutine();
+}
+
 void reactor::resume_done() {
     resuming_.splice(done_);
     while (operation* op = resuming_.pop_front()) {

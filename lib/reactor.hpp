@@ -89,6 +89,8 @@ public:
     void abandon(operation& op) noexcept;
     // Resumes h on a later turn of this loop (this thread only).
     void post(std::coroutine_handle<> h);
+    // Withdraws every scheduled resumption of h (its frame is about to be destroyed).
+    void unpost(std::coroutine_handle<> h) noexcept;
 
     // One turn of the loop: may block until something happens.
     void run_once();

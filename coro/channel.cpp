@@ -1,0 +1,397 @@
+#include <coronet/coro/channel.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <coronet/coro/scan.hpp>
+#include <coronet/lib/error.hpp>
+
+namespace coronet {
+namespace detail {
+namespace {
+
+// asyncore's _DISCONNECTED: a peer going away is an end of stream, not a failure.
+bool is_disconnect(const std::error_code& ec) {
+    if (ec.category() != std::system_category()) return false;
+    switch (ec.value()) {
+    case ECONNRESET: case ENOTCONN: case ESHUTDOWN: case ECONNABORTED: case EPIPE: case EBADF:
+        return true;
+    default: return false;
+    }
+}
+
+constexpr std::size_t coalesce_limit = 16 * 1024;  // small pushes join the previous piece
+constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to this much at a time
+constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
+constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
+
+struct sender_idle {
+    channel_state* st;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        st->sender_handle_ = h;
+        st->sender_idle_ = true;
+    }
+    void await_resume() const noexcept {}
+};
+
+struct drain_wait {
+    channel_state* st;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) { st->drain_waiters_.push_back(h); }
+    void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+channel_state::channel_state(socket s, channel_options o) : sock_(std::move(s)), opt_(o) {}
+
+channel_state::~channel_state() {
+    // sender_ (declared after sock_) dies first: a send still in the kernel is
+    // abandoned (cancelled and waited for) before the fd and the buffers go,
+    // and a turn already scheduled for it is withdrawn.
+    if (sender_.valid()) {
+        sock_.context().unpost(sender_.handle());
+        sender_ = task<void>{};
+    }
+}
+
+// --- input -----------------------------------------------------------------
+
+bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t n,
+                             std::optional<std::string_view>& out) {
+    const char* base = in_.get();
+    std::size_t have = buffered();
+    switch (kind) {
+    case read_kind::until: {
+        if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
+        std::size_t from = std::min(scanned_, have);
+        std::size_t i = find_terminator(std::string_view(base + rpos_ + from, have - from), term);
+        if (i != std::string_view::npos) {
+            i += from;
+            if (i > opt_.max_line)
+                throw std::system_error(make_error_code(errc::line_too_long), "read_until");
+            out = std::string_view(base + rpos_, i);
+            rpos_ += i + term.size();
+            scanned_ = 0;
+            return true;
+        }
+        // The terminator can only start in the last term.size()-1 bytes now.
+        scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
+        if (have > opt_.max_line + term.size() - 1)
+            throw std::system_error(make_error_code(errc::line_too_long), "read_until");
+        if (eof_) {
+            out.reset();
+            return true;
+        }
+        return false;
+    }
+    case read_kind::exactly:
+        if (n > opt_.max_buffer)
+            throw std::system_error(make_error_code(errc::message_too_long), "read_exactly");
+        if (have >= n) {
+            out = std::string_view(base + rpos_, n);
+            rpos_ += n;
+            return true;
+        }
+        if (eof_) {
+            out.reset();
+            return true;
+        }
+        return false;
+    case read_kind::some:
+        if (have > 0) {
+            std::size_t k = std::min(have, n);
+            out = std::string_view(base + rpos_, k);
+            rpos_ += k;
+            return true;
+        }
+        if (eof_) {
+            out.reset();
+            return true;
+        }
+        return false;
+    }
+    return false;
+}
+
+void channel_state::make_room() {
+    if (rpos_ == wpos_) rpos_ = wpos_ = 0;
+    if (in_cap_ - wpos_ >= opt_.recv_size) return;
+    if (rpos_ > 0) {  // slide the unread bytes to the front (views into them are dead by now)
+        std::memmove(in_.get(), in_.get() + rpos_, wpos_ - rpos_);
+        wpos_ -= rpos_;
+        rpos_ = 0;
+    }
+    if (in_cap_ - wpos_ >= opt_.recv_size) return;
+    std::size_t cap = std::max(in_cap_ * 2, wpos_ + opt_.recv_size);
+    auto bigger = std::make_unique<char[]>(cap);
+    if (wpos_) std::memcpy(bigger.get(), in_.get(), wpos_);
+    in_ = std::move(bigger);
+    in_cap_ = cap;
+}
+
+task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind, std::string term,
+                                                               std::size_t n) {
+    std::optional<std::string_view> out;
+    for (;;) {
+        if (closed_) {  // close() while we waited: our end of stream
+            eof_ = true;
+        } else {
+            make_room();
+            if (kind == read_kind::exactly && wpos_ + n - buffered() > in_cap_) {
+                // Grow once to hold the whole count (bounded by max_buffer, checked in try_read).
+                std::size_t cap = rpos_ + n + opt_.recv_size;
+                auto bigger = std::make_unique<char[]>(cap);
+                std::memcpy(bigger.get(), in_.get() + rpos_, buffered());
+                wpos_ -= rpos_;
+                rpos_ = 0;
+                in_ = std::move(bigger);
+                in_cap_ = cap;
+            }
+            try {
+                std::size_t got = co_await sock_.recv(
+                    std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, in_cap_ - wpos_));
+                if (got == 0) eof_ = true;
+                wpos_ += got;
+            } catch (const std::system_error& e) {
+                if (!is_disconnect(e.code())) throw;  // ECANCELED (a timeout) keeps every byte
+                eof_ = true;
+                reason_ = e.code();
+            }
+        }
+        if (try_read(kind, term, n, out)) co_return out;
+    }
+}
+
+// --- output ----------------------------------------------------------------
+
+void channel_state::push_bytes(std::string_view data) {
+    if (closing_ || closed_ || data.empty()) return;
+    if (!out_.empty() && out_.size() > in_flight_) {
+        item& last = out_.back();
+        if (!last.source && last.bytes.size() + data.size() <= coalesce_limit) {
+            last.bytes.append(data);
+            queued_ += data.size();
+            kick_sender();
+            return;
+        }
+    }
+    out_.push_back({std::string(data), {}});
+    queued_ += data.size();
+    kick_sender();
+}
+
+void channel_state::push_string(std::string&& data) {
+    if (data.size() <= coalesce_limit) return push_bytes(data);
+    if (closing_ || closed_) return;
+    queued_ += data.size();
+    out_.push_back({std::move(data), {}});
+    kick_sender();
+}
+
+void channel_state::push_producer(producer p) {
+    if (closing_ || closed_ || !p) return;
+    out_.push_back({{}, std::move(p)});
+    kick_sender();
+}
+
+void channel_state::kick_sender() {
+    if (closed_) return;
+    if (!sender_.valid()) {
+        sender_ = send_loop();
+        sock_.context().post(sender_.handle());
+    } else if (sender_idle_) {
+        sender_idle_ = false;
+        sock_.context().post(sender_handle_);
+    }
+}
+
+void channel_state::wake_drain_waiters() {
+    for (auto h : drain_waiters_) sock_.context().post(h);
+    drain_waiters_.clear();
+}
+
+// Pulls the front producer until it yields glob_size bytes or runs dry.
+// False when the front item turned out to be an exhausted producer (popped).
+bool channel_state::fill_producer_head() {
+    item& head = out_.front();
+    while (head.source && head.bytes.size() - head_sent_ < glob_size) {
+        std::string chunk = head.source.more();
+        if (chunk.empty()) {
+            head.source = producer{};
+            break;
+        }
+        queued_ += chunk.size();
+        head.bytes.append(chunk);
+    }
+    if (head.bytes.size() == head_sent_ && !head.source) {
+        out_.pop_front();
+        head_sent_ = 0;
+        return false;
+    }
+    return true;
+}
+
+task<void> channel_state::send_loop() {
+    std::vector<iovec> iov;
+    iov.reserve(max_iov);
+    while (!closed_) {
+        if (!out_.empty() && out_.front().source && !fill_producer_head()) continue;
+        if (out_.empty()) {
+            if (queued_ == 0) wake_drain_waiters();
+            if (closing_) break;
+            co_await sender_idle{this};
+            continue;
+        }
+        // Gather plain pieces from the front (a producer further back waits its turn).
+        iov.clear();
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < out_.size() && iov.size() < max_iov && bytes < max_send; ++i) {
+            item& it = out_[i];
+            if (i > 0 && it.source) break;
+            std::size_t skip = i == 0 ? head_sent_ : 0;
+            std::size_t len = it.bytes.size() - skip;
+            if (len == 0) continue;
+            iov.push_back({it.bytes.data() + skip, len});
+            bytes += len;
+            in_flight_ = i + 1;
+        }
+        std::size_t sent = 0;
+        try {
+            sent = co_await sock_.sendv(iov);
+        } catch (const std::system_error& e) {
+            in_flight_ = 0;
+            send_error_ = e.code();
+            discard();
+            break;
+        }
+        in_flight_ = 0;
+        queued_ -= sent;
+        // Drop what went out; a short send resumes mid-piece next time.
+        while (sent > 0) {
+            item& head = out_.front();
+            std::size_t left = head.bytes.size() - head_sent_;
+            if (sent < left) {
+                head_sent_ += sent;
+                break;
+            }
+            sent -= left;
+            head_sent_ = 0;
+            if (head.source) head.bytes.clear();  // the producer has more to give
+            else out_.pop_front();
+        }
+        if (queued_ <= opt_.low_water) wake_drain_waiters();
+    }
+    if (closing_ && !closed_) {
+        closed_ = true;
+        ::shutdown(sock_.native_handle(), SHUT_RDWR);  // a pending read sees end of stream
+    }
+    wake_drain_waiters();
+}
+
+task<void> channel_state::wait_below_high_water() {
+    while (queued_ > opt_.high_water && !send_error_ && !closed_) co_await drain_wait{this};
+    if (send_error_) throw std::system_error(send_error_, "send");
+}
+
+task<void> channel_state::wait_flushed() {
+    while (!out_.empty() && !send_error_ && !closed_) co_await drain_wait{this};
+    if (send_error_) throw std::system_error(send_error_, "send");
+}
+
+task<void> channel_state::close_when_done() {
+    while (!closed_ && !send_error_) co_await drain_wait{this};
+}
+
+void channel_state::discard() noexcept {
+    // Pieces referenced by a send in flight stay until it completes.
+    while (out_.size() > in_flight_) out_.pop_back();
+    queued_ = 0;
+    for (auto& it : out_) queued_ += it.bytes.size();
+    if (in_flight_ == 0) head_sent_ = 0;
+    queued_ -= std::min(queued_, head_sent_);
+}
+
+void channel_state::close_now() noexcept {
+    if (closed_) return;
+    closed_ = true;
+    discard();
+    if (sock_) ::shutdown(sock_.native_handle(), SHUT_RDWR);  // pending recv/send finish now
+    if (sender_idle_) {
+        sender_idle_ = false;
+        sock_.context().post(sender_handle_);  // lets the sender run to its end
+    }
+    wake_drain_waiters();
+}
+
+}  // namespace detail
+
+// --- channel -----------------------------------------------------------------
+
+channel::channel() noexcept = default;
+channel::channel(socket s, channel_options options)
+    : state_(std::make_unique<detail::channel_state>(std::move(s), options)) {}
+channel::channel(channel&&) noexcept = default;
+channel& channel::operator=(channel&&) noexcept = default;
+channel::~channel() = default;
+
+channel::read_awaiter channel::read_until(std::string_view term) {
+    return {state_.get(), detail::read_kind::until, term, 0};
+}
+channel::read_awaiter channel::read_exactly(std::size_t n) {
+    return {state_.get(), detail::read_kind::exactly, {}, n};
+}
+channel::read_awaiter channel::read_some(std::size_t max) {
+    return {state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max};
+}
+
+std::size_t channel::buffered() const noexcept { return state_->wpos_ - state_->rpos_; }
+bool channel::at_eof() const noexcept { return state_->eof_; }
+std::error_code channel::close_reason() const noexcept { return state_->reason_; }
+void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = n; }
+void channel::set_max_buffer(std::size_t n) noexcept { state_->opt_.max_buffer = n; }
+void channel::set_high_water(std::size_t high, std::size_t low) noexcept {
+    state_->opt_.high_water = high;
+    state_->opt_.low_water = std::min(low, high);
+}
+
+void channel::push(std::string data) { state_->push_string(std::move(data)); }
+void channel::push(std::string_view data) { state_->push_bytes(data); }
+void channel::push(std::span<const std::byte> data) {
+    state_->push_bytes(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+}
+void channel::push(producer p) { state_->push_producer(std::move(p)); }
+
+task<void> channel::write(std::string data) {
+    push(std::move(data));
+    return state_->wait_below_high_water();
+}
+
+task<void> channel::write(producer p) {
+    push(std::move(p));
+    return state_->wait_below_high_water();
+}
+
+task<void> channel::flush() { return state_->wait_flushed(); }
+
+task<void> channel::close_when_done() {
+    state_->closing_ = true;  // now, even if the task is never awaited
+    state_->kick_sender();
+    return state_->close_when_done();
+}
+
+void channel::discard_buffers() noexcept { state_->discard(); }
+void channel::close() noexcept { state_->close_now(); }
+std::size_t channel::queued() const noexcept { return state_->queued_; }
+bool channel::closed() const noexcept { return state_->closed_; }
+socket& channel::sock() noexcept { return state_->sock_; }
+reactor& channel::context() const noexcept { return state_->sock_.context(); }
+
+}  // namespace coronet

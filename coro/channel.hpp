@@ -1,0 +1,205 @@
+#pragma once
+// channel: Medusa's async_chat as awaitables — terminators in, a producer fifo out.
+//
+// Input: read_until(term) returns the bytes before the terminator (consuming
+// it), read_exactly(n) returns n bytes, read_some(max) whatever is buffered or
+// the next receive. Whatever arrived beyond a terminator stays buffered for
+// the next read, whatever kind of read that is (pipelining). A returned view
+// stays valid until the next read on the channel. Input is bounded: a line
+// longer than max_line is std::system_error(errc::line_too_long), and no read
+// buffers more than max_buffer bytes. End of stream is a value (nullopt); a
+// reset peer counts as end of stream, its errno kept in
+// close_reason(). The bytes after the last terminator at end of stream are
+// not lost: read_some() returns them.
+//
+// Output: push() queues bytes or a producer and returns at once; a background
+// sender gathers queued pieces into one vectored send whenever the socket can
+// take data (Medusa's globbing). write() also waits while more than the
+// high-water mark is queued (backpressure) and reports a failed send; flush()
+// waits until everything is sent; close_when_done() closes after the fifo
+// drains, and anything pushed after it is dropped.
+// Medusa ancestor: asynchat.async_chat.
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <coronet/coro/producer.hpp>
+#include <coronet/coro/task.hpp>
+#include <coronet/lib/socket.hpp>
+
+namespace coronet {
+
+// Limits and sizes of a channel; the defaults suit a line-oriented server.
+struct channel_options {
+    std::size_t max_line = 64 * 1024;           // read_until: longest line accepted
+    std::size_t max_buffer = 16 * 1024 * 1024;  // read_exactly: largest count accepted
+    std::size_t recv_size = 16 * 1024;          // bytes asked of each receive
+    std::size_t high_water = 256 * 1024;        // write() waits while more is queued
+    std::size_t low_water = 64 * 1024;          // ... until the queue is back below this
+};
+
+namespace detail {
+class channel_state;
+}
+
+class channel {
+public:
+    channel() noexcept;
+    explicit channel(socket s, channel_options options = {});
+    channel(channel&&) noexcept;
+    channel& operator=(channel&&) noexcept;
+    // Closes the connection now; pending sends are cancelled, unsent output dropped.
+    ~channel();
+
+    // --- input ---
+    struct [[nodiscard]] read_awaiter;
+
+    // The bytes before the next `term` (non-empty); nullopt at end of stream.
+    read_awaiter read_until(std::string_view term);
+    // Exactly n bytes; nullopt when the stream ends first (the partial bytes stay readable).
+    read_awaiter read_exactly(std::size_t n);
+    // Up to max buffered bytes, else the next receive; nullopt at end of stream.
+    read_awaiter read_some(std::size_t max = SIZE_MAX);
+    // Bytes received and not yet read.
+    std::size_t buffered() const noexcept;
+    // True once the peer's end of stream (or a reset) has been seen.
+    bool at_eof() const noexcept;
+    // Why input ended: empty for a clean end of stream, ECONNRESET etc. for a reset.
+    std::error_code close_reason() const noexcept;
+
+    void set_max_line(std::size_t n) noexcept;
+    void set_max_buffer(std::size_t n) noexcept;
+    void set_high_water(std::size_t high, std::size_t low) noexcept;
+
+    // --- output ---
+    // Queues bytes (copied, or moved from a std::string) or a producer; returns at once.
+    void push(std::string data);
+    void push(std::string_view data);
+    void push(const char* data) { push(std::string_view(data)); }
+    void push(std::span<const std::byte> data);
+    void push(producer p);
+    // async_chat's name for push(producer).
+    void push_with_producer(producer p) { push(std::move(p)); }
+    // Queues data, then waits while the queue is above the high-water mark;
+    // throws std::system_error if the connection failed.
+    task<void> write(std::string data);
+    task<void> write(producer p);
+    // Waits until everything queued has been sent; throws if sending failed.
+    task<void> flush();
+    // Sends what is queued, then closes; later pushes are dropped. Awaiting it
+    // waits for the close.
+    task<void> close_when_done();
+    // Drops unsent output (not what is already in the kernel).
+    void discard_buffers() noexcept;
+    // Closes now: unsent output is dropped and a pending read sees end of stream.
+    void close() noexcept;
+    // Bytes queued and not yet handed to the kernel.
+    std::size_t queued() const noexcept;
+    // True after close() or once close_when_done() has closed the connection.
+    bool closed() const noexcept;
+
+    socket& sock() noexcept;
+    reactor& context() const noexcept;
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+
+private:
+    std::unique_ptr<detail::channel_state> state_;
+};
+
+namespace detail {
+
+enum class read_kind : unsigned char { until, exactly, some };
+
+class channel_state {
+public:
+    channel_state(socket s, channel_options o);
+    ~channel_state();
+
+    // The fast path: answers from buffered bytes when it can (true), throwing on limits.
+    bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
+    // The slow path: receives until try_read() can answer.
+    task<std::optional<std::string_view>> read_slow(read_kind kind, std::string term, std::size_t n);
+
+    void push_bytes(std::string_view data);
+    void push_string(std::string&& data);
+    void push_producer(producer p);
+    task<void> wait_below_high_water();
+    task<void> wait_flushed();
+    task<void> close_when_done();
+    void discard() noexcept;
+    void close_now() noexcept;
+
+    socket sock_;
+    channel_options opt_;
+
+    // input
+    std::unique_ptr<char[]> in_;
+    std::size_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;
+    std::size_t scanned_ = 0;  // bytes from rpos_ known not to start the terminator
+    bool eof_ = false;
+    std::error_code reason_;
+
+    // output
+    struct item {
+        std::string bytes;
+        producer source;  // drained into bytes as the sender reaches it
+    };
+    std::deque<item> out_;
+    std::size_t head_sent_ = 0;   // bytes of out_.front() already sent
+    std::size_t in_flight_ = 0;   // items referenced by the send in progress
+    std::size_t queued_ = 0;      // bytes in out_ not yet sent
+    bool closing_ = false, closed_ = false;
+    std::error_code send_error_;
+    task<void> sender_;
+    bool sender_idle_ = false;     // suspended waiting for data
+    std::coroutine_handle<> sender_handle_;
+    std::vector<std::coroutine_handle<>> drain_waiters_;  // write()/flush()/close_when_done()
+
+private:
+    void kick_sender();
+    void wake_drain_waiters();
+    task<void> send_loop();
+    bool fill_producer_head();
+    std::size_t buffered() const noexcept { return wpos_ - rpos_; }
+    task<bool> fill();  // one receive; false at end of stream
+    void make_room();
+    friend class coronet::channel;
+};
+
+}  // namespace detail
+
+// What read_until / read_exactly / read_some return: completes without
+// suspending (and without allocating) when the buffered bytes already answer.
+struct [[nodiscard]] channel::read_awaiter {
+    detail::channel_state* st;
+    detail::read_kind kind;
+    std::string_view term;
+    std::size_t n;
+    std::optional<std::string_view> result{};
+    task<std::optional<std::string_view>> slow{};
+    task<std::optional<std::string_view>>::awaiter slow_awaiter{};
+
+    bool await_ready() {
+        st->scanned_ = 0;  // a new read: nothing is known about the buffer yet
+        return st->try_read(kind, term, n, result);
+    }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        slow = st->read_slow(kind, std::string(term), n);
+        slow_awaiter = typename task<std::optional<std::string_view>>::awaiter{slow.handle()};
+        return slow_awaiter.await_suspend(h);
+    }
+    std::optional<std::string_view> await_resume() {
+        if (slow.valid()) return slow_awaiter.await_resume();
+        return result;
+    }
+};
+
+}  // namespace coronet
