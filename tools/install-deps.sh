@@ -96,6 +96,19 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt_opts=(-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 
+# Servers installed for the tests (redis-server, nginx) must not start as system
+# services: the tests start their own on free loopback ports. A policy-rc.d
+# that denies every start does that for the duration of the install only.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    own_policy=1
+fi
+cleanup() { if [ -n "$own_policy" ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
 echo "install-deps: installing ${missing[*]}"
 apt-get "${apt_opts[@]}" update -qq </dev/null
 apt-get "${apt_opts[@]}" install -y -q --no-install-recommends "${missing[@]}" </dev/null
