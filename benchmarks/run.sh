@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# run.sh: coronet's benchmark harness.
+#
+#   benchmarks/run.sh             # full: 5 s per run, 3 runs per peer and cell (<= 25 min)
+#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 2 min
+#
+# Knobs (environment): QUICK, DUR (seconds per run; wrk rounds up to whole
+# seconds), RUNS (3), NOISE_MAX (a run during which other processes used more
+# than this % of a core is done again, at most RETRIES (2) times),
+# CELLS (regex on cell names), PEERS (regex on peer names), BACKENDS
+# (coronet backends: "io_uring epoll select" full, "io_uring" quick),
+# IDLE_N (idle connections: 10000 full, 2000 quick), SKIP_BUILD=1,
+# CORONET_BIN (directory holding echo_server, http_server, kv_server;
+# default bazel-bin/examples of the opt build), RESULTS (output markdown,
+# default benchmarks/RESULTS.md), PLOT (default benchmarks/results.png).
+#
+# Servers run on CPU 0 and load tools on CPU 1 (taskset). In each cell every
+# peer of the cell's group is started once on its own fresh port, then the
+# runs go A B C, C B A, A B C, ...; each run records throughput, latency
+# where the tool gives it, the server's CPU per request (Δ utime+stime from
+# /proc/PID/stat), the load tool's CPU % and the CPU that neither used
+# ("other", to spot a noisy machine). summarize.py turns the raw table into
+# RESULTS.md (median and min-max per peer, ratio vs a reference peer) and
+# results.png (gnuplot).
+#
+# Adding a peer: one line in PEER_TABLE below,
+#   group|name|prep|command
+# group: echo (echo_load cells + idle cell), http (wrk/h2load cells) or resp
+# (redis-benchmark cells); prep: "-" or a lib.sh function called as
+# `prep PORT DIR` before the start; command: the server's command line with
+# {port} (the port to listen on, 127.0.0.1), {dir} (a scratch directory) and
+# {backend} (the row is repeated for each of $BACKENDS) filled in. A row
+# whose binary (any absolute path in the command) does not exist is skipped
+# and reported as "skipped: not built".
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_DIR=$HERE
+REPO=$(dirname "$HERE")
+# shellcheck source=benchmarks/lib.sh
+. "$HERE/lib.sh"
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  DUR=${DUR:-0.5}
+  BACKENDS=${BACKENDS:-io_uring}
+  IDLE_N=${IDLE_N:-2000}
+  IDLE_HOLD=${IDLE_HOLD:-1}
+  QUIET_MAX=${QUIET_MAX:-3}
+else
+  DUR=${DUR:-5}
+  BACKENDS=${BACKENDS:-io_uring epoll select}
+  IDLE_N=${IDLE_N:-10000}
+  IDLE_HOLD=${IDLE_HOLD:-2}
+  QUIET_MAX=${QUIET_MAX:-20}
+fi
+RUNS=${RUNS:-3}
+NOISE_MAX=${NOISE_MAX:-25}
+RETRIES=${RETRIES:-2}
+CELLS=${CELLS:-.}
+PEERS=${PEERS:-.}
+RESULTS=${RESULTS:-$HERE/RESULTS.md}
+PLOT=${PLOT:-$HERE/results.png}
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+awk -v d="$DUR" 'BEGIN {exit !(d + 0 > 0 && d + 0 <= 600)}' || die "DUR must be a number of seconds in (0, 600]"
+DUR_MS=$(awk -v d="$DUR" 'BEGIN {printf "%d", d * 1000}')
+DUR_WRK=$(awk -v d="$DUR" 'BEGIN {s = int(d); if (s < d) s++; printf "%d", s}') # wrk: whole seconds
+
+OUT=$HERE/out/$(date +%Y%m%d-%H%M%S)-$$
+bench_init "$OUT"
+RAW=$OUT/raw.tsv
+IDLE_TSV=$OUT/idle.tsv
+SKIPPED=$OUT/skipped.tsv
+: >"$SKIPPED"
+printf 'cell\tgroup\tpeer\trun\tthroughput\trequests\tp50_us\tp99_us\terrors\tserver_ticks\tserver_us_per_req\tload_cpu_pct\tother_cpu_pct\trc\n' >"$RAW"
+printf 'peer\tconns\topened\talive\trss_before_kb\trss_with_conns_kb\tkib_per_conn\tsetup_secs\n' >"$IDLE_TSV"
+T_START=$(date +%s)
+
+# ---- build -------------------------------------------------------------------
+
+CORONET_TARGETS="//examples:echo_server //examples:http_server //examples:kv_server"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  targets="//benchmarks:echo_load //benchmarks:idle_conns //benchmarks:epoll_echo //benchmarks:uring_echo"
+  if [ -f /usr/include/boost/version.hpp ]; then
+    targets="$targets //benchmarks:asio_echo //benchmarks:asio_http"
+  else
+    log "no /usr/include/boost: the Asio peers will be skipped (apt-get install libboost-dev)"
+  fi
+  log "building peers: $targets"
+  (cd "$REPO" && bazel build --config=opt $targets) >"$OUT/build.log" 2>&1 ||
+    { tail -n 30 "$OUT/build.log" >&2; die "building the peers failed (log: $OUT/build.log)"; }
+  existing=""
+  for t in $CORONET_TARGETS; do
+    (cd "$REPO" && bazel query "$t" >/dev/null 2>&1) && existing="$existing $t"
+  done
+  if [ -n "$existing" ]; then
+    log "building coronet servers:$existing"
+    (cd "$REPO" && bazel build --config=opt --keep_going $existing) >"$OUT/build-coronet.log" 2>&1 ||
+      log "some coronet servers did not build (log: $OUT/build-coronet.log); their rows will be skipped"
+  fi
+fi
+BIN=$(cd "$REPO" && bazel info --config=opt bazel-bin 2>/dev/null)
+[ -n "$BIN" ] || die "bazel info bazel-bin failed"
+CORONET_BIN=${CORONET_BIN:-$BIN/examples}
+[ -x "$BIN/benchmarks/echo_load" ] || die "echo_load is not built ($BIN/benchmarks/echo_load)"
+
+# ---- the tables ------------------------------------------------------------------
+
+# group|name|prep|command  (see the header)
+PEER_TABLE="
+echo|epoll_echo|-|$BIN/benchmarks/epoll_echo --port {port}
+echo|uring_echo|-|$BIN/benchmarks/uring_echo --port {port}
+echo|asio_echo|-|$BIN/benchmarks/asio_echo --port {port}
+echo|asyncore_echo|-|$PYTHON $HERE/peers/asyncore_echo.py --port {port}
+echo|coronet_echo_{backend}|-|$CORONET_BIN/echo_server --port {port} --backend {backend}
+http|nginx|prep_nginx|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
+http|asio_http|-|$BIN/benchmarks/asio_http --port {port}
+http|asynchat_http|-|$PYTHON $HERE/peers/asynchat_http.py --port {port}
+http|coronet_http_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend}
+resp|redis-server|-|/usr/bin/redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --dir {dir} --logfile ''
+resp|coronet_kv_{backend}|-|$CORONET_BIN/kv_server --port {port} --backend {backend}
+"
+# The peer each table's ratios are taken against.
+declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server)
+
+# Requests per redis-benchmark test (it has no duration option): sized for
+# about DUR seconds per test on this kind of machine.
+RESP_N_P1=${RESP_N_P1:-$(awk -v d="$DUR" 'BEGIN {printf "%d", 100000 * d}')}
+RESP_N_P16=${RESP_N_P16:-$(awk -v d="$DUR" 'BEGIN {printf "%d", 1500000 * d}')}
+
+# name|group|tool|arguments
+CELL_TABLE="
+echo_64B_c50|echo|echo_load|--connections 50 --size 64 --pipeline 1
+echo_64B_c500|echo|echo_load|--connections 500 --size 64 --pipeline 1
+echo_4KiB_c50|echo|echo_load|--connections 50 --size 4096 --pipeline 1
+echo_4KiB_c500|echo|echo_load|--connections 500 --size 4096 --pipeline 1
+echo_64B_c50_pipe16|echo|echo_load|--connections 50 --size 64 --pipeline 16
+http_wrk_c50|http|wrk|-c50
+http_wrk_c500|http|wrk|-c500
+http_wrk_c50_pipe16|http|wrk_pipeline|-c50
+http_h2load_c50_m16|http|h2load|-c50 -m16
+resp_c50_P1|resp|redis|-P 1 -n $RESP_N_P1
+resp_c50_P16|resp|redis|-P 16 -n $RESP_N_P16
+idle_conns|echo|idle|
+"
+
+# Expand {backend} rows and drop rows whose binaries are missing. Fills
+# ROW_GROUP, ROW_NAME, ROW_PREP, ROW_CMD (parallel arrays).
+ROW_GROUP=() ROW_NAME=() ROW_PREP=() ROW_CMD=()
+while IFS='|' read -r group name prep cmd; do
+  [ -n "$group" ] || continue
+  if [[ "$cmd" == *"{backend}"* ]]; then variants=$BACKENDS; else variants=-; fi
+  for b in $variants; do
+    n=${name//\{backend\}/$b}
+    c=${cmd//\{backend\}/$b}
+    [[ "$n" =~ $PEERS ]] || continue
+    missing=""
+    for w in $c; do
+      [[ "$w" == /* && "$w" != *"{"* ]] || continue
+      [ -e "$w" ] || { missing=$w; break; }
+    done
+    if [ -n "$missing" ]; then
+      missing=${missing/#$BIN\//bazel-bin/}
+      log "$n: skipped: not built ($missing)"
+      printf '%s\t%s\tskipped: not built (%s)\n' "$group" "$n" "$missing" >>"$SKIPPED"
+      continue
+    fi
+    ROW_GROUP+=("$group") ROW_NAME+=("$n") ROW_PREP+=("$prep") ROW_CMD+=("$c")
+  done
+done <<<"$PEER_TABLE"
+
+# ---- one cell ----------------------------------------------------------------------
+
+# wait_quiet MAX_S: wait (at most MAX_S) until the machine's other load is
+# under a fifth of a core, so runs do not start in the middle of a build.
+wait_quiet() {
+  local max=$1 waited=0 b0 b1 other
+  while :; do
+    b0=$(busy_ticks)
+    sleep 0.5
+    b1=$(busy_ticks)
+    other=$(((b1 - b0) * 100 * 2 / CLK_TCK)) # % of one core
+    [ "$other" -lt 20 ] && return 0
+    if [ "$waited" -ge "$max" ]; then
+      log "machine busy (${other}% of a core used by others); going on"
+      return 0
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+# start_peer I: starts row I on a fresh port; sets PEER_PID, PEER_PORT.
+start_peer() {
+  local i=$1 port dir c
+  pick_port
+  port=$PICKED_PORT
+  dir="$OUT/${ROW_NAME[$i]}.$port.d"
+  mkdir -p "$dir"
+  if [ "${ROW_PREP[$i]}" != - ]; then "${ROW_PREP[$i]}" "$port" "$dir" || return 1; fi
+  c=${ROW_CMD[$i]//\{port\}/$port}
+  c=${c//\{dir\}/$dir}
+  eval "set -- $c"
+  start_server "${ROW_NAME[$i]}" "$port" "$@" || return 1
+  PEER_PID=$SERVER_PID
+  PEER_PORT=$port
+}
+
+# smoke GROUP PORT: the server answers right before it is loaded.
+smoke() {
+  case $1 in
+    http) http_smoke "$2" ;;
+    resp) resp_smoke "$2" ;;
+    *) true ;;
+  esac
+}
+
+# load_cmd TOOL ARGS PORT: the load tool's command line (words).
+load_cmd() {
+  local tool=$1 args=$2 port=$3
+  case $tool in
+    echo_load) echo "$BIN/benchmarks/echo_load --host $BENCH_HOST --port $port $args --duration $DUR" ;;
+    wrk) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s --latency http://$BENCH_HOST:$port/hello" ;;
+    wrk_pipeline) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s -s $HERE/pipeline.lua http://$BENCH_HOST:$port/hello -- 16" ;;
+    h2load) echo "h2load --h1 -t1 $args -D ${DUR_MS}ms http://$BENCH_HOST:$port/hello" ;;
+    redis) echo "redis-benchmark -h $BENCH_HOST -p $port -t set,get -c 50 -d 16 $args --csv" ;;
+  esac
+}
+
+parse_out() {
+  local tool=$1 f=$2 args=$3
+  case $tool in
+    echo_load) parse_echo_load "$f" ;;
+    wrk) parse_wrk "$f" ;;
+    # wrk's latency figures mean nothing when a write carries 16 requests.
+    wrk_pipeline) parse_wrk "$f" | awk '{print $1, $2, "-", "-", $5}' ;;
+    h2load) parse_h2load "$f" ;;
+    redis) parse_redis_csv "$f" "$(sed -n 's/.*-n \([0-9]*\).*/\1/p' <<<"$args")" ;;
+  esac
+}
+
+# one_run CELL GROUP TOOL ARGS NAME PID PORT RUN
+one_run() {
+  local cell=$1 group=$2 tool=$3 args=$4 name=$5 pid=$6 port=$7 run=$8
+  local f="$OUT/$cell.$name.run$run.out" limit t0 t1 b0 b1 thr reqs p50 p99 err dt us cl other
+  if ! kill -0 "$pid" 2>/dev/null; then
+    log "  $name: the server has died; run $run not done"
+    printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t1\t-\t-\t-\t-\tdead\n' "$cell" "$group" "$name" "$run" >>"$RAW"
+    return
+  fi
+  if [ "$tool" = redis ]; then limit=$((DUR_WRK * 20 + 30)); else limit=$((DUR_WRK + 20)); fi
+  # shellcheck disable=SC2046
+  set -- $(load_cmd "$tool" "$args" "$port")
+  local try=0
+  while :; do
+    b0=$(busy_ticks)
+    t0=$(cpu_ticks "$pid")
+    run_load "$f" "$limit" "$@"
+    t1=$(cpu_ticks "$pid")
+    b1=$(busy_ticks)
+    dt=$((t1 - t0))
+    # CPU time that neither the server nor the load tool used, % of a core.
+    other=$(awk -v b="$((b1 - b0))" -v s="$dt" -v c="$LOAD_CPU_S" -v w="$LOAD_WALL" -v hz="$CLK_TCK" \
+      'BEGIN {o = (b - s) / hz - c; if (o < 0) o = 0; printf "%.1f", (w > 0 ? o / w * 100 : 0)}')
+    awk -v o="$other" -v m="$NOISE_MAX" 'BEGIN {exit !(o > m)}' || break
+    [ $try -lt "$RETRIES" ] || break
+    try=$((try + 1))
+    log "  run $run $name: other processes used ${other}% of a core; again ($try/$RETRIES)"
+    wait_quiet "$QUIET_MAX"
+  done
+  read -r thr reqs p50 p99 err <<<"$(parse_out "$tool" "$f" "$args")"
+  [ "$LOAD_RC" = 0 ] || err=$((${err/-/0} + 1))
+  us=$(us_per_req "$dt" "$reqs")
+  # The load tool's own figure where it has one (its measuring window only).
+  cl=$LOAD_CPU_PCT
+  if [ "$tool" = echo_load ]; then
+    cl=$(sed -n 's/.*client_cpu_pct=\([0-9.]*\).*/\1/p' "$f")
+    cl=${cl:-$LOAD_CPU_PCT}
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cell" "$group" "$name" "$run" \
+    "$thr" "$reqs" "$p50" "$p99" "$err" "$dt" "$us" "$cl" "$other" "$LOAD_RC" >>"$RAW"
+  log "  run $run $name: $thr/s p50=$p50 p99=$p99 server=${us}us/req load=${cl}% other=${other}% errors=$err"
+}
+
+run_cell() {
+  local cell=$1 group=$2 tool=$3 args=$4
+  local idx=() pids=() ports=() i k r order
+  for i in "${!ROW_NAME[@]}"; do
+    [ "${ROW_GROUP[$i]}" = "$group" ] && idx+=("$i")
+  done
+  [ ${#idx[@]} -gt 0 ] || { log "cell $cell: no peers"; return; }
+  log "cell $cell ($tool $args)"
+  wait_quiet "$QUIET_MAX"
+  local live=()
+  for i in "${idx[@]}"; do
+    if start_peer "$i"; then
+      if smoke "$group" "$PEER_PORT"; then
+        live+=("$i") pids+=("$PEER_PID") ports+=("$PEER_PORT")
+        continue
+      fi
+      log "  ${ROW_NAME[$i]}: started but did not answer the smoke test"
+      stop_server "$PEER_PID"
+    else
+      log "  ${ROW_NAME[$i]}: failed to start"
+    fi
+    printf '%s\t%s\t%s\t0\t-\t-\t-\t-\t1\t-\t-\t-\t-\tstart-failed\n' "$cell" "$group" "${ROW_NAME[$i]}" >>"$RAW"
+  done
+  for r in $(seq 1 "$RUNS"); do
+    if [ $((r % 2)) = 1 ]; then order=$(seq 0 $((${#live[@]} - 1))); else order=$(seq $((${#live[@]} - 1)) -1 0); fi
+    for k in $order; do
+      one_run "$cell" "$group" "$tool" "$args" "${ROW_NAME[${live[$k]}]}" "${pids[$k]}" "${ports[$k]}" "$r"
+      sleep 0.05
+    done
+  done
+  for k in "${!pids[@]}"; do
+    stop_server "${pids[$k]}"
+  done
+}
+
+# The idle cell: per echo peer, RSS before and with IDLE_N idle connections.
+run_idle() {
+  local i f name rss0 rss1 opened alive setup n=0 srcs
+  srcs=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
+  log "cell idle_conns ($IDLE_N connections, held ${IDLE_HOLD}s)"
+  wait_quiet "$QUIET_MAX"
+  for i in "${!ROW_NAME[@]}"; do
+    [ "${ROW_GROUP[$i]}" = echo ] || continue
+    name=${ROW_NAME[$i]}
+    start_peer "$i" || { printf '%s\t%s\t-\t-\t-\t-\t-\t-\n' "$name" "$IDLE_N" >>"$IDLE_TSV"; continue; }
+    sleep 0.3
+    rss0=$(rss_kb "$PEER_PID")
+    f="$OUT/idle.$name.out"
+    taskset -c "$CLIENT_CPU" timeout -k 5 $((IDLE_HOLD + 90)) "$BIN/benchmarks/idle_conns" --host "$BENCH_HOST" \
+      --port "$PEER_PORT" --connections "$IDLE_N" --hold "$IDLE_HOLD" --ping --setup-timeout 60 \
+      --source-addrs "$srcs" >"$f" 2>&1 </dev/null &
+    local lp=$!
+    n=0
+    while ! grep -q '^ready' "$f" 2>/dev/null && kill -0 "$lp" 2>/dev/null && [ $n -lt 1000 ]; do
+      sleep 0.1
+      n=$((n + 1))
+    done
+    sleep 0.3
+    rss1=$(rss_kb "$PEER_PID")
+    wait "$lp"
+    read -r opened alive setup <<<"$(awk '/^conns=/ {for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+      print v["opened"], v["alive"], v["setup_secs"]}' "$f")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$IDLE_N" "${opened:--}" "${alive:--}" "$rss0" "$rss1" \
+      "$(awk -v a="$rss0" -v b="$rss1" -v n="${opened:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "-"}')" \
+      "${setup:--}" >>"$IDLE_TSV"
+    log "  $name: opened=${opened:-?} alive=${alive:-?} rss ${rss0} -> ${rss1} KiB"
+    stop_server "$PEER_PID"
+  done
+}
+
+# ---- go --------------------------------------------------------------------------------
+
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+while IFS='|' read -r cell group tool args; do
+  [ -n "$cell" ] || continue
+  [[ "$cell" =~ $CELLS ]] || continue
+  if [ "$tool" = idle ]; then
+    run_idle
+  else
+    run_cell "$cell" "$group" "$tool" "$args"
+  fi
+done <<<"$CELL_TABLE"
+T_END=$(date +%s)
+
+{
+  echo "cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "cpus=$(nproc)"
+  echo "kernel=$(uname -sr)"
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit=$(cd "$REPO" && git describe --always --dirty 2>/dev/null)"
+  echo "quick=$QUICK"
+  echo "dur=$DUR"
+  echo "dur_wrk=$DUR_WRK"
+  echo "noise_max=$NOISE_MAX"
+  echo "runs=$RUNS"
+  echo "backends=$BACKENDS"
+  echo "idle_n=$IDLE_N"
+  echo "loadavg_at_start=$LOADAVG"
+  echo "elapsed_s=$((T_END - T_START))"
+  echo "cells=$CELLS"
+  echo "peers=$PEERS"
+  for g in "${!REFERENCE[@]}"; do echo "reference_$g=${REFERENCE[$g]}"; done
+  echo "peer_order=${ROW_NAME[*]}"
+  echo "tools=wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}'); $(h2load --version 2>&1 | head -1); redis-benchmark $(redis-benchmark --version 2>/dev/null | awk '{print $2}'); nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'); $($PYTHON --version 2>&1)"
+} >"$OUT/meta.env"
+
+"$PYTHON" "$HERE/summarize.py" --out "$OUT" --results "$RESULTS" --plot "$PLOT" ||
+  die "summarize.py failed (raw data in $OUT)"
+log "done in $((T_END - T_START)) s: $RESULTS, $PLOT (raw: $OUT)"
