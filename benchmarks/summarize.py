@@ -130,7 +130,7 @@ def ratio(a, b):
     return a / b
 
 
-def write_markdown(path, meta, cells, groups, summ, idle, skipped, plot_name):
+def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_name):
     noise_max = num(meta.get("noise_max")) or 25.0
 
     def noisy(s):
@@ -167,9 +167,18 @@ def write_markdown(path, meta, cells, groups, summ, idle, skipped, plot_name):
         "brackets; p50/p99 are the medians of the tool's percentiles (µs); server µs/request = Δ(utime+stime) of "
         "the server process tree (/proc/PID/stat, clock ticks) × 10⁶ / CLK_TCK / requests; load CPU % is the load "
         "tool's CPU over its run (one core = 100 %); other CPU % is what neither used (a busy machine shows "
-        f"here; a run where it passed {meta.get('noise_max')} % was done again, up to twice, and a figure "
+        f"here; a run where it passed {meta.get('noise_max')} % was done again, up to twice, while the "
+        f"{meta.get('noise_budget')} s budget for that lasted ({meta.get('noise_spent')} s used), and a figure "
         "marked ⚠ still passed it); × ref are ratios of medians against the group's reference peer.")
     lines.append("")
+    others = [num(r["other_cpu_pct"]) for r in raw if num(r["other_cpu_pct"]) is not None]
+    busy = [o for o in others if o > noise_max]
+    if busy:
+        lines.append(
+            f"**⚠ Noisy machine: in {len(busy)} of {len(others)} runs other processes used more than "
+            f"{noise_max:g} % of a core (median of those: {statistics.median(busy):.0f} %); throughput and "
+            "latency of the cells marked ⚠ are not to be trusted, server µs/request less affected.**")
+        lines.append("")
     if skipped:
         lines.append("Skipped rows: " + "; ".join(f"`{s['peer']}` ({s['reason']})" for s in skipped) + ".")
         lines.append("")
@@ -259,7 +268,6 @@ def write_plot(outdir, plot_path, cells, groups, summ, idle, order):
     if idle:
         fn = os.path.join(pdir, "idle.dat")
         with open(fn, "w") as f:
-            f.write("peer KiB_per_conn\n")
             for r in idle:
                 f.write(f"{r['peer']} {r['kib_per_conn'] if num(r['kib_per_conn']) is not None else '-'}\n")
     if not shutil.which("gnuplot"):
@@ -320,7 +328,7 @@ def main():
     order = meta.get("peer_order", "").split()
     cells, groups, summ = summarize(raw, order)
     write_plot(a.out, os.path.abspath(a.plot), cells, groups, summ, idle, order)
-    write_markdown(a.results, meta, cells, groups, summ, idle, skipped, os.path.basename(a.plot))
+    write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot))
     # A short version on stdout for the log.
     for cell in cells:
         for peer, s in summ[cell].items():
