@@ -1,0 +1,383 @@
+// examples/http_server.cpp: a static-file HTTP/1.1 server, Medusa's http_server on coronet.
+//
+// GET and HEAD of the files under --root (index.html or an HTML listing for a directory), with
+// keep-alive, pipelining and If-Modified-Since; /hello answers "Hello, world!" for benchmarks.
+// One coroutine per connection reads requests line by line (read_until("\r\n")) and pushes each
+// response without flushing, so responses leave in request order and a pipelined batch leaves
+// in one send. Files go out through file_producer, listings through chunked_producer. Parsing,
+// path sanitising, MIME types and dates live in examples/http.hpp. SIGINT or SIGTERM stops
+// accepting, lets the responses in flight finish and exits 0. --port 0 picks a free port.
+// Medusa ancestor: medusa/http_server.py with default_handler.py.
+//
+// Try: bazel run //examples:http_server -- --root $PWD --port 8080
+//      curl -i http://127.0.0.1:8080/hello        wrk -c50 -d5s http://127.0.0.1:8080/hello
+
+#include <coronet/coronet.hpp>
+#include <coronet/examples/cli.hpp>
+#include <coronet/examples/http.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+using namespace std::chrono_literals;
+using clock_type = coronet::reactor::clock;
+
+struct connection;
+
+// What the connections of one reactor share.
+struct server {
+    std::filesystem::path root;  // canonical
+    clock_type::duration idle_timeout;
+    http::date_cache date{};
+    std::unordered_set<connection*> connections{};
+    coronet::cancel_slot accepting{};  // request() stops the accept loop
+    bool draining = false;           // shutting down: close each connection after its response
+};
+
+// One client connection; its strings are reused from request to request.
+struct connection {
+    connection(server& s, coronet::socket sock) : srv(s), ch(std::move(sock)) {
+        ch.set_max_line(http::max_line);
+        srv.connections.insert(this);
+    }
+    ~connection() { srv.connections.erase(this); }
+
+    server& srv;
+    coronet::channel ch;
+    http::request req;
+    std::string path, out;           // the decoded path; the response head being built
+    clock_type::time_point deadline;  // reads give up at this time
+    bool idle = false;               // waiting for a request to begin: shutdown closes it at once
+    bool keep = true;                // keep the connection after this response
+    bool pushed_producer = false;    // the last response queued a file or a listing
+};
+
+// --- reading ---------------------------------------------------------------------------
+
+coronet::task<std::optional<std::string_view>> finish_read(coronet::channel::read_awaiter read) {
+    co_return co_await read;
+}
+
+// A channel read that gives up at c.deadline (coronet::errc::timed_out). A read the buffered
+// bytes answer (a pipelined request) completes at once and sets no timer: cancelling
+// with_timeout's timer costs the loop a turn, which would split a pipelined batch into one
+// send per response.
+coronet::task<std::optional<std::string_view>> read_by_deadline(connection& c,
+                                                                coronet::channel::read_awaiter read) {
+    if (read.await_ready()) co_return read.await_resume();
+    co_return co_await coronet::with_timeout(c.ch.context(), finish_read(std::move(read)),
+                                             c.deadline - clock_type::now());
+}
+
+// Reads one request head into c.req: 0, an error status to answer before closing, or -1 when
+// the connection just ends (the peer closed, it stayed idle too long, or we are shutting down).
+coronet::task<int> read_request(connection& c) {
+    c.req.clear();
+    c.deadline = clock_type::now() + c.srv.idle_timeout;
+    bool request_line = true;
+    try {
+        std::optional<std::string_view> line;
+        do {  // empty lines before a request are allowed (RFC 9112 2.2)
+            c.idle = c.ch.buffered() == 0;
+            line = co_await read_by_deadline(c, c.ch.read_until("\r\n"));
+            c.idle = false;
+            if (!line) co_return -1;
+        } while (line->empty());
+        if (int status = http::parse_request_line(*line, c.req)) co_return status;
+        request_line = false;
+        while ((line = co_await read_by_deadline(c, c.ch.read_until("\r\n"))) && !line->empty())
+            if (int status = http::parse_header(*line, c.req)) co_return status;
+        if (!line) co_return -1;
+    } catch (const std::system_error& e) {
+        if (e.code() == coronet::errc::line_too_long) co_return request_line ? 414 : 431;
+        if (e.code() == coronet::errc::timed_out) co_return c.idle ? -1 : 408;
+        throw;
+    }
+    co_return http::finish_head(c.req);
+}
+
+// Reads and drops a request body (finish_head has refused one over http::max_body).
+coronet::task<int> skip_body(connection& c) {
+    std::uint64_t left = c.req.content_length.value_or(0);
+    if (left > 0 && c.req.expect_continue) c.ch.push("HTTP/1.1 100 Continue\r\n\r\n");
+    try {
+        while (left > 0) {
+            auto got = co_await read_by_deadline(c, c.ch.read_some(left));
+            if (!got) co_return -1;
+            left -= got->size();
+        }
+    } catch (const std::system_error& e) {
+        if (e.code() == coronet::errc::timed_out) co_return 408;
+        throw;
+    }
+    co_return 0;
+}
+
+// --- answering -------------------------------------------------------------------------
+
+// Pushes a response head, and body unless the request was HEAD; nothing is sent yet.
+void push_response(connection& c, http::response_head head, std::string_view body = {}) {
+    head.connection = !c.keep ? http::connection_header::close
+                      : c.req.minor == 0 ? http::connection_header::keep_alive
+                                         : http::connection_header::none;
+    c.out.clear();
+    http::append_head(c.out, head, c.srv.date.now());
+    if (c.req.method != "HEAD") c.out += body;
+    c.ch.push(std::string_view(c.out));
+    if (coronet::log_enabled(coronet::log_level::info))
+        coronet::log(coronet::log_level::info, c.ch.sock().peer_address().to_string() + " \"" +
+                                                   c.req.method + " " + c.req.target + "\" " +
+                                                   std::to_string(head.status));
+}
+
+// An HTML page for a status; 405 says which methods are allowed.
+void push_error(connection& c, int status) {
+    std::string page = http::error_page(status);
+    push_response(c,
+                  {.status = status,
+                   .content_type = "text/html; charset=utf-8",
+                   .content_length = page.size(),
+                   .extra = status == 405 ? "Allow: GET, HEAD\r\n" : ""},
+                  page);
+}
+
+// Pushes a producer onto the channel unless the request was HEAD.
+void push_body(connection& c, coronet::producer body) {
+    if (c.req.method == "HEAD") return;
+    c.ch.push(std::move(body));
+    c.pushed_producer = true;
+}
+
+void serve_path(connection& c, const std::string& rel);
+
+// A directory: "/docs" is redirected to "/docs/" (so relative links work), then its
+// index.html is served, or else a listing whose length nobody knows yet: chunked on HTTP/1.1,
+// ended by closing the connection on HTTP/1.0.
+void serve_directory(connection& c, const std::string& rel, const std::filesystem::path& dir) {
+    if (!rel.empty() && !rel.ends_with('/')) {
+        auto query = c.req.target.find('?');
+        std::string location = "Location: " + c.req.target.substr(0, query) + "/" +
+                               (query == std::string::npos ? "" : c.req.target.substr(query)) + "\r\n";
+        std::string page = http::error_page(301);
+        return push_response(c,
+                             {.status = 301,
+                              .content_type = "text/html; charset=utf-8",
+                              .content_length = page.size(),
+                              .extra = location},
+                             page);
+    }
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(dir / "index.html", ec)) return serve_path(c, rel + "index.html");
+    bool chunked = c.req.minor >= 1;
+    if (!chunked) c.keep = false;
+    push_response(c, {.status = 200, .content_type = "text/html; charset=utf-8", .chunked = chunked});
+    coronet::producer listing = http::listing_producer(dir, rel);
+    if (chunked) listing = coronet::chunked_producer(std::move(listing));
+    push_body(c, std::move(listing));
+}
+
+// A file or directory under the root, by its decoded relative path.
+void serve_path(connection& c, const std::string& rel) {
+    auto where = http::resolve_under(c.srv.root, rel);  // 403 when symlinks lead outside root
+    if (where.status) return push_error(c, where.status);
+    // O_NONBLOCK: opening a FIFO must not block the loop (fstat refuses it below).
+    int fd = ::open(where.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return push_error(c, errno == ENOENT || errno == ENOTDIR ? 404 : 403);
+    coronet::file_producer file(fd);  // owns fd from here on
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0) return push_error(c, 500);
+    if (S_ISDIR(st.st_mode)) return serve_directory(c, rel, where.path);
+    if (!S_ISREG(st.st_mode)) return push_error(c, 403);
+    auto since = http::parse_http_date(c.req.if_modified_since);
+    if (since && st.st_mtime <= *since) return push_response(c, {.status = 304, .last_modified = st.st_mtime});
+    push_response(c, {.status = 200,
+                      .content_type = http::mime_type(rel),
+                      .content_length = std::uint64_t(st.st_size),
+                      .last_modified = st.st_mtime});
+    if (st.st_size > 0) push_body(c, std::move(file));
+}
+
+// Answers one well-formed request: pushes the whole response (or its producers).
+void answer(connection& c) {
+    c.keep = c.req.keep_alive() && !c.srv.draining;
+    c.pushed_producer = false;
+    if (c.req.method != "GET" && c.req.method != "HEAD") return push_error(c, 405);
+    if (int status = http::decode_path(c.req.target, c.path)) return push_error(c, status);  // "..", %2f
+    if (c.path == "hello")
+        return push_response(c, {.status = 200, .content_type = "text/plain", .content_length = 13},
+                             "Hello, world!");
+    serve_path(c, c.path);
+}
+
+// --- connections -----------------------------------------------------------------------
+
+// Waits, at most the idle timeout, until c's queued output has gone; false if it could not.
+coronet::task<bool> flush(connection& c) {
+    try {
+        co_await coronet::with_timeout(c.ch.context(), c.ch.flush(), c.srv.idle_timeout);
+    } catch (const std::system_error&) {
+        co_return false;  // the peer went away, or stopped reading
+    }
+    co_return true;
+}
+
+// Ends a connection politely: send what is queued, shut our side, then read (and drop) what
+// the peer still sends until it closes too, at most 2 s. Closing with unread input would
+// reset the connection and could destroy a response the peer has not read (a 413, say).
+coronet::task<> close_gently(connection& c) {
+    if (!co_await flush(c)) co_return;
+    c.ch.sock().shutdown_send();
+    c.deadline = clock_type::now() + 2s;
+    try {
+        while (co_await read_by_deadline(c, c.ch.read_some())) {}
+    } catch (const std::system_error&) {
+    }
+}
+
+// One connection: requests in, responses out, in order, until either side is done.
+coronet::task<> session(coronet::socket s, server* srv) {
+    connection c(*srv, std::move(s));
+    for (;;) {
+        int status = co_await read_request(c);
+        if (status == 0) status = co_await skip_body(c);
+        if (status < 0) break;
+        if (status > 0) {  // a malformed request: answer, then close (we may have lost our place)
+            c.keep = false;
+            push_error(c, status);
+            break;
+        }
+        answer(c);
+        if (!c.keep) break;
+        // Backpressure: a client that pipelines faster than it reads must not make us queue
+        // without limit (nor open a file per request before the previous one has gone out).
+        bool pipelined = c.ch.buffered() > 0;
+        if ((c.ch.queued() > 256 * 1024 || (c.pushed_producer && pipelined)) && !co_await flush(c)) break;
+    }
+    co_await close_gently(c);
+}
+
+// Accepts until shutdown cancels it (srv->accepting), one session per connection. Out of
+// descriptors (EMFILE), the listener stays readable: log once and back off instead of spinning.
+coronet::task<> accept_loop(coronet::socket listener, server* srv) {
+    auto& r = listener.context();
+    std::error_code last;
+    for (;;) {
+        std::error_code error;
+        try {
+            coronet::spawn(r, session(co_await listener.accept(), srv), "http session");
+            last.clear();
+            continue;
+        } catch (const std::system_error& e) {
+            error = e.code();
+        }
+        if (error == std::errc::operation_canceled) co_return;  // shutting down
+        if (error == std::errc::connection_aborted) continue;
+        if (error != last) coronet::log(coronet::log_level::warning, "accept: " + error.message());
+        last = error;
+        co_await coronet::sleep_for(r, 50ms);
+    }
+}
+
+// --- main ------------------------------------------------------------------------------
+
+std::vector<coronet::reactor*> loops;  // every running reactor, for stop_all()
+std::atomic<bool> stopping{false};     // set once every loop has been told to stop
+
+// SIGINT/SIGTERM. reactor::stop() is async-signal-safe; each thread then shuts down gently.
+extern "C" void stop_all(int) {
+    static std::atomic<bool> once{false};
+    if (once.exchange(true)) return;
+    for (auto* r : loops) r->stop();
+    stopping = true;
+}
+
+struct started {
+    coronet::reactor* loop;
+    coronet::address at;  // the real port, when asked for port 0
+    std::string_view backend;
+};
+
+// One thread: its own reactor and its own listener, sharing the port through SO_REUSEPORT.
+void serve(coronet::address at, coronet::backend_kind kind, std::filesystem::path root,
+           clock_type::duration idle_timeout, std::promise<started> ready) try {
+    server srv{.root = std::move(root), .idle_timeout = idle_timeout};  // outlives r's sessions
+    coronet::reactor r{{.backend = kind}};
+    auto listener = coronet::socket::listen(r, at, {.reuse_port = true});
+    ready.set_value({&r, listener.local_address(), r.backend_name()});
+    auto acceptor = accept_loop(std::move(listener), &srv);
+    srv.accepting.owner = &r;
+    acceptor.set_cancel_slot(&srv.accepting);
+    coronet::spawn(r, std::move(acceptor), "accept");
+    while (!stopping) r.run_once();
+
+    // Shutting down: stop accepting, close idle connections, let the others finish their
+    // response (they close after it); every wait is bounded by the idle timeout.
+    srv.accepting.request();
+    srv.draining = true;
+    for (connection* c : srv.connections)
+        if (c->idle) c->ch.close();
+    r.run_for(idle_timeout + 3s);
+} catch (...) {
+    ready.set_exception(std::current_exception());  // startup failed: main() says why
+}
+
+int main(int argc, char** argv) {
+    std::string host = "127.0.0.1", root = ".", backend = "auto";
+    unsigned port = 8080, threads = 1, idle_timeout = 30;
+    cli::parser args("http_server", "Serves the files under --root over HTTP/1.1 (GET and HEAD).");
+    args.flag("host", host, "address to listen on");
+    args.flag("port", port, 0u, 65535u, "TCP port; 0 picks a free one");
+    args.flag("root", root, "directory to serve");
+    args.flag("threads", threads, 1u, 256u, "reactors, one thread and one listener each");
+    args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"}, "the reactor's backend");
+    args.flag("idle-timeout", idle_timeout, 1u, 3600u, "seconds before an idle connection is closed");
+    args.parse(argc, argv);
+    std::error_code ec;
+    auto dir = std::filesystem::canonical(root, ec);
+    if (ec) args.fail("--root: " + root + ": " + ec.message());
+    if (!std::filesystem::is_directory(dir)) args.fail("--root: " + root + ": not a directory");
+    coronet::address at;
+    try {
+        at = coronet::address::from_host_port(host, port);
+    } catch (const std::exception& e) {
+        args.fail(std::string("--host: ") + e.what());
+    }
+
+    // Start the threads one by one: the first binds (maybe port 0), the others join its port.
+    std::vector<std::thread> workers;
+    std::string_view backend_used;
+    try {
+        for (unsigned i = 0; i < threads; ++i) {
+            std::promise<started> ready;
+            auto result = ready.get_future();
+            workers.emplace_back(serve, at, *coronet::parse_backend_kind(backend), dir,
+                                 std::chrono::seconds(idle_timeout), std::move(ready));
+            auto s = result.get();
+            loops.push_back(s.loop);
+            at = s.at;
+            backend_used = s.backend;
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "http_server: %s\n", e.what());
+        stop_all(0);
+        for (auto& t : workers) t.join();
+        return 1;
+    }
+    std::signal(SIGINT, stop_all);
+    std::signal(SIGTERM, stop_all);
+    std::printf("http_server: serving %s on http://%s/ (backend %.*s)\n", dir.c_str(),
+                at.to_string().c_str(), int(backend_used.size()), backend_used.data());
+    std::fflush(stdout);
+    for (auto& t : workers) t.join();
+}
