@@ -93,7 +93,7 @@ check-layers:
 consumer-check: deps-test
 	$(call step,consumer workspace check)
 	@if [ -f tests/consumer/run.sh ]; then \
-	    bash tests/consumer/run.sh; \
+	    BAZEL='$(BAZEL)' bash tests/consumer/run.sh; \
 	else \
 	    echo 'consumer-check: tests/consumer/run.sh is not there yet, skipped'; \
 	fi
