@@ -4,10 +4,12 @@
 #include <system_error>
 
 #include <liburing.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <coronet/lib/error.hpp>
+#include <coronet/lib/perform.hpp>
 
 namespace coronet {
 namespace {
@@ -19,6 +21,9 @@ constexpr int required_opcodes[] = {IORING_OP_ACCEPT, IORING_OP_CONNECT,      IO
 
 // user_data of CQEs nobody waits for (the ASYNC_CANCEL requests themselves).
 constexpr std::uint64_t ignored = 0;
+
+// operation::phase of an operation waiting on a POLL_ADD before its retry.
+constexpr std::uint8_t rearm_poll = 2;
 
 }  // namespace
 
@@ -89,6 +94,7 @@ void uring_backend::arm_wake() {
 }
 
 bool uring_backend::start(operation& op) {
+    op.phase = 0;
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -141,7 +147,26 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
             rearm = true;
             continue;
         }
-        op->result = cqe->res;
+        if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
+            if (cqe->res >= 0) {
+                start(*op);
+                continue;
+            }
+            op->result = cqe->res;  // poll failed or was cancelled
+        } else if (cqe->res == -EAGAIN && op->code != op_code::poll) {
+            // io_uring may complete a call on a non-blocking socket with -EAGAIN
+            // instead of waiting (seen with sendmsg when the peer has shut down
+            // its sending side): wait for readiness ourselves, then retry. The
+            // operation stays in flight under the same user_data, so a cancel
+            // still finds it.
+            op->phase = rearm_poll;
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
+            io_uring_sqe_set_data(sqe, op);
+            continue;
+        } else {
+            op->result = cqe->res;
+        }
         done.push_back(*op);
     }
     io_uring_cq_advance(ring, seen);
