@@ -58,7 +58,7 @@ struct connection {
     http::request req;
     std::string path, out;           // the decoded path; the response head being built
     clock_type::time_point deadline;  // reads give up at this time
-    bool idle = false;               // waiting for a request to begin: shutdown closes it at once
+    bool idle = false;               // waiting for a request to begin: shutdown may close it
     bool keep = true;                // keep the connection after this response
     bool pushed_producer = false;    // the last response queued a file or a listing
 };
@@ -321,12 +321,13 @@ void serve(coronet::address at, coronet::backend_kind kind, std::filesystem::pat
     coronet::spawn(r, std::move(acceptor), "accept");
     while (!stopping) r.run_once();
 
-    // Shutting down: stop accepting, close idle connections, let the others finish their
-    // response (they close after it); every wait is bounded by the idle timeout.
+    // Shutting down: stop accepting, close idle connections once their last response has
+    // gone, let the others finish theirs (they close after it). Every wait is bounded by the
+    // idle timeout.
     srv.accepting.request();
     srv.draining = true;
     for (connection* c : srv.connections)
-        if (c->idle) c->ch.close();
+        if (c->idle) (void)c->ch.close_when_done();  // takes effect without being awaited
     r.run_for(idle_timeout + 3s);
 } catch (...) {
     ready.set_exception(std::current_exception());  // startup failed: main() says why
