@@ -1,0 +1,219 @@
+// examples/kv_server.cpp: a key-value server that speaks Redis's protocol (RESP2).
+//
+// What it shows is terminator switching, asynchat's set_terminator() as awaitables: a request
+// starts with a line (read_until "\n"); "*3" there announces three bulk strings, each a "$5"
+// line (read_until "\r\n") followed by exactly 5 bytes and "\r\n" (read_exactly). Any other
+// line is an inline command ("SET k v", for telnet). Pipelined requests stay buffered between
+// reads, and replies are pushed without a flush: a batch of 16 requests leaves in one send.
+// Announced counts and lengths are checked before anything is allocated (--max-bulk). The
+// commands and the keyspace live in resp.hpp; with --threads N, N reactors share one keyspace.
+// Medusa ancestor: asynchat.async_chat's terminator switching (its http_server, for headers
+// then a body).
+//
+// Try: redis-cli -p 6380
+//      redis-benchmark -p 6380 -t set,get -P 16 -q
+//      bazel run //examples:kv_server -- --threads 4 --backend epoll
+
+#include <coronet/coronet.hpp>
+#include <coronet/examples/cli.hpp>
+#include <coronet/examples/resp.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+// A bulk string up to this size is read whole (read_exactly); a bigger one comes in pieces, so
+// memory follows the bytes that arrive, not the length a client announces.
+constexpr std::size_t whole_bulk = 64 * 1024;
+
+// Replies queued beyond this stop the reading: a client that does not read cannot grow them.
+constexpr std::size_t max_queued = 1024 * 1024;
+
+// The requests of one connection: read one (switching terminators), run it, push the reply.
+// Returns at end of stream, after QUIT, or after replying to a protocol error.
+coronet::task<> serve_requests(coronet::channel* ch, kv::store* db, kv::limits lim) {
+    std::vector<std::string> args;  // reused, so steady traffic does not allocate
+    std::string reply;
+    for (;;) {
+        std::size_t argc = 0;
+        std::string error;
+        try {
+            auto line = co_await ch->read_until("\n");  // "\n", not "\r\n": Redis takes both inline
+            if (!line) co_return;                       // the peer closed (handle_close)
+            std::string_view first = *line;
+            if (first.ends_with('\r')) first.remove_suffix(1);
+            if (!first.starts_with('*')) {
+                argc = kv::split_inline(first, args);  // "SET k v"
+            } else {
+                for (std::size_t n = kv::multibulk_count(first, lim); argc < n; ++argc) {
+                    auto head = co_await ch->read_until("\r\n");  // "$5"
+                    if (!head) co_return;
+                    std::size_t len = kv::bulk_length(*head, lim);
+                    if (argc == args.size()) args.emplace_back();
+                    std::string& arg = args[argc];
+                    if (len <= whole_bulk) {
+                        auto bulk = co_await ch->read_exactly(len + 2);  // "hello\r\n"
+                        if (!bulk) co_return;
+                        arg.assign(kv::bulk_body(*bulk));  // copied: the view dies at the next read
+                    } else {
+                        arg.clear();
+                        while (arg.size() < len + 2) {
+                            auto part = co_await ch->read_some(len + 2 - arg.size());
+                            if (!part) co_return;
+                            arg.append(*part);
+                        }
+                        arg.resize(kv::bulk_body(arg).size());
+                    }
+                }
+            }
+        } catch (const kv::protocol_error& e) {
+            error = e.what();
+        } catch (const std::system_error& e) {
+            if (e.code() != coronet::errc::line_too_long) throw;
+            error = "too big inline request";
+        }
+        reply.clear();
+        if (!error.empty()) {  // as Redis: say why, then close
+            kv::reply_error(reply, "ERR Protocol error: " + error);
+            ch->push(std::string_view(reply));
+            co_return;
+        }
+        if (argc == 0) continue;  // an empty line, or "*0"
+        kv::after_reply next = db->execute(std::span(args.data(), argc), reply);
+        ch->push(std::string_view(reply));  // queued; sent once this coroutine waits for input
+        if (next == kv::after_reply::close) co_return;
+        if (ch->queued() > max_queued) co_await ch->flush();
+    }
+}
+
+// One connection. An I/O error escapes to spawn(), which logs it and closes this one only.
+coronet::task<> session(coronet::channel ch, kv::store* db, kv::limits lim) {
+    ch.sock().set_nodelay(true);  // a reply goes out as soon as it is ready
+    co_await serve_requests(&ch, db, lim);
+    co_await ch.close_when_done();  // what is still queued goes out first (asynchat's name)
+}
+
+// Accepts forever, one session per connection. When accept fails (EMFILE: out of descriptors),
+// logs once per burst and backs off for 50 ms, as examples/echo_server.cpp does.
+coronet::task<> accept_loop(coronet::socket listener, kv::store* db, kv::limits lim) {
+    auto& r = listener.context();
+    // A request's lines are at most 64 KiB (max_line's default, Redis's inline limit).
+    coronet::channel_options options{.max_buffer = std::min(lim.max_bulk, whole_bulk) + 2};
+    std::error_code last;
+    for (;;) {
+        std::error_code error;
+        try {
+            coronet::channel ch(co_await listener.accept(), options);
+            coronet::spawn(r, session(std::move(ch), db, lim), "session");
+            last.clear();
+            continue;
+        } catch (const std::system_error& e) {
+            error = e.code();  // a catch block cannot co_await: handle it below
+        }
+        if (error == std::errc::connection_aborted) continue;
+        if (error != last) coronet::log(coronet::log_level::warning, "accept: " + error.message());
+        last = error;
+        co_await coronet::sleep_for(r, 50ms);
+    }
+}
+
+// Expiry's second half (the first is lazy, on access): every 100 ms, delete the keys whose
+// deadline passed, at most 10,000 a turn so one sweep never stalls the loop for long.
+coronet::task<> sweep_expired(coronet::reactor* r, kv::store* db) {
+    for (;;) {
+        co_await coronet::sleep_for(*r, 100ms);
+        db->sweep(10'000);
+    }
+}
+
+// Every running reactor, for stop_all(); `stopping` is set once all of them were told to stop.
+std::vector<coronet::reactor*> loops;
+std::atomic<bool> stopping{false};
+
+// SIGINT/SIGTERM: reactor::stop() is async-signal-safe (an atomic store and an eventfd write).
+extern "C" void stop_all(int) {
+    static std::atomic<bool> once{false};
+    if (once.exchange(true)) return;
+    for (auto* r : loops)
+        r->stop();
+    stopping = true;
+}
+
+struct started {
+    coronet::reactor* loop;
+    coronet::address at;  // the real port, when asked for port 0
+    std::string_view backend;
+};
+
+// Thread number `index`: its own reactor and SO_REUSEPORT listener; thread 0 also sweeps.
+void serve(unsigned index, coronet::address at, coronet::backend_kind kind, kv::store* db,
+           kv::limits lim, std::promise<started> ready) try {
+    coronet::reactor r{{.backend = kind}};
+    auto listener = coronet::socket::listen(r, at, {.reuse_port = true});
+    ready.set_value({&r, listener.local_address(), r.backend_name()});
+    coronet::spawn(r, accept_loop(std::move(listener), db, lim), "accept");
+    if (index == 0) coronet::spawn(r, sweep_expired(&r, db), "sweep");
+    while (!stopping)
+        r.run_once();  // r.run() would return at r.stop(), before stop_all is done
+} catch (...) {
+    ready.set_exception(std::current_exception());  // startup failed: main() says why
+}
+
+int main(int argc, char** argv) {
+    std::string host = "127.0.0.1", backend = "auto";
+    unsigned port = 6380, threads = 1;
+    kv::limits lim;
+    cli::parser args("kv_server",
+                     "A key-value server speaking Redis's protocol (try: redis-cli -p 6380).");
+    args.flag("host", host, "address to listen on");
+    args.flag("port", port, 0u, 65535u, "TCP port; 0 picks a free one");
+    args.flag("threads", threads, 1u, 256u,
+              "reactors, one thread and one listener each, one keyspace");
+    args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
+                "the reactor's backend");
+    args.flag("max-bulk", lim.max_bulk, std::size_t{1}, std::size_t{1} << 40,
+              "longest bulk string accepted, in bytes; a longer one closes the connection");
+    args.parse(argc, argv);
+    coronet::address at;
+    try {
+        at = coronet::address::from_host_port(host, port);
+    } catch (const std::exception& e) {
+        args.fail(std::string("--host: ") + e.what());
+    }
+
+    kv::store db(threads > 1 ? kv::sharing::many_threads : kv::sharing::one_thread);
+    std::vector<std::thread> workers;
+    std::string_view backend_used;
+    try {  // one thread at a time: the first binds (maybe port 0), the others join its port
+        for (unsigned i = 0; i < threads; ++i) {
+            std::promise<started> ready;
+            auto result = ready.get_future();
+            workers.emplace_back(serve, i, at, *coronet::parse_backend_kind(backend), &db, lim,
+                                 std::move(ready));
+            auto s = result.get();
+            loops.push_back(s.loop);
+            at = s.at;
+            backend_used = s.backend;
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kv_server: %s\n", e.what());
+        stop_all(0);
+        for (auto& t : workers)
+            t.join();
+        return 1;
+    }
+    std::signal(SIGINT, stop_all);
+    std::signal(SIGTERM, stop_all);
+    std::printf("kv_server: listening on %s (backend %.*s, %u thread%s)\n", at.to_string().c_str(),
+                int(backend_used.size()), backend_used.data(), threads, threads == 1 ? "" : "s");
+    std::fflush(stdout);
+    for (auto& t : workers)
+        t.join();
+}

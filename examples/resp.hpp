@@ -1,0 +1,117 @@
+#pragma once
+// examples/resp.hpp: the Redis side of examples/kv_server: RESP2 replies, request checks, and the
+// keyspace with its command table.
+//
+// Nothing here touches a socket: kv_server.cpp reads requests from a coronet::channel and hands
+// each one to store::execute(), which appends the reply to a string. That keeps the server page
+// about terminator switching, and lets tests/examples/resp_test.cpp drive the commands directly.
+// Every value is a string, so Redis's WRONGTYPE never arises. Not part of coronet: examples only.
+// Medusa ancestor: the command table of Medusa's ftp_server (cmd_* methods looked up by name).
+
+#include <chrono>
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace kv {
+
+using clock = std::chrono::steady_clock;
+
+// Malformed input: the server answers "-ERR Protocol error: <what>" and closes the connection.
+class protocol_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// How much one request may announce; a count or length beyond these is a protocol error.
+struct limits {
+    std::size_t max_bulk = 512 * 1024 * 1024;  // one bulk string (Redis's proto-max-bulk-len)
+    std::size_t max_args = 1024 * 1024;        // bulk strings in one request
+};
+
+// Redis's string2ll: an optional '-' then digits, no '+', spaces or leading zeros, in range.
+std::optional<long long> to_integer(std::string_view text);
+
+// N of a "*N" line; throws protocol_error above max_args. N <= 0 is an empty request (0).
+std::size_t multibulk_count(std::string_view line, const limits& lim);
+
+// N of a "$N" line; throws protocol_error if the line is not one or N is above max_bulk.
+std::size_t bulk_length(std::string_view line, const limits& lim);
+
+// The bulk string of `bulk` (N bytes then "\r\n"); throws protocol_error if the "\r\n" is missing.
+std::string_view bulk_body(std::string_view bulk);
+
+// Splits an inline command ("SET k v") on spaces and tabs into args[0..) (no quoting, unlike
+// Redis); returns the count.
+std::size_t split_inline(std::string_view line, std::vector<std::string>& args);
+
+// RESP2 replies, appended to out.
+void reply_simple(std::string& out, std::string_view text);  // +OK
+void reply_error(std::string& out, std::string_view text);   // -ERR ...
+void reply_integer(std::string& out, long long n);           // :42
+void reply_bulk(std::string& out, std::string_view data);    // $5 hello
+void reply_null(std::string& out);                           // $-1 (nil)
+void reply_array(std::string& out, std::size_t n);           // *n, then n replies
+
+// What the connection does after a reply (QUIT closes it).
+enum class after_reply { read_next, close };
+
+// Who uses a store: one reactor thread (no locking) or several (a mutex around each command).
+enum class sharing { one_thread, many_threads };
+
+// The keyspace: string keys to string values with optional deadlines. An expired key vanishes
+// when a command touches it (lazily) or in sweep(), whichever comes first.
+class store {
+public:
+    struct entry {
+        std::string value;
+        clock::time_point deadline = clock::time_point::max();  // max: no expiry
+    };
+    using map = std::unordered_map<std::string, entry>;
+
+    explicit store(sharing s = sharing::one_thread) : sharing_(s) {}
+
+    // Runs one command (argv[0] is its name, in any case) and appends its reply to out.
+    after_reply execute(std::span<std::string> argv, std::string& out);
+    // Deletes up to `limit` expired keys, soonest first (the periodic sweep); returns how many.
+    std::size_t sweep(std::size_t limit);
+
+    // --- the primitives the commands use (resp.cpp), called with the lock held ---
+    // The live entry for key, or end() (an expired one is deleted on the way).
+    map::iterator find(const std::string& key);
+    // The entry for key, created empty if missing.
+    map::iterator insert(const std::string& key);
+    // What find() returns for a missing key.
+    map::iterator end() noexcept { return map_.end(); }
+    // Sets (or, with time_point::max(), clears) the entry's deadline.
+    void expire_at(map::iterator it, clock::time_point when);
+    // Deletes one entry (DEL), or all of them (FLUSHALL), deadlines included.
+    void erase(map::iterator it);
+    void clear();
+    // Keys, those expired but not yet deleted included (as Redis's DBSIZE).
+    std::size_t size() const noexcept { return map_.size(); }
+    // Keys with a deadline (INFO).
+    std::size_t volatile_count() const noexcept { return deadlines_.size(); }
+
+private:
+    using deadline_key = std::pair<clock::time_point, const std::string*>;
+    struct by_deadline {
+        bool operator()(const deadline_key& a, const deadline_key& b) const noexcept;
+    };
+
+    map map_;
+    // Deadlines in order, naming the key inside map_ (unordered_map nodes never move).
+    std::set<deadline_key, by_deadline> deadlines_;
+    sharing sharing_;
+    mutable std::mutex mutex_;
+};
+
+}  // namespace kv

@@ -1,0 +1,553 @@
+// tests/examples/kv_server_test.cpp: runs examples/kv_server the way a user does, with Redis's
+// own tools.
+//
+// Each test starts the real binary (a data dependency, found in the runfiles) on port 0 and reads
+// the port from its start line. It talks to it with redis-cli, redis-benchmark and raw RESP over
+// a loopback socket, then stops it with a signal, expecting exit status 0. redis-cli and
+// redis-benchmark come from Debian's redis-tools: a missing tool fails the test and says how to
+// install it. Every wait is bounded, and the only processes signalled are the children started
+// here (a guard kills and reaps one a failed test leaves behind).
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/support/backends.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+int ms_until(steady::time_point deadline) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
+    return left > 0 ? int(left) : 0;
+}
+
+// "exited 0", "killed by SIGABRT", ... for failure messages.
+std::string describe(int status) {
+    if (status == -1) return "still running";
+    if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+
+// The kv_server binary, from the runfiles tree.
+std::string server_path() {
+    const char* srcdir = std::getenv("TEST_SRCDIR");
+    const char* workspace = std::getenv("TEST_WORKSPACE");
+    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/examples/kv_server";
+    return "examples/kv_server";
+}
+
+// The path of a redis-tools program; fails the test, saying how to get it, when it is missing.
+std::string tool_path(const std::string& name) {
+    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
+    dirs += ":/usr/bin:/usr/local/bin:/bin";
+    for (std::size_t at = 0; at <= dirs.size();) {
+        std::size_t end = std::min(dirs.find(':', at), dirs.size());
+        std::string candidate = dirs.substr(at, end - at) + "/" + name;
+        if (end > at && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+        at = end + 1;
+    }
+    FAIL(name << " not found (PATH and /usr/bin): install Debian's redis-tools, e.g. "
+                 "`apt-get install -y redis-tools` or tools/install-deps.sh (test group)");
+    return {};
+}
+
+// A child process with stdout and stderr on pipes.
+class child {
+public:
+    child(const std::string& path, const std::vector<std::string>& args) {
+        int out[2], err[2];
+        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+        std::vector<std::string> words{path};
+        words.insert(words.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& w : words)
+            argv.push_back(w.data());
+        argv.push_back(nullptr);
+        int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(out[1]);
+        ::close(err[1]);
+        out_ = out[0];
+        err_ = err[0];
+        INFO("posix_spawn " << path << ": " << std::strerror(rc));
+        REQUIRE(rc == 0);
+    }
+    ~child() {
+        if (pid_ > 0) {  // a test failed half-way, or a tool overran: do not leave it behind
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        ::close(out_);
+        ::close(err_);
+    }
+    child(const child&) = delete;
+    child& operator=(const child&) = delete;
+
+    pid_t pid() const { return pid_; }
+    void signal(int sig) const { REQUIRE(::kill(pid_, sig) == 0); }
+
+    // Reads the pipes until the child exits or `timeout` passes: its wait status, or -1.
+    int wait_exit(milliseconds timeout) {
+        auto deadline = steady::now() + timeout;
+        for (;;) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                while (drain(out_, out_text_, 0) || drain(err_, err_text_, 0)) {
+                }
+                return status;
+            }
+            if (steady::now() >= deadline) return -1;
+            drain(out_, out_text_, 10);
+            drain(err_, err_text_, 0);
+        }
+    }
+
+    // The first line of stdout, waiting up to 10 s.
+    std::string start_line() {
+        auto deadline = steady::now() + 10s;
+        while (out_text_.find('\n') == std::string::npos &&
+               drain(out_, out_text_, ms_until(deadline))) {
+        }
+        return out_text_.substr(0, out_text_.find('\n'));
+    }
+
+    // The port of "kv_server: listening on 127.0.0.1:PORT (backend ...)".
+    unsigned port() {
+        std::string line = start_line();
+        INFO("start line: " << line << "\nstderr: " << err());
+        auto at = line.find("listening on 127.0.0.1:");
+        REQUIRE(at != std::string::npos);
+        return unsigned(std::stoul(line.substr(at + 23)));
+    }
+
+    const std::string& out() {
+        while (drain(out_, out_text_, 0)) {
+        }
+        return out_text_;
+    }
+    const std::string& err() {
+        while (drain(err_, err_text_, 0)) {
+        }
+        return err_text_;
+    }
+
+private:
+    // Appends what fd has within timeout_ms; false at EOF or when nothing came.
+    static bool drain(int fd, std::string& into, int timeout_ms) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, timeout_ms) <= 0) return false;
+        char buf[4096];
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) return false;
+        into.append(buf, std::size_t(n));
+        return true;
+    }
+
+    pid_t pid_ = -1;
+    int out_ = -1, err_ = -1;
+    std::string out_text_, err_text_;
+};
+
+// kv_server on a free port with these extra arguments.
+struct server : child {
+    explicit server(std::vector<std::string> args)
+        : child(server_path(), with_port(std::move(args))) {}
+    static std::vector<std::string> with_port(std::vector<std::string> args) {
+        args.insert(args.begin(), {"--port", "0"});
+        return args;
+    }
+    // Stops it with sig and expects exit status 0 and no escaped exception in the log.
+    void stop(int sig = SIGTERM) {
+        signal(sig);
+        int status = wait_exit(10s);
+        INFO(describe(status) << "\nstderr: " << err());
+        CHECK(status == 0);
+        CHECK(err().find("uncaptured") == std::string::npos);
+    }
+};
+
+// What a tool printed on stdout, its trailing newlines trimmed; fails if it fails or overruns.
+std::string run_tool(const std::string& name, std::vector<std::string> args,
+                     milliseconds timeout = 20s) {
+    child tool(tool_path(name), args);
+    int status = tool.wait_exit(timeout);
+    std::string out = tool.out();
+    INFO(name << " " << Catch::Detail::stringify(args) << ": " << describe(status)
+              << "\nstdout: " << out << "\nstderr: " << tool.err());
+    REQUIRE(status == 0);
+    while (out.ends_with('\n'))
+        out.pop_back();
+    return out;
+}
+
+std::string cli(unsigned port, std::vector<std::string> args) {
+    args.insert(args.begin(), {"-p", std::to_string(port)});
+    return run_tool("redis-cli", std::move(args));
+}
+
+// A raw TCP connection to 127.0.0.1:port.
+class connection {
+public:
+    explicit connection(unsigned port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        REQUIRE(fd_ >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(std::uint16_t(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        INFO("connect to port " << port << ": " << std::strerror(errno));
+        REQUIRE(rc == 0);
+        int one = 1;
+        ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ~connection() { ::close(fd_); }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Sends all of data (blocking; the replies here are small enough not to fill the buffers).
+    void send(std::string_view data) {
+        while (!data.empty()) {
+            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            REQUIRE(n > 0);
+            data.remove_prefix(std::size_t(n));
+        }
+    }
+
+    // shutdown(SHUT_WR): the server sees end of stream, reading goes on.
+    void shutdown_send() { REQUIRE(::shutdown(fd_, SHUT_WR) == 0); }
+
+    // Reads until `size` bytes came, the peer closed (closed() is then true) or 10 s passed.
+    std::string receive(std::size_t size) {
+        std::string got;
+        auto deadline = steady::now() + 10s;
+        while (got.size() < size) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, ms_until(deadline)) <= 0) break;
+            char buf[65536];
+            ssize_t n = ::recv(fd_, buf, std::min(sizeof buf, size - got.size()), 0);
+            if (n <= 0) {
+                closed_ = true;
+                break;
+            }
+            got.append(buf, std::size_t(n));
+        }
+        return got;
+    }
+
+    // The reply to `request`, expected to be exactly as long as `expected` (then compared).
+    std::string round_trip(std::string_view request, std::string_view expected) {
+        send(request);
+        return receive(expected.size());
+    }
+
+    // True when the server closed the connection (EOF or a reset) within 10 s.
+    bool closed() {
+        if (!closed_) receive(SIZE_MAX);
+        return closed_;
+    }
+
+private:
+    int fd_;
+    bool closed_ = false;
+};
+
+// "*N\r\n$len\r\nword\r\n..." for a command.
+std::string resp(std::vector<std::string> words) {
+    std::string out = "*" + std::to_string(words.size()) + "\r\n";
+    for (auto& w : words)
+        out += "$" + std::to_string(w.size()) + "\r\n" + w + "\r\n";
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("kv_server: --help prints the usage and exits 0", "[kv_server]") {
+    child s(server_path(), {"--help"});
+    int status = s.wait_exit(10s);
+    INFO(describe(status) << "\nstderr: " << s.err());
+    CHECK(status == 0);
+    CHECK(
+        s.out().starts_with("usage: kv_server [--host 127.0.0.1] [--port 6380] [--threads 1] "
+                            "[--backend auto|io_uring|epoll|select] [--max-bulk 536870912]\n"));
+    CHECK(s.err().empty());
+}
+
+TEST_CASE("kv_server: a bad argument prints what is wrong and the usage, and exits 2",
+          "[kv_server]") {
+    using case_t = std::pair<std::vector<std::string>, std::string>;
+    auto [args, expected] = GENERATE(
+        case_t{{"--nope"}, "kv_server: unknown flag '--nope'"},
+        case_t{{"--port", "redis"},
+               "kv_server: --port: expected an integer from 0 to 65535, got 'redis'"},
+        case_t{{"--backend", "kqueue"},
+               "kv_server: --backend: expected one of auto|io_uring|epoll|select"},
+        case_t{{"--threads", "0"}, "kv_server: --threads: expected an integer from 1 to 256"},
+        case_t{{"--max-bulk", "0"},
+               "kv_server: --max-bulk: expected an integer from 1 to 1099511627776"},
+        case_t{{"--max-bulk", "1k"}, "kv_server: --max-bulk: expected an integer"},
+        case_t{{"stray"}, "kv_server: unexpected argument 'stray'"});
+    child s(server_path(), args);
+    int status = s.wait_exit(10s);
+    INFO("args: " << Catch::Detail::stringify(args) << "\n"
+                  << describe(status) << "\nstderr: " << s.err());
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 2);
+    CHECK(s.err().starts_with(expected));
+    CHECK(s.err().find("\nusage: kv_server [--host") != std::string::npos);
+    CHECK(s.out().empty());
+}
+
+TEST_CASE("kv_server: redis-cli commands get Redis's replies on every backend", "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    std::string name(coronet::to_string(kind));
+    server s({"--backend", name});
+    unsigned port = s.port();
+    CHECK(s.start_line().ends_with("(backend " + name + ", 1 thread)"));
+
+    using case_t = std::pair<std::vector<std::string>, std::string>;
+    const std::vector<case_t> cases{
+        {{"PING"}, "PONG"},
+        {{"ECHO", "hello world"}, "hello world"},
+        {{"SET", "k", "v1"}, "OK"},
+        {{"GET", "k"}, "v1"},
+        {{"GET", "missing"}, ""},
+        {{"EXISTS", "k", "missing", "k"}, "2"},
+        {{"INCR", "n"}, "1"},
+        {{"INCR", "n"}, "2"},
+        {{"INCR", "k"}, "ERR value is not an integer or out of range"},
+        {{"MSET", "a", "1", "b", "2"}, "OK"},
+        {{"MGET", "a", "missing", "b"}, "1\n\n2"},
+        {{"EXPIRE", "a", "100"}, "1"},
+        {{"TTL", "a"}, "100"},
+        {{"TTL", "b"}, "-1"},
+        {{"TTL", "missing"}, "-2"},
+        {{"DEL", "a", "b", "missing"}, "2"},
+        {{"EXISTS", "a"}, "0"},
+        {{"GET"}, "ERR wrong number of arguments for 'get' command"},
+        {{"SET", "k"}, "ERR wrong number of arguments for 'set' command"},
+        {{"NOPE", "x"}, "ERR unknown command 'NOPE', with args beginning with: 'x' "},
+        {{"CONFIG", "GET", "save"}, "save"},  // and an empty value (trimmed here)
+        {{"DBSIZE"}, "2"},
+    };
+    for (const auto& [args, expected] : cases) {
+        INFO("redis-cli " << Catch::Detail::stringify(args));
+        CHECK(cli(port, args) == expected);
+    }
+    s.stop();
+}
+
+TEST_CASE("kv_server: a pipelined packet switches between lines, counts and bulks", "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind))});
+    connection c(s.port());
+    // One send: a multibulk SET whose value holds "\r\n" (read_exactly, not read_until), an inline
+    // PING, an empty line, "*0", a multibulk GET and inline commands with extra spaces.
+    const std::string request = resp({"SET", "key", "a\r\nb"}) + "PING\r\n\r\n*0\r\n" +
+                                resp({"GET", "key"}) + "  ECHO   hi  \r\nINCR n\n" +
+                                resp({"EXISTS", "key", "n"});
+    const std::string expected = "+OK\r\n+PONG\r\n$4\r\na\r\nb\r\n$2\r\nhi\r\n:1\r\n:2\r\n";
+    CHECK(c.round_trip(request, expected) == expected);
+
+    SECTION("the same, one byte per send") {
+        connection slow(s.port());
+        for (char byte : request)
+            slow.send(std::string_view(&byte, 1));
+        const std::string again = "+OK\r\n+PONG\r\n$4\r\na\r\nb\r\n$2\r\nhi\r\n:2\r\n:2\r\n";
+        CHECK(slow.receive(again.size()) == again);
+    }
+    SECTION("a value bigger than one read comes through whole") {
+        std::string big(300 * 1024, 'x');
+        for (std::size_t i = 0; i < big.size(); i += 4093)
+            big[i] = char('a' + i % 26);
+        CHECK(c.round_trip(resp({"SET", "big", big}), "+OK\r\n") == "+OK\r\n");
+        std::string reply = "$" + std::to_string(big.size()) + "\r\n" + big + "\r\n";
+        CHECK(c.round_trip(resp({"GET", "big"}), reply) == reply);
+    }
+    SECTION("requests sent just before end of stream are still answered") {
+        connection last(s.port());
+        last.send(request);
+        last.shutdown_send();
+        const std::string again = "+OK\r\n+PONG\r\n$4\r\na\r\nb\r\n$2\r\nhi\r\n:2\r\n:2\r\n";
+        CHECK(last.receive(again.size()) == again);
+        CHECK(last.closed());
+    }
+    SECTION("QUIT answers, then closes") {
+        CHECK(c.round_trip("QUIT\r\nPING\r\n", "+OK\r\n") == "+OK\r\n");
+        CHECK(c.closed());
+    }
+    s.stop();
+}
+
+TEST_CASE("kv_server: a bad or oversized length gets an error, then the connection closes",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind)), "--max-bulk", "100000"});
+    unsigned port = s.port();
+    using case_t = std::pair<std::string, std::string>;
+    auto [request, error] =
+        GENERATE(case_t{"*2\r\n$3\r\nGET\r\n$100001\r\n", "invalid bulk length"},
+                 case_t{"*2\r\n$3\r\nGET\r\n$536870913\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$-5\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$12x\r\n", "invalid bulk length"},
+                 case_t{"*1048577\r\n", "invalid multibulk length"},
+                 case_t{"*1\r\nx3\r\n", "expected '$', got 'x'"},
+                 case_t{"*1\r\n$4\r\nPINGxx", "bulk string not followed by CRLF"},
+                 case_t{std::string(70 * 1024, 'a'), "too big inline request"});
+    INFO("request: " << request.substr(0, 40));
+    connection c(port);
+    CHECK(c.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    std::string expected = "-ERR Protocol error: " + error + "\r\n";
+    CHECK(c.round_trip(request, expected) == expected);
+    CHECK(c.closed());
+    // The largest allowed bulk still works, on a new connection.
+    connection d(port);
+    std::string value(100000, 'v');
+    CHECK(d.round_trip(resp({"SET", "max", value}), "+OK\r\n") == "+OK\r\n");
+    std::string reply = "$100000\r\n" + value + "\r\n";
+    CHECK(d.round_trip(resp({"GET", "max"}), reply) == reply);
+    s.stop(SIGINT);
+}
+
+// Resident memory of a process, in bytes.
+std::size_t rss_bytes(pid_t pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    REQUIRE(f);
+    char line[256];
+    std::size_t kib = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
+    std::fclose(f);
+    return kib * 1024;
+}
+
+TEST_CASE("kv_server: a client that does not read its replies is not read either", "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind))});
+    connection c(s.port());
+    const std::string value(256 * 1024, 'v');
+    CHECK(c.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    // 1,000 GETs in one go are 250 MiB of replies; unread, at most ~1 MiB of them may queue up
+    // in the server (plus what the kernel's socket buffers hold).
+    std::string gets;
+    for (int i = 0; i < 1000; ++i)
+        gets += "GET v\r\n";
+    c.send(gets);
+    std::size_t peak = 0;
+    for (int i = 0; i < 10; ++i) {
+        std::this_thread::sleep_for(50ms);
+        peak = std::max(peak, rss_bytes(s.pid()));
+    }
+    CHECK(peak < 100 * 1024 * 1024);
+    const std::string one = "$262144\r\n" + value + "\r\n";
+    std::size_t replies = 0;
+    for (; replies < 1000; ++replies)
+        if (c.receive(one.size()) != one) break;
+    CHECK(replies == 1000);
+    s.stop();
+}
+
+TEST_CASE("kv_server: redis-benchmark -P 16 runs without errors and leaves its keys",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind))});
+    unsigned port = s.port();
+    std::string out = run_tool("redis-benchmark",
+                               {"-p", std::to_string(port), "-t", "set,get", "-P", "16", "-n",
+                                "100000", "-r", "100", "-q"},
+                               120s);
+    INFO("redis-benchmark: " << out);
+    CHECK(out.find("SET: ") != std::string::npos);
+    CHECK(out.find("GET: ") != std::string::npos);
+    CHECK(out.find("requests per second") != std::string::npos);
+    CHECK(out.find("ERR") == std::string::npos);
+    CHECK(out.find("WARN") == std::string::npos);  // e.g. "Could not fetch server CONFIG"
+    // -r 100: keys key:000000000000 to key:000000000099, each set to "VXK".
+    std::string dbsize = cli(port, {"DBSIZE"});
+    CHECK(std::stoi(dbsize) > 0);
+    CHECK(std::stoi(dbsize) <= 100);
+    std::vector<std::string> mget{"MGET"};
+    for (int i = 0; i < 100; ++i)
+        mget.push_back("key:0000000000" + std::string(i < 10 ? "0" : "") + std::to_string(i));
+    std::string values = cli(port, mget) + "\n";
+    std::size_t found = 0;
+    for (std::size_t at = 0; at < values.size();) {
+        std::size_t end = values.find('\n', at);
+        std::string value = values.substr(at, end - at);
+        CHECK((value.empty() || value == "VXK"));
+        found += value == "VXK";
+        at = end + 1;
+    }
+    CHECK(found == std::size_t(std::stoi(dbsize)));
+    s.stop();
+}
+
+TEST_CASE("kv_server: with --threads 2 every connection sees one keyspace", "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind)), "--threads", "2"});
+    unsigned port = s.port();
+    CHECK(s.start_line().ends_with(", 2 threads)"));
+    // Enough connections that both SO_REUSEPORT listeners get some, almost surely.
+    std::vector<std::unique_ptr<connection>> conns;
+    for (int i = 0; i < 16; ++i) {
+        conns.push_back(std::make_unique<connection>(port));
+        CHECK(conns.back()->round_trip(resp({"SET", "k" + std::to_string(i), "v"}), "+OK\r\n") ==
+              "+OK\r\n");
+        CHECK(conns.back()->round_trip("INCR shared\r\n", ":" + std::to_string(i + 1) + "\r\n") ==
+              ":" + std::to_string(i + 1) + "\r\n");
+    }
+    for (auto& c : conns)
+        CHECK(c->round_trip("DBSIZE\r\n", ":17\r\n") == ":17\r\n");
+    s.stop(SIGINT);
+}
+
+TEST_CASE("kv_server: expired keys go away without being touched (the periodic sweep)",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind))});
+    connection c(s.port());
+    CHECK(c.round_trip("SET a 1 PX 50\r\nSET b 1 PX 50\r\nSET c 1\r\n", "+OK\r\n+OK\r\n+OK\r\n") ==
+          "+OK\r\n+OK\r\n+OK\r\n");
+    // DBSIZE counts keys without touching them: only the sweep can bring it to 1. Polled, with
+    // a generous bound (the sweep runs every 100 ms).
+    auto deadline = steady::now() + 10s;
+    std::string size;
+    while ((size = c.round_trip("DBSIZE\r\n", ":1\r\n")) != ":1\r\n" && steady::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    CHECK(size == ":1\r\n");
+    s.stop();
+}
