@@ -56,6 +56,9 @@ socket socket::listen(reactor& r, const address& addr, listen_options options) {
     if (options.reuse_port && is_tcp(addr.family()) &&
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
         throw_errno("setsockopt(SO_REUSEPORT)");
+    if (options.nodelay && is_tcp(addr.family()) &&
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        throw_errno("setsockopt(TCP_NODELAY)");
     if (addr.family() == AF_UNIX) {
         // A stale socket file from an earlier run would make bind fail.
         const auto* un = reinterpret_cast<const sockaddr_un*>(addr.data());

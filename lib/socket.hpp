@@ -26,6 +26,7 @@ struct listen_options {
     int backlog = 1024;
     bool reuse_addr = true;   // SO_REUSEADDR (asyncore's set_reuse_addr)
     bool reuse_port = false;  // SO_REUSEPORT: one listener per reactor thread
+    bool nodelay = true;      // TCP_NODELAY, inherited by every accepted connection
 };
 
 // How socket::connect() sets up a connection.
