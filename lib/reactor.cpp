@@ -95,8 +95,10 @@ void cancel_slot::request() noexcept {
     if (pending && owner) owner->cancel(*pending);
 }
 
-reactor::reactor(reactor_options options)
-    : backend_(make_backend(options, kind_)), max_inline_(options.max_inline_completions) {
+reactor::reactor(reactor_options options) : max_inline_(options.max_inline_completions) {
+    // In the body, not the initializer list: kind_ is declared after backend_,
+    // so its default initializer would overwrite the choice make_backend() wrote.
+    backend_ = make_backend(options, kind_);
     log(log_level::info, std::string("reactor backend: ") + std::string(backend_->name()));
 }
 
