@@ -4,11 +4,17 @@
 // The task runs in its own cancellable scope. If the deadline passes first,
 // the operation the task (or any task it awaits) is suspended on is cancelled,
 // as is every later one in that scope, and with_timeout throws
-// std::system_error(coronet::errc::timed_out) once the task has unwound. If
-// the task finishes first the timer is cancelled. Nothing is freed while the
-// kernel may still use it: both sides always finish before with_timeout returns.
+// std::system_error(coronet::errc::timed_out) once the task has unwound. That
+// reaches every operation pending in the scope (the branches of a when_all)
+// and every with_timeout nested in it; a nested one cancelled from outside
+// throws std::errc::operation_canceled. If the task finishes first the timer
+// is cancelled; if its operation finished with its real result although the
+// timer had fired (a race with the cancellation) that result is returned.
+// Nothing is freed while the kernel may still use it: both sides always
+// finish before with_timeout returns.
 
 #include <chrono>
+#include <coroutine>
 #include <optional>
 #include <system_error>
 
@@ -46,12 +52,47 @@ task<std::optional<part_value_t<T>>> timeout_inner(task<T> t, timeout_state* st)
 
 task<void> timeout_timer(reactor& r, reactor::clock::duration d, timeout_state* st);
 
+// co_await yields the cancellable scope the awaiting coroutine runs in (nullptr: none), at once.
+struct enclosing_scope {
+    cancel_slot* slot = nullptr;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        if constexpr (requires { h.promise().cancel_slot(); }) slot = h.promise().cancel_slot();
+        return false;  // never suspends
+    }
+    cancel_slot* await_resume() const noexcept { return slot; }
+};
+
+// Links a with_timeout's scope into the enclosing one for as long as it lives,
+// so that cancelling the outer scope (an outer with_timeout expiring) reaches it.
+class nested_scope {
+public:
+    nested_scope(cancel_slot* outer, cancel_slot& inner) noexcept : outer_(outer) {
+        link_.scope = &inner;
+        if (!outer_) return;
+        if (outer_->requested) inner.requested = true;  // cancelled already, and so is all inside
+        outer_->link(link_);
+    }
+    ~nested_scope() {
+        if (outer_) outer_->unlink(link_);
+    }
+    nested_scope(const nested_scope&) = delete;
+    nested_scope& operator=(const nested_scope&) = delete;
+
+private:
+    cancel_slot* outer_;
+    cancel_link link_;
+};
+
 }  // namespace detail
 
 // Runs t with a deadline d from now; throws errc::timed_out when it expires first.
 template <class T>
 task<T> with_timeout(reactor& r, task<T> t, reactor::clock::duration d) {
     detail::timeout_state st{{&r}, {&r}};
+    cancel_slot* outer = co_await detail::enclosing_scope{};
+    detail::nested_scope nesting(outer, st.inner);
     t.set_cancel_slot(&st.inner);
     auto inner = detail::timeout_inner(std::move(t), &st);
     inner.set_cancel_slot(&st.inner);
@@ -65,9 +106,17 @@ task<T> with_timeout(reactor& r, task<T> t, reactor::clock::duration d) {
     } catch (...) {
         error = std::current_exception();
     }
+    // Cut short without our timer firing: the enclosing scope cancelled us, and
+    // it must know, even if the exception is caught on the way out.
+    if (outer && st.inner.cut_short && !st.expired) outer->cut_short = true;
     if (error) {
         if (st.expired) throw std::system_error(make_error_code(errc::timed_out), "with_timeout");
         std::rethrow_exception(error);
+    }
+    if (st.inner.cut_short) {  // a cancelled operation did not throw (a sleep yields false)
+        if (st.expired) throw std::system_error(make_error_code(errc::timed_out), "with_timeout");
+        throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                "with_timeout");
     }
     if constexpr (!std::is_void_v<T>) co_return std::move(*value);
 }

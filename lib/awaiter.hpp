@@ -6,7 +6,7 @@
 // coroutine goes on without suspending). The derived awaiter converts
 // op_.result in await_resume(). If the awaiting coroutine belongs to a
 // cancellable scope (its promise has `cancel_slot* cancel_slot()`), the
-// operation is recorded there so with_timeout() can cancel it. An awaiter
+// operation is linked there while pending so with_timeout() can cancel it. An awaiter
 // destroyed while its operation is pending (its frame destroyed) abandons it:
 // the reactor cancels it and waits until the kernel has let go of its buffers.
 // Awaiters can be neither copied nor moved: the kernel holds their address.
@@ -22,7 +22,10 @@ namespace coronet {
 class op_awaiter {
 public:
     explicit op_awaiter(reactor& r) noexcept : reactor_(r) {}
-    ~op_awaiter() { reactor_.abandon(op_); }
+    ~op_awaiter() {
+        reactor_.abandon(op_);
+        if (slot_) slot_->unlink(link_);  // the scope must not cancel a dead operation later
+    }
     op_awaiter(const op_awaiter&) = delete;
     op_awaiter& operator=(const op_awaiter&) = delete;
 
@@ -38,7 +41,8 @@ public:
                     op_.result = -ECANCELED;
                     return false;
                 }
-                slot_->pending = &op_;
+                link_.op = &op_;
+                slot_->link(link_);
             }
         }
         return !reactor_.start(op_);
@@ -47,13 +51,17 @@ public:
 protected:
     // op_.result, once the operation has finished (and the scope forgets it).
     int finish() noexcept {
-        if (slot_) slot_->pending = nullptr;
+        if (slot_) {
+            slot_->unlink(link_);
+            if (op_.result == -ECANCELED) slot_->cut_short = true;
+        }
         return op_.result;
     }
 
     reactor& reactor_;
     operation op_;
     cancel_slot* slot_ = nullptr;
+    cancel_link link_;  // in slot_'s list while op_ is pending
 };
 
 }  // namespace coronet

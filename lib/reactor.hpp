@@ -49,14 +49,33 @@ struct reactor_options {
     int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
 };
 
-// The one pending-operation slot of a cancellable scope (with_timeout uses one).
+struct cancel_slot;
+
+// One entry of a cancellable scope: a pending operation or a nested scope
+// (intrusive: the awaiter or the nested scope owns it, so linking allocates nothing).
+struct cancel_link {
+    operation* op = nullptr;       // a pending operation, or
+    cancel_slot* scope = nullptr;  // a scope nested in this one (a with_timeout inside it)
+    cancel_link* prev = nullptr;
+    cancel_link* next = nullptr;
+};
+
+// A cancellable scope (with_timeout uses one). Every operation its coroutines
+// are suspended on is linked here (when_all can have several at once), and so
+// is every scope nested in it, so one request() reaches them all.
 struct cancel_slot {
     class reactor* owner = nullptr;
-    operation* pending = nullptr;   // the operation the scope is suspended on
-    bool requested = false;         // later operations in the scope finish with -ECANCELED
+    bool requested = false;        // later operations in the scope finish with -ECANCELED
+    bool cut_short = false;        // an operation of the scope finished with -ECANCELED
+    cancel_link* links = nullptr;  // pending operations and nested scopes
 
-    // Requests cancellation of the pending operation and of every later one.
+    // Requests cancellation of every pending operation, nested scopes included,
+    // and of every later one.
     void request() noexcept;
+    // Adds an operation's or a nested scope's entry.
+    void link(cancel_link& l) noexcept;
+    // Removes it again; does nothing when l is not linked.
+    void unlink(cancel_link& l) noexcept;
 };
 
 // A detached task's entry in its reactor (intrusive, so adding and removing cost nothing).
