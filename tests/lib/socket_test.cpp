@@ -1,0 +1,666 @@
+#include <coronet/lib/socket.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdlib>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <coronet/coro/net.hpp>
+#include <coronet/coro/spawn.hpp>
+#include <coronet/coro/task.hpp>
+#include <coronet/coro/when_all.hpp>
+#include <coronet/lib/address.hpp>
+#include <coronet/lib/error.hpp>
+#include <coronet/lib/reactor.hpp>
+#include <coronet/lib/timer.hpp>
+
+#include "tests/support/backends.hpp"
+
+using coronet::address;
+using coronet::backend_kind;
+using coronet::reactor;
+using coronet::task;
+using namespace std::chrono_literals;
+
+namespace {
+
+// --- fixtures -------------------------------------------------------------
+
+// A private directory for Unix-domain sockets, removed with its contents.
+class temp_dir {
+public:
+    temp_dir() {
+        // sun_path holds 107 bytes: Bazel's TEST_TMPDIR can be longer than that.
+        std::string base = "/tmp";
+        if (const char* t = std::getenv("TEST_TMPDIR"); t && std::string(t).size() < 60) base = t;
+        std::string templ = base + "/coronet-XXXXXX";
+        if (!::mkdtemp(templ.data()))
+            throw std::system_error(errno, std::system_category(), "mkdtemp");
+        path_ = templ;
+    }
+    ~temp_dir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+bool ipv6_loopback_available() {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// Raises the soft fd limit towards `wanted`; true when at least that many fds may be open.
+bool fd_limit_at_least(rlim_t wanted) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) < 0) return false;
+    if (lim.rlim_cur >= wanted) return true;
+    lim.rlim_cur = std::min(wanted, lim.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &lim) < 0) return false;
+    return lim.rlim_cur >= wanted;
+}
+
+// The highest fd this process has open now.
+int highest_open_fd() {
+    int highest = -1;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    return highest;
+}
+
+int open_fd_count() {
+    int n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+// A deterministic byte stream whose value depends on every bit of the offset,
+// so a dropped, repeated or reordered chunk shows up as a mismatch.
+std::byte pattern_at(std::size_t i) {
+    return static_cast<std::byte>((i ^ (i >> 8) * 7 ^ (i >> 16) * 13 ^ (i >> 24) * 29) & 0xff);
+}
+
+std::vector<std::byte> pattern(std::size_t n) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = pattern_at(i);
+    return v;
+}
+
+// The index of the first differing byte (or the shorter size).
+std::size_t first_mismatch(const std::vector<std::byte>& a, const std::vector<std::byte>& b) {
+    std::size_t n = std::min(a.size(), b.size());
+    auto [pa, pb] = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
+    return static_cast<std::size_t>(pa - a.begin());
+}
+
+// Counts SIGPIPEs for one test (a handler, not SIG_IGN: a send without
+// MSG_NOSIGNAL would be seen, not hidden), and puts the old disposition back.
+std::atomic<int> sigpipe_count{0};
+
+class sigpipe_counter {
+public:
+    sigpipe_counter() {
+        sigpipe_count = 0;
+        struct sigaction sa {};
+        sa.sa_handler = [](int) { sigpipe_count.fetch_add(1); };
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGPIPE, &sa, &old_);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        ::pthread_sigmask(SIG_UNBLOCK, &set, &old_mask_);
+    }
+    ~sigpipe_counter() {
+        ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+        ::sigaction(SIGPIPE, &old_, nullptr);
+    }
+    sigpipe_counter(const sigpipe_counter&) = delete;
+    sigpipe_counter& operator=(const sigpipe_counter&) = delete;
+
+private:
+    struct sigaction old_ {};
+    sigset_t old_mask_{};
+};
+
+// Resumes every waiter once `count` coroutines have arrived (they resume on
+// the reactor's next turn).
+class test_latch {
+public:
+    test_latch(reactor& r, std::size_t count) : r_(r), remaining_(count) {}
+
+    auto arrive_and_wait() noexcept {
+        struct awaiter {
+            test_latch& l;
+            bool await_ready() noexcept {
+                if (--l.remaining_ > 0) return false;
+                for (auto h : l.waiters_)
+                    l.r_.post(h);
+                l.waiters_.clear();
+                return true;
+            }
+            void await_suspend(std::coroutine_handle<> h) { l.waiters_.push_back(h); }
+            void await_resume() noexcept {}
+        };
+        return awaiter{*this};
+    }
+
+private:
+    reactor& r_;
+    std::size_t remaining_;
+    std::vector<std::coroutine_handle<>> waiters_;
+};
+
+// --- coroutines -----------------------------------------------------------
+
+task<std::pair<coronet::socket, coronet::socket>> connect_and_accept(reactor& r,
+                                                                     coronet::socket* listener) {
+    coronet::socket client = co_await coronet::socket::connect(r, listener->local_address());
+    coronet::socket server = co_await listener->accept();
+    co_return std::pair<coronet::socket, coronet::socket>(std::move(client), std::move(server));
+}
+
+// Echoes until end of stream; returns the bytes echoed.
+task<std::size_t> echo(coronet::socket s) {
+    std::array<std::byte, 4096> buf;
+    std::size_t total = 0;
+    while (std::size_t n = co_await s.recv(buf)) {
+        co_await coronet::send_all(s, std::span(buf).first(n));
+        total += n;
+    }
+    co_return total;
+}
+
+task<std::size_t> recv_some(coronet::socket* s, std::span<std::byte> buffer) {
+    co_return co_await s->recv(buffer);
+}
+
+task<std::size_t> accept_and_echo_once(coronet::socket* listener) {
+    coronet::socket s = co_await listener->accept();
+    co_return co_await echo(std::move(s));
+}
+
+// Reads until end of stream.
+task<std::string> read_to_end(coronet::socket* s) {
+    std::string out;
+    std::array<char, 1024> buf;
+    while (std::size_t n = co_await s->recv(std::as_writable_bytes(std::span(buf))))
+        out.append(buf.data(), n);
+    co_return out;
+}
+
+struct client_result {
+    std::string reply;
+    address local, peer;
+};
+
+task<client_result> echo_client(reactor& r, address to, std::string message) {
+    coronet::socket s = co_await coronet::socket::connect(r, to);
+    client_result out{"", s.local_address(), s.peer_address()};
+    co_await coronet::send_all(s, message);
+    s.shutdown_send();
+    out.reply = co_await read_to_end(&s);
+    co_return out;
+}
+
+// Receives into a growing vector until end of stream (at most `limit` bytes).
+task<std::vector<std::byte>> receive_all(coronet::socket s, std::size_t limit) {
+    std::vector<std::byte> got;
+    got.reserve(limit);
+    std::vector<std::byte> chunk(64 * 1024);
+    while (std::size_t n = co_await s.recv(chunk)) {
+        if (got.size() + n > limit) throw std::length_error("received more than was sent");
+        got.insert(got.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    co_return got;
+}
+
+struct send_stats {
+    std::size_t calls = 0;
+    std::size_t short_sends = 0;  // returned fewer bytes than offered
+};
+
+// Sends data with plain send() calls, counting the short ones; closes at the end.
+task<send_stats> send_counting(coronet::socket s, const std::vector<std::byte>* data) {
+    send_stats st;
+    std::span<const std::byte> rest(*data);
+    while (!rest.empty()) {
+        std::size_t n = co_await s.send(rest);
+        ++st.calls;
+        if (n < rest.size()) ++st.short_sends;
+        rest = rest.subspan(n);
+    }
+    // A parameter lives as long as the frame, and when_all keeps finished
+    // frames until every part is done: close now so the reader sees the end.
+    s.close();
+    co_return st;
+}
+
+// Sends every byte of the gathered buffers with sendv(), resuming inside a
+// partly sent iovec after a short send.
+task<send_stats> sendv_all(coronet::socket* s, std::vector<iovec> iov) {
+    send_stats st;
+    std::size_t first = 0;
+    while (first < iov.size()) {
+        std::size_t offered = 0;
+        for (std::size_t i = first; i < iov.size(); ++i)
+            offered += iov[i].iov_len;
+        std::size_t n = co_await s->sendv(std::span<const iovec>(iov).subspan(first));
+        ++st.calls;
+        if (n < offered) ++st.short_sends;
+        while (n > 0) {
+            if (n >= iov[first].iov_len) {
+                n -= iov[first].iov_len;
+                ++first;
+            } else {
+                iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + n;
+                iov[first].iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    co_return st;
+}
+
+// The same, owning the socket: it closes once everything is sent.
+task<send_stats> sendv_counting(coronet::socket s, std::vector<iovec> iov) {
+    send_stats st = co_await sendv_all(&s, std::move(iov));
+    s.close();
+    co_return st;
+}
+
+// iovecs over data, `piece` bytes each.
+std::vector<iovec> slices(const std::vector<std::byte>& data, std::size_t piece) {
+    std::vector<iovec> iov;
+    for (std::size_t off = 0; off < data.size(); off += piece)
+        iov.push_back(
+            {const_cast<std::byte*>(data.data() + off), std::min(piece, data.size() - off)});
+    return iov;
+}
+
+// Sends until the peer goes away; returns that error, then the error of one more send.
+task<std::pair<std::error_code, std::error_code>> send_until_error(
+    coronet::socket s, const std::vector<std::byte>* data, bool gathered) {
+    std::error_code first, second;
+    try {
+        if (gathered)
+            (void)co_await sendv_all(&s, slices(*data, 32 * 1024));
+        else
+            co_await coronet::send_all(s, *data);
+    } catch (const std::system_error& e) {
+        first = e.code();
+    }
+    try {
+        std::array<std::byte, 1> one{};
+        if (gathered) {
+            iovec v{one.data(), one.size()};
+            (void)co_await s.sendv(std::span<const iovec>(&v, 1));
+        } else {
+            (void)co_await s.send(one);
+        }
+    } catch (const std::system_error& e) {
+        second = e.code();
+    }
+    co_return std::pair(first, second);
+}
+
+// Reads `before_reset` bytes, then closes with SO_LINGER {1, 0}: the peer gets an RST.
+task<std::size_t> read_then_reset(coronet::socket s, std::size_t before_reset) {
+    std::vector<std::byte> buf(16 * 1024);
+    std::size_t got = 0;
+    while (got < before_reset) {
+        std::size_t n = co_await s.recv(buf);
+        if (n == 0) break;
+        got += n;
+    }
+    linger lg{.l_onoff = 1, .l_linger = 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    s.close();
+    co_return got;
+}
+
+task<void> echo_detached(coronet::socket s) { (void)co_await echo(std::move(s)); }
+
+// Accepts n connections and echoes on each (spawned, so they run at once).
+task<void> accept_n_and_echo(coronet::socket* listener, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        coronet::socket s = co_await listener->accept();
+        coronet::spawn(listener->context(), echo_detached(std::move(s)), "echo");
+    }
+}
+
+// Connects, echoes one line, then holds the connection until every client has
+// done the same; records the channel count seen at that moment.
+task<std::string> client_at_once(reactor& r, address to, std::size_t id, test_latch* all_connected,
+                                 std::size_t* channels_at_peak) {
+    coronet::socket s = co_await coronet::socket::connect(r, to);
+    std::string line = "client " + std::to_string(id) + "\n";
+    co_await coronet::send_all(s, line);
+    std::string reply(line.size(), '\0');
+    std::size_t n = co_await coronet::recv_exactly(s, std::as_writable_bytes(std::span(reply)));
+    reply.resize(n);
+    co_await all_connected->arrive_and_wait();
+    *channels_at_peak = std::max(*channels_at_peak, r.channel_count());
+    co_return reply;
+}
+
+struct outcome {
+    std::string data;
+    std::error_code error;
+};
+
+// recv on s, with the error (if any) as a value.
+task<outcome> recv_outcome(coronet::socket* s) {
+    outcome out;
+    try {
+        std::array<char, 64> buf;
+        std::size_t n = co_await s->recv(std::as_writable_bytes(std::span(buf)));
+        out.data.assign(buf.data(), n);
+    } catch (const std::system_error& e) {
+        out.error = e.code();
+    }
+    co_return out;
+}
+
+task<void> send_later(reactor& r, coronet::socket* s, std::string text) {
+    co_await coronet::sleep_for(r, 20ms);
+    co_await coronet::send_all(*s, text);
+}
+
+task<std::error_code> connect_error(reactor& r, address to) {
+    try {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+    } catch (const std::system_error& e) {
+        co_return e.code();
+    }
+    co_return std::error_code{};
+}
+
+task<int> wait_readable_on(coronet::socket* s) { co_return co_await s->wait_readable(); }
+
+// Waits until waiter is readable while writer sends a byte a little later; the revents.
+task<int> readable_after_send(reactor& r, coronet::socket* waiter, coronet::socket* writer) {
+    auto [revents, unused] =
+        co_await coronet::when_all(wait_readable_on(waiter), send_later(r, writer, "x"));
+    co_return revents;
+}
+
+}  // namespace
+
+// --- tests ----------------------------------------------------------------
+
+namespace {
+
+void echo_round_trip(backend_kind kind, const address& where) {
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, where);
+    address local = listener.local_address();
+    REQUIRE(local.family() == where.family());
+    if (where.family() != AF_UNIX) REQUIRE(local.port() != 0);  // port 0 picked a free port
+    auto [echoed, client] = r.run(coronet::when_all(accept_and_echo_once(&listener),
+                                                    echo_client(r, local, "hello, coronet")));
+    REQUIRE(client.reply == "hello, coronet");
+    REQUIRE(echoed == client.reply.size());
+    REQUIRE(client.peer.to_string() == local.to_string());
+    if (where.family() != AF_UNIX) REQUIRE(client.local.port() != 0);
+}
+
+}  // namespace
+
+TEST_CASE("socket: echo round trip through accept and connect over IPv4 and IPv6 and Unix sockets",
+          "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    SECTION("IPv4") { echo_round_trip(kind, address::parse("127.0.0.1:0")); }
+    SECTION("IPv6") {
+        if (!ipv6_loopback_available()) {
+            WARN("::1 unavailable here, IPv6 skipped");
+            return;
+        }
+        echo_round_trip(kind, address::parse("[::1]:0"));
+    }
+    SECTION("Unix") {
+        temp_dir dir;
+        echo_round_trip(kind, address::parse("unix:" + dir.path() + "/echo.sock"));
+    }
+}
+
+TEST_CASE("socket: recv returns 0 at end of stream and keeps returning 0", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [a, b] = r.run(connect_and_accept(r, &listener));
+    r.run(coronet::send_all(a, "abc"));
+    a.shutdown_send();
+    std::array<char, 16> buf;
+    auto bytes = std::as_writable_bytes(std::span(buf));
+    REQUIRE(r.run(recv_some(&b, bytes)) == 3);
+    REQUIRE(std::string(buf.data(), 3) == "abc");
+    REQUIRE(r.run(recv_some(&b, bytes)) == 0);
+    REQUIRE(r.run(recv_some(&b, bytes)) == 0);
+    // Reading goes on after shutdown_send: the half-closed side can still receive.
+    r.run(coronet::send_all(b, "back"));
+    REQUIRE(r.run(recv_some(&a, bytes)) == 4);
+    b.close();
+    REQUIRE(r.run(recv_some(&a, bytes)) == 0);
+}
+
+TEST_CASE("socket: recv on a socket pair returns 0 once the other end closes", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = coronet::socket::pair(r);
+    r.run(coronet::send_all(a, "xyz"));
+    a.close();
+    std::array<char, 16> buf;
+    auto bytes = std::as_writable_bytes(std::span(buf));
+    REQUIRE(r.run(recv_some(&b, bytes)) == 3);
+    REQUIRE(r.run(recv_some(&b, bytes)) == 0);
+}
+
+TEST_CASE("socket: wait_readable resumes once data arrives", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = coronet::socket::pair(r);
+    int revents = r.run(readable_after_send(r, &a, &b));
+    REQUIRE((revents & POLLIN) != 0);
+    std::array<char, 4> buf;
+    REQUIRE(r.run(recv_some(&a, std::as_writable_bytes(std::span(buf)))) == 1);
+}
+
+TEST_CASE("socket: connecting to a port nobody listens on throws ECONNREFUSED", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    // A socket bound but not listening holds the port, so nobody else can take
+    // it, and the kernel answers a SYN to it with an RST.
+    int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(holder >= 0);
+    address any = address::parse("127.0.0.1:0");
+    REQUIRE(::bind(holder, any.data(), any.size()) == 0);
+    address bound;
+    socklen_t len = address::capacity();
+    REQUIRE(::getsockname(holder, bound.data(), &len) == 0);
+    bound.resize(len);
+    int fds_before = open_fd_count();
+    std::error_code ec = r.run(connect_error(r, bound));
+    int fds_after = open_fd_count();
+    ::close(holder);
+    REQUIRE(ec == std::errc::connection_refused);
+    REQUIRE(r.channel_count() == 0);   // the failed connection was never registered
+    REQUIRE(fds_after == fds_before);  // and its fd is closed
+}
+
+TEST_CASE("socket: 64 MiB one way through small buffers arrives byte for byte", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::size_t size = 64u << 20;
+    const std::vector<std::byte> data = pattern(size);
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    listener.set_receive_buffer(4096);  // accepted sockets inherit it (and its small window)
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    client.set_send_buffer(4096);
+    server.set_receive_buffer(4096);
+    auto [stats, got] = r.run(coronet::when_all(send_counting(std::move(client), &data),
+                                                receive_all(std::move(server), size)));
+    INFO(stats.calls << " sends, " << stats.short_sends << " short");
+    REQUIRE(stats.short_sends > 0);  // the small send buffer forced partial writes
+    REQUIRE(got.size() == size);
+    REQUIRE(first_mismatch(got, data) == size);
+}
+
+TEST_CASE("socket: sendv of many iovecs resumes after short sends", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    // 1000 separately allocated pieces of 1..8192 bytes (about 4 MiB) that
+    // together make one patterned stream.
+    std::vector<std::vector<std::byte>> pieces;
+    std::vector<iovec> iov;
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < 1000; ++i) {
+        std::size_t len = 1 + (i * 7919) % 8192;
+        std::vector<std::byte> piece(len);
+        for (std::size_t j = 0; j < len; ++j)
+            piece[j] = pattern_at(total + j);
+        total += len;
+        pieces.push_back(std::move(piece));
+    }
+    for (auto& p : pieces)
+        iov.push_back({p.data(), p.size()});
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    listener.set_receive_buffer(4096);
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    client.set_send_buffer(4096);
+    auto [stats, got] = r.run(coronet::when_all(sendv_counting(std::move(client), iov),
+                                                receive_all(std::move(server), total)));
+    INFO(stats.calls << " sendv calls, " << stats.short_sends << " short");
+    REQUIRE(stats.short_sends > 0);
+    REQUIRE(got.size() == total);
+    REQUIRE(first_mismatch(got, pattern(total)) == total);
+}
+
+TEST_CASE("socket: a thousand connections echo at once", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    std::size_t n = 1000;
+    if (kind == backend_kind::select) {
+        // select() watches fds below FD_SETSIZE only: each connection needs two
+        // (client and server side), above the highest fd open now.
+        n = static_cast<std::size_t>(FD_SETSIZE - 1 - highest_open_fd() - 8) / 2;
+        WARN("select: " << n << " connections (FD_SETSIZE " << FD_SETSIZE << ")");
+    }
+    if (!fd_limit_at_least(static_cast<rlim_t>(highest_open_fd() + 2 * n + 64))) {
+        WARN("RLIMIT_NOFILE too low for " << n << " connections, skipped");
+        return;
+    }
+    test_latch all_connected(r, n);
+    std::size_t peak = 0;
+    std::vector<task<std::string>> clients;
+    for (std::size_t i = 0; i < n; ++i)
+        clients.push_back(client_at_once(r, listener.local_address(), i, &all_connected, &peak));
+    auto [accepted, replies] = r.run(
+        coronet::when_all(accept_n_and_echo(&listener, n), coronet::when_all(std::move(clients))));
+    REQUIRE(replies.size() == n);
+    for (std::size_t i = 0; i < n; ++i)
+        REQUIRE(replies[i] == "client " + std::to_string(i) + "\n");
+    REQUIRE(peak == 2 * n + 1);  // every connection was open at the same time (plus the listener)
+    r.run();                     // the echo tasks see end of stream and finish
+    REQUIRE(r.task_count() == 0);
+    REQUIRE(r.channel_count() == 1);
+}
+
+TEST_CASE("socket: an fd at or above FD_SETSIZE gets a clear error from select when it must wait",
+          "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const int high = 1500;
+    static_assert(high >= FD_SETSIZE);
+    if (!fd_limit_at_least(high + 1)) {
+        WARN("RLIMIT_NOFILE below " << high + 1 << ", skipped");
+        return;
+    }
+    REQUIRE(::fcntl(high, F_GETFD) == -1);  // free
+    reactor r{{.backend = kind}};
+    auto [low, peer] = coronet::socket::pair(r);
+    REQUIRE(::dup2(low.native_handle(), high) == high);
+    low.close();
+    coronet::socket s(r, high);
+    std::array<char, 16> buf;
+    auto bytes = std::as_writable_bytes(std::span(buf));
+
+    // Calls that complete at once never need an fd_set, on any backend.
+    r.run(coronet::send_all(s, "out"));
+    REQUIRE(r.run(recv_some(&peer, bytes)) == 3);
+    r.run(coronet::send_all(peer, "in"));
+    REQUIRE(r.run(recv_some(&s, bytes)) == 2);
+
+    // Nothing to read: the recv has to park.
+    auto [got, unused] = r.run(coronet::when_all(recv_outcome(&s), send_later(r, &peer, "late")));
+    if (kind == backend_kind::select) {
+        REQUIRE(got.error == coronet::errc::fd_exceeds_fd_setsize);
+        REQUIRE_THAT(got.error.message(), Catch::Contains("FD_SETSIZE"));
+        REQUIRE(r.run(recv_some(&s, bytes)) ==
+                4);  // the data is still there, for a recv that need not wait
+    } else {
+        REQUIRE_FALSE(got.error);
+        REQUIRE(got.data == "late");
+    }
+    // The loop is still healthy for ordinary fds.
+    s.close();
+    auto [c, d] = coronet::socket::pair(r);
+    r.run(coronet::when_all(recv_outcome(&c), send_later(r, &d, "fine")));
+    REQUIRE(r.pending_count() == 0);
+}
+
+TEST_CASE("socket: a peer reset during a large send throws instead of crashing or raising SIGPIPE",
+          "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    sigpipe_counter sigpipes;
+    reactor r{{.backend = kind}};
+    const std::vector<std::byte> data = pattern(16u << 20);
+    bool gathered = false;
+    SECTION("send") { gathered = false; }
+    SECTION("sendv") { gathered = true; }
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    listener.set_receive_buffer(4096);
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    client.set_send_buffer(4096);
+    auto [errors, read] =
+        r.run(coronet::when_all(send_until_error(std::move(client), &data, gathered),
+                                read_then_reset(std::move(server), 64 * 1024)));
+    INFO("peer read " << read << " bytes before its reset");
+    auto [first, second] = errors;
+    REQUIRE((first == std::errc::connection_reset || first == std::errc::broken_pipe));
+    REQUIRE((second == std::errc::connection_reset || second == std::errc::broken_pipe));
+    REQUIRE(sigpipe_count == 0);  // MSG_NOSIGNAL on every send path
+    REQUIRE(r.pending_count() == 0);
+}
