@@ -54,6 +54,7 @@ pick_port() {
     _next_port=$((_next_port + 1))
     [ "$_next_port" -ge "$PORT_HI" ] && _next_port=$PORT_LO
     if port_free "$p"; then
+      # shellcheck disable=SC2034 # read by the caller
       PICKED_PORT=$p
       return 0
     fi
@@ -83,6 +84,7 @@ proc_tree() {
   local pid=$1 child
   [ -d "/proc/$pid" ] || return 0
   echo "$pid"
+  # shellcheck disable=SC2013 # the file is a list of PIDs, space-separated
   for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
     proc_tree "$child"
   done
@@ -176,6 +178,7 @@ stop_all_servers() {
 # a hard time limit (timeout -k), its stdout+stderr to OUTFILE. Sets LOAD_RC,
 # LOAD_WALL (s), LOAD_CPU_S (user+sys s) and LOAD_CPU_PCT (of one core over
 # the tool's whole run).
+# shellcheck disable=SC2034 # the LOAD_* results are read by the caller
 run_load() {
   local out=$1 limit=$2
   shift 2

@@ -16,9 +16,9 @@ trap cleanup EXIT
 # start NAME CMD... : starts a server on a free port (PORT), retrying on a
 # port someone else took meanwhile.
 start() {
-  local name=$1 i
+  local name=$1
   shift
-  for i in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5; do
     PORT=$((21000 + RANDOM % 11000))
     "$@" --port "$PORT" >"${TEST_TMPDIR:-/tmp}/$name.log" 2>&1 &
     SPID=$!

@@ -37,6 +37,7 @@
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by lib.sh (prep_nginx)
 BENCH_DIR=$HERE
 REPO=$(dirname "$HERE")
 # shellcheck source=benchmarks/lib.sh
@@ -91,6 +92,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "no /usr/include/boost: the Asio peers will be skipped (apt-get install libboost-dev)"
   fi
   log "building peers: $targets"
+  # shellcheck disable=SC2086 # a list of targets
   (cd "$REPO" && bazel build --config=opt $targets) >"$OUT/build.log" 2>&1 ||
     { tail -n 30 "$OUT/build.log" >&2; die "building the peers failed (log: $OUT/build.log)"; }
   existing=""
@@ -99,6 +101,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   done
   if [ -n "$existing" ]; then
     log "building coronet servers:$existing"
+    # shellcheck disable=SC2086 # a list of targets
     (cd "$REPO" && bazel build --config=opt --keep_going $existing) >"$OUT/build-coronet.log" 2>&1 ||
       log "some coronet servers did not build (log: $OUT/build-coronet.log); their rows will be skipped"
   fi
@@ -127,10 +130,11 @@ resp|coronet_kv_{backend}|-|$CORONET_BIN/kv_server --port {port} --backend {back
 # The peer each table's ratios are taken against.
 declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server)
 
-# Requests per redis-benchmark test (it has no duration option): sized for
-# about DUR seconds per test on this kind of machine.
-RESP_N_P1=${RESP_N_P1:-$(awk -v d="$DUR" 'BEGIN {printf "%d", 100000 * d}')}
-RESP_N_P16=${RESP_N_P16:-$(awk -v d="$DUR" 'BEGIN {printf "%d", 1500000 * d}')}
+# redis-benchmark has no duration option: before a cell's runs each peer is
+# timed with a short run (20000 requests per test times the pipeline depth)
+# and then given requests for about DUR seconds per test. RESP_N=N fixes the
+# count instead.
+RESP_N=${RESP_N:-}
 
 # name|group|tool|arguments
 CELL_TABLE="
@@ -143,8 +147,8 @@ http_wrk_c50|http|wrk|-c50
 http_wrk_c500|http|wrk|-c500
 http_wrk_c50_pipe16|http|wrk_pipeline|-c50
 http_h2load_c50_m16|http|h2load|-c50 -m16
-resp_c50_P1|resp|redis|-P 1 -n $RESP_N_P1
-resp_c50_P16|resp|redis|-P 16 -n $RESP_N_P16
+resp_c50_P1|resp|redis|-P 1
+resp_c50_P16|resp|redis|-P 16
 idle_conns|echo|idle|
 "
 
@@ -245,6 +249,22 @@ parse_out() {
   esac
 }
 
+# redis_requests PORT ARGS: requests per test for about DUR seconds per test.
+redis_requests() {
+  local port=$1 args=$2 depth ncal f thr
+  if [ -n "$RESP_N" ]; then
+    echo "$RESP_N"
+    return
+  fi
+  depth=$(sed -n 's/.*-P \([0-9]*\).*/\1/p' <<<"$args")
+  ncal=$((20000 * ${depth:-1}))
+  f="$OUT/calibrate.$port.out"
+  # shellcheck disable=SC2046 # load_cmd prints words
+  taskset -c "$CLIENT_CPU" timeout -k 5 60 $(load_cmd redis "$args -n $ncal" "$port") >"$f" 2>&1 </dev/null
+  read -r thr _ <<<"$(parse_redis_csv "$f" "$ncal")"
+  awk -v t="$thr" -v d="$DUR" 'BEGIN {n = int(t * d); if (n < 2000) n = 2000; print n}'
+}
+
 # one_run CELL GROUP TOOL ARGS NAME PID PORT RUN
 one_run() {
   local cell=$1 group=$2 tool=$3 args=$4 name=$5 pid=$6 port=$7 run=$8
@@ -269,7 +289,7 @@ one_run() {
     other=$(awk -v b="$((b1 - b0))" -v s="$dt" -v c="$LOAD_CPU_S" -v w="$LOAD_WALL" -v hz="$CLK_TCK" \
       'BEGIN {o = (b - s) / hz - c; if (o < 0) o = 0; printf "%.1f", (w > 0 ? o / w * 100 : 0)}')
     awk -v o="$other" -v m="$NOISE_MAX" 'BEGIN {exit !(o > m)}' || break
-    [ $try -lt "$RETRIES" ] && [ "$NOISE_SPENT" -lt "$NOISE_BUDGET" ] || break
+    if [ $try -ge "$RETRIES" ] || [ "$NOISE_SPENT" -ge "$NOISE_BUDGET" ]; then break; fi
     try=$((try + 1))
     log "  run $run $name: other processes used ${other}% of a core; again ($try/$RETRIES)"
     NOISE_SPENT=$(awk -v a="$NOISE_SPENT" -v w="$LOAD_WALL" 'BEGIN {printf "%d", a + w + 0.5}')
@@ -312,10 +332,20 @@ run_cell() {
     fi
     printf '%s\t%s\t%s\t0\t-\t-\t-\t-\t1\t-\t-\t-\t-\tstart-failed\n' "$cell" "$group" "${ROW_NAME[$i]}" >>"$RAW"
   done
+  # Per-peer arguments: redis-benchmark's request count is sized per peer.
+  local pargs=()
+  for k in "${!live[@]}"; do
+    if [ "$tool" = redis ]; then
+      pargs[k]="$args -n $(redis_requests "${ports[$k]}" "$args")"
+      log "  ${ROW_NAME[${live[$k]}]}: ${pargs[k]}"
+    else
+      pargs[k]=$args
+    fi
+  done
   for r in $(seq 1 "$RUNS"); do
     if [ $((r % 2)) = 1 ]; then order=$(seq 0 $((${#live[@]} - 1))); else order=$(seq $((${#live[@]} - 1)) -1 0); fi
     for k in $order; do
-      one_run "$cell" "$group" "$tool" "$args" "${ROW_NAME[${live[$k]}]}" "${pids[$k]}" "${ports[$k]}" "$r"
+      one_run "$cell" "$group" "$tool" "${pargs[k]}" "${ROW_NAME[${live[$k]}]}" "${pids[$k]}" "${ports[$k]}" "$r"
       sleep 0.05
     done
   done
@@ -338,7 +368,7 @@ run_idle() {
     rss0=$(rss_kb "$PEER_PID")
     f="$OUT/idle.$name.out"
     taskset -c "$CLIENT_CPU" timeout -k 5 $((IDLE_HOLD + 90)) "$BIN/benchmarks/idle_conns" --host "$BENCH_HOST" \
-      --port "$PEER_PORT" --connections "$IDLE_N" --hold "$IDLE_HOLD" --ping --setup-timeout 60 \
+      --port "$PEER_PORT" --connections "$IDLE_N" --hold "$IDLE_HOLD" --ping --setup-timeout 20 \
       --source-addrs "$srcs" >"$f" 2>&1 </dev/null &
     local lp=$!
     n=0

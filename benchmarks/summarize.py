@@ -157,7 +157,7 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
     lines.append("")
     lines.append(
         f"Run: `{'QUICK=1 ' if quick else ''}benchmarks/run.sh`, {meta.get('dur')} s per run "
-        f"(wrk: {meta.get('dur_wrk')} s; redis-benchmark: a fixed request count), "
+        f"(wrk: {meta.get('dur_wrk')} s; redis-benchmark: a request count sized per peer by a short first run), "
         f"{meta.get('runs')} runs per peer and cell interleaved (A B C, C B A, A B C), "
         f"{meta.get('elapsed_s')} s in all. Servers pinned to CPU 0, load tools to CPU 1 (taskset), loopback only. "
         f"Tools: {meta.get('tools')}.")
