@@ -1,6 +1,9 @@
 #include <coronet/coro/spawn.hpp>
 
 #include <exception>
+#include <system_error>
+
+#include <coronet/lib/error.hpp>
 
 #include <coronet/lib/log.hpp>
 
@@ -10,6 +13,10 @@ namespace detail {
 detached run_detached(reactor&, task<void> t, std::string name) {
     try {
         co_await std::move(t);
+    } catch (const std::system_error& e) {
+        // A peer going away is routine for a server (asyncore's _DISCONNECTED).
+        log(is_disconnect(e.code()) ? log_level::debug : log_level::error,
+            "uncaptured exception in " + name + ": " + e.what());
     } catch (const std::exception& e) {
         log(log_level::error, "uncaptured exception in " + name + ": " + e.what());
     } catch (...) {

@@ -1,5 +1,6 @@
 #include <coronet/lib/error.hpp>
 
+#include <cerrno>
 #include <cstring>
 
 namespace coronet {
@@ -31,6 +32,14 @@ const std::error_category& coronet_category() noexcept {
 std::error_code error_of(int result) noexcept {
     if (result <= -0x10000) return {-result - 0x10000, coronet_category()};
     return {-result, std::system_category()};
+}
+
+bool is_disconnect(const std::error_code& ec) noexcept {
+    if (ec.category() != std::system_category()) return false;
+    switch (ec.value()) {
+    case ECONNRESET: case ENOTCONN: case ESHUTDOWN: case ECONNABORTED: case EPIPE: return true;
+    default: return false;
+    }
 }
 
 std::string errno_name(int err) {

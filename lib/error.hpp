@@ -45,6 +45,10 @@ inline int throw_if_error(int result, const char* what) {
     return result;
 }
 
+// True for the errnos that mean "the peer went away" (ECONNRESET, EPIPE,
+// ENOTCONN, ESHUTDOWN, ECONNABORTED): asyncore's _DISCONNECTED.
+bool is_disconnect(const std::error_code& ec) noexcept;
+
 // Short symbolic name of an errno value ("ECONNRESET"), for logs and test output.
 std::string errno_name(int err);
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include <coronet/lib/epoll_backend.hpp>
 #include <coronet/lib/error.hpp>
@@ -127,6 +128,9 @@ reactor::reactor(reactor_options options) : max_inline_(options.max_inline_compl
 }
 
 reactor::~reactor() {
+    // A stop() on another thread (or in a signal handler there) may still be
+    // inside backend_->wake(): let it finish before the backend goes.
+    while (stopping_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
     // Detached tasks still suspended die with their reactor; destroying a frame
     // abandons its pending operation (cancel, then wait for the kernel).
     while (task_hook* t = tasks_) {
@@ -217,12 +221,10 @@ void reactor::run_once() {
 }
 
 void reactor::run() {
-    restart();
     while (!stopped() && (pending_ > 0 || !ready_.empty())) run_once();
 }
 
 void reactor::run_for(clock::duration d) {
-    restart();
     operation deadline;
     deadline.code = op_code::timeout;
     deadline.deadline = clock::now() + d;
@@ -234,8 +236,10 @@ void reactor::run_for(clock::duration d) {
 }
 
 void reactor::stop() noexcept {
-    stop_.store(true, std::memory_order_relaxed);
+    stopping_.fetch_add(1, std::memory_order_acq_rel);  // before the flag the loop may see
+    stop_.store(true, std::memory_order_release);
     backend_->wake();
+    stopping_.fetch_sub(1, std::memory_order_release);
 }
 
 void reactor::add_channel(int fd, std::string_view kind) {

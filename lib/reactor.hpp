@@ -7,7 +7,9 @@
 // one turn: wait for completions (the only place that blocks), resume their
 // coroutines, fire expired timers, resume posted coroutines. The backend is
 // chosen at run time: io_uring, else epoll, else select; CORONET_BACKEND or
-// reactor_options::backend forces one.
+// reactor_options::backend forces one. A reactor belongs to the thread that
+// builds it (io_uring is set up single-issuer): build it on the thread that
+// runs it; only stop() may be called from elsewhere.
 // Medusa ancestor: asyncore.loop(), asyncore.socket_map.
 
 #include <atomic>
@@ -117,12 +119,15 @@ public:
     void run();
     // Turns until stop(), nothing left, or d elapsed.
     void run_for(clock::duration d);
-    // Makes run()/run_for() return after the current turn; callable from any thread
-    // (and from a signal handler).
+    // Makes run()/run_for()/run(task) return after the current turn, now or when
+    // next called: a stop is kept until restart(), so one that arrives before
+    // run() starts is not lost. Callable from any thread and from a signal
+    // handler (an atomic store and an eventfd write); the reactor's destructor
+    // waits for a stop() still in progress on another thread.
     void stop() noexcept;
-    bool stopped() const noexcept { return stop_.load(std::memory_order_relaxed); }
+    bool stopped() const noexcept { return stop_.load(std::memory_order_acquire); }
     // Clears a previous stop() so the loop can run again.
-    void restart() noexcept { stop_.store(false, std::memory_order_relaxed); }
+    void restart() noexcept { stop_.store(false, std::memory_order_release); }
 
     // Runs an awaitable (a task) to completion on this loop and returns its value
     // (or rethrows its exception).
@@ -167,6 +172,7 @@ private:
     task_hook* tasks_ = nullptr;
     std::size_t task_count_ = 0;
     std::atomic<bool> stop_{false};
+    std::atomic<int> stopping_{0};  // stop() calls in progress
 };
 
 namespace detail {
@@ -236,7 +242,6 @@ decltype(auto) reactor::run(Awaitable&& awaitable) {
     auto driver = detail::drive<std::remove_cvref_t<Awaitable>>(std::forward<Awaitable>(awaitable));
     auto h = driver.handle();
     post(h);
-    restart();
     while (!h.done() && !stopped()) run_once();
     auto& p = h.promise();
     if (p.error) std::rethrow_exception(p.error);

@@ -338,3 +338,15 @@ TEST_CASE("reactor: channel_count rises and falls with sockets", "[reactor]") {
     }
     REQUIRE(r.channel_count() == 0);
 }
+
+TEST_CASE("reactor: a stop() that arrives before run() is not lost", "[reactor]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::spawn(r, sleep_long(r));
+    r.stop();  // e.g. SIGTERM delivered while the server was still starting
+    auto start = reactor::clock::now();
+    r.run();  // returns at once: the stop is kept until restart()
+    REQUIRE(reactor::clock::now() - start < 30s);
+    REQUIRE(r.stopped());
+    REQUIRE(r.task_count() == 1);
+}
