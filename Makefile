@@ -40,7 +40,7 @@ BAZEL_TEST := $(BAZEL) test --keep_going --test_output=errors $(BAZEL_UI) $(BAZE
 step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
 
 .PHONY: help deps deps-test deps-bench build test bazel-test asan ubsan tsan \
-        check-layers consumer-check run bench format format-check clean distclean
+        check-layers check-snippets consumer-check run bench format format-check clean distclean
 
 help:
 	@echo 'coronet make targets:'
@@ -51,6 +51,7 @@ help:
 	@echo '  make asan|ubsan|tsan   bazel test --config=X //...'
 	@echo '  make bench        benchmarks/run.sh (QUICK=1 for a short run)'
 	@echo '  make check-layers lib/ must not include coro/'
+	@echo '  make check-snippets README/docs code blocks must match the examples'
 	@echo '  make format       clang-format lib/ coro/ examples/ tests/ benchmarks/ in place'
 	@echo '  make format-check the same, changing nothing; fails if a file would change'
 	@echo '  make clean        bazel clean (distclean: bazel clean --expunge)'
@@ -75,7 +76,7 @@ build: deps
 	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
 
 # `make -k test` goes on after a failing step, so that every step reports.
-test: bazel-test asan check-layers consumer-check
+test: bazel-test asan check-layers check-snippets consumer-check
 
 bazel-test: deps-test
 	$(call step,bazel test $(TEST_TARGETS))
@@ -88,6 +89,11 @@ asan ubsan tsan: deps-test
 check-layers:
 	$(call step,tools/check-layers.sh)
 	@tools/check-layers.sh
+
+# The README's and docs' code blocks must be code the examples build.
+check-snippets:
+	$(call step,tools/check-snippets.py)
+	@python3 tools/check-snippets.py
 
 # A separate Bazel workspace that depends on coronet as an external repository.
 consumer-check: deps-test
