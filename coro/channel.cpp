@@ -155,9 +155,15 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind, s
                 in_ = std::move(bigger);
                 in_cap_ = cap;
             }
+            // Ask for recv_size bytes (or what a read_exactly still lacks), not
+            // for all the free space: a grown buffer must not let one receive
+            // take more than the limits allow (max_line + one receive).
+            std::size_t want = opt_.recv_size;
+            if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
+            want = std::min(want, in_cap_ - wpos_);
             try {
                 std::size_t got = co_await sock_.recv(
-                    std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, in_cap_ - wpos_));
+                    std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, want));
                 if (got == 0) eof_ = true;
                 wpos_ += got;
             } catch (const std::system_error& e) {
@@ -250,7 +256,9 @@ task<void> channel_state::send_loop() {
             co_await sender_idle{this};
             continue;
         }
-        // Gather plain pieces from the front (a producer further back waits its turn).
+        // Gather plain pieces from the front (a producer further back waits its
+        // turn). A head producer with more to give ends the gather too: its
+        // later chunks must leave before the pieces queued after it.
         iov.clear();
         std::size_t bytes = 0;
         for (std::size_t i = 0; i < out_.size() && iov.size() < max_iov && bytes < max_send; ++i) {
@@ -262,6 +270,7 @@ task<void> channel_state::send_loop() {
             iov.push_back({it.bytes.data() + skip, len});
             bytes += len;
             in_flight_ = i + 1;
+            if (it.source) break;
         }
         std::size_t sent = 0;
         try {
@@ -383,6 +392,7 @@ task<void> channel::flush() { return state_->wait_flushed(); }
 
 task<void> channel::close_when_done() {
     state_->closing_ = true;  // now, even if the task is never awaited
+    if (state_->send_error_) state_->close_now();  // the sender has stopped: nothing left to drain
     state_->kick_sender();
     return state_->close_when_done();
 }
