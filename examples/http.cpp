@@ -29,19 +29,21 @@ bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 char lower(char c) { return c >= 'A' && c <= 'Z' ? char(c + ('a' - 'A')) : c; }
 
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return lower(x) == lower(y);
-           });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [](char x, char y) { return lower(x) == lower(y); });
 }
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
 bool is_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 int hex_value(char c) {
@@ -76,7 +78,8 @@ int parse_version(std::string_view v, int& minor) {
     return 0;
 }
 
-constexpr std::array<std::string_view, 7> short_days = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr std::array<std::string_view, 7> short_days = {"Sun", "Mon", "Tue", "Wed",
+                                                        "Thu", "Fri", "Sat"};
 constexpr std::array<std::string_view, 7> long_days = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                                        "Thursday", "Friday", "Saturday"};
 constexpr std::array<std::string_view, 12> months = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -88,13 +91,16 @@ struct date_reader {
     bool ok = true;
 
     void literal(std::string_view lit) {
-        if (ok && s.starts_with(lit)) s.remove_prefix(lit.size());
-        else ok = false;
+        if (ok && s.starts_with(lit))
+            s.remove_prefix(lit.size());
+        else
+            ok = false;
     }
     int number(std::size_t digits) {
         if (!ok || s.size() < digits || !is_digits(s.substr(0, digits))) return ok = false, 0;
         int n = 0;
-        for (std::size_t i = 0; i < digits; ++i) n = n * 10 + (s[i] - '0');
+        for (std::size_t i = 0; i < digits; ++i)
+            n = n * 10 + (s[i] - '0');
         s.remove_prefix(digits);
         return n;
     }
@@ -147,11 +153,13 @@ int parse_request_line(std::string_view line, request& req) {
     // method SP request-target SP HTTP-version, one space each (RFC 9112 3).
     auto sp1 = line.find(' ');
     auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) return 400;
+    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+        return 400;
     std::string_view method = line.substr(0, sp1);
     std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     if (!is_token(method) || target.empty()) return 400;
-    if (std::any_of(target.begin(), target.end(), [](char c) { return is_ctl(c) || c == ' ' || (c & 0x80); }))
+    if (std::any_of(target.begin(), target.end(),
+                    [](char c) { return is_ctl(c) || c == ' ' || (c & 0x80); }))
         return 400;
     if (int status = parse_version(line.substr(sp2 + 1), req.minor)) return status;
 
@@ -178,7 +186,8 @@ int parse_header(std::string_view line, request& req) {
     std::string_view name = line.substr(0, colon);
     std::string_view value = trim(line.substr(colon + 1));
     if (!is_token(name)) return 400;
-    if (std::any_of(value.begin(), value.end(), [](char c) { return is_ctl(c) && c != '\t'; })) return 400;
+    if (std::any_of(value.begin(), value.end(), [](char c) { return is_ctl(c) && c != '\t'; }))
+        return 400;
 
     if (iequals(name, "Host")) {
         if (req.has_host) return 400;  // two Hosts: which one?
@@ -191,7 +200,8 @@ int parse_header(std::string_view line, request& req) {
     } else if (iequals(name, "Content-Length")) {
         std::uint64_t n = 0;
         auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (!is_digits(value) || ec != std::errc() || end != value.data() + value.size()) return 400;
+        if (!is_digits(value) || ec != std::errc() || end != value.data() + value.size())
+            return 400;
         if (req.content_length && *req.content_length != n) return 400;  // smuggling attempt
         req.content_length = n;
     } else if (iequals(name, "Transfer-Encoding")) {
@@ -252,7 +262,8 @@ resolved resolve_under(const std::filesystem::path& root, std::string_view rel) 
     std::error_code ec;
     auto path = std::filesystem::canonical(root / rel, ec);  // every symlink resolved
     if (ec) {
-        bool missing = ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory;
+        bool missing =
+            ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory;
         return {missing ? 404 : 403, {}};
     }
     // Component-wise prefix: "/srv/www" must not accept "/srv/www-private".
@@ -265,21 +276,36 @@ resolved resolve_under(const std::filesystem::path& root, std::string_view rel) 
 
 std::string_view mime_type(std::string_view filename) {
     static constexpr std::pair<std::string_view, std::string_view> types[] = {
-        {"html", "text/html; charset=utf-8"},  {"htm", "text/html; charset=utf-8"},
-        {"css", "text/css; charset=utf-8"},    {"js", "text/javascript; charset=utf-8"},
-        {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-        {"txt", "text/plain; charset=utf-8"},  {"md", "text/markdown; charset=utf-8"},
-        {"csv", "text/csv; charset=utf-8"},    {"xml", "application/xml"},
-        {"svg", "image/svg+xml"},              {"png", "image/png"},
-        {"jpg", "image/jpeg"},                 {"jpeg", "image/jpeg"},
-        {"gif", "image/gif"},                  {"webp", "image/webp"},
-        {"ico", "image/x-icon"},               {"avif", "image/avif"},
-        {"pdf", "application/pdf"},            {"wasm", "application/wasm"},
-        {"zip", "application/zip"},            {"gz", "application/gzip"},
-        {"tar", "application/x-tar"},          {"mp3", "audio/mpeg"},
-        {"ogg", "audio/ogg"},                  {"mp4", "video/mp4"},
-        {"webm", "video/webm"},                {"woff", "font/woff"},
-        {"woff2", "font/woff2"},               {"ttf", "font/ttf"},
+        {"html", "text/html; charset=utf-8"},
+        {"htm", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},
+        {"js", "text/javascript; charset=utf-8"},
+        {"mjs", "text/javascript; charset=utf-8"},
+        {"json", "application/json"},
+        {"txt", "text/plain; charset=utf-8"},
+        {"md", "text/markdown; charset=utf-8"},
+        {"csv", "text/csv; charset=utf-8"},
+        {"xml", "application/xml"},
+        {"svg", "image/svg+xml"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"webp", "image/webp"},
+        {"ico", "image/x-icon"},
+        {"avif", "image/avif"},
+        {"pdf", "application/pdf"},
+        {"wasm", "application/wasm"},
+        {"zip", "application/zip"},
+        {"gz", "application/gzip"},
+        {"tar", "application/x-tar"},
+        {"mp3", "audio/mpeg"},
+        {"ogg", "audio/ogg"},
+        {"mp4", "video/mp4"},
+        {"webm", "video/webm"},
+        {"woff", "font/woff"},
+        {"woff2", "font/woff2"},
+        {"ttf", "font/ttf"},
         {"otf", "font/otf"},
     };
     auto slash = filename.rfind('/');
@@ -301,7 +327,8 @@ void format_http_date(std::time_t t, char (&out)[date_size]) {
         p[0] = char('0' + n / 10 % 10);
         p[1] = char('0' + n % 10);
     };
-    std::string_view day = short_days[std::size_t(tm.tm_wday)], month = months[std::size_t(tm.tm_mon)];
+    std::string_view day = short_days[std::size_t(tm.tm_wday)],
+                     month = months[std::size_t(tm.tm_mon)];
     int year = tm.tm_year + 1900;
     std::memcpy(out, "Www, DD Mmm YYYY HH:MM:SS GMT", date_size);
     std::memcpy(out, day.data(), 3);
@@ -491,17 +518,18 @@ std::string listing_producer::more() {
         out += "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
                "</title></head>\n<body><h1>" + title +
                "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>\n";
-        if (!url_path_.empty()) out += "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n";
+        if (!url_path_.empty())
+            out += "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n";
     }
     for (std::size_t end = std::min(names_.size(), next_ + batch); next_ < end; ++next_) {
         const std::string& name = names_[next_];
-        struct ::stat st{};
+        struct ::stat st {};
         bool known = ::stat((dir_ / name).c_str(), &st) == 0;  // follows symlinks, as a GET would
         bool dir = known && S_ISDIR(st.st_mode);
         std::string shown = html_escape(name) + (dir ? "/" : "");
-        out += "<tr><td><a href=\"" + html_escape(url_escape(name)) + (dir ? "/" : "") + "\">" + shown +
-               "</a></td><td>" + (known && !dir ? std::to_string(st.st_size) : "-") + "</td><td>" +
-               (known ? format_http_date(st.st_mtime) : "") + "</td></tr>\n";
+        out += "<tr><td><a href=\"" + html_escape(url_escape(name)) + (dir ? "/" : "") + "\">" +
+               shown + "</a></td><td>" + (known && !dir ? std::to_string(st.st_size) : "-") +
+               "</td><td>" + (known ? format_http_date(st.st_mtime) : "") + "</td></tr>\n";
     }
     if (next_ == names_.size()) {
         out += "</table>\n</body></html>\n";

@@ -100,10 +100,10 @@ enum class connection_header { none, close, keep_alive };
 // The head of a response.
 struct response_head {
     int status = 200;
-    std::string_view content_type{};              // "" sends none
+    std::string_view content_type{};                // "" sends none
     std::optional<std::uint64_t> content_length{};  // nullopt sends none
-    bool chunked = false;                         // "Transfer-Encoding: chunked"
-    std::time_t last_modified = -1;               // -1 sends none
+    bool chunked = false;                           // "Transfer-Encoding: chunked"
+    std::time_t last_modified = -1;                 // -1 sends none
     connection_header connection = connection_header::none;
     std::string_view extra{};  // more header lines, each ending in "\r\n"
 };

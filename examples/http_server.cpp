@@ -42,7 +42,7 @@ struct server {
     http::date_cache date{};
     std::unordered_set<connection*> connections{};
     coronet::cancel_slot accepting{};  // request() stops the accept loop
-    bool draining = false;           // shutting down: close each connection after its response
+    bool draining = false;             // shutting down: close each connection after its response
 };
 
 // One client connection; its strings are reused from request to request.
@@ -56,11 +56,11 @@ struct connection {
     server& srv;
     coronet::channel ch;
     http::request req;
-    std::string path, out;           // the decoded path; the response head being built
+    std::string path, out;            // the decoded path; the response head being built
     clock_type::time_point deadline;  // reads give up at this time
-    bool idle = false;               // waiting for a request to begin: shutdown may close it
-    bool keep = true;                // keep the connection after this response
-    bool pushed_producer = false;    // the last response queued a file or a listing
+    bool idle = false;                // waiting for a request to begin: shutdown may close it
+    bool keep = true;                 // keep the connection after this response
+    bool pushed_producer = false;     // the last response queued a file or a listing
 };
 
 // --- reading ---------------------------------------------------------------------------
@@ -72,8 +72,8 @@ coronet::task<std::optional<std::string_view>> finish_read(coronet::channel::rea
 // A channel read that gives up at c.deadline (coronet::errc::timed_out). A read the buffered
 // bytes already answer (every pipelined request after the first) skips with_timeout and its
 // frames and timer: that makes pipelined /hello about 1.5x faster.
-coronet::task<std::optional<std::string_view>> read_by_deadline(connection& c,
-                                                                coronet::channel::read_awaiter read) {
+coronet::task<std::optional<std::string_view>> read_by_deadline(
+    connection& c, coronet::channel::read_awaiter read) {
     if (read.await_ready()) co_return read.await_resume();
     co_return co_await coronet::with_timeout(c.ch.context(), finish_read(std::move(read)),
                                              c.deadline - clock_type::now());
@@ -95,7 +95,7 @@ coronet::task<int> read_request(connection& c) {
         } while (line->empty());
         if (int status = http::parse_request_line(*line, c.req)) co_return status;
         request_line = false;
-        for (;;) {  // (no co_await in a loop condition: GCC 12.2 miscompiles it, see coro/timeout.cpp)
+        for (;;) {  // no co_await in a loop condition: GCC 12.2 miscompiles it
             line = co_await read_by_deadline(c, c.ch.read_until("\r\n"));
             if (!line) co_return -1;
             if (line->empty()) break;
@@ -130,7 +130,7 @@ coronet::task<int> skip_body(connection& c) {
 
 // Pushes a response head, and body unless the request was HEAD; nothing is sent yet.
 void push_response(connection& c, http::response_head head, std::string_view body = {}) {
-    head.connection = !c.keep ? http::connection_header::close
+    head.connection = !c.keep            ? http::connection_header::close
                       : c.req.minor == 0 ? http::connection_header::keep_alive
                                          : http::connection_header::none;
     c.out.clear();
@@ -170,7 +170,8 @@ void serve_directory(connection& c, const std::string& rel, const std::filesyste
     if (!rel.empty() && !rel.ends_with('/')) {
         auto query = c.req.target.find('?');
         std::string location = "Location: " + c.req.target.substr(0, query) + "/" +
-                               (query == std::string::npos ? "" : c.req.target.substr(query)) + "\r\n";
+                               (query == std::string::npos ? "" : c.req.target.substr(query)) +
+                               "\r\n";
         std::string page = http::error_page(301);
         return push_response(c,
                              {.status = 301,
@@ -180,10 +181,12 @@ void serve_directory(connection& c, const std::string& rel, const std::filesyste
                              page);
     }
     std::error_code ec;
-    if (std::filesystem::is_regular_file(dir / "index.html", ec)) return serve_path(c, rel + "index.html");
+    if (std::filesystem::is_regular_file(dir / "index.html", ec))
+        return serve_path(c, rel + "index.html");
     bool chunked = c.req.minor >= 1;
     if (!chunked) c.keep = false;
-    push_response(c, {.status = 200, .content_type = "text/html; charset=utf-8", .chunked = chunked});
+    push_response(c,
+                  {.status = 200, .content_type = "text/html; charset=utf-8", .chunked = chunked});
     coronet::producer listing = http::listing_producer(dir, rel);
     if (chunked) listing = coronet::chunked_producer(std::move(listing));
     push_body(c, std::move(listing));
@@ -202,7 +205,8 @@ void serve_path(connection& c, const std::string& rel) {
     if (S_ISDIR(st.st_mode)) return serve_directory(c, rel, where.path);
     if (!S_ISREG(st.st_mode)) return push_error(c, 403);
     auto since = http::parse_http_date(c.req.if_modified_since);
-    if (since && st.st_mtime <= *since) return push_response(c, {.status = 304, .last_modified = st.st_mtime});
+    if (since && st.st_mtime <= *since)
+        return push_response(c, {.status = 304, .last_modified = st.st_mtime});
     push_response(c, {.status = 200,
                       .content_type = http::mime_type(rel),
                       .content_length = std::uint64_t(st.st_size),
@@ -215,7 +219,8 @@ void answer(connection& c) {
     c.keep = c.req.keep_alive() && !c.srv.draining;
     c.pushed_producer = false;
     if (c.req.method != "GET" && c.req.method != "HEAD") return push_error(c, 405);
-    if (int status = http::decode_path(c.req.target, c.path)) return push_error(c, status);  // "..", %2f
+    if (int status = http::decode_path(c.req.target, c.path))
+        return push_error(c, status);  // "..", %2f
     if (c.path == "hello")
         return push_response(c, {.status = 200, .content_type = "text/plain", .content_length = 13},
                              "Hello, world!");
@@ -307,7 +312,8 @@ std::atomic<bool> stopping{false};     // set once every loop has been told to s
 extern "C" void stop_all(int) {
     static std::atomic<bool> once{false};
     if (once.exchange(true)) return;
-    for (auto* r : loops) r->stop();
+    for (auto* r : loops)
+        r->stop();
     stopping = true;
 }
 
@@ -328,7 +334,8 @@ void serve(coronet::address at, coronet::backend_kind kind, std::filesystem::pat
     srv.accepting.owner = &r;
     acceptor.set_cancel_slot(&srv.accepting);
     coronet::spawn(r, std::move(acceptor), "accept");
-    while (!stopping) r.run_once();
+    while (!stopping)
+        r.run_once();
 
     // Shutting down: stop accepting, close idle connections once their last response has
     // gone, let the others finish theirs (they close after it). Every wait is bounded by the
@@ -350,8 +357,10 @@ int main(int argc, char** argv) {
     args.flag("port", port, 0u, 65535u, "TCP port; 0 picks a free one");
     args.flag("root", root, "directory to serve");
     args.flag("threads", threads, 1u, 256u, "reactors, one thread and one listener each");
-    args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"}, "the reactor's backend");
-    args.flag("idle-timeout", idle_timeout, 1u, 3600u, "seconds before an idle connection is closed");
+    args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
+                "the reactor's backend");
+    args.flag("idle-timeout", idle_timeout, 1u, 3600u,
+              "seconds before an idle connection is closed");
     args.parse(argc, argv);
     std::error_code ec;
     auto dir = std::filesystem::canonical(root, ec);
@@ -381,7 +390,8 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_server: %s\n", e.what());
         stop_all(0);
-        for (auto& t : workers) t.join();
+        for (auto& t : workers)
+            t.join();
         return 1;
     }
     std::signal(SIGINT, stop_all);
@@ -389,5 +399,6 @@ int main(int argc, char** argv) {
     std::printf("http_server: serving %s on http://%s/ (backend %.*s)\n", dir.c_str(),
                 at.to_string().c_str(), int(backend_used.size()), backend_used.data());
     std::fflush(stdout);
-    for (auto& t : workers) t.join();
+    for (auto& t : workers)
+        t.join();
 }

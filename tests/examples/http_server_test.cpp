@@ -80,7 +80,8 @@ public:
         posix_spawn_file_actions_adddup2(&actions, out[1], 1);
         posix_spawn_file_actions_adddup2(&actions, err[1], 2);
         std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
+        for (auto& a : argv)
+            args.push_back(a.data());
         args.push_back(nullptr);
         int rc = ::posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), environ);
         posix_spawn_file_actions_destroy(&actions);
@@ -135,13 +136,16 @@ public:
     // The first line of stdout, waiting up to 10 s.
     std::string first_line() {
         auto deadline = steady::now() + 10s;
-        while (out_text_.find('\n') == std::string::npos && drain(out_, out_text_, ms_until(deadline))) {}
+        while (out_text_.find('\n') == std::string::npos &&
+               drain(out_, out_text_, ms_until(deadline))) {
+        }
         return out_text_.substr(0, out_text_.find('\n'));
     }
 
     // Everything on stderr so far (waits for nothing).
     const std::string& err() {
-        while (drain(err_, err_text_, 0)) {}
+        while (drain(err_, err_text_, 0)) {
+        }
         return err_text_;
     }
 
@@ -219,13 +223,16 @@ private:
 // The http_server child, serving root on a free port.
 class http_server {
 public:
-    http_server(const fs::path& root, coronet::backend_kind kind, std::vector<std::string> more = {})
+    http_server(const fs::path& root, coronet::backend_kind kind,
+                std::vector<std::string> more = {})
         : proc_(args(root, kind, std::move(more))) {
         std::string line = proc_.first_line();
         INFO("start line: " << line << "\nstderr: " << proc_.err());
         std::smatch m;
-        REQUIRE(std::regex_search(line, m, std::regex("^http_server: serving (.*) on http://127\\.0\\.0\\.1:(\\d+)/ "
-                                                      "\\(backend (\\w+)\\)$")));
+        REQUIRE(std::regex_search(
+            line, m,
+            std::regex("^http_server: serving (.*) on http://127\\.0\\.0\\.1:(\\d+)/ "
+                       "\\(backend (\\w+)\\)$")));
         CHECK(m[1] == root.string());
         CHECK(m[3] == std::string(coronet::to_string(kind)));
         port_ = unsigned(std::stoul(m[2]));
@@ -246,8 +253,13 @@ public:
 private:
     static std::vector<std::string> args(const fs::path& root, coronet::backend_kind kind,
                                          std::vector<std::string> more) {
-        std::vector<std::string> a{runfile("examples/http_server"), "--port", "0", "--root", root.string(),
-                                   "--backend", std::string(coronet::to_string(kind))};
+        std::vector<std::string> a{runfile("examples/http_server"),
+                                   "--port",
+                                   "0",
+                                   "--root",
+                                   root.string(),
+                                   "--backend",
+                                   std::string(coronet::to_string(kind))};
         a.insert(a.end(), more.begin(), more.end());
         return a;
     }
@@ -264,7 +276,8 @@ public:
         : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
         REQUIRE(fd_ >= 0);
         if (receive_buffer > 0)
-            REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) == 0);
+            REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                                 sizeof receive_buffer) == 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(std::uint16_t(port));
@@ -295,8 +308,10 @@ public:
             if (::poll(&p, 1, ms_until(deadline)) <= 0) return false;  // timed out
             char buf[65536];
             ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-            if (n > 0) in_.append(buf, std::size_t(n));
-            else if (n == 0 || errno != EINTR) eof_ = true;  // closed (or reset)
+            if (n > 0)
+                in_.append(buf, std::size_t(n));
+            else if (n == 0 || errno != EINTR)
+                eof_ = true;  // closed (or reset)
         }
         return in_.size() >= size;
     }
@@ -329,11 +344,13 @@ public:
             std::size_t eol = head.find("\r\n", at);
             std::string line = head.substr(at, eol - at);
             std::string name = line.substr(0, line.find(':'));
-            for (auto& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+            for (auto& ch : name)
+                ch = char(std::tolower(static_cast<unsigned char>(ch)));
             r.headers[name] = line.substr(line.find(':') + 2);
             at = eol + 2;
         }
-        std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+        std::size_t length =
+            r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
         if (head_only || r.status_line.find(" 304 ") != std::string::npos) length = 0;
         if (!fill(length, milliseconds(ms_until(deadline)))) return std::nullopt;
         r.body = in_.substr(0, length);
@@ -350,7 +367,8 @@ private:
 };
 
 std::string get(unsigned port, const std::string& path, const std::string& headers = "") {
-    return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n" + headers + "\r\n";
+    return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n" +
+           headers + "\r\n";
 }
 
 // curl -s -i (--path-as-is keeps "/../"): the status code, headers and body as curl saw them.
@@ -367,9 +385,11 @@ void fill_root(const temp_dir& root, const temp_dir& outside) {
     root.write("docs/index.html", "<h1>docs</h1>\n");
     root.write("list/b.bin", std::string(1000, 'b'));
     root.write("list/a <&> \"x\".txt", "x");
-    for (int i = 0; i < 20; ++i) root.write("pipe/" + std::to_string(i), "file " + std::to_string(i));
+    for (int i = 0; i < 20; ++i)
+        root.write("pipe/" + std::to_string(i), "file " + std::to_string(i));
     std::string big(8 << 20, '\0');
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = char('a' + (i * 7 + i / 4096) % 26);
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = char('a' + (i * 7 + i / 4096) % 26);
     root.write("big.bin", big);
     outside.write("secret.txt", "SECRET\n");
     fs::create_symlink(outside.path() / "secret.txt", root.path() / "escape.txt");
@@ -382,26 +402,29 @@ TEST_CASE("http_server: --help prints the usage and exits 0", "[http_server]") {
     auto r = run({runfile("examples/http_server"), "--help"});
     INFO(describe(r.status) << "\nstdout: " << r.out << "\nstderr: " << r.err);
     CHECK(r.status == 0);
-    CHECK(r.out.starts_with("usage: http_server [--host 127.0.0.1] [--port 8080] [--root .] [--threads 1] "
-                            "[--backend auto|io_uring|epoll|select] [--idle-timeout 30]\n"));
+    CHECK(r.out.starts_with(
+        "usage: http_server [--host 127.0.0.1] [--port 8080] [--root .] [--threads 1] "
+        "[--backend auto|io_uring|epoll|select] [--idle-timeout 30]\n"));
     CHECK(r.err.empty());
 }
 
 TEST_CASE("http_server: a bad argument prints what is wrong and the usage, and exits 2",
           "[http_server]") {
     using case_t = std::pair<std::vector<std::string>, std::string>;
-    auto [args, expected] =
-        GENERATE(case_t{{"--nope"}, "http_server: unknown flag '--nope'"},
-                 case_t{{"--port", "http"}, "http_server: --port: expected an integer from 0 to 65535"},
-                 case_t{{"--root", "/nonexistent/dir"}, "http_server: --root: /nonexistent/dir: No such file"},
-                 case_t{{"--root", "/etc/hostname"}, "http_server: --root: /etc/hostname: not a directory"},
-                 case_t{{"--threads", "0"}, "http_server: --threads: expected an integer from 1 to 256"},
-                 case_t{{"--idle-timeout", "0"}, "http_server: --idle-timeout: expected an integer from 1"},
-                 case_t{{"--backend", "kqueue"}, "http_server: --backend: expected one of auto|io_uring"},
-                 case_t{{"stray"}, "http_server: unexpected argument 'stray'"});
+    auto [args, expected] = GENERATE(
+        case_t{{"--nope"}, "http_server: unknown flag '--nope'"},
+        case_t{{"--port", "http"}, "http_server: --port: expected an integer from 0 to 65535"},
+        case_t{{"--root", "/nonexistent/dir"},
+               "http_server: --root: /nonexistent/dir: No such file"},
+        case_t{{"--root", "/etc/hostname"}, "http_server: --root: /etc/hostname: not a directory"},
+        case_t{{"--threads", "0"}, "http_server: --threads: expected an integer from 1 to 256"},
+        case_t{{"--idle-timeout", "0"}, "http_server: --idle-timeout: expected an integer from 1"},
+        case_t{{"--backend", "kqueue"}, "http_server: --backend: expected one of auto|io_uring"},
+        case_t{{"stray"}, "http_server: unexpected argument 'stray'"});
     args.insert(args.begin(), runfile("examples/http_server"));
     auto r = run(args);
-    INFO("args: " << Catch::Detail::stringify(args) << "\n" << describe(r.status) << "\nstderr: " << r.err);
+    INFO("args: " << Catch::Detail::stringify(args) << "\n"
+                  << describe(r.status) << "\nstderr: " << r.err);
     CHECK(WIFEXITED(r.status));
     CHECK(WEXITSTATUS(r.status) == 2);
     CHECK(r.err.starts_with(expected));
@@ -427,7 +450,8 @@ TEST_CASE("http_server: serves files, HEAD, 304, listings and errors to curl", "
     std::smatch m;
     REQUIRE(std::regex_search(r.out, m, std::regex("Last-Modified: ([^\r]+)\r\n")));
     std::string last_modified = m[1];
-    CHECK(std::regex_search(r.out, std::regex("\r\nDate: \\w{3}, \\d\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d GMT\r\n")));
+    CHECK(std::regex_search(
+        r.out, std::regex("\r\nDate: \\w{3}, \\d\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d GMT\r\n")));
 
     // An 8 MiB file arrives whole.
     r = curl({s.url("/big.bin")});
@@ -456,7 +480,8 @@ TEST_CASE("http_server: serves files, HEAD, 304, listings and errors to curl", "
     r = curl({"-i", s.url("/list/")});
     CHECK(r.out.starts_with("HTTP/1.1 200 OK\r\n"));
     CHECK(r.out.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
-    CHECK(r.out.find("<a href=\"a%20%3C%26%3E%20%22x%22.txt\">a &lt;&amp;&gt; &quot;x&quot;.txt</a>") !=
+    CHECK(r.out.find(
+              "<a href=\"a%20%3C%26%3E%20%22x%22.txt\">a &lt;&amp;&gt; &quot;x&quot;.txt</a>") !=
           std::string::npos);
     CHECK(r.out.find("<td>1000</td>") != std::string::npos);
     CHECK(r.out.ends_with("</html>\n"));
@@ -478,15 +503,16 @@ TEST_CASE("http_server: serves files, HEAD, 304, listings and errors to curl", "
     CHECK(code({"-H", "Content-Length: 2000000", s.url("/hello.txt")}) == "413");
 
     // Traversal: every attempt is refused and nothing from outside the root leaks.
-    for (std::vector<std::string> attempt : {std::vector<std::string>{"--path-as-is", s.url("/../etc/passwd")},
-                                             {"--path-as-is", s.url("/docs/../../etc/passwd")},
-                                             {s.url("/%2e%2e/%2e%2e/etc/passwd")},
-                                             {s.url("/%2E%2E%2Fetc%2Fpasswd")},
-                                             {s.url("/..%2f..%2fetc/passwd")},
-                                             {s.url("/hello.txt%00.html")},
-                                             {s.url("/escape.txt")},
-                                             {s.url("/escape_dir/secret.txt")},
-                                             {s.url("/escape_dir/")}}) {
+    for (std::vector<std::string> attempt :
+         {std::vector<std::string>{"--path-as-is", s.url("/../etc/passwd")},
+          {"--path-as-is", s.url("/docs/../../etc/passwd")},
+          {s.url("/%2e%2e/%2e%2e/etc/passwd")},
+          {s.url("/%2E%2E%2Fetc%2Fpasswd")},
+          {s.url("/..%2f..%2fetc/passwd")},
+          {s.url("/hello.txt%00.html")},
+          {s.url("/escape.txt")},
+          {s.url("/escape_dir/secret.txt")},
+          {s.url("/escape_dir/")}}) {
         attempt.insert(attempt.begin(), "-i");
         r = curl(attempt);
         INFO("curl " << Catch::Detail::stringify(attempt) << "\n" << r.out);
@@ -512,10 +538,11 @@ TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-aliv
         connection c(s.port());
         std::string batch;
         for (int i = 0; i < 20; ++i) {
-            std::string path = i % 5 == 4 ? "/missing" + std::to_string(i)
+            std::string path = i % 5 == 4   ? "/missing" + std::to_string(i)
                                : i % 3 == 0 ? "/hello"
                                             : "/pipe/" + std::to_string(i);
-            batch += get(s.port(), path, i == 7 ? "X-Padding: " + std::string(3000, 'p') + "\r\n" : "");
+            batch +=
+                get(s.port(), path, i == 7 ? "X-Padding: " + std::string(3000, 'p') + "\r\n" : "");
             if (i == 10) batch += "HEAD /pipe/10 HTTP/1.1\r\nHost: h\r\n\r\n";
         }
         c.send(batch);  // all at once
@@ -539,7 +566,7 @@ TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-aliv
                 CHECK(head->headers["content-length"] == "7");
             }
         }
-        CHECK(c.buffered().empty());  // nothing more
+        CHECK(c.buffered().empty());      // nothing more
         c.send(get(s.port(), "/hello"));  // and the connection is still good
         auto r = c.read_response();
         REQUIRE(r);
@@ -548,7 +575,8 @@ TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-aliv
 
     SECTION("a header line over the limit is 431, and the connection closes") {
         connection c(s.port());
-        c.send("GET /hello HTTP/1.1\r\nHost: h\r\nX-Huge: " + std::string(100000, 'h') + "\r\n\r\n");
+        c.send("GET /hello HTTP/1.1\r\nHost: h\r\nX-Huge: " + std::string(100000, 'h') +
+               "\r\n\r\n");
         auto r = c.read_response();
         REQUIRE(r);
         CHECK(r->status_line == "HTTP/1.1 431 Request Header Fields Too Large");
@@ -594,7 +622,8 @@ TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-aliv
 
     SECTION("a small body is read and dropped; the next request follows it") {
         connection c(s.port());
-        c.send("POST /hello HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" + get(s.port(), "/hello"));
+        c.send("POST /hello HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" +
+               get(s.port(), "/hello"));
         auto r = c.read_response();
         REQUIRE(r);
         CHECK(r->status_line == "HTTP/1.1 405 Method Not Allowed");

@@ -84,18 +84,16 @@ TEST_CASE("http: an absolute-form target keeps its path only", "[http]") {
 TEST_CASE("http: malformed request lines are 400, other major versions 505", "[http]") {
     http::request req;
     using case_t = std::pair<std::string_view, int>;
-    auto [line, status] = GENERATE(case_t{"GET / HTTP/2.0", 505}, case_t{"PRI * HTTP/2.0", 505},
-                                   case_t{"GET / HTTP/3", 505}, case_t{"GET / HTTP/0.9", 505},
-                                   case_t{"GET /", 400},                // HTTP/0.9 style
-                                   case_t{"GET  / HTTP/1.1", 400},      // two spaces
-                                   case_t{"GET / HTTP/1.1 ", 400},      // trailing space
-                                   case_t{"GET / http/1.1", 400},       // case matters
-                                   case_t{"GET / HTTP/1.x", 400}, case_t{"GET / HTTP/1.10", 400},
-                                   case_t{"GET / HTTP/", 400}, case_t{"G(T / HTTP/1.1", 400},
-                                   case_t{" / HTTP/1.1", 400}, case_t{"GET a HTTP/1.1", 400},
-                                   case_t{"GET /\x01 HTTP/1.1", 400},
-                                   case_t{std::string_view("GET /\0 HTTP/1.1", 15), 400},
-                                   case_t{"GET /\xff HTTP/1.1", 400}, case_t{"", 400});
+    auto [line, status] = GENERATE(
+        case_t{"GET / HTTP/2.0", 505}, case_t{"PRI * HTTP/2.0", 505}, case_t{"GET / HTTP/3", 505},
+        case_t{"GET / HTTP/0.9", 505}, case_t{"GET /", 400},  // HTTP/0.9 style
+        case_t{"GET  / HTTP/1.1", 400},                       // two spaces
+        case_t{"GET / HTTP/1.1 ", 400},                       // trailing space
+        case_t{"GET / http/1.1", 400},                        // case matters
+        case_t{"GET / HTTP/1.x", 400}, case_t{"GET / HTTP/1.10", 400}, case_t{"GET / HTTP/", 400},
+        case_t{"G(T / HTTP/1.1", 400}, case_t{" / HTTP/1.1", 400}, case_t{"GET a HTTP/1.1", 400},
+        case_t{"GET /\x01 HTTP/1.1", 400}, case_t{std::string_view("GET /\0 HTTP/1.1", 15), 400},
+        case_t{"GET /\xff HTTP/1.1", 400}, case_t{"", 400});
     INFO("line: " << line);
     CHECK(request_line(line, req) == status);
 }
@@ -141,16 +139,15 @@ TEST_CASE("http: clear() forgets the previous request", "[http]") {
 TEST_CASE("http: malformed or dangerous headers are refused", "[http]") {
     http::request req;
     using case_t = std::pair<std::string_view, int>;
-    auto [line, status] = GENERATE(case_t{"NoColon", 400}, case_t{"Host : h", 400},  // space before ':'
-                                   case_t{" folded", 400}, case_t{"\tfolded: x", 400},
-                                   case_t{": empty name", 400}, case_t{"Bad\x01Name: x", 400},
-                                   case_t{"X: a\x01b", 400},
-                                   case_t{std::string_view("X: a\0b", 6), 400},
-                                   case_t{"Content-Length: -1", 400}, case_t{"Content-Length: 1x", 400},
-                                   case_t{"Content-Length: ", 400}, case_t{"Content-Length: 5, 5", 400},
-                                   case_t{"Content-Length: 99999999999999999999999", 400},
-                                   case_t{"Content-Length: 7", 400},  // differs from the first
-                                   case_t{"Host: second", 400});
+    auto [line, status] = GENERATE(
+        case_t{"NoColon", 400}, case_t{"Host : h", 400},  // space before ':'
+        case_t{" folded", 400}, case_t{"\tfolded: x", 400}, case_t{": empty name", 400},
+        case_t{"Bad\x01Name: x", 400}, case_t{"X: a\x01b", 400},
+        case_t{std::string_view("X: a\0b", 6), 400}, case_t{"Content-Length: -1", 400},
+        case_t{"Content-Length: 1x", 400}, case_t{"Content-Length: ", 400},
+        case_t{"Content-Length: 5, 5", 400}, case_t{"Content-Length: 99999999999999999999999", 400},
+        case_t{"Content-Length: 7", 400},  // differs from the first
+        case_t{"Host: second", 400});
     INFO("header: " << line);
     REQUIRE(head({"GET / HTTP/1.1", "Host: h", "Content-Length: 5"}, req) == 0);
     CHECK(http::parse_header(line, req) == status);
@@ -160,8 +157,8 @@ TEST_CASE("http: the head as a whole is checked at the blank line", "[http]") {
     http::request req;
     CHECK(head({"GET / HTTP/1.1"}, req) == 400);  // 1.1 without Host
     CHECK(head({"GET / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked"}, req) == 501);
-    CHECK(head({"GET / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked", "Content-Length: 3"}, req) ==
-          400);
+    CHECK(head({"GET / HTTP/1.1", "Host: h", "Transfer-Encoding: chunked", "Content-Length: 3"},
+               req) == 400);
     CHECK(head({"GET / HTTP/1.1", "Host: h", "Content-Length: 1048576"}, req) == 0);
     CHECK(head({"GET / HTTP/1.1", "Host: h", "Content-Length: 1048577"}, req) == 413);
     CHECK(head({"GET / HTTP/1.1", "Host: h", "Content-Length: 5", "Content-Length: 5"}, req) == 0);
@@ -170,13 +167,15 @@ TEST_CASE("http: the head as a whole is checked at the blank line", "[http]") {
 TEST_CASE("http: too many headers, or too many header bytes, are 431", "[http]") {
     http::request req;
     REQUIRE(request_line("GET / HTTP/1.1", req) == 0);
-    for (std::size_t i = 0; i < http::max_headers; ++i) REQUIRE(http::parse_header("X: y", req) == 0);
+    for (std::size_t i = 0; i < http::max_headers; ++i)
+        REQUIRE(http::parse_header("X: y", req) == 0);
     CHECK(http::parse_header("X: y", req) == 431);
 
     REQUIRE(request_line("GET / HTTP/1.1", req) == 0);
     std::string big = "X: " + std::string(8000, 'a');
     int status = 0;
-    for (int i = 0; i < 20 && status == 0; ++i) status = http::parse_header(big, req);
+    for (int i = 0; i < 20 && status == 0; ++i)
+        status = http::parse_header(big, req);
     CHECK(status == 431);
     CHECK(req.header_bytes > http::max_header_bytes);
 }
@@ -184,13 +183,12 @@ TEST_CASE("http: too many headers, or too many header bytes, are 431", "[http]")
 TEST_CASE("http: a target's path is decoded into relative segments", "[http]") {
     std::string out;
     using case_t = std::pair<std::string_view, std::string_view>;
-    auto [target, expected] = GENERATE(case_t{"/", ""}, case_t{"/a", "a"}, case_t{"/a/b/", "a/b/"},
-                                       case_t{"/a//b", "a/b"}, case_t{"//", ""}, case_t{"/./a/./", "a/"},
-                                       case_t{"/a/.", "a/"}, case_t{"/%7Euser/x%20y", "~user/x y"},
-                                       case_t{"/a+b", "a+b"}, case_t{"/a?x=/../..", "a"},
-                                       case_t{"/a#frag", "a"}, case_t{"/%2E%2Ex", "..x"},
-                                       case_t{"/...", "..."}, case_t{"/a%3Fb", "a?b"},
-                                       case_t{"/%C3%A9", "\xC3\xA9"});
+    auto [target, expected] =
+        GENERATE(case_t{"/", ""}, case_t{"/a", "a"}, case_t{"/a/b/", "a/b/"},
+                 case_t{"/a//b", "a/b"}, case_t{"//", ""}, case_t{"/./a/./", "a/"},
+                 case_t{"/a/.", "a/"}, case_t{"/%7Euser/x%20y", "~user/x y"}, case_t{"/a+b", "a+b"},
+                 case_t{"/a?x=/../..", "a"}, case_t{"/a#frag", "a"}, case_t{"/%2E%2Ex", "..x"},
+                 case_t{"/...", "..."}, case_t{"/a%3Fb", "a?b"}, case_t{"/%C3%A9", "\xC3\xA9"});
     INFO("target: " << target);
     REQUIRE(decode(target, out) == 0);
     CHECK(out == expected);
@@ -199,13 +197,12 @@ TEST_CASE("http: a target's path is decoded into relative segments", "[http]") {
 TEST_CASE("http: traversal and smuggling attempts are refused when decoding", "[http]") {
     std::string out;
     using case_t = std::pair<std::string_view, int>;
-    auto [target, status] = GENERATE(case_t{"/../etc/passwd", 403}, case_t{"/a/../../etc/passwd", 403},
-                                     case_t{"/a/..", 403}, case_t{"/%2e%2e/etc/passwd", 403},
-                                     case_t{"/%2E%2e/", 403}, case_t{"/.%2e/x", 403},
-                                     case_t{"/..%2fetc/passwd", 400}, case_t{"/a%2Fb", 400},
-                                     case_t{"/a%00.txt", 400}, case_t{"/a%0d%0aX: y", 400},
-                                     case_t{"/a%", 400}, case_t{"/a%2", 400}, case_t{"/a%zz", 400},
-                                     case_t{"*", 400}, case_t{"", 400}, case_t{"a/b", 400});
+    auto [target, status] = GENERATE(
+        case_t{"/../etc/passwd", 403}, case_t{"/a/../../etc/passwd", 403}, case_t{"/a/..", 403},
+        case_t{"/%2e%2e/etc/passwd", 403}, case_t{"/%2E%2e/", 403}, case_t{"/.%2e/x", 403},
+        case_t{"/..%2fetc/passwd", 400}, case_t{"/a%2Fb", 400}, case_t{"/a%00.txt", 400},
+        case_t{"/a%0d%0aX: y", 400}, case_t{"/a%", 400}, case_t{"/a%2", 400}, case_t{"/a%zz", 400},
+        case_t{"*", 400}, case_t{"", 400}, case_t{"a/b", 400});
     INFO("target: " << target);
     CHECK(decode(target, out) == status);
 }
@@ -238,8 +235,7 @@ TEST_CASE("http: paths resolve under the root, and symlinks out of it are refuse
     CHECK(http::resolve_under(root.path(), "a.txt/x").status == 404);
     CHECK(http::resolve_under(root.path(), "dangling_out").status == 404);  // nothing to leak
 
-    for (std::string_view rel : {"evil", "evil_dir/secret", "evil_dir", "prefix",
-                                 "/etc/passwd"}) {
+    for (std::string_view rel : {"evil", "evil_dir/secret", "evil_dir", "prefix", "/etc/passwd"}) {
         INFO("rel: " << rel);
         CHECK(http::resolve_under(root.path(), rel).status == 403);
     }
@@ -272,10 +268,11 @@ TEST_CASE("http: the three date formats parse, anything else does not", "[http]"
     CHECK(http::parse_http_date("Sun Nov  6 08:49:37 1994") == 784111777);
     CHECK(http::parse_http_date("Thu, 01 Jan 2037 00:00:00 GMT") == 2114380800);
     CHECK(http::parse_http_date("Thursday, 01-Jan-37 00:00:00 GMT") == 2114380800);  // 2037
-    for (std::string_view bad : {"", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT",
-                                 "Sun, 06 Nov 1994 08:49:37 GMT ", "Sun, 06 Foo 1994 08:49:37 GMT",
-                                 "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
-                                 "Sun, 06 Nov 1994 08:49 GMT", "Sun Nov 6 08:49:37 1994"}) {
+    for (std::string_view bad :
+         {"", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT",
+          "Sun, 06 Nov 1994 08:49:37 GMT ", "Sun, 06 Foo 1994 08:49:37 GMT",
+          "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+          "Sun, 06 Nov 1994 08:49 GMT", "Sun Nov 6 08:49:37 1994"}) {
         INFO("date: '" << bad << "'");
         CHECK_FALSE(http::parse_http_date(bad));
     }
@@ -303,13 +300,17 @@ TEST_CASE("http: a response head has the status line, headers and a blank line",
                        .connection = http::connection_header::keep_alive,
                        .extra = "X-A: b\r\n"},
                       "Sun, 06 Nov 1994 08:49:37 GMT");
-    CHECK(out == "HTTP/1.1 200 OK\r\nServer: coronet\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                 "Content-Type: text/plain\r\nContent-Length: 13\r\n"
-                 "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\nX-A: b\r\n\r\n");
+    CHECK(
+        out ==
+        "HTTP/1.1 200 OK\r\nServer: coronet\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 13\r\n"
+        "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: keep-alive\r\nX-A: b\r\n\r\n");
     out.clear();
-    http::append_head(out, {.status = 404, .chunked = true, .connection = http::connection_header::close}, "D");
-    CHECK(out == "HTTP/1.1 404 Not Found\r\nServer: coronet\r\nDate: D\r\n"
-                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    http::append_head(
+        out, {.status = 404, .chunked = true, .connection = http::connection_header::close}, "D");
+    CHECK(out ==
+          "HTTP/1.1 404 Not Found\r\nServer: coronet\r\nDate: D\r\n"
+          "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     CHECK(http::reason_phrase(431) == "Request Header Fields Too Large");
     CHECK(http::reason_phrase(505) == "HTTP Version Not Supported");
     CHECK(http::error_page(404).find("<h1>404 Not Found</h1>") != std::string::npos);
@@ -329,18 +330,21 @@ TEST_CASE("http: a directory listing is sorted, escaped and made in batches", "[
     dir.write("b.txt", "bbb");
     dir.write("a <script>.html", "x");
     dir.write("sub/c", "");
-    for (int i = 0; i < 100; ++i) dir.write("many/f" + std::to_string(1000 + i), "");
+    for (int i = 0; i < 100; ++i)
+        dir.write("many/f" + std::to_string(1000 + i), "");
 
     http::listing_producer listing(dir.path(), "x&y/");
     std::string page, chunk;
     int calls = 0;
-    while (!(chunk = listing.more()).empty()) page += chunk, ++calls;
+    while (!(chunk = listing.more()).empty())
+        page += chunk, ++calls;
     CHECK(calls == 1);
     CHECK(listing.more().empty());
     INFO(page);
     CHECK(page.find("<title>Index of /x&amp;y/</title>") != std::string::npos);
     CHECK(page.find("<a href=\"../\">") != std::string::npos);
-    CHECK(page.find("<a href=\"a%20%3Cscript%3E.html\">a &lt;script&gt;.html</a>") != std::string::npos);
+    CHECK(page.find("<a href=\"a%20%3Cscript%3E.html\">a &lt;script&gt;.html</a>") !=
+          std::string::npos);
     CHECK(page.find("<script>") == std::string::npos);
     CHECK(page.find("<a href=\"sub/\">sub/</a>") != std::string::npos);
     CHECK(page.find("<td>3</td>") != std::string::npos);  // b.txt's size
@@ -351,7 +355,8 @@ TEST_CASE("http: a directory listing is sorted, escaped and made in batches", "[
     http::listing_producer many(dir.path() / "many", "many/");
     page.clear();
     calls = 0;
-    while (!(chunk = many.more()).empty()) page += chunk, ++calls;
+    while (!(chunk = many.more()).empty())
+        page += chunk, ++calls;
     CHECK(calls == 2);  // 100 entries, 64 per more()
     CHECK(page.find("f1000") < page.find("f1099"));
 
