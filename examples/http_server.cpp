@@ -344,6 +344,7 @@ void serve(coronet::address at, coronet::backend_kind kind, std::filesystem::pat
     srv.draining = true;
     for (connection* c : srv.connections)
         if (c->idle) (void)c->ch.close_when_done();  // takes effect without being awaited
+    r.restart();  // stop() is kept until restart(): without it run_for() would return at once
     r.run_for(idle_timeout + 3s);
 } catch (...) {
     ready.set_exception(std::current_exception());  // startup failed: main() says why
