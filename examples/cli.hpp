@@ -100,6 +100,20 @@ public:
              .positional = true});
     }
 
+    // One or more positional arguments, shown as <name>...; declare it after the other positionals.
+    void positionals(std::string name, std::vector<std::string>& into, std::string help) {
+        add({.name = "<" + name + ">...",
+             .shown = "",
+             .help = std::move(help),
+             .set =
+                 [&into](std::string_view v) {
+                     into.emplace_back(v);
+                     return std::string();
+                 },
+             .positional = true,
+             .repeats = true});
+    }
+
     // Fills the variables from argv, or exits (0 after --help, 2 on a bad argument).
     void parse(int argc, char** argv) {
         std::size_t next_positional = 0;
@@ -130,7 +144,7 @@ public:
                 fail(std::string(name) + " needs a value");
             }
         }
-        if (option* o = nth_positional(next_positional)) fail("missing " + o->name);
+        if (option* o = nth_positional(next_positional); o && !o->given) fail("missing " + o->name);
     }
 
     // Reports a bad argument found after parse() (a host that does not resolve): exits 2.
@@ -166,6 +180,8 @@ private:
         std::function<std::string(std::string_view)> set;  // "" when accepted, else what is wrong
         bool takes_value = true;
         bool positional = false;
+        bool repeats = false;  // a positional that takes every remaining argument
+        bool given = false;    // set at least once
     };
 
     void add(option o) { options_.push_back(std::move(o)); }
@@ -176,14 +192,20 @@ private:
         return nullptr;
     }
 
+    // The positional that takes the n-th positional argument (a repeating one takes the rest).
     option* nth_positional(std::size_t n) {
-        for (auto& o : options_)
-            if (o.positional && n-- == 0) return &o;
-        return nullptr;
+        option* last = nullptr;
+        for (auto& o : options_) {
+            if (!o.positional) continue;
+            if (n-- == 0) return &o;
+            last = &o;
+        }
+        return last && last->repeats ? last : nullptr;
     }
 
     void set(option& o, std::string_view value) {
         if (std::string error = o.set(value); !error.empty()) fail(o.name + ": " + error);
+        o.given = true;
     }
 
     std::string program_;

@@ -1,0 +1,132 @@
+// examples/http_client.cpp: fetches every URL on the command line at once (the seed's asynhttp).
+//
+// One task per URL, all running together on one reactor: connect, send an HTTP/1.0 GET, read
+// until the server closes (HTTP/1.0: the end of the body is the end of the stream), then print
+// the whole response at once under a `==> URL (status, body bytes)` line, so responses never
+// interleave, whichever finishes first. A fetch that fails (refused, reset, not HTTP, slower
+// than --timeout) is one line on stderr and makes the exit status 1; a 404 is a response like
+// any other, as with curl. CORONET_BACKEND=io_uring|epoll|select picks the reactor's backend.
+// Medusa ancestor: asynhttp.py, the first program in "Programming in Python with Medusa".
+//
+// Try: python3 -m http.server --bind 127.0.0.1 8000 &
+//      bazel run //examples:http_client -- http://127.0.0.1:8000/ http://127.0.0.1:8000/nope
+
+#include <coronet/coronet.hpp>
+#include <coronet/examples/cli.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+// An http://host[:port]/path URL, taken apart.
+struct url {
+    std::string text;         // as given, for messages
+    std::string authority{};  // host[:port], for the Host header
+    std::string host{};       // without the [] of an IPv6 literal
+    unsigned port = 80;
+    std::string path = "/";
+};
+
+// Takes an http:// URL apart; throws std::invalid_argument saying what is wrong with it.
+url parse_url(const std::string& text) {
+    url u{.text = text};
+    if (!text.starts_with("http://")) throw std::invalid_argument("HTTP URLs only, please");
+    std::string_view rest = std::string_view(text).substr(7);
+    u.authority = rest.substr(0, rest.find('/'));
+    if (rest.find('/') != rest.npos) u.path = rest.substr(rest.find('/'));
+    std::string_view host = u.authority;
+    if (auto colon = host.rfind(':'); colon != host.npos && host.find(']', colon) == host.npos) {
+        std::string_view port = host.substr(colon + 1);
+        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), u.port);
+        if (ec != std::errc() || end != port.data() + port.size() || u.port == 0 || u.port > 65535)
+            throw std::invalid_argument("bad port '" + std::string(port) + "'");
+        host = host.substr(0, colon);
+    }
+    if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+    if (host.empty()) throw std::invalid_argument("no host");
+    u.host = host;
+    return u;
+}
+
+// The seed's http_client: connect, send the request, read until the server closes.
+coronet::task<std::string> fetch(coronet::reactor& r, coronet::address to, url u) {
+    coronet::channel ch(co_await coronet::socket::connect(r, to));
+    ch.push("GET " + u.path + " HTTP/1.0\r\nHost: " + u.authority + "\r\n\r\n");
+    std::string response;
+    while (auto data = co_await ch.read_some())  // nullopt: the server closed (handle_close)
+        response += *data;
+    if (ch.close_reason()) throw std::system_error(ch.close_reason(), "recv");  // a reset
+    co_return response;
+}
+
+// One line on stderr per URL that failed.
+void report(const url& u, const std::string& why, int& failed) {
+    ++failed;
+    std::fprintf(stderr, "http_client: %s: %s\n", u.text.c_str(), why.c_str());
+}
+
+// Fetches u within the timeout, then prints the response in one piece, or one line on stderr.
+// The try/catch is the point here: a failure is counted and reported, not just logged by spawn.
+coronet::task<> fetch_and_print(coronet::reactor& r, coronet::address to, url u,
+                                std::chrono::seconds timeout, int& failed) {
+    try {
+        std::string response = co_await coronet::with_timeout(r, fetch(r, to, u), timeout);
+        // "HTTP/1.x NNN reason\r\n", headers, an empty line, then the body.
+        auto head_end = response.find("\r\n\r\n");
+        int status = 0;
+        if (response.starts_with("HTTP/1.") && response.size() > 12 && response[8] == ' ')
+            std::from_chars(&response[9], &response[12], status);
+        if (status < 100 || head_end == response.npos)
+            throw std::runtime_error("bad response: not HTTP/1.x, or no end of headers");
+        std::string out = "==> " + u.text + " (" + std::to_string(status) + ", " +
+                          std::to_string(response.size() - head_end - 4) + " bytes)\n" + response;
+        if (!out.ends_with('\n')) out += '\n';  // the next ==> starts a line of its own
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        std::fflush(stdout);
+    } catch (const std::exception& e) {
+        auto* error = dynamic_cast<const std::system_error*>(&e);
+        if (error && error->code() == coronet::errc::timed_out)
+            report(u, "no response within " + std::to_string(timeout.count()) + " s", failed);
+        else
+            report(u, e.what(), failed);
+    }
+}
+
+int main(int argc, char** argv) try {
+    std::vector<std::string> texts;
+    unsigned timeout = 30;
+    cli::parser args("http_client",
+                     "Fetches every URL at once over HTTP/1.0 and prints each whole response.");
+    args.flag("timeout", timeout, 1u, 3600u, "seconds each fetch may take");
+    args.positionals("url", texts, "http://host[:port]/path, as many as you like");
+    args.parse(argc, argv);
+    std::vector<url> urls;
+    for (const auto& text : texts) {
+        try {
+            urls.push_back(parse_url(text));
+        } catch (const std::invalid_argument& e) {
+            args.fail(text + ": " + e.what());
+        }
+    }
+
+    coronet::reactor r;
+    int failed = 0;
+    for (const auto& u : urls) {
+        coronet::address to;
+        try {
+            to = coronet::address::from_host_port(u.host, u.port);  // names resolve, blocking
+        } catch (const std::exception& e) {
+            report(u, e.what(), failed);
+            continue;
+        }
+        coronet::spawn(r, fetch_and_print(r, to, u, std::chrono::seconds(timeout), failed), u.text);
+    }
+    r.run();  // until every fetch has finished: asyncore.loop() with an empty socket_map
+    return failed ? 1 : 0;
+} catch (const std::exception& e) {  // no reactor (CORONET_BACKEND names a missing backend)
+    std::fprintf(stderr, "http_client: %s\n", e.what());
+    return 1;
+}

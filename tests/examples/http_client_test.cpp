@@ -1,0 +1,473 @@
+// tests/examples/http_client_test.cpp: runs examples/http_client the way a user does.
+//
+// The client (a data dependency, found in the runfiles) runs as a child process with
+// CORONET_BACKEND set in its environment, once per backend. The servers are a python3
+// `http.server` over a temporary directory (files with known contents), and small blocking
+// servers on threads here for what python will not do: answer only once every request is in
+// (which only a concurrent client can see), answer garbage, or never answer. Every wait is
+// bounded, and the only processes signalled are the children started here.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/support/backends.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+std::string client_path() {
+    const char* srcdir = std::getenv("TEST_SRCDIR");
+    const char* workspace = std::getenv("TEST_WORKSPACE");
+    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/examples/http_client";
+    return "examples/http_client";
+}
+
+int ms_until(steady::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    return left.count() > 0 ? int(left.count()) : 0;
+}
+
+// "exited 0", "killed by SIGKILL", ... for failure messages.
+std::string describe(int status) {
+    if (status == -1) return "still running after the deadline (killed)";
+    if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+
+// A child process with stdout (and stderr, unless it goes to /dev/null) on pipes; killed and
+// reaped if it is still running when this dies.
+class child {
+public:
+    child(std::string path, std::vector<std::string> args, std::vector<std::string> env,
+          bool keep_stderr = true) {
+        int out[2], err[2];
+        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+        if (keep_stderr)
+            posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+        else
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+        std::vector<char*> argv{path.data()};
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        std::vector<char*> envp;
+        for (auto& e : env)
+            envp.push_back(e.data());
+        for (char** e = environ; *e; ++e)
+            if (!std::string_view(*e).starts_with("CORONET_BACKEND=")) envp.push_back(*e);
+        envp.push_back(nullptr);
+        int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(out[1]);
+        ::close(err[1]);
+        out_ = out[0];
+        err_ = err[0];
+        INFO("posix_spawn " << path << ": " << std::strerror(rc));
+        REQUIRE(rc == 0);
+    }
+    ~child() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        ::close(out_);
+        ::close(err_);
+    }
+    child(const child&) = delete;
+    child& operator=(const child&) = delete;
+
+    // Reads stdout and stderr until both end, then reaps the child: its wait status, or -1 when
+    // it was still running at the deadline (it is killed then).
+    int finish(std::chrono::seconds limit) {
+        auto deadline = steady::now() + limit;
+        bool out_open = true, err_open = true;
+        while ((out_open || err_open) && steady::now() < deadline) {
+            pollfd p[2] = {{out_open ? out_ : -1, POLLIN, 0}, {err_open ? err_ : -1, POLLIN, 0}};
+            if (::poll(p, 2, ms_until(deadline)) <= 0) continue;
+            if (p[0].revents) out_open = read_into(out_, out);
+            if (p[1].revents) err_open = read_into(err_, err);
+        }
+        for (;;) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return status;
+            }
+            if (steady::now() >= deadline) return -1;  // the destructor kills it
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+
+    // The first line of stdout, waiting up to 10 s.
+    std::string first_line() {
+        auto deadline = steady::now() + 10s;
+        while (out.find('\n') == std::string::npos && steady::now() < deadline) {
+            pollfd p{out_, POLLIN, 0};
+            if (::poll(&p, 1, ms_until(deadline)) > 0 && !read_into(out_, out)) break;
+        }
+        return out.substr(0, out.find('\n'));
+    }
+
+    std::string out, err;
+
+private:
+    static bool read_into(int fd, std::string& into) {
+        char buf[65536];
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) into.append(buf, std::size_t(n));
+        return n > 0 || (n < 0 && errno == EINTR);
+    }
+
+    pid_t pid_ = -1;
+    int out_ = -1, err_ = -1;
+};
+
+struct outcome {
+    int status;
+    std::string out, err;
+};
+
+// Runs http_client with args on the given backend ("" = the default), at most 30 s.
+outcome run_client(std::vector<std::string> args, std::string backend = "") {
+    std::vector<std::string> env;
+    if (!backend.empty()) env.push_back("CORONET_BACKEND=" + backend);
+    child c(client_path(), std::move(args), env);
+    int status = c.finish(30s);
+    return {status, c.out, c.err};
+}
+
+bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+
+// A temporary directory, removed with everything in it.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        const char* base = std::getenv("TEST_TMPDIR");
+        std::string tmpl = std::string(base ? base : "/tmp") + "/http_client_test.XXXXXX";
+        REQUIRE(::mkdtemp(tmpl.data()));
+        path = tmpl;
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+    void write(const std::string& name, const std::string& contents) const {
+        std::filesystem::create_directories((path / name).parent_path());
+        std::ofstream(path / name, std::ios::binary) << contents;
+    }
+};
+
+// python3 -m http.server on 127.0.0.1, a free port, serving dir (HTTP/1.0: it closes after each
+// response). Its request log goes to /dev/null.
+class python_server {
+public:
+    explicit python_server(const std::filesystem::path& dir)
+        : child_(
+              python(),
+              {"-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory", dir.string()},
+              {}, false) {
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        std::string line = child_.first_line();
+        INFO("python3 http.server said: " << line);
+        auto at = line.find(" port ");
+        REQUIRE(at != std::string::npos);
+        port = unsigned(std::stoul(line.substr(at + 6)));
+    }
+    unsigned port = 0;
+
+private:
+    static std::string python() {
+        if (::access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";
+        FAIL("python3 not found at /usr/bin/python3 (Debian's python3 package)");
+        return {};
+    }
+    child child_;
+};
+
+// A listening socket on 127.0.0.1 and a free port.
+int listen_any(unsigned& port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
+// A blocking server on a thread: accepts `count` connections, reads each one's request, and
+// only then answers every one of them with reply(request), closing each. Gives up after 20 s.
+class gathering_server {
+public:
+    gathering_server(std::size_t count, std::string (*reply)(const std::string& request))
+        : fd_(listen_any(port)), thread_([this, count, reply] { serve(count, reply); }) {}
+    ~gathering_server() {
+        if (thread_.joinable()) thread_.join();
+        ::close(fd_);
+    }
+    unsigned port = 0;
+
+    // The requests received, once the thread is done.
+    const std::vector<std::string>& requests() {
+        if (thread_.joinable()) thread_.join();
+        return requests_;
+    }
+
+private:
+    void serve(std::size_t count, std::string (*reply)(const std::string&)) {
+        auto deadline = steady::now() + 20s;
+        std::vector<int> conns;
+        while (conns.size() < count && steady::now() < deadline) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, ms_until(deadline)) <= 0) continue;
+            int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0) continue;
+            std::string request;
+            while (request.find("\r\n\r\n") == std::string::npos && steady::now() < deadline) {
+                pollfd q{c, POLLIN, 0};
+                char buf[4096];
+                if (::poll(&q, 1, ms_until(deadline)) <= 0) continue;
+                ssize_t n = ::recv(c, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                request.append(buf, std::size_t(n));
+            }
+            requests_.push_back(request);
+            conns.push_back(c);
+        }
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            std::string r = reply(requests_[i]);
+            (void)::send(conns[i], r.data(), r.size(), MSG_NOSIGNAL);
+            ::close(conns[i]);
+        }
+    }
+    std::vector<std::string> requests_;
+    int fd_;
+    std::thread thread_;
+};
+
+// size bytes of every value 0-255, so a lost or misplaced byte shows.
+std::string pattern(std::size_t size) {
+    std::string s(size, '\0');
+    for (std::size_t i = 0; i < size; ++i)
+        s[i] = char((i * 7 + i / 251) & 0xff);
+    return s;
+}
+
+// One response as printed: its ==> line, then status line and headers, then the body.
+struct printed {
+    int status = 0;
+    std::string head, body;
+};
+
+// Splits http_client's stdout into its responses, by URL. Each must be whole and contiguous:
+// "==> URL (STATUS, N bytes)\n", the head up to "\r\n\r\n", exactly N body bytes, and a "\n"
+// when the body does not end with one; anything else (interleaving) fails the test.
+std::multimap<std::string, printed> split(const std::string& out) {
+    std::multimap<std::string, printed> found;
+    std::size_t at = 0;
+    while (at < out.size()) {
+        INFO("stdout from byte " << at << ": " << out.substr(at, 200));
+        REQUIRE(out.compare(at, 4, "==> ") == 0);
+        std::size_t eol = out.find('\n', at);
+        REQUIRE(eol != std::string::npos);
+        std::string line = out.substr(at + 4, eol - at - 4);  // URL (STATUS, N bytes)
+        std::size_t paren = line.rfind(" (");
+        REQUIRE(paren != std::string::npos);
+        REQUIRE(line.ends_with(" bytes)"));
+        printed p;
+        std::size_t comma = line.find(", ", paren);
+        REQUIRE(comma != std::string::npos);
+        p.status = std::stoi(line.substr(paren + 2, comma - paren - 2));
+        std::size_t size = std::stoul(line.substr(comma + 2));
+        std::size_t head_end = out.find("\r\n\r\n", eol + 1);
+        REQUIRE(head_end != std::string::npos);
+        p.head = out.substr(eol + 1, head_end + 4 - eol - 1);
+        REQUIRE(head_end + 4 + size <= out.size());
+        p.body = out.substr(head_end + 4, size);
+        at = head_end + 4 + size;
+        if (out[at - 1] != '\n') {
+            REQUIRE(at < out.size());
+            REQUIRE(out[at] == '\n');
+            ++at;
+        }
+        found.emplace(line.substr(0, paren), std::move(p));
+    }
+    return found;
+}
+
+std::string http_ok(const std::string& body) {
+    return "HTTP/1.0 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
+TEST_CASE("http_client: --help prints the usage and exits 0", "[http_client]") {
+    auto [status, out, err] = run_client({"--help"});
+    INFO(describe(status) << "\nstderr: " << err);
+    CHECK(exited_with(status, 0));
+    CHECK(out.starts_with("usage: http_client [--timeout 30] <url>...\n"));
+    CHECK(err.empty());
+}
+
+TEST_CASE("http_client: a bad argument prints what is wrong and the usage, and exits 2",
+          "[http_client]") {
+    using case_t = std::pair<std::vector<std::string>, std::string>;
+    auto [args, expected] =
+        GENERATE(case_t{{"ftp://x/"}, "http_client: ftp://x/: HTTP URLs only, please\n"},
+                 case_t{{"http://127.0.0.1/", "x"}, "http_client: x: HTTP URLs only, please\n"},
+                 case_t{{}, "http_client: missing <url>...\n"},
+                 case_t{{"http://"}, "http_client: http://: no host\n"},
+                 case_t{{"http://h:80x/"}, "http_client: http://h:80x/: bad port '80x'\n"},
+                 case_t{{"http://h:65536/"}, "http_client: http://h:65536/: bad port '65536'\n"},
+                 case_t{{"--timeout", "0", "http://h/"},
+                        "http_client: --timeout: expected an integer from 1 to 3600, got '0'\n"});
+    auto [status, out, err] = run_client(args);
+    INFO("args: " << Catch::Detail::stringify(args) << "\n"
+                  << describe(status) << "\nstderr: " << err);
+    CHECK(exited_with(status, 2));
+    CHECK(err.starts_with(expected));
+    CHECK(err.find("\nusage: http_client [--timeout 30] <url>...\n") != std::string::npos);
+    CHECK(out.empty());
+}
+
+TEST_CASE("http_client: fetches several URLs at once and prints each response whole",
+          "[http_client]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    temp_dir dir;
+    const std::string big = pattern(300 * 1000), small = "hello, world\n";
+    dir.write("small.txt", small);
+    dir.write("big.bin", big);
+    dir.write("empty.txt", "");
+    dir.write("sub/index.html", "<p>index</p>");  // what GET /sub/ returns
+    python_server server(dir.path);
+    const std::string base = "http://127.0.0.1:" + std::to_string(server.port);
+    const std::vector<std::string> urls = {base + "/small.txt", base + "/big.bin",
+                                           base + "/nope",      base + "/empty.txt",
+                                           base + "/sub/",      base + "/big.bin"};
+
+    auto [status, out, err] = run_client(urls, std::string(coronet::to_string(kind)));
+    INFO(describe(status) << "\nstderr: " << err);
+    CHECK(exited_with(status, 0));  // a 404 is a response, not a failure
+    CHECK(err.empty());
+    auto got = split(out);
+    REQUIRE(got.size() == urls.size());
+    CHECK(got.count(base + "/big.bin") == 2);
+    for (const auto& [url, p] : got) {
+        INFO("URL " << url << "\nhead:\n" << p.head);
+        CHECK(p.head.starts_with("HTTP/1.0 " + std::to_string(p.status) + " "));
+        CHECK(p.head.find("Server: SimpleHTTP/") != std::string::npos);
+    }
+    auto body = [&](const std::string& path) { return got.find(base + path)->second; };
+    CHECK(body("/small.txt").status == 200);
+    CHECK(body("/small.txt").body == small);
+    CHECK(body("/empty.txt").status == 200);
+    CHECK(body("/empty.txt").body.empty());
+    CHECK(body("/sub/").body == "<p>index</p>");
+    CHECK(body("/nope").status == 404);
+    auto [first, last] = got.equal_range(base + "/big.bin");
+    for (auto it = first; it != last; ++it) {
+        CHECK(it->second.status == 200);
+        CHECK(it->second.body.size() == big.size());
+        CHECK(it->second.body == big);
+    }
+}
+
+TEST_CASE("http_client: the fetches run concurrently, each sending an HTTP/1.0 GET",
+          "[http_client]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    // The server answers nobody until all three requests are in: a client that fetched one URL
+    // after another would wait for its first answer forever (until its --timeout).
+    gathering_server server(3, [](const std::string& request) {
+        return http_ok("you asked for " + request.substr(4, request.find(' ', 4) - 4));
+    });
+    const std::string base = "http://127.0.0.1:" + std::to_string(server.port);
+    auto [status, out, err] =
+        run_client({"--timeout", "20", base + "/one", base + "/two?x=1", base},
+                   std::string(coronet::to_string(kind)));
+    INFO(describe(status) << "\nstderr: " << err);
+    CHECK(exited_with(status, 0));
+    auto got = split(out);
+    REQUIRE(got.size() == 3);
+    CHECK(got.find(base + "/one")->second.body == "you asked for /one");
+    CHECK(got.find(base + "/two?x=1")->second.body == "you asked for /two?x=1");
+    CHECK(got.find(base)->second.body == "you asked for /");
+    REQUIRE(server.requests().size() == 3);
+    const std::string host = "Host: 127.0.0.1:" + std::to_string(server.port) + "\r\n\r\n";
+    for (const auto& r : server.requests()) {
+        INFO("request: " << r);
+        CHECK(r.starts_with("GET /"));
+        CHECK(r.find(" HTTP/1.0\r\n" + host) != std::string::npos);
+    }
+}
+
+TEST_CASE("http_client: a failed fetch is one line on stderr and exit status 1, the rest print",
+          "[http_client]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    // A refused port: bound but not listening, and held, so nobody else takes it meanwhile.
+    int closed = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(closed, reinterpret_cast<sockaddr*>(&a), len) == 0);
+    REQUIRE(::getsockname(closed, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    const std::string refused = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/";
+    // A server that is not HTTP, and one that accepts (the kernel's backlog) and never answers.
+    gathering_server garbage(1, [](const std::string&) { return std::string("SSH-2.0-nope\r\n"); });
+    const std::string not_http = "http://127.0.0.1:" + std::to_string(garbage.port) + "/";
+    unsigned silent_port = 0;
+    int silent = listen_any(silent_port);
+    const std::string silent_url = "http://127.0.0.1:" + std::to_string(silent_port) + "/slow";
+    gathering_server fine(1, [](const std::string&) { return http_ok("fine"); });
+    const std::string fine_url = "http://127.0.0.1:" + std::to_string(fine.port) + "/";
+
+    auto [status, out, err] =
+        run_client({"--timeout", "1", refused, not_http, silent_url, fine_url},
+                   std::string(coronet::to_string(kind)));
+    ::close(closed);
+    ::close(silent);
+    INFO(describe(status) << "\nstdout: " << out << "\nstderr: " << err);
+    CHECK(exited_with(status, 1));
+    auto got = split(out);
+    REQUIRE(got.size() == 1);
+    CHECK(got.find(fine_url)->second.body == "fine");
+    CHECK(err.find("http_client: " + refused + ": connect 127.0.0.1:") != std::string::npos);
+    CHECK(err.find(": Connection refused\n") != std::string::npos);
+    CHECK(err.find("http_client: " + not_http + ": bad response: not HTTP/1.x") !=
+          std::string::npos);
+    CHECK(err.find("http_client: " + silent_url + ": no response within 1 s\n") !=
+          std::string::npos);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 3);  // one line each, nothing else
+}
