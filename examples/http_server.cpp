@@ -229,10 +229,12 @@ void answer(connection& c) {
 
 // --- connections -----------------------------------------------------------------------
 
+coronet::task<> wait_flushed(coronet::channel& ch) { co_await ch.flush(); }
+
 // Waits, at most the idle timeout, until c's queued output has gone; false if it could not.
 coronet::task<bool> flush(connection& c) {
     try {
-        co_await coronet::with_timeout(c.ch.context(), c.ch.flush(), c.srv.idle_timeout);
+        co_await coronet::with_timeout(c.ch.context(), wait_flushed(c.ch), c.srv.idle_timeout);
     } catch (const std::system_error&) {
         co_return false;  // the peer went away, or stopped reading
     }
