@@ -10,6 +10,8 @@
 #include <sys/uio.h>
 
 #include <coronet/coro/scan.hpp>
+#include <coronet/coro/spawn.hpp>
+#include <coronet/coro/timeout.hpp>
 #include <coronet/lib/error.hpp>
 
 namespace coronet {
@@ -41,16 +43,12 @@ struct sender_idle {
     void await_resume() const noexcept {}
 };
 
-struct drain_wait {
-    channel_state* st;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) { st->drain_waiters_.push_back(h); }
-    void await_resume() const noexcept {}
-};
 
 }  // namespace
 
-channel_state::channel_state(socket s, channel_options o) : sock_(std::move(s)), opt_(o) {}
+channel_state::channel_state(socket s, channel_options o)
+    : sock_(std::move(s)), opt_(o), drained_(sock_.context()), flushed_(sock_.context()),
+      ended_(sock_.context()) {}
 
 channel_state::~channel_state() {
     // sender_ (declared after sock_) dies first: a send still in the kernel is
@@ -131,30 +129,24 @@ void channel_state::make_room() {
     }
     if (in_cap_ - wpos_ >= opt_.recv_size) return;
     std::size_t cap = std::max(in_cap_ * 2, wpos_ + opt_.recv_size);
-    auto bigger = std::make_unique<char[]>(cap);
+    std::unique_ptr<char[]> bigger(new char[cap]);  // not make_unique: no zero fill
     if (wpos_) std::memcpy(bigger.get(), in_.get(), wpos_);
     in_ = std::move(bigger);
     in_cap_ = cap;
 }
 
-task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind, std::string term,
-                                                               std::size_t n) {
+task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
+                                                               std::string_view term, std::size_t n) {
+    // `term` views the caller's terminator, which outlives this task: the task is
+    // awaited within the co_await expression that received it.
     std::optional<std::string_view> out;
     for (;;) {
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
         } else {
+            // The buffer grows (doubling) only as bytes arrive: a peer announcing
+            // a large count costs memory only for what it really sends.
             make_room();
-            if (kind == read_kind::exactly && wpos_ + n - buffered() > in_cap_) {
-                // Grow once to hold the whole count (bounded by max_buffer, checked in try_read).
-                std::size_t cap = rpos_ + n + opt_.recv_size;
-                auto bigger = std::make_unique<char[]>(cap);
-                std::memcpy(bigger.get(), in_.get() + rpos_, buffered());
-                wpos_ -= rpos_;
-                rpos_ = 0;
-                in_ = std::move(bigger);
-                in_cap_ = cap;
-            }
             // Ask for recv_size bytes (or what a read_exactly still lacks), not
             // for all the free space: a grown buffer must not let one receive
             // take more than the limits allow (max_line + one receive).
@@ -178,8 +170,10 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind, s
 
 // --- output ----------------------------------------------------------------
 
+// Output is accepted until close_when_done(), close() or a failed send; after
+// that a push is dropped (a failed send is reported by write()/flush()).
 void channel_state::push_bytes(std::string_view data) {
-    if (closing_ || closed_ || data.empty()) return;
+    if (closing_ || closed_ || send_error_ || data.empty()) return;
     if (!out_.empty() && out_.size() > in_flight_) {
         item& last = out_.back();
         if (!last.source && last.bytes.size() + data.size() <= coalesce_limit) {
@@ -196,14 +190,14 @@ void channel_state::push_bytes(std::string_view data) {
 
 void channel_state::push_string(std::string&& data) {
     if (data.size() <= coalesce_limit) return push_bytes(data);
-    if (closing_ || closed_) return;
+    if (closing_ || closed_ || send_error_) return;
     queued_ += data.size();
     out_.push_back({std::move(data), {}});
     kick_sender();
 }
 
 void channel_state::push_producer(producer p) {
-    if (closing_ || closed_ || !p) return;
+    if (closing_ || closed_ || send_error_ || !p) return;
     out_.push_back({{}, std::move(p)});
     kick_sender();
 }
@@ -219,9 +213,11 @@ void channel_state::kick_sender() {
     }
 }
 
-void channel_state::wake_drain_waiters() {
-    for (auto h : drain_waiters_) sock_.context().post(h);
-    drain_waiters_.clear();
+// Everything that waits on the output side learns that it has ended.
+void channel_state::output_ended() noexcept {
+    drained_.notify_all();
+    flushed_.notify_all();
+    ended_.notify_all();
 }
 
 // Pulls the front producer until it yields glob_size bytes or runs dry.
@@ -251,7 +247,7 @@ task<void> channel_state::send_loop() {
     while (!closed_) {
         if (!out_.empty() && out_.front().source && !fill_producer_head()) continue;
         if (out_.empty()) {
-            if (queued_ == 0) wake_drain_waiters();
+            flushed_.notify_all();
             if (closing_) break;
             co_await sender_idle{this};
             continue;
@@ -296,27 +292,44 @@ task<void> channel_state::send_loop() {
             if (head.source) head.bytes.clear();  // the producer has more to give
             else out_.pop_front();
         }
-        if (queued_ <= opt_.low_water) wake_drain_waiters();
+        if (queued_ <= opt_.low_water) drained_.notify_all();
     }
     if (closing_ && !closed_) {
         closed_ = true;
         ::shutdown(sock_.native_handle(), SHUT_RDWR);  // a pending read sees end of stream
     }
-    wake_drain_waiters();
+    output_ended();
 }
 
-task<void> channel_state::wait_below_high_water() {
-    while (queued_ > opt_.high_water && !send_error_ && !closed_) co_await drain_wait{this};
-    if (send_error_) throw std::system_error(send_error_, "send");
+bool channel_state::satisfied(wait_kind kind) const noexcept {
+    if (send_error_ || closed_) return true;
+    switch (kind) {
+    case wait_kind::below_high_water: return queued_ <= opt_.high_water;
+    case wait_kind::flushed: return out_.empty();
+    case wait_kind::closed: return false;
+    }
+    return true;
 }
 
-task<void> channel_state::wait_flushed() {
-    while (!out_.empty() && !send_error_ && !closed_) co_await drain_wait{this};
-    if (send_error_) throw std::system_error(send_error_, "send");
+task<void> channel_state::wait_slow(wait_kind kind) {
+    event& e = kind == wait_kind::below_high_water ? drained_
+               : kind == wait_kind::flushed        ? flushed_
+                                                   : ended_;
+    while (!satisfied(kind)) {
+        bool notified = co_await e.wait();
+        if (!notified)  // cancelled (with_timeout)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "channel wait");
+    }
 }
 
-task<void> channel_state::close_when_done() {
-    while (!closed_ && !send_error_) co_await drain_wait{this};
+void channel_state::throw_if_failed(wait_kind kind) const {
+    if (send_error_ && kind != wait_kind::closed) throw std::system_error(send_error_, "send");
+}
+
+void channel_state::start_closing() {
+    closing_ = true;  // now, even if the wait is never awaited
+    if (send_error_) close_now();  // the sender has stopped: nothing left to drain
+    kick_sender();
 }
 
 void channel_state::discard() noexcept {
@@ -337,19 +350,56 @@ void channel_state::close_now() noexcept {
         sender_idle_ = false;
         sock_.context().post(sender_handle_);  // lets the sender run to its end
     }
-    wake_drain_waiters();
+    output_ended();
 }
 
 }  // namespace detail
 
 // --- channel -----------------------------------------------------------------
 
+namespace {
+
+task<void> drain(detail::channel_state* st) {
+    channel::wait_awaiter closed{st, detail::wait_kind::closed};
+    co_await closed;
+}
+
+}  // namespace
+
 channel::channel() noexcept = default;
 channel::channel(socket s, channel_options options)
     : state_(std::make_unique<detail::channel_state>(std::move(s), options)) {}
 channel::channel(channel&&) noexcept = default;
-channel& channel::operator=(channel&&) noexcept = default;
-channel::~channel() = default;
+channel& channel::operator=(channel&& o) noexcept {
+    if (this != &o) {
+        channel old(std::move(*this));  // lingers like any destroyed channel
+        state_ = std::move(o.state_);
+    }
+    return *this;
+}
+namespace {
+
+// A destroyed channel with output still queued: send it (up to the linger
+// time), then close. The task owns the state, so nothing pushed is lost
+// because the handler returned before the sender ran.
+task<void> linger(std::unique_ptr<detail::channel_state> st) {
+    try {
+        co_await with_timeout(st->sock_.context(), drain(st.get()), st->opt_.linger);
+    } catch (const std::system_error&) {
+        // a reset peer or the linger time: the connection goes as it would have
+    }
+}
+
+}  // namespace
+
+channel::~channel() {
+    if (!state_) return;
+    auto& st = *state_;
+    if (st.closed_ || st.send_error_ || (st.out_.empty() && !st.closing_)) return;
+    reactor& r = st.sock_.context();
+    st.start_closing();
+    spawn(r, linger(std::move(state_)), "channel linger");
+}
 
 channel::read_awaiter channel::read_until(std::string_view term) {
     return {state_.get(), detail::read_kind::until, term, 0};
@@ -378,28 +428,33 @@ void channel::push(std::span<const std::byte> data) {
 }
 void channel::push(producer p) { state_->push_producer(std::move(p)); }
 
-task<void> channel::write(std::string data) {
+channel::wait_awaiter channel::write(std::string data) {
     push(std::move(data));
-    return state_->wait_below_high_water();
+    return {state_.get(), detail::wait_kind::below_high_water};
 }
 
-task<void> channel::write(producer p) {
+channel::wait_awaiter channel::write(std::string_view data) {
+    push(data);
+    return {state_.get(), detail::wait_kind::below_high_water};
+}
+
+channel::wait_awaiter channel::write(const char* data) { return write(std::string_view(data)); }
+
+channel::wait_awaiter channel::write(producer p) {
     push(std::move(p));
-    return state_->wait_below_high_water();
+    return {state_.get(), detail::wait_kind::below_high_water};
 }
 
-task<void> channel::flush() { return state_->wait_flushed(); }
+channel::wait_awaiter channel::flush() { return {state_.get(), detail::wait_kind::flushed}; }
 
-task<void> channel::close_when_done() {
-    state_->closing_ = true;  // now, even if the task is never awaited
-    if (state_->send_error_) state_->close_now();  // the sender has stopped: nothing left to drain
-    state_->kick_sender();
-    return state_->close_when_done();
+channel::wait_awaiter channel::close_when_done() {
+    state_->start_closing();
+    return {state_.get(), detail::wait_kind::closed};
 }
 
 void channel::discard_buffers() noexcept { state_->discard(); }
 void channel::close() noexcept { state_->close_now(); }
-std::size_t channel::queued() const noexcept { return state_->queued_; }
+std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->queued_; }
 bool channel::closed() const noexcept { return state_->closed_; }
 socket& channel::sock() noexcept { return state_->sock_; }
 reactor& channel::context() const noexcept { return state_->sock_.context(); }

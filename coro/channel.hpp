@@ -17,9 +17,14 @@
 // take data (Medusa's globbing). write() also waits while more than the
 // high-water mark is queued (backpressure) and reports a failed send; flush()
 // waits until everything is sent; close_when_done() closes after the fifo
-// drains, and anything pushed after it is dropped.
+// drains, and anything pushed after it is dropped. These waits complete
+// without suspending or allocating when there is nothing to wait for, and
+// with_timeout() can cut them short. A channel destroyed with output still
+// queued lingers in the background (up to channel_options::linger) to send it
+// and then closes: nothing pushed is lost because the handler returned.
 // Medusa ancestor: asynchat.async_chat.
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -32,6 +37,7 @@
 
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/task.hpp>
+#include <coronet/lib/event.hpp>
 #include <coronet/lib/socket.hpp>
 
 namespace coronet {
@@ -43,6 +49,7 @@ struct channel_options {
     std::size_t recv_size = 16 * 1024;          // bytes asked of each receive
     std::size_t high_water = 256 * 1024;        // write() waits while more is queued
     std::size_t low_water = 64 * 1024;          // ... until the queue is back below this
+    std::chrono::milliseconds linger{10'000};   // a destroyed channel's time to send what is queued
 };
 
 namespace detail {
@@ -87,15 +94,18 @@ public:
     void push(producer p);
     // async_chat's name for push(producer).
     void push_with_producer(producer p) { push(std::move(p)); }
+    struct [[nodiscard]] wait_awaiter;
     // Queues data, then waits while the queue is above the high-water mark;
     // throws std::system_error if the connection failed.
-    task<void> write(std::string data);
-    task<void> write(producer p);
+    wait_awaiter write(std::string data);
+    wait_awaiter write(std::string_view data);
+    wait_awaiter write(const char* data);
+    wait_awaiter write(producer p);
     // Waits until everything queued has been sent; throws if sending failed.
-    task<void> flush();
-    // Sends what is queued, then closes; later pushes are dropped. Awaiting it
-    // waits for the close.
-    task<void> close_when_done();
+    wait_awaiter flush();
+    // Sends what is queued, then closes; later pushes are dropped. Takes effect
+    // when called; awaiting it waits for the close.
+    wait_awaiter close_when_done();
     // Drops unsent output (not what is already in the kernel).
     void discard_buffers() noexcept;
     // Closes now: unsent output is dropped and a pending read sees end of stream.
@@ -116,6 +126,7 @@ private:
 namespace detail {
 
 enum class read_kind : unsigned char { until, exactly, some };
+enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 
 class channel_state {
 public:
@@ -125,14 +136,16 @@ public:
     // The fast path: answers from buffered bytes when it can (true), throwing on limits.
     bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
     // The slow path: receives until try_read() can answer.
-    task<std::optional<std::string_view>> read_slow(read_kind kind, std::string term, std::size_t n);
+    task<std::optional<std::string_view>> read_slow(read_kind kind, std::string_view term, std::size_t n);
 
     void push_bytes(std::string_view data);
     void push_string(std::string&& data);
     void push_producer(producer p);
-    task<void> wait_below_high_water();
-    task<void> wait_flushed();
-    task<void> close_when_done();
+    // The output waits: satisfied() answers at once, wait_slow() suspends until it is.
+    bool satisfied(wait_kind kind) const noexcept;
+    task<void> wait_slow(wait_kind kind);
+    void throw_if_failed(wait_kind kind) const;
+    void start_closing();
     void discard() noexcept;
     void close_now() noexcept;
 
@@ -160,15 +173,16 @@ public:
     task<void> sender_;
     bool sender_idle_ = false;     // suspended waiting for data
     std::coroutine_handle<> sender_handle_;
-    std::vector<std::coroutine_handle<>> drain_waiters_;  // write()/flush()/close_when_done()
+    event drained_;  // queued_ fell to low_water (or the output side ended)
+    event flushed_;  // out_ emptied (or the output side ended)
+    event ended_;    // closed, or the send failed
 
 private:
     void kick_sender();
-    void wake_drain_waiters();
+    void output_ended() noexcept;
     task<void> send_loop();
     bool fill_producer_head();
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
-    task<bool> fill();  // one receive; false at end of stream
     void make_room();
     friend class coronet::channel;
 };
@@ -192,13 +206,34 @@ struct [[nodiscard]] channel::read_awaiter {
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        slow = st->read_slow(kind, std::string(term), n);
+        slow = st->read_slow(kind, term, n);
         slow_awaiter = typename task<std::optional<std::string_view>>::awaiter{slow.handle()};
         return slow_awaiter.await_suspend(h);
     }
     std::optional<std::string_view> await_resume() {
         if (slow.valid()) return slow_awaiter.await_resume();
         return result;
+    }
+};
+
+// What write / flush / close_when_done return: completes without suspending
+// (and without allocating) when there is nothing to wait for.
+struct [[nodiscard]] channel::wait_awaiter {
+    detail::channel_state* st;
+    detail::wait_kind kind;
+    task<void> slow{};
+    task<void>::awaiter slow_awaiter{};
+
+    bool await_ready() const noexcept { return st->satisfied(kind); }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        slow = st->wait_slow(kind);
+        slow_awaiter = task<void>::awaiter{slow.handle()};
+        return slow_awaiter.await_suspend(h);
+    }
+    void await_resume() {
+        if (slow.valid()) slow_awaiter.await_resume();
+        st->throw_if_failed(kind);
     }
 };
 

@@ -121,4 +121,27 @@ task<T> with_timeout(reactor& r, task<T> t, reactor::clock::duration d) {
     if constexpr (!std::is_void_v<T>) co_return std::move(*value);
 }
 
+namespace detail {
+
+template <class A>
+task<await_result_t<A>> as_task(A awaitable) {
+    co_return co_await std::move(awaitable);
+}
+
+template <class T>
+inline constexpr bool is_task_v = false;
+template <class T>
+inline constexpr bool is_task_v<task<T>> = true;
+
+}  // namespace detail
+
+// The same for any movable awaitable (a channel read, write or flush): it is
+// awaited inside a task, so whatever it suspends on is cancelled at expiry.
+template <class Awaitable>
+    requires(!detail::is_task_v<Awaitable> && std::move_constructible<Awaitable>)
+task<detail::await_result_t<Awaitable>> with_timeout(reactor& r, Awaitable a,
+                                                     reactor::clock::duration d) {
+    return with_timeout(r, detail::as_task(std::move(a)), d);
+}
+
 }  // namespace coronet

@@ -168,6 +168,13 @@ void reactor::cancel(operation& op) noexcept {
     if (backend_->cancel(op)) done_.push_back(op);
 }
 
+void reactor::complete(operation& op, int result) noexcept {
+    if (op.state != op_state::pending || op.code != op_code::timeout || op.phase == 0) return;
+    timer_remove(op);
+    op.result = result;
+    done_.push_back(op);
+}
+
 void reactor::abandon(operation& op) noexcept {
     if (op.state != op_state::pending) return;
     op.state = op_state::idle;

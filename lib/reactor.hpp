@@ -105,6 +105,9 @@ public:
     bool start(operation& op);
     // Requests cancellation; op still finishes (and resumes its waiter) once.
     void cancel(operation& op) noexcept;
+    // Finishes a pending timeout operation now with `result` (an event firing);
+    // no effect on one that has already expired or been cancelled.
+    void complete(operation& op, int result) noexcept;
     // op's owner is dying while op may be pending: cancel it and wait until the
     // kernel is done with it, without resuming its waiter.
     void abandon(operation& op) noexcept;

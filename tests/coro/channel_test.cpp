@@ -1553,8 +1553,8 @@ TEST_CASE("channel: close() ends a read pending in another coroutine with end of
 namespace {
 
 // The channel dies with its background send parked on a full socket.
-task<std::size_t> abandon_pending_send(coronet::socket s) {
-    channel ch(std::move(s));
+task<std::size_t> abandon_pending_send(coronet::socket s, channel_options options) {
+    channel ch(std::move(s), options);
     ch.sock().set_send_buffer(4096);
     ch.push(std::string(4 * 1024 * 1024, 'd'));
     ch.push(simple_producer(std::string(100000, 'd'), 1000));
@@ -1563,20 +1563,111 @@ task<std::size_t> abandon_pending_send(coronet::socket s) {
     co_return ch.queued();
 }
 
+// Reads nothing for a while, then everything until end of stream.
+task<received> receive_after(reactor& r, coronet::socket s, std::chrono::milliseconds pause) {
+    co_await sleep_for(r, pause);
+    co_return co_await receive_all(std::move(s));
+}
+
 }  // namespace
 
-TEST_CASE("channel: destroying a channel while its send is pending is clean", "[channel]") {
-    // Run under --config=asan: the send the kernel (or io_uring) still holds
-    // must be finished before the queued pieces are freed.
+TEST_CASE("channel: a channel destroyed with output queued sends it all, then closes", "[channel]") {
+    // The handler returned with 4 MiB still queued behind a full socket: the
+    // channel lingers in the background, so the peer still gets every byte.
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [a, b] = socket::pair(r);
-    std::size_t queued = r.run(abandon_pending_send(std::move(a)));
+    std::size_t queued = r.run(abandon_pending_send(std::move(a), {}));
     CHECK(queued > 0);
-    CHECK(r.pending_count() == 0);
-    // The peer reads what got through, then end of stream; the loop works on.
+    CHECK(r.task_count() == 1);  // the lingering channel
     auto got = r.run(receive_all(std::move(b)));
+    CHECK(got.bytes.size() == 4 * 1024 * 1024 + 100000);
+    CHECK(got.bytes.find_first_not_of('d') == std::string::npos);
+    r.run();  // the linger task ends once the channel has closed
+    CHECK(r.task_count() == 0);
+    CHECK(r.pending_count() == 0);
+    CHECK(r.channel_count() == 0);
+}
+
+TEST_CASE("channel: destroying a channel while its send is pending is clean", "[channel]") {
+    // Run under --config=asan: when the linger time runs out, the send the
+    // kernel (or io_uring) still holds must be finished before the queued
+    // pieces are freed.
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    std::size_t queued = r.run(abandon_pending_send(std::move(a), {.linger = 20ms}));
+    CHECK(queued > 0);
+    // The peer does not read until the linger time is over: it gets what got
+    // through, then end of stream; the loop works on.
+    auto got = r.run(receive_after(r, std::move(b), 200ms));
     CHECK(got.bytes.size() < 4 * 1024 * 1024);
     CHECK(got.bytes.find_first_not_of('d') == std::string::npos);
+    CHECK(r.task_count() == 0);
+    CHECK(r.pending_count() == 0);
     CHECK(r.channel_count() == 0);
+}
+
+namespace {
+
+// Writes far more than a silent peer's buffers take, under a deadline.
+task<std::error_code> write_to_silent_peer(channel ch, int which) {
+    ch.set_high_water(64 * 1024, 16 * 1024);
+    ch.sock().set_send_buffer(4096);
+    std::error_code ec;
+    try {
+        if (which == 0) {
+            co_await with_timeout(ch.context(), ch.write(std::string(1024 * 1024, 'w')), 50ms);
+        } else {
+            ch.push(std::string(1024 * 1024, 'f'));
+            co_await with_timeout(ch.context(), ch.flush(), 50ms);
+        }
+    } catch (const std::system_error& e) {
+        ec = e.code();
+    }
+    ch.close();  // a slow client is dropped
+    co_return ec;
+}
+
+}  // namespace
+
+TEST_CASE("channel: with_timeout cuts short a write() or flush() blocked by a silent peer",
+          "[channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    for (int which : {0, 1}) {
+        INFO((which == 0 ? "write()" : "flush()"));
+        auto [a, b] = socket::pair(r);
+        auto ec = r.run(write_to_silent_peer(channel(std::move(a)), which));
+        CHECK(ec == coronet::errc::timed_out);
+        r.run();
+        CHECK(r.pending_count() == 0);
+        CHECK(r.task_count() == 0);
+    }
+}
+
+namespace {
+
+task<std::size_t> push_after_failure(coronet::socket s, coronet::socket peer) {
+    channel ch(std::move(s));
+    peer.close();  // the peer is gone: the next send fails
+    ch.push("first");
+    std::error_code ec;
+    try {
+        co_await ch.flush();
+    } catch (const std::system_error& e) {
+        ec = e.code();
+    }
+    CHECK(is_disconnect(ec));
+    ch.push(std::string(1024 * 1024, 'x'));  // dropped: the output side has failed
+    co_return ch.queued();
+}
+
+}  // namespace
+
+TEST_CASE("channel: after a failed send, pushes are dropped, not piled up", "[channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    CHECK(r.run(push_after_failure(std::move(a), std::move(b))) == 0);
 }
