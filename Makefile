@@ -3,8 +3,8 @@
 # the targets.
 
 # What `make run` starts.
-RUN_TARGET ?= //examples:echo_server
-RUN_ARGS   ?= --host 127.0.0.1 --port 7000
+RUN_TARGET ?= //examples:http_server
+RUN_ARGS   ?= --host 127.0.0.1 --port 8080 --root $(CURDIR)/docs
 
 # Passed to benchmarks/run.sh (1: a short run, for a smoke test).
 QUICK ?= 0
