@@ -22,11 +22,27 @@ std::size_t find_prefix_at_end(std::string_view haystack, std::string_view needl
 std::size_t find_terminator(std::string_view haystack, std::string_view term) noexcept {
     if (term.empty()) return 0;
     if (term.size() > haystack.size()) return std::string_view::npos;
-    const void* hit;
-    if (term.size() == 1)
-        hit = std::memchr(haystack.data(), term.front(), haystack.size());
-    else
-        hit = ::memmem(haystack.data(), haystack.size(), term.data(), term.size());
+    const char* p = haystack.data();
+    const char* end = p + haystack.size();
+    if (term.size() == 1) {
+        const void* hit = std::memchr(p, term.front(), haystack.size());
+        return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - p) : std::string_view::npos;
+    }
+    if (term.size() <= 4) {
+        // Short terminators ("\r\n", "\r\n\r\n") are the hot case: memchr for the
+        // first byte, then compare the rest. memmem's setup costs more than the
+        // search itself for the short lines a protocol server reads (profiled).
+        const char* last = end - term.size();  // the last place a match can start
+        for (;;) {
+            auto* hit = static_cast<const char*>(std::memchr(p, term.front(), last - p + 1));
+            if (!hit) return std::string_view::npos;
+            if (std::memcmp(hit + 1, term.data() + 1, term.size() - 1) == 0)
+                return static_cast<std::size_t>(hit - haystack.data());
+            p = hit + 1;
+            if (p > last) return std::string_view::npos;
+        }
+    }
+    const void* hit = ::memmem(p, haystack.size(), term.data(), term.size());
     if (hit == nullptr) return std::string_view::npos;
     return static_cast<std::size_t>(static_cast<const char*>(hit) - haystack.data());
 }

@@ -1,5 +1,6 @@
 #include <coronet/lib/epoll_backend.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -38,10 +39,20 @@ int epoll_backend::watch(int fd, fd_state&) {
 
 void epoll_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     std::array<epoll_event, 256> events;
-    timespec ts{.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000),
-                .tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000)};
-    int n = ::epoll_pwait2(epfd_, events.data(), static_cast<int>(events.size()),
+    int n = -1;
+    if (has_pwait2_) {
+        timespec ts{.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000),
+                    .tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000)};
+        n = ::epoll_pwait2(epfd_, events.data(), static_cast<int>(events.size()),
                            timeout.count() < 0 ? nullptr : &ts, nullptr);
+        if (n < 0 && errno == ENOSYS) has_pwait2_ = false;  // kernel < 5.11 (or valgrind)
+    }
+    if (!has_pwait2_) {
+        // Milliseconds, rounded up: never wake before a deadline.
+        long long ms = timeout.count() < 0 ? -1 : (timeout.count() + 999'999) / 1'000'000;
+        n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
+                         static_cast<int>(std::min<long long>(ms, 1'000'000'000)));
+    }
     for (int i = 0; i < n; ++i) {
         const epoll_event& ev = events[i];
         if (ev.data.fd == wakefd_) {

@@ -28,6 +28,7 @@ private:
 
     int epfd_ = -1;
     int wakefd_ = -1;
+    bool has_pwait2_ = true;  // epoll_pwait2 (ns timeouts) until the kernel says ENOSYS
 };
 
 }  // namespace coronet

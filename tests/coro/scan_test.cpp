@@ -64,3 +64,19 @@ TEST_CASE("scan: find_terminator agrees with std::string_view::find", "[scan]") 
             CHECK(find_terminator(tail, term) == tail.find(term));
         }
 }
+
+TEST_CASE("scan: find_terminator agrees with string_view::find on random input", "[scan]") {
+    // Every path (memchr, memchr + compare for 2-4 bytes, memmem) against the
+    // plain search, over a small alphabet so that near misses ("\r\r\n") abound.
+    std::uint32_t seed = 12345;
+    auto next = [&seed] { return seed = seed * 1664525u + 1013904223u; };
+    const char alphabet[] = {'\r', '\n', 'a', 'q'};
+    for (int round = 0; round < 20000; ++round) {
+        std::string hay(next() % 40, ' ');
+        for (auto& c : hay) c = alphabet[next() % 4];
+        std::string term(1 + next() % 6, ' ');
+        for (auto& c : term) c = alphabet[next() % 4];
+        INFO("round " << round);
+        REQUIRE(coronet::find_terminator(hay, term) == std::string_view(hay).find(term));
+    }
+}
