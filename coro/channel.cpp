@@ -33,6 +33,10 @@ constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to
 constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
 
+task<std::size_t> recv_once(socket& s, std::span<std::byte> into) {
+    co_return co_await s.recv(into);
+}
+
 struct sender_idle {
     channel_state* st;
     bool await_ready() const noexcept { return false; }
@@ -153,9 +157,17 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
             std::size_t want = opt_.recv_size;
             if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
             want = std::min(want, in_cap_ - wpos_);
+            auto into = std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, want);
             try {
-                std::size_t got = co_await sock_.recv(
-                    std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, want));
+                std::size_t got = 0;
+                if (!has_deadline_) {
+                    got = co_await sock_.recv(into);
+                } else {
+                    auto left = deadline_ - reactor::clock::now();
+                    if (left <= reactor::clock::duration::zero())
+                        throw std::system_error(make_error_code(errc::timed_out), "read");
+                    got = co_await with_timeout(sock_.context(), recv_once(sock_, into), left);
+                }
                 if (got == 0) eof_ = true;
                 wpos_ += got;
             } catch (const std::system_error& e) {
@@ -414,6 +426,11 @@ channel::read_awaiter channel::read_some(std::size_t max) {
 std::size_t channel::buffered() const noexcept { return state_->wpos_ - state_->rpos_; }
 bool channel::at_eof() const noexcept { return state_->eof_; }
 std::error_code channel::close_reason() const noexcept { return state_->reason_; }
+void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
+    state_->has_deadline_ = true;
+    state_->deadline_ = t;
+}
+void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
 void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = n; }
 void channel::set_max_buffer(std::size_t n) noexcept { state_->opt_.max_buffer = n; }
 void channel::set_high_water(std::size_t high, std::size_t low) noexcept {

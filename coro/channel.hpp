@@ -81,6 +81,12 @@ public:
     // Why input ended: empty for a clean end of stream, ECONNRESET etc. for a reset.
     std::error_code close_reason() const noexcept;
 
+    // Reads that have to wait give up at t with std::system_error(errc::timed_out),
+    // every received byte kept; reads the buffer answers are not affected.
+    void set_read_deadline(reactor::clock::time_point t) noexcept;
+    // Reads wait as long as it takes again (the default).
+    void clear_read_deadline() noexcept;
+
     void set_max_line(std::size_t n) noexcept;
     void set_max_buffer(std::size_t n) noexcept;
     void set_high_water(std::size_t high, std::size_t low) noexcept;
@@ -157,6 +163,8 @@ public:
     std::size_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;
     std::size_t scanned_ = 0;  // bytes from rpos_ known not to start the terminator
     bool eof_ = false;
+    bool has_deadline_ = false;
+    reactor::clock::time_point deadline_{};
     std::error_code reason_;
 
     // output

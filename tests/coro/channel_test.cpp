@@ -1671,3 +1671,37 @@ TEST_CASE("channel: after a failed send, pushes are dropped, not piled up", "[ch
     auto [a, b] = socket::pair(r);
     CHECK(r.run(push_after_failure(std::move(a), std::move(b))) == 0);
 }
+
+namespace {
+
+// A peer that sends half a line, then nothing: the read gives up at the deadline.
+task<std::string> read_with_deadline(channel ch, coronet::socket peer) {
+    co_await send_all(peer, std::string_view("GET / HT"));
+    ch.set_read_deadline(reactor::clock::now() + 50ms);
+    std::string out;
+    try {
+        auto line = co_await ch.read_until("\r\n");
+        out = line ? "line" : "eof";
+    } catch (const std::system_error& e) {
+        out = e.code() == coronet::errc::timed_out ? "timed_out" : e.what();
+    }
+    // Every byte stays: the rest of the line arrives, and with no deadline it completes.
+    ch.clear_read_deadline();
+    co_await send_all(peer, std::string_view("TP/1.1\r\n"));
+    auto line = co_await ch.read_until("\r\n");
+    out += line ? " then " + std::string(*line) : " then eof";
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("channel: a read deadline gives up with timed_out and keeps every byte", "[channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    auto start = reactor::clock::now();
+    CHECK(r.run(read_with_deadline(channel(std::move(a)), std::move(b))) ==
+          "timed_out then GET / HTTP/1.1");
+    CHECK(reactor::clock::now() - start >= 50ms);
+    CHECK(r.pending_count() == 0);
+}
