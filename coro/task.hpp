@@ -12,11 +12,13 @@
 // Medusa ancestor: none — this is what replaces the callbacks.
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
+#include <coronet/coro/frame_pool.hpp>
 #include <coronet/lib/reactor.hpp>
 
 namespace coronet {
@@ -28,6 +30,10 @@ namespace detail {
 
 class task_promise_base {
 public:
+    // Frames are recycled per thread (frame_pool.hpp): no malloc in steady state.
+    static void* operator new(std::size_t n) { return frame_allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+
     std::suspend_always initial_suspend() noexcept { return {}; }
 
     struct final_awaiter {

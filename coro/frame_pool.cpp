@@ -1,0 +1,71 @@
+#include <coronet/coro/frame_pool.hpp>
+
+#include <array>
+#include <new>
+
+namespace coronet::detail {
+
+// Under AddressSanitizer frames come straight from the heap, so that a use of
+// a destroyed frame is reported instead of landing in a recycled one.
+#if defined(__SANITIZE_ADDRESS__)
+void* frame_allocate(std::size_t n) { return ::operator new(n); }
+void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
+#else
+namespace {
+
+constexpr std::size_t granule = 64;
+constexpr std::size_t classes = 32;            // frames up to 2 KiB are recycled
+constexpr std::size_t max_cached = 4096;       // per class: bounds what an idle thread keeps
+
+struct free_block {
+    free_block* next;
+};
+
+class pool {
+public:
+    ~pool() {
+        for (auto& head : heads_)
+            while (free_block* b = head) {
+                head = b->next;
+                ::operator delete(b);
+            }
+    }
+    void* get(std::size_t cls) {
+        if (free_block* b = heads_[cls]) {
+            heads_[cls] = b->next;
+            --counts_[cls];
+            return b;
+        }
+        return ::operator new((cls + 1) * granule);
+    }
+    void put(void* p, std::size_t cls) noexcept {
+        if (counts_[cls] >= max_cached) return ::operator delete(p);
+        heads_[cls] = new (p) free_block{heads_[cls]};
+        ++counts_[cls];
+    }
+
+private:
+    std::array<free_block*, classes> heads_{};
+    std::array<std::size_t, classes> counts_{};
+};
+
+thread_local pool frames;
+
+std::size_t class_of(std::size_t n) noexcept { return (n + granule - 1) / granule - 1; }
+
+}  // namespace
+
+void* frame_allocate(std::size_t n) {
+    std::size_t cls = class_of(n);
+    if (n == 0 || cls >= classes) return ::operator new(n);
+    return frames.get(cls);
+}
+
+void frame_deallocate(void* p, std::size_t n) noexcept {
+    std::size_t cls = class_of(n);
+    if (n == 0 || cls >= classes) return ::operator delete(p);
+    frames.put(p, cls);
+}
+#endif
+
+}  // namespace coronet::detail
