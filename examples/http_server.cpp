@@ -57,7 +57,6 @@ struct connection {
     coronet::channel ch;
     http::request req;
     std::string path, out;            // the decoded path; the response head being built
-    clock_type::time_point deadline;  // reads give up at this time
     bool idle = false;                // waiting for a request to begin: shutdown may close it
     bool keep = true;                 // keep the connection after this response
     bool pushed_producer = false;     // the last response queued a file or a listing
@@ -65,38 +64,24 @@ struct connection {
 
 // --- reading ---------------------------------------------------------------------------
 
-coronet::task<std::optional<std::string_view>> finish_read(coronet::channel::read_awaiter read) {
-    co_return co_await read;
-}
-
-// A channel read that gives up at c.deadline (coronet::errc::timed_out). A read the buffered
-// bytes already answer (every pipelined request after the first) skips with_timeout and its
-// frames and timer: that makes pipelined /hello about 1.5x faster.
-coronet::task<std::optional<std::string_view>> read_by_deadline(
-    connection& c, coronet::channel::read_awaiter read) {
-    if (read.await_ready()) co_return read.await_resume();
-    co_return co_await coronet::with_timeout(c.ch.context(), finish_read(std::move(read)),
-                                             c.deadline - clock_type::now());
-}
-
 // Reads one request head into c.req: 0, an error status to answer before closing, or -1 when
 // the connection just ends (the peer closed, it stayed idle too long, or we are shutting down).
 coronet::task<int> read_request(connection& c) {
     c.req.clear();
-    c.deadline = clock_type::now() + c.srv.idle_timeout;
+    c.ch.set_read_deadline(clock_type::now() + c.srv.idle_timeout);  // reads that wait give up then
     bool request_line = true;
     try {
         std::optional<std::string_view> line;
         do {  // empty lines before a request are allowed (RFC 9112 2.2)
             c.idle = c.ch.buffered() == 0;
-            line = co_await read_by_deadline(c, c.ch.read_until("\r\n"));
+            line = co_await c.ch.read_until("\r\n");
             c.idle = false;
             if (!line) co_return -1;
         } while (line->empty());
         if (int status = http::parse_request_line(*line, c.req)) co_return status;
         request_line = false;
         for (;;) {  // no co_await in a loop condition: GCC 12.2 miscompiles it
-            line = co_await read_by_deadline(c, c.ch.read_until("\r\n"));
+            line = co_await c.ch.read_until("\r\n");
             if (!line) co_return -1;
             if (line->empty()) break;
             if (int status = http::parse_header(*line, c.req)) co_return status;
@@ -115,7 +100,7 @@ coronet::task<int> skip_body(connection& c) {
     if (left > 0 && c.req.expect_continue) c.ch.push("HTTP/1.1 100 Continue\r\n\r\n");
     try {
         while (left > 0) {
-            auto got = co_await read_by_deadline(c, c.ch.read_some(left));
+            auto got = co_await c.ch.read_some(left);
             if (!got) co_return -1;
             left -= got->size();
         }
@@ -229,12 +214,10 @@ void answer(connection& c) {
 
 // --- connections -----------------------------------------------------------------------
 
-coronet::task<> wait_flushed(coronet::channel& ch) { co_await ch.flush(); }
-
 // Waits, at most the idle timeout, until c's queued output has gone; false if it could not.
 coronet::task<bool> flush(connection& c) {
     try {
-        co_await coronet::with_timeout(c.ch.context(), wait_flushed(c.ch), c.srv.idle_timeout);
+        co_await coronet::with_timeout(c.ch.context(), c.ch.flush(), c.srv.idle_timeout);
     } catch (const std::system_error&) {
         co_return false;  // the peer went away, or stopped reading
     }
@@ -248,10 +231,10 @@ coronet::task<> close_gently(connection& c) {
     bool flushed = co_await flush(c);
     if (!flushed) co_return;
     c.ch.sock().shutdown_send();
-    c.deadline = clock_type::now() + 2s;
+    c.ch.set_read_deadline(clock_type::now() + 2s);
     try {
         for (;;) {
-            auto dropped = co_await read_by_deadline(c, c.ch.read_some());
+            auto dropped = co_await c.ch.read_some();
             if (!dropped) break;
         }
     } catch (const std::system_error&) {
@@ -263,7 +246,7 @@ coronet::task<> session(coronet::socket s, server* srv) {
     connection c(*srv, std::move(s));
     for (;;) {
         int status = co_await read_request(c);
-        if (status == 0) status = co_await skip_body(c);
+        if (status == 0 && c.req.content_length.value_or(0) > 0) status = co_await skip_body(c);
         if (status < 0) break;
         if (status > 0) {  // a malformed request: answer, then close (we may have lost our place)
             c.keep = false;
