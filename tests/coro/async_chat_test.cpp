@@ -616,16 +616,12 @@ TEST_CASE("async_chat: A17 handle_close by default closes and discards unsent ou
         CHECK(c->queued() == 0);
         if (!graceful) {
             CHECK(got.size() < total);
-        } else if (kind != backend_kind::io_uring) {
-            CHECK(got.size() == total);
         } else {
-            // Known bug, not async_chat's: on io_uring (kernel 6.18) a sendmsg that would block
-            // on a socket whose peer has shut down its sending side completes with -EAGAIN
-            // instead of waiting, and the channel's sender takes that for a failed send and
-            // drops the rest. Reported; make this a CHECK once the channel retries on EAGAIN.
-            CHECK_NOFAIL(got.size() == total);
-            if (got.size() != total)
-                WARN("io_uring: send to a half-closed peer failed with EAGAIN (known bug)");
+            // On io_uring this once lost the tail: a sendmsg to a peer that had shut down its
+            // sending side completed with -EAGAIN instead of waiting (kernel 6.18), and the
+            // channel took it for a failed send. uring_backend now waits and retries
+            // (tests/lib/half_close_test.cpp).
+            CHECK(got.size() == total);
         }
     }
 }
