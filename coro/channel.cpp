@@ -232,46 +232,50 @@ void channel_state::output_ended() noexcept {
     ended_.notify_all();
 }
 
-// Pulls the front producer until it yields glob_size bytes or runs dry.
-// False when the front item turned out to be an exhausted producer (popped).
-bool channel_state::fill_producer_head() {
-    item& head = out_.front();
-    while (head.source && head.bytes.size() - head_sent_ < glob_size) {
-        std::string chunk = head.source.more();
+// Pulls out_[i]'s producer until it has glob_size unsent bytes or runs dry
+// (Medusa's globbing). An exhausted producer leaves a plain piece, maybe
+// empty, in its place: pieces are never erased from the middle, because the
+// gather below points into the ones before it.
+void channel_state::fill_producer(std::size_t i) {
+    item& it = out_[i];
+    std::size_t sent = i == 0 ? head_sent_ : 0;
+    while (it.source && it.bytes.size() - sent < glob_size) {
+        std::string chunk = it.source.more();
         if (chunk.empty()) {
-            head.source = producer{};
+            it.source = producer{};
             break;
         }
         queued_ += chunk.size();
-        head.bytes.append(chunk);
+        if (it.bytes.empty()) it.bytes = std::move(chunk);
+        else it.bytes.append(chunk);
     }
-    if (head.bytes.size() == head_sent_ && !head.source) {
-        out_.pop_front();
-        head_sent_ = 0;
-        return false;
-    }
-    return true;
 }
 
 task<void> channel_state::send_loop() {
     std::vector<iovec> iov;
     iov.reserve(max_iov);
     while (!closed_) {
-        if (!out_.empty() && out_.front().source && !fill_producer_head()) continue;
+        if (!out_.empty() && out_.front().source) fill_producer(0);
+        // Pieces fully sent (or exhausted producers that gave nothing) leave.
+        while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
+            out_.pop_front();
+            head_sent_ = 0;
+        }
         if (out_.empty()) {
             flushed_.notify_all();
             if (closing_) break;
             co_await sender_idle{this};
             continue;
         }
-        // Gather plain pieces from the front (a producer further back waits its
-        // turn). A head producer with more to give ends the gather too: its
+        // Gather pieces from the front. A producer is pulled when the gather
+        // reaches it, so a response head and the first 64 KiB of its file leave
+        // in one send; a producer with more to give ends the gather, since its
         // later chunks must leave before the pieces queued after it.
         iov.clear();
         std::size_t bytes = 0;
         for (std::size_t i = 0; i < out_.size() && iov.size() < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
-            if (i > 0 && it.source) break;
+            if (i > 0 && it.source) fill_producer(i);
             std::size_t skip = i == 0 ? head_sent_ : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) continue;

@@ -189,7 +189,7 @@ private:
     void kick_sender();
     void output_ended() noexcept;
     task<void> send_loop();
-    bool fill_producer_head();
+    void fill_producer(std::size_t i);
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
     friend class coronet::channel;

@@ -90,7 +90,18 @@ void file_producer::close() noexcept {
 
 std::string file_producer::more() {
     if (fd_ < 0) return {};
-    std::string data(out_buffer_size, '\0');
+    // A regular file's size is known (fstat at open): read no more than is left,
+    // and know its end without one more pread (profiled: small files served over
+    // HTTP spent more time zero-filling 64 KiB than reading).
+    std::size_t want = out_buffer_size;
+    if (regular_) {
+        if (offset_ >= size_) {
+            close();
+            return {};
+        }
+        want = static_cast<std::size_t>(std::min<std::uint64_t>(want, size_ - offset_));
+    }
+    std::string data(want, '\0');
     ssize_t n;
     do
         n = regular_ ? ::pread(fd_, data.data(), data.size(), static_cast<off_t>(offset_))
