@@ -31,6 +31,19 @@ void require_inner(const producer& inner, const char* who) {
     if (!inner) throw std::invalid_argument(std::string(who) + ": inner producer is empty");
 }
 
+// chunked_producer's footers: "" or non-empty lines, each ending in its only CR LF. An empty
+// line would end the trailer section early, and a bare CR or LF would end a line where the
+// producer does not see one: either way the bytes after it would be read as the next message.
+bool valid_footers(std::string_view footers) {
+    while (!footers.empty()) {
+        std::size_t end = footers.find_first_of("\r\n");
+        if (end == 0 || end == std::string_view::npos || footers.substr(end, 2) != "\r\n")
+            return false;
+        footers.remove_prefix(end + 2);
+    }
+    return true;
+}
+
 }  // namespace
 
 // --- file_producer
@@ -255,8 +268,9 @@ std::string hooked_producer::more() {
 chunked_producer::chunked_producer(producer inner, std::string footers)
     : inner_(std::move(inner)), footers_(std::move(footers)) {
     require_inner(inner_, "chunked_producer");
-    if (!footers_.empty() && !footers_.ends_with("\r\n"))
-        throw std::invalid_argument("chunked_producer: footers must end with \"\\r\\n\"");
+    if (!valid_footers(footers_))
+        throw std::invalid_argument(
+            "chunked_producer: footers must be non-empty lines ending in \"\\r\\n\"");
 }
 
 std::string chunked_producer::more() {

@@ -193,7 +193,8 @@ private:
 // HTTP/1.1 chunked transfer coding of inner (producers.chunked_producer).
 class chunked_producer {
 public:
-    // footers: "" or trailer lines each ending in "\r\n" (else std::invalid_argument).
+    // footers: "" or non-empty trailer lines, each ending in its only "\r\n" (else
+    // std::invalid_argument: an empty line or a bare CR or LF would end the message early).
     explicit chunked_producer(producer inner, std::string footers = "");
     // "<hex len>\r\n<data>\r\n" per inner chunk, then "0\r\n<footers>\r\n" once, then empty.
     std::string more();

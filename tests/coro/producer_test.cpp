@@ -515,6 +515,19 @@ TEST_CASE("producer: chunked rejects footers without a final CRLF", "[producer]"
     CHECK_NOTHROW(chunked_producer(simple_producer("x"), "A: 1\r\nB: 2\r\n"));
 }
 
+// tests/fuzz/chunked_fuzz found this in its first runs: footers were only checked for a final
+// CRLF, so "\r\n\r\n" or "A: 1\r\n\r\nB: 2\r\n" passed; the body then ended at the first
+// empty line, and the rest followed it on the connection, to be read as the next response.
+TEST_CASE("producer: chunked rejects footers that would end the body early", "[producer]") {
+    for (std::string footers : {"\r\n", "\r\n\r\n", "A: 1\r\n\r\n", "A: 1\r\n\r\nB: 2\r\n",
+                                "A: 1\nB: 2\r\n", "A: 1\rB: 2\r\n", "A: 1\n\r\n"}) {
+        INFO("footers: " << footers.size() << " bytes");
+        CHECK_THROWS_AS(chunked_producer(simple_producer("x"), footers), std::invalid_argument);
+    }
+    producer p = chunked_producer(simple_producer("x"), "A: 1\r\nB: 2\r\n");
+    CHECK(drain(p) == "1\r\nx\r\n0\r\nA: 1\r\nB: 2\r\n\r\n");
+}
+
 // --- compressed (C.36)
 
 TEST_CASE("producer: compressed output inflates back to the input", "[producer]") {
