@@ -6,8 +6,18 @@
 namespace coronet::detail {
 
 // Under AddressSanitizer frames come straight from the heap, so that a use of
-// a destroyed frame is reported instead of landing in a recycled one.
+// a destroyed frame is reported instead of landing in a recycled one. GCC says
+// "ASan" with __SANITIZE_ADDRESS__; clang 14 (tools/fuzz.sh) defines no such
+// macro and answers __has_feature(address_sanitizer) instead.
 #if defined(__SANITIZE_ADDRESS__)
+#define CORONET_FRAMES_FROM_HEAP
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORONET_FRAMES_FROM_HEAP
+#endif
+#endif
+
+#if defined(CORONET_FRAMES_FROM_HEAP)
 void* frame_allocate(std::size_t n) { return ::operator new(n); }
 void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
 #else
