@@ -9,6 +9,9 @@ RUN_ARGS   ?= --host 127.0.0.1 --port 8080 --root $(CURDIR)/docs
 # Passed to benchmarks/run.sh (1: a short run, for a smoke test).
 QUICK ?= 0
 
+# Seconds each libFuzzer target runs in `make fuzz` (and in `make test`).
+FUZZ_SECONDS ?= 30
+
 BAZEL       ?= bazel
 # Extra flags for every bazel command below, e.g.
 #   make test BAZEL_FLAGS='--test_arg=--success'
@@ -40,23 +43,24 @@ BAZEL_TEST := $(BAZEL) test --keep_going --test_output=errors $(BAZEL_UI) $(BAZE
 step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
 
 .PHONY: help deps deps-test deps-bench build test bazel-test asan ubsan tsan \
-        check-layers check-snippets consumer-check run bench format format-check clean distclean
+        check-layers check-snippets consumer-check fuzz run bench format format-check clean distclean
 
 help:
 	@echo 'coronet make targets:'
 	@echo '  make run          build with --config=opt and start $(RUN_TARGET) $(RUN_ARGS)'
 	@echo '  make test         bazel test //..., then under --config=asan, then'
-	@echo '                    tools/check-layers.sh and the consumer workspace check'
+	@echo '                    tools/check-layers.sh, the consumer workspace check and make fuzz'
 	@echo '  make build        bazel build //...'
 	@echo '  make asan|ubsan|tsan   bazel test --config=X //...'
 	@echo '  make bench        benchmarks/run.sh (QUICK=1 for a short run)'
 	@echo '  make check-layers lib/ must not include coro/'
 	@echo '  make check-snippets README/docs code blocks must match the examples'
+	@echo '  make fuzz         tools/fuzz.sh: each libFuzzer target in tests/fuzz/ for FUZZ_SECONDS'
 	@echo '  make format       clang-format lib/ coro/ examples/ tests/ benchmarks/ in place'
 	@echo '  make format-check the same, changing nothing; fails if a file would change'
 	@echo '  make clean        bazel clean (distclean: bazel clean --expunge)'
 	@echo 'Each target first installs the Debian packages it needs (tools/install-deps.sh).'
-	@echo 'Variables: RUN_TARGET RUN_ARGS QUICK BAZEL_FLAGS TEST_TARGETS'
+	@echo 'Variables: RUN_TARGET RUN_ARGS QUICK BAZEL_FLAGS TEST_TARGETS FUZZ_SECONDS'
 
 # --- Debian packages -------------------------------------------------------------
 
@@ -76,7 +80,7 @@ build: deps
 	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
 
 # `make -k test` goes on after a failing step, so that every step reports.
-test: bazel-test asan check-layers check-snippets consumer-check
+test: bazel-test asan check-layers check-snippets consumer-check fuzz
 
 bazel-test: deps-test
 	$(call step,bazel test $(TEST_TARGETS))
@@ -103,6 +107,12 @@ consumer-check: deps-test
 	else \
 	    echo 'consumer-check: tests/consumer/run.sh is not there yet, skipped'; \
 	fi
+
+# clang's libFuzzer with ASan and UBSan over the parsers and the channel's input
+# (tests/fuzz/); FUZZ_SECONDS per target, 5 targets: 2.5 minutes at the default.
+fuzz: deps-test
+	$(call step,tools/fuzz.sh --seconds $(FUZZ_SECONDS))
+	@tools/fuzz.sh --seconds $(FUZZ_SECONDS)
 
 # --- run and measure -------------------------------------------------------------
 

@@ -24,7 +24,8 @@ PKGS_build=(
     liburing-dev catch2 zlib1g-dev
 )
 # Peers for the interop tests (curl, redis, nginx, wrk, h2load/nghttp) and
-# clang with its sanitizer runtimes. `bazel test //...` also builds every
+# clang with its sanitizer runtimes, libFuzzer's among them
+# (libclang-rt-14-dev: tools/fuzz.sh, `make fuzz`). `bazel test //...` also builds every
 # target under benchmarks/, so the libraries those link are needed here
 # already: Google Benchmark, and Boost for the Boost.Asio reference peers
 # (benchmarks/peers/asio_*.cpp).
