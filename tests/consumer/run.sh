@@ -44,6 +44,10 @@ echo "consumer: bazel build //... in tests/consumer (coronet as @coronet)"
 bin=$("$BAZEL" info "${ui[@]}" bazel-bin 2>/dev/null)/consumer_echo
 [ -x "$bin" ] || fail "no binary at $bin"
 
+# Created here, not by the redirection below: that happens in the child, which
+# may not have run yet when the loop first reads the file.
+: >"$work/out"
+: >"$work/err"
 "$bin" 0 >"$work/out" 2>"$work/err" &
 pid=$!
 
