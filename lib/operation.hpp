@@ -28,6 +28,7 @@ enum class op_code : std::uint8_t {
     send,     // send(fd, buffer, MSG_NOSIGNAL)
     sendmsg,  // sendmsg(fd, msg, MSG_NOSIGNAL): gathered output
     poll,     // wait until fd is readable (poll_mask POLLIN) or writable (POLLOUT)
+    sendfile, // sendfile(fd, file_fd, &file_offset, file_bytes): file bytes, no copy
     timeout,  // fires at `deadline`; kept by the reactor, never by a backend
 };
 
@@ -45,6 +46,9 @@ struct operation {
     sockaddr* addr = nullptr;             // accept (out) / connect (in)
     socklen_t addrlen = 0;                // accept: capacity in, length out
     short poll_mask = 0;                  // poll: POLLIN or POLLOUT
+    int file_fd = -1;                     // sendfile: the file read from
+    std::uint64_t file_offset = 0;        // sendfile: where in it (advanced by the bytes sent)
+    std::size_t file_bytes = 0;           // sendfile: at most this many
     std::chrono::steady_clock::time_point deadline;  // timeout
     std::size_t heap_index = 0;           // timeout: position in the reactor's timer heap
     std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes

@@ -1,8 +1,13 @@
 #include <coronet/lib/perform.hpp>
 
 #include <cerrno>
+#include <cstdint>
+#include <ctime>
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +44,31 @@ bool perform_connect(operation& op) noexcept {
     if (err == EINPROGRESS || err == EALREADY) return false;
     op.result = -err;
     return true;
+}
+
+// sendfile(2) has no MSG_NOSIGNAL: a send to a reset peer raises SIGPIPE,
+// whose default action kills the process. Block it on this thread around the
+// call and take the one the call raised, leaving the process's disposition
+// alone (the way libraries that cannot own signal handling do it).
+long sendfile_nosignal(operation& op) noexcept {
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    sigset_t pending;
+    ::sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    auto offset = static_cast<off_t>(op.file_offset);
+    long n = ::sendfile(op.fd, op.file_fd, &offset, op.file_bytes);
+    int err = errno;
+    if (n > 0) op.file_offset = static_cast<std::uint64_t>(offset);
+    if (n < 0 && err == EPIPE && !was_pending) {
+        timespec now{};
+        while (::sigtimedwait(&pipe_only, nullptr, &now) < 0 && errno == EINTR) {}
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    errno = err;
+    return n;
 }
 
 bool perform_poll(operation& op) noexcept {
@@ -79,6 +109,7 @@ bool perform(operation& op) noexcept {
             n = ::send(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             break;
         case op_code::sendmsg: n = ::sendmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_NOSIGNAL); break;
+        case op_code::sendfile: n = sendfile_nosignal(op); break;
         case op_code::connect: return perform_connect(op);
         case op_code::poll: return perform_poll(op);
         case op_code::timeout: op.result = -EINVAL; return true;  // the reactor's, never here

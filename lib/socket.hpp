@@ -8,6 +8,7 @@
 // recv() returning 0. Medusa ancestor: asyncore.dispatcher.
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -94,6 +95,23 @@ private:
     msghdr msg_{};
 };
 
+// co_await: bytes sent straight from a file (sendfile: no copy through user
+// space), maybe fewer than asked; 0 when the file ends at offset. Throws
+// std::system_error on errors. The file descriptor must stay open until the
+// co_await ends.
+class [[nodiscard]] sendfile_awaiter : public op_awaiter {
+public:
+    sendfile_awaiter(reactor& r, int fd, int file_fd, std::uint64_t offset, std::size_t count) noexcept
+        : op_awaiter(r) {
+        op_.code = op_code::sendfile;
+        op_.fd = fd;
+        op_.file_fd = file_fd;
+        op_.file_offset = offset;
+        op_.file_bytes = count;
+    }
+    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "sendfile")); }
+};
+
 // co_await: the poll revents once the fd is ready (POLLIN / POLLOUT / POLLERR ...).
 class [[nodiscard]] poll_awaiter : public op_awaiter {
 public:
@@ -138,6 +156,10 @@ public:
     send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }
     // Gathered send; the iovecs must outlive the co_await.
     sendv_awaiter sendv(std::span<const iovec> iov) noexcept { return {*reactor_, fd_, iov}; }
+    // Up to count bytes of file_fd from offset (the file's own position is not used or moved).
+    sendfile_awaiter sendfile(int file_fd, std::uint64_t offset, std::size_t count) noexcept {
+        return {*reactor_, fd_, file_fd, offset, count};
+    }
     poll_awaiter wait_readable() noexcept;
     poll_awaiter wait_writable() noexcept;
 

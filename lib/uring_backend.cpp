@@ -95,6 +95,7 @@ void uring_backend::arm_wake() {
 
 bool uring_backend::start(operation& op) {
     op.phase = 0;
+    if (op.code == op_code::sendfile) return start_sendfile(op);
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -109,11 +110,25 @@ bool uring_backend::start(operation& op) {
         break;
     case op_code::sendmsg: io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL); break;
     case op_code::poll: io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask)); break;
+    case op_code::sendfile: break;  // start_sendfile
     case op_code::timeout:
         io_uring_prep_nop(sqe);  // the reactor keeps timers; never reached
         op.result = -EINVAL;
         break;
     }
+    io_uring_sqe_set_data(sqe, &op);
+    return false;
+}
+
+// io_uring has no sendfile opcode (its splice needs a pipe per transfer):
+// try sendfile(2) on the non-blocking socket now, and when the socket is full,
+// wait for POLLOUT in the ring and try again (the rearm_poll path in wait()).
+// The file is read synchronously from the page cache, as the readiness backends do.
+bool uring_backend::start_sendfile(operation& op) {
+    if (perform(op)) return true;
+    op.phase = rearm_poll;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_poll_add(sqe, op.fd, POLLOUT);
     io_uring_sqe_set_data(sqe, &op);
     return false;
 }
@@ -149,7 +164,7 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
         }
         if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
             if (cqe->res >= 0) {
-                start(*op);
+                if (start(*op)) done.push_back(*op);  // a sendfile may finish at once
                 continue;
             }
             op->result = cqe->res;  // poll failed or was cancelled

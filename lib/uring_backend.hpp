@@ -43,6 +43,7 @@ public:
 private:
     ::io_uring_sqe* get_sqe();
     void arm_wake();
+    bool start_sendfile(operation& op);
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;

@@ -28,6 +28,7 @@
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
+#include <coronet/coro/timeout.hpp>
 #include <coronet/coro/when_all.hpp>
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/error.hpp>
@@ -334,6 +335,89 @@ task<std::pair<std::error_code, std::error_code>> send_until_error(
         second = e.code();
     }
     co_return std::pair(first, second);
+}
+
+// A file in the test's temporary directory holding `data`, open read-only;
+// unlinked at once (the descriptor keeps it alive), closed on destruction.
+class temp_file {
+public:
+    explicit temp_file(const std::vector<std::byte>& data) {
+        std::string base = "/tmp";
+        if (const char* t = std::getenv("TEST_TMPDIR")) base = t;
+        std::string templ = base + "/coronet-file-XXXXXX";
+        int w = ::mkstemp(templ.data());
+        if (w < 0) throw std::system_error(errno, std::system_category(), "mkstemp");
+        std::size_t off = 0;
+        while (off < data.size()) {
+            ssize_t n = ::write(w, data.data() + off, data.size() - off);
+            if (n < 0) throw std::system_error(errno, std::system_category(), "write");
+            off += static_cast<std::size_t>(n);
+        }
+        ::close(w);
+        fd_ = ::open(templ.c_str(), O_RDONLY | O_CLOEXEC);
+        ::unlink(templ.c_str());
+        if (fd_ < 0) throw std::system_error(errno, std::system_category(), "open");
+    }
+    ~temp_file() { ::close(fd_); }
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    int fd() const { return fd_; }
+
+private:
+    int fd_ = -1;
+};
+
+// Sends [offset, end) of a file with sendfile(), counting the short sends;
+// returns what one more sendfile at the end gives (0), then closes.
+task<std::pair<send_stats, std::size_t>> sendfile_counting(coronet::socket s, int file_fd,
+                                                           std::uint64_t offset, std::size_t count) {
+    send_stats st;
+    while (count > 0) {
+        std::size_t n = co_await s.sendfile(file_fd, offset, count);
+        ++st.calls;
+        if (n == 0) throw std::runtime_error("sendfile returned 0 before the end of the file");
+        if (n < count) ++st.short_sends;
+        offset += n;
+        count -= n;
+    }
+    std::size_t at_end = co_await s.sendfile(file_fd, offset, 4096);
+    s.close();
+    co_return std::pair(st, at_end);
+}
+
+// sendfile()s the whole file until the peer goes away; returns that error,
+// then the error of one more sendfile.
+task<std::pair<std::error_code, std::error_code>> sendfile_until_error(coronet::socket s,
+                                                                       int file_fd,
+                                                                       std::size_t size) {
+    std::error_code first, second;
+    try {
+        std::uint64_t offset = 0;
+        while (offset < size) offset += co_await s.sendfile(file_fd, offset, size - offset);
+    } catch (const std::system_error& e) {
+        first = e.code();
+    }
+    try {
+        (void)co_await s.sendfile(file_fd, 0, 4096);
+    } catch (const std::system_error& e) {
+        second = e.code();
+    }
+    co_return std::pair(first, second);
+}
+
+// A sendfile into a socket whose peer never reads, under a deadline.
+task<std::error_code> sendfile_with_deadline(reactor& r, coronet::socket* s, int file_fd,
+                                             std::size_t size) {
+    auto send_everything = [](coronet::socket* s, int file_fd, std::size_t size) -> task<void> {
+        std::uint64_t offset = 0;
+        while (offset < size) offset += co_await s->sendfile(file_fd, offset, size - offset);
+    };
+    try {
+        co_await coronet::with_timeout(r, send_everything(s, file_fd, size), 50ms);
+    } catch (const std::system_error& e) {
+        co_return e.code();
+    }
+    co_return std::error_code{};
 }
 
 // Reads `before_reset` bytes, then closes with SO_LINGER {1, 0}: the peer gets an RST.
@@ -663,4 +747,70 @@ TEST_CASE("socket: a peer reset during a large send throws instead of crashing o
     REQUIRE((second == std::errc::connection_reset || second == std::errc::broken_pipe));
     REQUIRE(sigpipe_count == 0);  // MSG_NOSIGNAL on every send path
     REQUIRE(r.pending_count() == 0);
+}
+
+TEST_CASE("socket: sendfile sends a file range through small buffers byte for byte, then 0 at its end",
+          "[socket][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::size_t size = 16u << 20;
+    const std::size_t start = 12345;  // not page aligned
+    const std::vector<std::byte> data = pattern(size);
+    temp_file file(data);
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    listener.set_receive_buffer(4096);
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    client.set_send_buffer(4096);
+    auto [sent, got] = r.run(coronet::when_all(
+        sendfile_counting(std::move(client), file.fd(), start, size - start),
+        receive_all(std::move(server), size - start)));
+    auto [stats, at_end] = sent;
+    INFO(stats.calls << " sendfile calls, " << stats.short_sends << " short");
+    REQUIRE(stats.short_sends > 0);  // the small send buffer forced partial sends
+    REQUIRE(at_end == 0);
+    const std::vector<std::byte> expected(data.begin() + start, data.end());
+    REQUIRE(got.size() == expected.size());
+    REQUIRE(first_mismatch(got, expected) == expected.size());
+    REQUIRE(::lseek(file.fd(), 0, SEEK_CUR) == 0);  // the descriptor's own position is untouched
+    REQUIRE(r.pending_count() == 0);
+}
+
+TEST_CASE("socket: a peer reset during sendfile throws instead of raising SIGPIPE", "[socket][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    sigpipe_counter sigpipes;
+    reactor r{{.backend = kind}};
+    const std::size_t size = 16u << 20;
+    temp_file file(pattern(size));
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    listener.set_receive_buffer(4096);
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    client.set_send_buffer(4096);
+    auto [errors, read] = r.run(coronet::when_all(sendfile_until_error(std::move(client), file.fd(), size),
+                                                  read_then_reset(std::move(server), 64 * 1024)));
+    INFO("peer read " << read << " bytes before its reset");
+    auto [first, second] = errors;
+    REQUIRE((first == std::errc::connection_reset || first == std::errc::broken_pipe));
+    REQUIRE((second == std::errc::connection_reset || second == std::errc::broken_pipe));
+    REQUIRE(sigpipe_count == 0);  // sendfile has no MSG_NOSIGNAL: the signal is blocked and taken
+    REQUIRE(r.pending_count() == 0);
+}
+
+TEST_CASE("socket: a sendfile waiting on a peer that never reads is cancelled by with_timeout",
+          "[socket][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::size_t size = 64u << 20;  // far more than both socket buffers hold
+    temp_file file(pattern(size));
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    std::error_code error = r.run(sendfile_with_deadline(r, &client, file.fd(), size));
+    REQUIRE(error == coronet::errc::timed_out);
+    REQUIRE(r.pending_count() == 0);
+    // The connection still works: what was sent arrives intact.
+    client.close();
+    std::vector<std::byte> got = r.run(receive_all(std::move(server), size));
+    REQUIRE(!got.empty());
+    REQUIRE(got.size() < size);
+    const std::vector<std::byte> expected = pattern(got.size());
+    REQUIRE(first_mismatch(got, expected) == got.size());
 }
