@@ -32,6 +32,7 @@ constexpr std::size_t coalesce_limit = 16 * 1024;  // small pushes join the prev
 constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to this much at a time
 constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
+constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than this goes by sendfile
 
 task<std::size_t> recv_once(socket& s, std::span<std::byte> into) {
     co_return co_await s.recv(into);
@@ -232,6 +233,19 @@ void channel_state::output_ended() noexcept {
     ended_.notify_all();
 }
 
+namespace {
+
+// p's file_producer when the rest of it should go by sendfile: a regular file
+// with more than zero_copy_min bytes left.
+file_producer* zero_copy_file(producer& p) noexcept {
+    file_producer* f = p ? p.as_file() : nullptr;
+    if (!f || f->fd() < 0) return nullptr;
+    auto left = f->remaining();
+    return left && *left > zero_copy_min ? f : nullptr;
+}
+
+}  // namespace
+
 // Pulls out_[i]'s producer until it has glob_size unsent bytes or runs dry
 // (Medusa's globbing). An exhausted producer leaves a plain piece, maybe
 // empty, in its place: pieces are never erased from the middle, because the
@@ -239,6 +253,9 @@ void channel_state::output_ended() noexcept {
 void channel_state::fill_producer(std::size_t i) {
     item& it = out_[i];
     std::size_t sent = i == 0 ? head_sent_ : 0;
+    // A large file is pulled once (its first 64 KiB leave gathered with what
+    // precedes it); after that its unsent bytes drain and sendfile takes over.
+    if (it.bytes.size() > sent && zero_copy_file(it.source)) return;
     while (it.source && it.bytes.size() - sent < glob_size) {
         std::string chunk = it.source.more();
         if (chunk.empty()) {
@@ -251,10 +268,41 @@ void channel_state::fill_producer(std::size_t i) {
     }
 }
 
+// The head's file_producer when it should be sent zero-copy: a regular file
+// with more than zero_copy_min bytes left and nothing of it read into memory.
+file_producer* channel_state::zero_copy_head() noexcept {
+    if (out_.empty() || !out_.front().bytes.empty()) return nullptr;
+    return zero_copy_file(out_.front().source);
+}
+
 task<void> channel_state::send_loop() {
     std::vector<iovec> iov;
     iov.reserve(max_iov);
     while (!closed_) {
+        // A regular file at the head with much left goes straight from the page
+        // cache to the socket (sendfile); its last < 64 KiB are read and gathered
+        // with what follows it. The piece stays in the fifo while the kernel reads
+        // the file (in_flight_), so discard_buffers() cannot close it under the call.
+        if (file_producer* f = zero_copy_head()) {
+            in_flight_ = 1;
+            std::size_t sent = 0;
+            try {
+                sent = co_await sock_.sendfile(f->fd(), f->offset(), *f->remaining());
+            } catch (const std::system_error& e) {
+                in_flight_ = 0;
+                send_error_ = e.code();
+                discard();
+                break;
+            }
+            in_flight_ = 0;
+            if (sent > 0) {
+                ++counters_.sends;
+                counters_.bytes += sent;
+                counters_.file_bytes += sent;
+            }
+            f->consumed(sent);  // 0: the file ended early (truncated); it is closed
+            continue;
+        }
         if (!out_.empty() && out_.front().source) fill_producer(0);
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
         while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
@@ -295,6 +343,10 @@ task<void> channel_state::send_loop() {
         }
         in_flight_ = 0;
         queued_ -= sent;
+        if (sent > 0) {
+            ++counters_.sends;
+            counters_.bytes += sent;
+        }
         // Drop what went out; a short send resumes mid-piece next time.
         while (sent > 0) {
             item& head = out_.front();
@@ -476,6 +528,7 @@ channel::wait_awaiter channel::close_when_done() {
 void channel::discard_buffers() noexcept { state_->discard(); }
 void channel::close() noexcept { state_->close_now(); }
 std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->queued_; }
+channel::send_counters channel::sent() const noexcept { return state_->counters_; }
 bool channel::closed() const noexcept { return state_->closed_; }
 socket& channel::sock() noexcept { return state_->sock_; }
 reactor& channel::context() const noexcept { return state_->sock_.context(); }

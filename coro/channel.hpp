@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -118,6 +119,13 @@ public:
     void close() noexcept;
     // Bytes queued and not yet handed to the kernel.
     std::size_t queued() const noexcept;
+    // What the output side has handed to the kernel so far.
+    struct send_counters {
+        std::uint64_t sends = 0;       // send system calls (sendmsg or sendfile) that sent bytes
+        std::uint64_t bytes = 0;       // bytes they sent
+        std::uint64_t file_bytes = 0;  // of those, sent from files without a copy (sendfile)
+    };
+    send_counters sent() const noexcept;
     // True after close() or once close_when_done() has closed the connection.
     bool closed() const noexcept;
 
@@ -174,6 +182,7 @@ public:
     };
     std::deque<item> out_;
     std::size_t head_sent_ = 0;   // bytes of out_.front() already sent
+    channel::send_counters counters_;
     std::size_t in_flight_ = 0;   // items referenced by the send in progress
     std::size_t queued_ = 0;      // bytes in out_ not yet sent
     bool closing_ = false, closed_ = false;
@@ -190,6 +199,7 @@ private:
     void output_ended() noexcept;
     task<void> send_loop();
     void fill_producer(std::size_t i);
+    file_producer* zero_copy_head() noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
     friend class coronet::channel;

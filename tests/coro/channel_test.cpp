@@ -31,8 +31,10 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/producer.hpp>
@@ -1704,4 +1706,113 @@ TEST_CASE("channel: a read deadline gives up with timed_out and keeps every byte
           "timed_out then GET / HTTP/1.1");
     CHECK(reactor::clock::now() - start >= 50ms);
     CHECK(r.pending_count() == 0);
+}
+
+// --- zero-copy files --------------------------------------------------------------
+
+namespace {
+
+// A file holding `content`, open read-only and already unlinked; the caller
+// owns the descriptor.
+int file_with(const std::string& content) {
+    std::string dir = "/tmp";
+    if (const char* t = std::getenv("TEST_TMPDIR")) dir = t;
+    std::string path = dir + "/channel-file-XXXXXX";
+    int w = ::mkstemp(path.data());
+    REQUIRE(w >= 0);
+    REQUIRE(::write(w, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+    ::close(w);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ::unlink(path.c_str());
+    REQUIRE(fd >= 0);
+    return fd;
+}
+
+bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+
+task<channel::send_counters> send_file_between(coronet::socket s, int fd, std::size_t send_buffer) {
+    channel ch(std::move(s));
+    ch.sock().set_send_buffer(static_cast<int>(send_buffer));
+    ch.push("HTTP/1.1 200 OK\r\n\r\n");
+    ch.push(file_producer(fd));
+    ch.push("|after the file|");
+    co_await ch.close_when_done();
+    co_return ch.sent();
+}
+
+}  // namespace
+
+TEST_CASE("channel: a large file producer goes by sendfile, in order with the pieces around it",
+          "[channel][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::size_t size = GENERATE(std::size_t{5u << 20} + 777, std::size_t{128 * 1024 + 1});
+    INFO("file size " << size);
+    const std::string content = pattern(3, size);
+    int fd = file_with(content);
+    auto [client, server] = r.run(tcp_pair(r));
+    auto [counters, got] =
+        r.run(when_all(send_file_between(std::move(server), fd, 16 * 1024), receive_all(std::move(client))));
+    const std::string expected = "HTTP/1.1 200 OK\r\n\r\n" + content + "|after the file|";
+    REQUIRE(got.bytes.size() == expected.size());
+    REQUIRE(got.bytes == expected);
+    CHECK(counters.bytes == expected.size());
+    // The head leaves gathered with the file's first 64 KiB (read); the rest
+    // but a tail of under 64 KiB goes from the page cache.
+    CHECK(counters.file_bytes > 0);
+    CHECK(counters.file_bytes <= size - 64 * 1024);
+    CHECK(counters.file_bytes + 2 * 64 * 1024 >= size);
+    CHECK_FALSE(fd_is_open(fd));  // the producer closed it at the end
+    CHECK(r.pending_count() == 0);
+}
+
+TEST_CASE("channel: a file under 64 KiB is read and gathered with its neighbours, not sent by sendfile",
+          "[channel][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::string content = pattern(0, 60000);
+    int fd = file_with(content);
+    auto [client, server] = r.run(tcp_pair(r));
+    auto [counters, got] =
+        r.run(when_all(send_file_between(std::move(server), fd, 1 << 20), receive_all(std::move(client))));
+    REQUIRE(got.bytes == "HTTP/1.1 200 OK\r\n\r\n" + content + "|after the file|");
+    CHECK(counters.file_bytes == 0);
+    CHECK(counters.sends == 1);  // head, file and tail in one gathered send
+}
+
+namespace {
+
+struct closed_mid_file {
+    std::uint64_t file_bytes = 0;
+    std::size_t pending_after_close = 1;
+};
+
+// Pushes a file far larger than the socket buffers to a peer that never reads,
+// then closes the channel while its sendfile waits for room.
+task<closed_mid_file> close_during_sendfile(reactor& r, coronet::socket s, int fd) {
+    closed_mid_file out;
+    channel ch(std::move(s));
+    ch.push(file_producer(fd));
+    co_await sleep_for(r, 50ms);
+    out.file_bytes = ch.sent().file_bytes;
+    ch.close();
+    co_await sleep_for(r, 10ms);  // the cancelled wait completes
+    out.pending_after_close = r.pending_count();
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("channel: closing a channel while a sendfile waits cancels it and closes the file",
+          "[channel][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    int fd = file_with(pattern(0, 64u << 20));
+    auto [client, server] = r.run(tcp_pair(r));
+    closed_mid_file out = r.run(close_during_sendfile(r, std::move(server), fd));
+    CHECK(out.file_bytes > 0);             // it had started, and filled the socket buffers
+    CHECK(out.file_bytes < (64u << 20));   // ... without the peer reading
+    CHECK(out.pending_after_close == 0);   // only sleep_for's timer was pending, and it finished
+    CHECK_FALSE(fd_is_open(fd));           // the producer went with the dropped output
+    client.close();
 }
