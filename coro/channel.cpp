@@ -32,6 +32,8 @@ constexpr std::size_t coalesce_limit = 16 * 1024;  // small pushes join the prev
 constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to this much at a time
 constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
+constexpr std::size_t max_spare = 4;               // sent pieces' strings kept for reuse ...
+constexpr std::size_t spare_capacity = 2 * coalesce_limit;  // ... when no larger than this
 constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than this goes by sendfile
 
 task<std::size_t> recv_once(socket& s, std::span<std::byte> into) {
@@ -53,7 +55,9 @@ struct sender_idle {
 
 channel_state::channel_state(socket s, channel_options o)
     : sock_(std::move(s)), opt_(o), drained_(sock_.context()), flushed_(sock_.context()),
-      ended_(sock_.context()) {}
+      ended_(sock_.context()) {
+    spare_.reserve(max_spare);
+}
 
 channel_state::~channel_state() {
     // sender_ (declared after sock_) dies first: a send still in the kernel is
@@ -196,7 +200,9 @@ void channel_state::push_bytes(std::string_view data) {
             return;
         }
     }
-    out_.push_back({std::string(data), {}});
+    std::string piece = take_spare();
+    piece.assign(data);
+    out_.push_back({std::move(piece), {}});
     queued_ += data.size();
     kick_sender();
 }
@@ -207,6 +213,25 @@ void channel_state::push_string(std::string&& data) {
     queued_ += data.size();
     out_.push_back({std::move(data), {}});
     kick_sender();
+}
+
+// A cleared string with capacity left from an earlier piece, or an empty one.
+std::string channel_state::take_spare() noexcept {
+    if (spare_.empty()) return {};
+    std::string s = std::move(spare_.back());
+    spare_.pop_back();
+    return s;
+}
+
+// Drops the fully sent front piece, keeping its string for a later push
+// (at most max_spare of them, none larger than spare_capacity).
+void channel_state::pop_sent_front() noexcept {
+    std::string& bytes = out_.front().bytes;
+    if (spare_.size() < max_spare && bytes.capacity() <= spare_capacity) {
+        bytes.clear();
+        spare_.push_back(std::move(bytes));  // never allocates: reserved at construction
+    }
+    out_.pop_front();
 }
 
 void channel_state::push_producer(producer p) {
@@ -306,7 +331,7 @@ task<void> channel_state::send_loop() {
         if (!out_.empty() && out_.front().source) fill_producer(0);
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
         while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
-            out_.pop_front();
+            pop_sent_front();
             head_sent_ = 0;
         }
         if (out_.empty()) {
@@ -358,7 +383,7 @@ task<void> channel_state::send_loop() {
             sent -= left;
             head_sent_ = 0;
             if (head.source) head.bytes.clear();  // the producer has more to give
-            else out_.pop_front();
+            else pop_sent_front();
         }
         if (queued_ <= opt_.low_water) drained_.notify_all();
     }
@@ -404,7 +429,7 @@ void channel_state::discard() noexcept {
     // Pieces referenced by a send in flight stay until it completes.
     while (out_.size() > in_flight_) out_.pop_back();
     queued_ = 0;
-    for (auto& it : out_) queued_ += it.bytes.size();
+    for (std::size_t i = 0; i < out_.size(); ++i) queued_ += out_[i].bytes.size();
     if (in_flight_ == 0) head_sent_ = 0;
     queued_ -= std::min(queued_, head_sent_);
 }

@@ -27,7 +27,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -139,6 +138,51 @@ private:
 
 namespace detail {
 
+// A FIFO in one growable ring of slots. push_back/pop_front reuse slots, so a
+// steady flow allocates nothing (std::deque allocates and frees a block every
+// few elements). Indexing is from the front.
+template <class T>
+class ring {
+public:
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
+    const T& operator[](std::size_t i) const noexcept {
+        return slots_[(head_ + i) & (slots_.size() - 1)];
+    }
+    T& front() noexcept { return (*this)[0]; }
+    T& back() noexcept { return (*this)[size_ - 1]; }
+
+    void push_back(T&& v) {
+        if (size_ == slots_.size()) grow();
+        (*this)[size_] = std::move(v);
+        ++size_;
+    }
+    // The slot is reset to T{} (what it held is released).
+    void pop_front() noexcept {
+        front() = T{};
+        head_ = (head_ + 1) & (slots_.size() - 1);
+        --size_;
+    }
+    void pop_back() noexcept {
+        back() = T{};
+        --size_;
+    }
+
+private:
+    void grow() {
+        std::vector<T> bigger(slots_.empty() ? 8 : slots_.size() * 2);  // a power of two
+        for (std::size_t i = 0; i < size_; ++i)
+            bigger[i] = std::move((*this)[i]);
+        slots_ = std::move(bigger);
+        head_ = 0;
+    }
+
+    std::vector<T> slots_;
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
 enum class read_kind : unsigned char { until, exactly, some };
 enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 
@@ -180,7 +224,9 @@ public:
         std::string bytes;
         producer source;  // drained into bytes as the sender reaches it
     };
-    std::deque<item> out_;
+    ring<item> out_;
+    // Strings of sent pieces, kept (a few, of bounded capacity) for the next pushes.
+    std::vector<std::string> spare_;
     std::size_t head_sent_ = 0;   // bytes of out_.front() already sent
     channel::send_counters counters_;
     std::size_t in_flight_ = 0;   // items referenced by the send in progress
@@ -197,6 +243,8 @@ public:
 private:
     void kick_sender();
     void output_ended() noexcept;
+    std::string take_spare() noexcept;
+    void pop_sent_front() noexcept;
     task<void> send_loop();
     void fill_producer(std::size_t i);
     file_producer* zero_copy_head() noexcept;
