@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: coronet's benchmark harness.
 #
-#   benchmarks/run.sh             # full: 5 s per run, 3 runs per peer and cell (<= 25 min)
-#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 2-3 min
+#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 25 min)
+#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min
 #
 # Knobs (environment): QUICK, DUR (seconds per run; wrk rounds up to whole
 # seconds), RUNS (3), NOISE_MAX (a run during which other processes used more
@@ -10,10 +10,11 @@
 # a quiet machine and redoing runs stops once NOISE_BUDGET seconds went on
 # it: 30 quick, 240 full, so a busy machine cannot stretch a run unbounded),
 # CELLS (regex on cell names), PEERS (regex on peer names), BACKENDS
-# (coronet backends: "io_uring epoll select" full, "io_uring" quick),
+# (coronet backends: "io_uring epoll select" full, "io_uring" quick; the
+# thread-scaling cells use the first),
 # IDLE_N (idle connection counts, one idle cell each: "10000 19000" full,
 # 2000 quick), SYSCALL_BACKENDS (the syscall cell's backends: "io_uring epoll
-# select"), SYS_DUR (seconds per syscall-cell run: 3 full, DUR quick),
+# select" full, "io_uring epoll" quick), SYS_DUR (seconds per syscall-cell run: 3 full, DUR quick),
 # MICRO_MIN_TIME (Google Benchmark --benchmark_min_time: 0.5 full, 0.05
 # quick), PROFILE (1: profile http_server under callgrind, on by default in
 # the full run, off in QUICK), SKIP_BUILD=1,
@@ -59,7 +60,9 @@ if [ "$QUICK" = 1 ]; then
   MICRO_MIN_TIME=${MICRO_MIN_TIME:-0.05}
   PROFILE=${PROFILE:-0}
 else
-  DUR=${DUR:-5}
+  # 3 s per run keeps the full run (about 60 cell-peer pairs, 3 runs each,
+  # plus the idle, syscall, micro, scaling and profile cells) under 25 minutes.
+  DUR=${DUR:-3}
   BACKENDS=${BACKENDS:-io_uring epoll select}
   IDLE_N=${IDLE_N:-10000 19000}
   QUIET_MAX=${QUIET_MAX:-20}
@@ -67,12 +70,16 @@ else
   MICRO_MIN_TIME=${MICRO_MIN_TIME:-0.5}
   PROFILE=${PROFILE:-1}
 fi
-SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll select}
+if [ "$QUICK" = 1 ]; then
+  SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll}
+else
+  SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll select}
+fi
 PROFILE_DUR=${PROFILE_DUR:-4}
 RUNS=${RUNS:-3}
 NOISE_MAX=${NOISE_MAX:-25}
 RETRIES=${RETRIES:-2}
-if [ "$QUICK" = 1 ]; then NOISE_BUDGET=${NOISE_BUDGET:-30}; else NOISE_BUDGET=${NOISE_BUDGET:-240}; fi
+if [ "$QUICK" = 1 ]; then NOISE_BUDGET=${NOISE_BUDGET:-30}; else NOISE_BUDGET=${NOISE_BUDGET:-180}; fi
 NOISE_SPENT=0 # seconds spent waiting for quiet or redoing noisy runs
 CELLS=${CELLS:-.}
 PEERS=${PEERS:-.}
@@ -567,7 +574,7 @@ run_micro() {
 # The profile step (PROFILE=1): http_server under valgrind's callgrind with a
 # bounded pipelined wrk load (16 requests per write, 10 connections), then
 # the 15 functions with the highest inclusive cost (callgrind_annotate
-# --inclusive=yes). The epoll backend is profiled: valgrind 3.19 does not
+# --inclusive=yes) and those with the highest self cost. The epoll backend is profiled: valgrind 3.19 does not
 # model io_uring's shared rings, and the user-space path above the backend is
 # the same.
 run_profile() {
@@ -602,7 +609,10 @@ run_profile() {
   fi
   {
     echo "requests=$PROFILE_REQS"
-    callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null
+    echo "== inclusive"
+    callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$f" 2>/dev/null
+    echo "== self"
+    callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null
   } >"$OUT/profile.txt"
 }
 

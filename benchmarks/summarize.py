@@ -16,6 +16,7 @@ every cell where a coronet row loses to a peer. The plot is drawn by gnuplot
 import argparse
 import csv
 import json
+import re
 import os
 import shutil
 import statistics
@@ -255,19 +256,36 @@ def micro_section(meta, micro):
     return lines
 
 
-def parse_profile(profile):
-    """(requests, [(inclusive Ir, percent, function)]) from callgrind_annotate --inclusive=yes."""
+def short_function(fn):
+    """callgrind_annotate's "file:function [object]" without the object and the file."""
+    fn = re.sub(r" \[/[^\]]*\]$", "", fn)
+    m = re.match(r"^([^ :(]*/[^ :(]*|\?\?\?):(.*)$", fn)
+    return m.group(2) if m else fn
+
+
+def parse_profile(profile, section="inclusive"):
+    """(requests, [(Ir, percent, function)]) from run.sh's profile.txt: the
+    callgrind_annotate table of the "== inclusive" or "== self" section."""
     if not profile:
         return None, []
-    reqs, rows, started = None, [], False
+    reqs, rows, started, here = None, [], False, section == "inclusive"
     for line in profile.splitlines():
         if line.startswith("requests="):
             reqs = num(line.split("=", 1)[1])
             continue
+        if line.startswith("== "):
+            here, started = line[3:].strip() == section, False
+            continue
+        if not here:
+            continue
         if "file:function" in line:
             started = True
             continue
-        if not started or not line.strip() or line.startswith("-"):
+        if not started or not line.strip():
+            continue
+        if line.startswith("-"):
+            if rows:  # the end of the table
+                started = False
             continue
         parts = line.split(None, 1)
         if len(parts) < 2:
@@ -281,7 +299,7 @@ def parse_profile(profile):
         rest = rest.strip()
         if ir is None:
             continue
-        rows.append((ir, pct, rest))
+        rows.append((ir, pct, short_function(rest)))
     return reqs, rows
 
 
@@ -303,12 +321,23 @@ def profile_section(meta, profile):
         f"backend is the same) under `valgrind --tool=callgrind`, loaded by `wrk -t1 -c10 -s pipeline.lua -- 16` "
         f"for {meta.get('profile_dur')} s ({fmt(reqs) if reqs else '?'} requests"
         + (f", {fmt(total / reqs)} instructions per request in all" if reqs and total else "")
-        + "). The 15 functions with the highest inclusive cost (instructions executed in them and in what they "
+        + "; user-space instructions only: the kernel's share, syscalls and TCP, is not in callgrind's count). "
+          "The 15 functions with the highest inclusive cost (instructions executed in them and in what they "
           "call; `callgrind_annotate --inclusive=yes`):")
     lines.append("")
-    lines.append("| inclusive Ir | % | per request | function |")
-    lines.append("|---:|---:|---:|---|")
-    for ir, pct, fn in rows[:15]:
+    lines += profile_table(rows[:15], reqs, "inclusive Ir")
+    _, self_rows = parse_profile(profile, "self")
+    if self_rows:
+        lines.append("The 15 with the highest self cost (instructions in the function's own code), which is where "
+                     "the time goes:")
+        lines.append("")
+        lines += profile_table(self_rows[:15], reqs, "self Ir")
+    return lines
+
+
+def profile_table(rows, reqs, what):
+    lines = [f"| {what} | % | per request | function |", "|---:|---:|---:|---|"]
+    for ir, pct, fn in rows:
         fn = fn.replace("|", "\\|")
         if len(fn) > 140:
             fn = fn[:137] + "..."
@@ -409,12 +438,11 @@ def summary_section(meta, summ, idle, syscalls, profile):
         lines.append(f"Worse medians inside the spread (ties, not losses): {len(ties)}; "
                      + "; ".join(ties[:12]) + ("; …" if len(ties) > 12 else "") + ".")
         lines.append("")
-    reqs, rows = parse_profile(profile)
+    reqs, rows = parse_profile(profile, "self")
     if rows:
-        skip = ("main", "below main", "(below main)", "_start", "__libc_start")
-        top = [fn for _, _, fn in rows if not any(fn.endswith(k) or k in fn for k in skip)][:5]
-        lines.append("**What dominates the profile** (callgrind, http_server pipelined; inclusive cost, outermost "
-                     "first): " + "; ".join(f"`{t[:90]}`" for t in top) + ". Full table below.")
+        lines.append("**What dominates the profile** (callgrind, http_server under pipelined HTTP; self cost, "
+                     "% of all instructions): " + "; ".join(
+                         f"`{fn[:80]}` {pct or '?'} %" for _, pct, fn in rows[:6]) + ". Tables below.")
         lines.append("")
     return lines
 
