@@ -2,7 +2,8 @@
 # run.sh: coronet's benchmark harness.
 #
 #   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 25 min)
-#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min
+#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min on a
+#                                 # quiet machine; cells marked "full" left out
 #
 # Knobs (environment): QUICK, DUR (seconds per run; wrk rounds up to whole
 # seconds), RUNS (3), NOISE_MAX (a run during which other processes used more
@@ -170,7 +171,7 @@ declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server
 # count instead.
 RESP_N=${RESP_N:-}
 
-# name|group|tool|arguments
+# name|group|tool|arguments[|full]  ("full": left out of QUICK runs)
 CELL_TABLE="
 echo_64B_c50|echo|echo_load|--connections 50 --size 64 --pipeline 1
 echo_64B_c500|echo|echo_load|--connections 500 --size 64 --pipeline 1
@@ -183,9 +184,9 @@ http_wrk_c50_pipe16|http|wrk_pipeline|-c50
 http_h2load_c50_m16|http|h2load|-c50 -m16
 resp_c50_P1|resp|redis|-P 1
 resp_c50_P16|resp|redis|-P 16
-scale_echo_64B_c50|scale_echo|echo_load|--connections 50 --size 64 --pipeline 1
+scale_echo_64B_c50|scale_echo|echo_load|--connections 50 --size 64 --pipeline 1|full
 scale_http_wrk_c50|scale_http|wrk|-c50
-scale_resp_c50_P16|scale_resp|redis|-P 16
+scale_resp_c50_P16|scale_resp|redis|-P 16|full
 idle_conns|echo|idle|
 syscalls|-|syscalls|
 micro|-|micro|
@@ -479,9 +480,10 @@ run_idle_n() {
 # strace -c -f (which slows the server, so only its breakdown by syscall is
 # used). Requests are the load tool's count for the same window; the server's
 # connection setup falls inside it too.
+# workload|server|tool|arguments[|full]
 SYS_WORKLOADS="
 echo_64B_c50_pipe16|echo_server|echo_load|--connections 50 --size 64 --pipeline 16
-echo_64B_c50|echo_server|echo_load|--connections 50 --size 64 --pipeline 1
+echo_64B_c50|echo_server|echo_load|--connections 50 --size 64 --pipeline 1|full
 http_wrk_c50_pipe16|http_server|wrk_pipeline|-c50
 "
 
@@ -507,8 +509,9 @@ run_syscalls() {
   else
     log "  perf cannot count the raw_syscalls tracepoint here: counts come from strace only (slowed server)"
   fi
-  while IFS='|' read -r wl server tool args; do
+  while IFS='|' read -r wl server tool args only; do
     [ -n "$wl" ] || continue
+    [ "$QUICK" = 1 ] && [ "${only:-}" = full ] && continue
     wait_quiet "$QUIET_MAX"
     for b in $SYSCALL_BACKENDS; do
       [ -x "$CORONET_BIN/$server" ] || { log "  $server not built"; continue; }
@@ -619,9 +622,10 @@ run_profile() {
 # ---- go --------------------------------------------------------------------------------
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
-while IFS='|' read -r cell group tool args; do
+while IFS='|' read -r cell group tool args only; do
   [ -n "$cell" ] || continue
   [[ "$cell" =~ $CELLS ]] || continue
+  [ "$QUICK" = 1 ] && [ "${only:-}" = full ] && continue
   if [ "$tool" = idle ]; then
     run_idle
   elif [ "$tool" = syscalls ]; then
