@@ -21,8 +21,8 @@
 // done), checks none was closed by the server, and prints
 //   conns=N opened=K alive=A failed=F setup_secs=S held_secs=H
 // The descriptor limit is raised to its hard limit first (N + 16 must fit).
-// Exit 0 when all N were opened and are still alive, 1 otherwise, 2 on bad
-// usage. Only loopback addresses are accepted.
+// Exit 0 when all N were opened and are still alive (and every fresh echo
+// came back), 1 otherwise, 2 on bad usage. Only loopback addresses are accepted.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -311,6 +311,7 @@ int main(int argc, char** argv) {
   std::printf("ready conns=%d opened=%d failed=%d setup_secs=%.2f\n", conns, opened, failed, setup_secs);
   std::fflush(stdout);
 
+  std::size_t fresh_ok = 0;
   if (fresh > 0) {
     std::vector<double> cus, eus;
     for (int k = 0; k < fresh && !g_stop; k++) {
@@ -323,6 +324,7 @@ int main(int argc, char** argv) {
     std::printf("fresh n=%d ok=%zu connect_us=%.1f echo_us=%.1f echo_max_us=%.1f\n", fresh, eus.size(), median(cus),
                 median(eus), eus.empty() ? 0.0 : *std::max_element(eus.begin(), eus.end()));
     std::fflush(stdout);
+    fresh_ok = eus.size();
   }
 
   // Hold: sleep in epoll_wait, noticing any connection the server closes.
@@ -348,5 +350,5 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   for (int fd : fds)
     if (fd >= 0) close(fd);
-  return (opened == conns && alive == opened) ? 0 : 1;
+  return (opened == conns && alive == opened && fresh_ok == static_cast<std::size_t>(fresh)) ? 0 : 1;
 }

@@ -40,14 +40,16 @@ constexpr int k_pipeline = 64;
 // size bytes of lowercase text (no '\r'), ending with term.
 std::string haystack(std::size_t size, std::string_view term) {
     std::string s(size - term.size(), 'a');
-    for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 13) % 26);
+    for (std::size_t i = 0; i < s.size(); ++i)
+        s[i] = static_cast<char>('a' + (i * 7 + i / 13) % 26);
     s += term;
     return s;
 }
 
 std::size_t memmem_find(std::string_view h, std::string_view t) {
     const void* hit = ::memmem(h.data(), h.size(), t.data(), t.size());
-    return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - h.data()) : std::string_view::npos;
+    return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - h.data())
+               : std::string_view::npos;
 }
 
 template <std::size_t (*Find)(std::string_view, std::string_view)>
@@ -63,7 +65,9 @@ void scan_end(benchmark::State& state) {
     state.SetLabel("term " + std::to_string(term.size()) + " B");
 }
 
-std::size_t coronet_find(std::string_view h, std::string_view t) { return coronet::find_terminator(h, t); }
+std::size_t coronet_find(std::string_view h, std::string_view t) {
+    return coronet::find_terminator(h, t);
+}
 
 void scan_find_terminator(benchmark::State& s) { scan_end<coronet_find>(s); }
 void scan_memmem(benchmark::State& s) { scan_end<memmem_find>(s); }
@@ -73,7 +77,8 @@ template <std::size_t (*Find)(std::string_view, std::string_view)>
 void scan_pipelined(benchmark::State& state) {
     const std::string_view term = k_terms[state.range(0)];
     std::string h;
-    for (int i = 0; i < k_pipeline; ++i) h += k_request;
+    for (int i = 0; i < k_pipeline; ++i)
+        h += k_request;
     const std::size_t per_head = state.range(0) == 0 ? 5 : 1;
     for (auto _ : state) {
         std::size_t pos = 0, found = 0;
@@ -131,10 +136,12 @@ std::size_t drain(int fd) {
     }
 }
 
-coronet::task<> push_flush_loop(benchmark::State* state, coronet::channel ch, coronet::socket peer) {
+coronet::task<> push_flush_loop(benchmark::State* state, coronet::channel ch,
+                                coronet::socket peer) {
     constexpr std::string_view response = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n";
     for (auto _ : *state) {
-        for (int i = 0; i < k_pipeline; ++i) ch.push(response);
+        for (int i = 0; i < k_pipeline; ++i)
+            ch.push(response);
         co_await ch.flush();
         std::size_t n = drain(peer.native_handle());
         if (n != response.size() * k_pipeline) {
@@ -153,11 +160,14 @@ void channel_push_flush(benchmark::State& state) {
     state.SetLabel(std::string(r.backend_name()) + ", 64 x 40 B per flush");
 }
 
-coronet::task<> read_until_loop(benchmark::State* state, coronet::channel ch, coronet::socket peer) {
+coronet::task<> read_until_loop(benchmark::State* state, coronet::channel ch,
+                                coronet::socket peer) {
     std::string burst;
-    for (int i = 0; i < k_pipeline; ++i) burst += k_request;
+    for (int i = 0; i < k_pipeline; ++i)
+        burst += k_request;
     for (auto _ : *state) {
-        if (::send(peer.native_handle(), burst.data(), burst.size(), 0) != static_cast<ssize_t>(burst.size())) {
+        if (::send(peer.native_handle(), burst.data(), burst.size(), 0) !=
+            static_cast<ssize_t>(burst.size())) {
             state->SkipWithError("send to the socketpair failed");
             break;
         }
@@ -183,7 +193,8 @@ void channel_read_until(benchmark::State& state) {
 // Terminator index (k_terms) x input size.
 void scan_args(benchmark::internal::Benchmark* b) {
     for (int t = 0; t < 3; ++t)
-        for (int size : {4 * 1024, 64 * 1024}) b->Args({t, size});
+        for (int size : {4 * 1024, 64 * 1024})
+            b->Args({t, size});
 }
 
 }  // namespace
