@@ -9,19 +9,24 @@
 # seconds), RUNS (3), NOISE_MAX (a run during which other processes used more
 # than this % of a core is done again, at most RETRIES (2) times; waiting for
 # a quiet machine and redoing runs stops once NOISE_BUDGET seconds went on
-# it: 30 quick, 240 full, so a busy machine cannot stretch a run unbounded),
+# it: 30 quick, 180 full, so a busy machine cannot stretch a run unbounded),
 # CELLS (regex on cell names), PEERS (regex on peer names), BACKENDS
 # (coronet backends: "io_uring epoll select" full, "io_uring" quick; the
-# thread-scaling cells use the first),
-# IDLE_N (idle connection counts, one idle cell each: "10000 19000" full,
-# 2000 quick), SYSCALL_BACKENDS (the syscall cell's backends: "io_uring epoll
-# select" full, "io_uring epoll" quick), SYS_DUR (seconds per syscall-cell run: 3 full, DUR quick),
-# MICRO_MIN_TIME (Google Benchmark --benchmark_min_time: 0.5 full, 0.05
-# quick), PROFILE (1: profile http_server under callgrind, on by default in
-# the full run, off in QUICK), SKIP_BUILD=1,
-# CORONET_BIN (directory holding echo_server, http_server, kv_server;
-# default bazel-bin/examples of the opt build), RESULTS (output markdown,
-# default benchmarks/RESULTS.md), PLOT (default benchmarks/results.png).
+# thread-scaling cells use the first), IDLE_N (idle connection counts, one
+# idle cell each: "10000 19000" full, 2000 quick), SYSCALL_BACKENDS (the
+# syscall cell's: "io_uring epoll select" full, "io_uring epoll" quick),
+# SYS_DUR (seconds per syscall-cell run: 3 full, DUR quick), MICRO_MIN_TIME
+# (Google Benchmark --benchmark_min_time: 0.5 full, 0.05 quick), PROFILE (1:
+# http_server under callgrind; on in the full run, off in QUICK), PROFILE_DUR
+# (4), SKIP_BUILD=1, CORONET_BIN (directory holding echo_server, http_server,
+# kv_server; default bazel-bin/examples of the opt build), RESULTS (output
+# markdown, default benchmarks/RESULTS.md), PLOT (default
+# benchmarks/results.png).
+#
+# Full-run duration, estimated from per-run wall times on this machine: the
+# echo cells about 6 min, HTTP 4.5, RESP 3, thread scaling 1.5, idle 2.5,
+# syscalls 1.2, micro 0.7, profile 0.3, build and waits 0.5: about 20 min,
+# plus at most NOISE_BUDGET (3 min) on a busy machine.
 #
 # Servers run on CPU 0 and load tools on CPU 1 (taskset). In each cell every
 # peer of the cell's group is started once on its own fresh port, then the
@@ -34,8 +39,9 @@
 #
 # Adding a peer: one line in PEER_TABLE below,
 #   group|name|prep|command[|cpus]
-# group: echo (echo_load cells + idle cell), http (wrk/h2load cells) or resp
-# (redis-benchmark cells); prep: "-" or a lib.sh function called as
+# group: echo (echo_load cells + idle cell), http (wrk/h2load cells), resp
+# (redis-benchmark cells) or scale_echo/scale_http/scale_resp (the
+# thread-scaling cells, coronet's servers only); prep: "-" or a lib.sh function called as
 # `prep PORT DIR` before the start; command: the server's command line with
 # {port} (the port to listen on, 127.0.0.1), {dir} (a scratch directory) and
 # {backend} (the row is repeated for each of $BACKENDS) filled in; cpus: the
