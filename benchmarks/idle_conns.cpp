@@ -4,7 +4,7 @@
 //
 //   idle_conns --host 127.0.0.1 --port P --connections N --hold SECONDS
 //              [--source-addrs 127.0.0.1,127.0.0.2,...] [--ping]
-//              [--setup-timeout SECONDS] [--max-in-progress K]
+//              [--setup-timeout SECONDS] [--max-in-progress K] [--fresh K]
 //
 // Connections are spread round-robin over the source addresses (so N can go
 // past one address's ephemeral ports) with at most K connects in progress at
@@ -12,14 +12,21 @@
 // back (for echo servers: proof the server has accepted and serves it).
 // When setup is over it prints
 //   ready conns=N opened=K failed=F setup_secs=S
-// then holds every connection for --hold seconds, checks none was closed by
-// the server, and prints
+// With --fresh K it then opens K more connections one at a time, each sending
+// a 64-byte message and timing its echo (the latency a new client sees beside
+// N idle ones), closes them and prints
+//   fresh n=K ok=K connect_us=MEDIAN echo_us=MEDIAN echo_max_us=MAX
+// It then holds every connection for --hold seconds or until SIGTERM/SIGINT
+// (the harness stops it once its load run beside the idle connections is
+// done), checks none was closed by the server, and prints
 //   conns=N opened=K alive=A failed=F setup_secs=S held_secs=H
-// Exit 0 when all N were opened and are still alive, 1 otherwise, 2 on bad
-// usage. Only loopback addresses are accepted.
+// The descriptor limit is raised to its hard limit first (N + 16 must fit).
+// Exit 0 when all N were opened and are still alive (and every fresh echo
+// came back), 1 otherwise, 2 on bad usage. Only loopback addresses are accepted.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -31,6 +38,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -72,11 +80,64 @@ bool is_loopback(const sockaddr_storage& ss) {
 
 enum class State { kIdle, kConnecting, kPinging, kOpen, kFailed };
 
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) { g_stop = 1; }
+
+// Waits (poll, at most timeout_ms) for fd to be ready for `events`; false on timeout or error.
+bool wait_fd(int fd, short events, int timeout_ms) {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    int n = poll(&p, 1, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    return n == 1 && (p.revents & (events | POLLERR | POLLHUP)) != 0;
+  }
+}
+
+// One fresh connection on fd: connect, send 64 bytes, read them back. Fills
+// the connect and echo times (µs); false on any failure or a 5 s timeout.
+bool echo_on(int fd, const sockaddr_storage& dst, socklen_t dst_len, double& connect_us, double& echo_us) {
+  char msg[64], back[64];
+  for (std::size_t i = 0; i < sizeof msg; i++) msg[i] = static_cast<char>('a' + i % 26);
+  const double t0 = now_s();
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&dst), dst_len) < 0 && errno != EINPROGRESS) return false;
+  if (!wait_fd(fd, POLLOUT, 5000)) return false;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) return false;
+  const double t1 = now_s();
+  connect_us = (t1 - t0) * 1e6;
+  if (send(fd, msg, sizeof msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof msg)) return false;
+  std::size_t got = 0;
+  while (got < sizeof back) {
+    if (!wait_fd(fd, POLLIN, 5000)) return false;
+    ssize_t r = recv(fd, back + got, sizeof back - got, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+  }
+  echo_us = (now_s() - t1) * 1e6;
+  return std::memcmp(msg, back, sizeof msg) == 0;
+}
+
+bool fresh_echo(const sockaddr_storage& dst, socklen_t dst_len, double& connect_us, double& echo_us) {
+  int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = echo_on(fd, dst, dst_len, connect_us, echo_us);
+  close(fd);
+  return ok;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
-  int port = -1, conns = 1000, max_in_progress = 256;
+  int port = -1, conns = 1000, max_in_progress = 256, fresh = 0;
   double hold = 5, setup_timeout = 60;
   bool ping = false;
   std::vector<std::string> src_names;
@@ -92,6 +153,7 @@ int main(int argc, char** argv) {
     else if (a == "--hold") hold = std::atof(value().c_str());
     else if (a == "--setup-timeout") setup_timeout = std::atof(value().c_str());
     else if (a == "--max-in-progress") max_in_progress = std::atoi(value().c_str());
+    else if (a == "--fresh") fresh = std::atoi(value().c_str());
     else if (a == "--ping") ping = true;
     else if (a == "--source-addrs") {
       std::string s = value();
@@ -105,7 +167,8 @@ int main(int argc, char** argv) {
     } else usage(("unknown argument " + a).c_str());
   }
   if (port <= 0 || port > 65535) usage("bad --port");
-  if (conns <= 0 || max_in_progress <= 0) usage("bad --connections or --max-in-progress");
+  if (conns <= 0 || max_in_progress <= 0 || fresh < 0 || fresh > 10000)
+    usage("bad --connections, --max-in-progress or --fresh");
   if (!(hold >= 0) || hold > 3600 || !(setup_timeout > 0) || setup_timeout > 3600) usage("bad --hold or --setup-timeout");
 
   sockaddr_storage dst{};
@@ -123,6 +186,10 @@ int main(int argc, char** argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa{};
+  sa.sa_handler = on_stop;  // no SA_RESTART: epoll_wait returns EINTR
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     rl.rlim_cur = rl.rlim_max;
@@ -244,10 +311,26 @@ int main(int argc, char** argv) {
   std::printf("ready conns=%d opened=%d failed=%d setup_secs=%.2f\n", conns, opened, failed, setup_secs);
   std::fflush(stdout);
 
+  std::size_t fresh_ok = 0;
+  if (fresh > 0) {
+    std::vector<double> cus, eus;
+    for (int k = 0; k < fresh && !g_stop; k++) {
+      double c = 0, e = 0;
+      if (fresh_echo(dst, dst_len, c, e)) {
+        cus.push_back(c);
+        eus.push_back(e);
+      }
+    }
+    std::printf("fresh n=%d ok=%zu connect_us=%.1f echo_us=%.1f echo_max_us=%.1f\n", fresh, eus.size(), median(cus),
+                median(eus), eus.empty() ? 0.0 : *std::max_element(eus.begin(), eus.end()));
+    std::fflush(stdout);
+    fresh_ok = eus.size();
+  }
+
   // Hold: sleep in epoll_wait, noticing any connection the server closes.
   const double t_hold = now_s();
   int closed_by_server = 0;
-  for (;;) {
+  while (!g_stop) {
     double left = hold - (now_s() - t_hold);
     if (left <= 0) break;
     int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), static_cast<int>(left * 1000) + 1);
@@ -267,5 +350,5 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   for (int fd : fds)
     if (fd >= 0) close(fd);
-  return (opened == conns && alive == opened) ? 0 : 1;
+  return (opened == conns && alive == opened && fresh_ok == static_cast<std::size_t>(fresh)) ? 0 : 1;
 }

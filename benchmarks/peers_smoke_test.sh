@@ -71,7 +71,7 @@ echo_peer() { # NAME CMD...
   check "$name echo_load 64B" "$B/echo_load" --host 127.0.0.1 --port "$PORT" --connections 4 --size 64 --pipeline 1 --duration 0.3
   check "$name echo_load 100000B x4" "$B/echo_load" --host 127.0.0.1 --port "$PORT" --connections 3 --size 100000 --pipeline 4 --duration 0.3
   check "$name idle_conns" "$B/idle_conns" --host 127.0.0.1 --port "$PORT" --connections 200 --hold 0.2 --ping \
-    --source-addrs 127.0.0.1,127.0.0.2
+    --fresh 3 --source-addrs 127.0.0.1,127.0.0.2
   stop
 }
 

@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
 # run.sh: coronet's benchmark harness.
 #
-#   benchmarks/run.sh             # full: 5 s per run, 3 runs per peer and cell (<= 25 min)
-#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 2 min
+#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 25 min)
+#   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min on a
+#                                 # quiet machine; cells marked "full" left out
 #
 # Knobs (environment): QUICK, DUR (seconds per run; wrk rounds up to whole
 # seconds), RUNS (3), NOISE_MAX (a run during which other processes used more
 # than this % of a core is done again, at most RETRIES (2) times; waiting for
 # a quiet machine and redoing runs stops once NOISE_BUDGET seconds went on
-# it: 30 quick, 240 full, so a busy machine cannot stretch a run unbounded),
+# it: 30 quick, 180 full, so a busy machine cannot stretch a run unbounded),
 # CELLS (regex on cell names), PEERS (regex on peer names), BACKENDS
-# (coronet backends: "io_uring epoll select" full, "io_uring" quick),
-# IDLE_N (idle connections: 10000 full, 2000 quick), SKIP_BUILD=1,
-# CORONET_BIN (directory holding echo_server, http_server, kv_server;
-# default bazel-bin/examples of the opt build), RESULTS (output markdown,
-# default benchmarks/RESULTS.md), PLOT (default benchmarks/results.png).
+# (coronet backends: "io_uring epoll select" full, "io_uring" quick; the
+# thread-scaling cells use the first), IDLE_N (idle connection counts, one
+# idle cell each: "10000 19000" full, 2000 quick), SYSCALL_BACKENDS (the
+# syscall cell's: "io_uring epoll select" full, "io_uring epoll" quick),
+# SYS_DUR (seconds per syscall-cell run: 3 full, DUR quick), MICRO_MIN_TIME
+# (Google Benchmark --benchmark_min_time: 0.5 full, 0.05 quick), PROFILE (1:
+# http_server under callgrind; on in the full run, off in QUICK), PROFILE_DUR
+# (4), SKIP_BUILD=1, CORONET_BIN (directory holding echo_server, http_server,
+# kv_server; default bazel-bin/examples of the opt build), RESULTS (output
+# markdown, default benchmarks/RESULTS.md), PLOT (default
+# benchmarks/results.png).
+#
+# Full-run duration, estimated from per-run wall times on this machine: the
+# echo cells about 6 min, HTTP 4.5, RESP 3, thread scaling 1.5, idle 2.5,
+# syscalls 1.2, micro 0.7, profile 0.3, build and waits 0.5: about 20 min,
+# plus at most NOISE_BUDGET (3 min) on a busy machine.
 #
 # Servers run on CPU 0 and load tools on CPU 1 (taskset). In each cell every
 # peer of the cell's group is started once on its own fresh port, then the
@@ -26,12 +38,14 @@
 # results.png (gnuplot).
 #
 # Adding a peer: one line in PEER_TABLE below,
-#   group|name|prep|command
-# group: echo (echo_load cells + idle cell), http (wrk/h2load cells) or resp
-# (redis-benchmark cells); prep: "-" or a lib.sh function called as
+#   group|name|prep|command[|cpus]
+# group: echo (echo_load cells + idle cell), http (wrk/h2load cells), resp
+# (redis-benchmark cells) or scale_echo/scale_http/scale_resp (the
+# thread-scaling cells, coronet's servers only); prep: "-" or a lib.sh function called as
 # `prep PORT DIR` before the start; command: the server's command line with
 # {port} (the port to listen on, 127.0.0.1), {dir} (a scratch directory) and
-# {backend} (the row is repeated for each of $BACKENDS) filled in. A row
+# {backend} (the row is repeated for each of $BACKENDS) filled in; cpus: the
+# CPU list the server is pinned to (default SERVER_CPU). A row
 # whose binary (any absolute path in the command) does not exist is skipped
 # and reported as "skipped: not built".
 set -u
@@ -48,19 +62,31 @@ if [ "$QUICK" = 1 ]; then
   DUR=${DUR:-0.5}
   BACKENDS=${BACKENDS:-io_uring}
   IDLE_N=${IDLE_N:-2000}
-  IDLE_HOLD=${IDLE_HOLD:-1}
   QUIET_MAX=${QUIET_MAX:-3}
+  SYS_DUR=${SYS_DUR:-$DUR}
+  MICRO_MIN_TIME=${MICRO_MIN_TIME:-0.05}
+  PROFILE=${PROFILE:-0}
 else
-  DUR=${DUR:-5}
+  # 3 s per run keeps the full run (about 60 cell-peer pairs, 3 runs each,
+  # plus the idle, syscall, micro, scaling and profile cells) under 25 minutes.
+  DUR=${DUR:-3}
   BACKENDS=${BACKENDS:-io_uring epoll select}
-  IDLE_N=${IDLE_N:-10000}
-  IDLE_HOLD=${IDLE_HOLD:-2}
+  IDLE_N=${IDLE_N:-10000 19000}
   QUIET_MAX=${QUIET_MAX:-20}
+  SYS_DUR=${SYS_DUR:-3}
+  MICRO_MIN_TIME=${MICRO_MIN_TIME:-0.5}
+  PROFILE=${PROFILE:-1}
 fi
+if [ "$QUICK" = 1 ]; then
+  SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll}
+else
+  SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll select}
+fi
+PROFILE_DUR=${PROFILE_DUR:-4}
 RUNS=${RUNS:-3}
 NOISE_MAX=${NOISE_MAX:-25}
 RETRIES=${RETRIES:-2}
-if [ "$QUICK" = 1 ]; then NOISE_BUDGET=${NOISE_BUDGET:-30}; else NOISE_BUDGET=${NOISE_BUDGET:-240}; fi
+if [ "$QUICK" = 1 ]; then NOISE_BUDGET=${NOISE_BUDGET:-30}; else NOISE_BUDGET=${NOISE_BUDGET:-180}; fi
 NOISE_SPENT=0 # seconds spent waiting for quiet or redoing noisy runs
 CELLS=${CELLS:-.}
 PEERS=${PEERS:-.}
@@ -70,6 +96,7 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 awk -v d="$DUR" 'BEGIN {exit !(d + 0 > 0 && d + 0 <= 600)}' || die "DUR must be a number of seconds in (0, 600]"
 DUR_MS=$(awk -v d="$DUR" 'BEGIN {printf "%d", d * 1000}')
 DUR_WRK=$(awk -v d="$DUR" 'BEGIN {s = int(d); if (s < d) s++; printf "%d", s}') # wrk: whole seconds
+SYS_DUR_WRK=$(awk -v d="$SYS_DUR" 'BEGIN {s = int(d); if (s < d) s++; printf "%d", s}')
 
 OUT=$HERE/out/$(date +%Y%m%d-%H%M%S)-$$
 bench_init "$OUT"
@@ -78,7 +105,9 @@ IDLE_TSV=$OUT/idle.tsv
 SKIPPED=$OUT/skipped.tsv
 : >"$SKIPPED"
 printf 'cell\tgroup\tpeer\trun\tthroughput\trequests\tp50_us\tp99_us\terrors\tserver_ticks\tserver_us_per_req\tload_cpu_pct\tother_cpu_pct\trc\n' >"$RAW"
-printf 'peer\tconns\topened\talive\trss_before_kb\trss_with_conns_kb\tkib_per_conn\tsetup_secs\n' >"$IDLE_TSV"
+printf 'peer\tconns\topened\talive\trss_before_kb\trss_with_conns_kb\tbytes_per_conn\tsetup_secs\tfresh_connect_us\tfresh_echo_us\tload_msgs_per_s\tload_p99_us\tload_us_per_msg\tload_errors\tnote\n' >"$IDLE_TSV"
+SYSCALL_TSV=$OUT/syscalls.tsv
+printf 'workload\tbackend\trequests\tsyscalls\tper_req\tthroughput\tstrace_requests\tstrace_syscalls\tstrace_per_req\ttop\n' >"$SYSCALL_TSV"
 T_START=$(date +%s)
 
 # ---- build -------------------------------------------------------------------
@@ -105,6 +134,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     (cd "$REPO" && bazel build --config=opt --keep_going $existing) >"$OUT/build-coronet.log" 2>&1 ||
       log "some coronet servers did not build (log: $OUT/build-coronet.log); their rows will be skipped"
   fi
+  (cd "$REPO" && bazel build --config=opt //benchmarks:micro) >"$OUT/build-micro.log" 2>&1 ||
+    log "benchmarks:micro did not build (log: $OUT/build-micro.log); the micro cell will be skipped"
 fi
 BIN=$(cd "$REPO" && bazel info --config=opt bazel-bin 2>/dev/null)
 [ -n "$BIN" ] || die "bazel info bazel-bin failed"
@@ -112,6 +143,9 @@ CORONET_BIN=${CORONET_BIN:-$BIN/examples}
 [ -x "$BIN/benchmarks/echo_load" ] || die "echo_load is not built ($BIN/benchmarks/echo_load)"
 
 # ---- the tables ------------------------------------------------------------------
+
+# The thread-scaling cells run coronet's servers on the first of BACKENDS.
+SCALE_BACKEND=${BACKENDS%% *}
 
 # group|name|prep|command  (see the header)
 PEER_TABLE="
@@ -126,9 +160,16 @@ http|asynchat_http|-|$PYTHON $HERE/peers/asynchat_http.py --port {port}
 http|coronet_http_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend}
 resp|redis-server|-|/usr/bin/redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --dir {dir} --logfile ''
 resp|coronet_kv_{backend}|-|$CORONET_BIN/kv_server --port {port} --backend {backend}
+scale_echo|echo_server_t1|-|$CORONET_BIN/echo_server --port {port} --backend $SCALE_BACKEND --threads 1|$SERVER_CPU
+scale_echo|echo_server_t2|-|$CORONET_BIN/echo_server --port {port} --backend $SCALE_BACKEND --threads 2|$SERVER_CPU,$CLIENT_CPU
+scale_http|http_server_t1|-|$CORONET_BIN/http_server --port {port} --backend $SCALE_BACKEND --threads 1|$SERVER_CPU
+scale_http|http_server_t2|-|$CORONET_BIN/http_server --port {port} --backend $SCALE_BACKEND --threads 2|$SERVER_CPU,$CLIENT_CPU
+scale_resp|kv_server_t1|-|$CORONET_BIN/kv_server --port {port} --backend $SCALE_BACKEND --threads 1|$SERVER_CPU
+scale_resp|kv_server_t2|-|$CORONET_BIN/kv_server --port {port} --backend $SCALE_BACKEND --threads 2|$SERVER_CPU,$CLIENT_CPU
 "
 # The peer each table's ratios are taken against.
-declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server)
+declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server
+  [scale_echo]=echo_server_t1 [scale_http]=http_server_t1 [scale_resp]=kv_server_t1)
 
 # redis-benchmark has no duration option: before a cell's runs each peer is
 # timed with a short run (20000 requests per test times the pipeline depth)
@@ -136,7 +177,7 @@ declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server)
 # count instead.
 RESP_N=${RESP_N:-}
 
-# name|group|tool|arguments
+# name|group|tool|arguments[|full]  ("full": left out of QUICK runs)
 CELL_TABLE="
 echo_64B_c50|echo|echo_load|--connections 50 --size 64 --pipeline 1
 echo_64B_c500|echo|echo_load|--connections 500 --size 64 --pipeline 1
@@ -149,13 +190,18 @@ http_wrk_c50_pipe16|http|wrk_pipeline|-c50
 http_h2load_c50_m16|http|h2load|-c50 -m16
 resp_c50_P1|resp|redis|-P 1
 resp_c50_P16|resp|redis|-P 16
+scale_echo_64B_c50|scale_echo|echo_load|--connections 50 --size 64 --pipeline 1|full
+scale_http_wrk_c50|scale_http|wrk|-c50
+scale_resp_c50_P16|scale_resp|redis|-P 16|full
 idle_conns|echo|idle|
+syscalls|-|syscalls|
+micro|-|micro|
 "
 
 # Expand {backend} rows and drop rows whose binaries are missing. Fills
 # ROW_GROUP, ROW_NAME, ROW_PREP, ROW_CMD (parallel arrays).
-ROW_GROUP=() ROW_NAME=() ROW_PREP=() ROW_CMD=()
-while IFS='|' read -r group name prep cmd; do
+ROW_GROUP=() ROW_NAME=() ROW_PREP=() ROW_CMD=() ROW_CPUS=()
+while IFS='|' read -r group name prep cmd cpus; do
   [ -n "$group" ] || continue
   if [[ "$cmd" == *"{backend}"* ]]; then variants=$BACKENDS; else variants=-; fi
   for b in $variants; do
@@ -173,7 +219,7 @@ while IFS='|' read -r group name prep cmd; do
       printf '%s\t%s\tskipped: not built (%s)\n' "$group" "$n" "$missing" >>"$SKIPPED"
       continue
     fi
-    ROW_GROUP+=("$group") ROW_NAME+=("$n") ROW_PREP+=("$prep") ROW_CMD+=("$c")
+    ROW_GROUP+=("$group") ROW_NAME+=("$n") ROW_PREP+=("$prep") ROW_CMD+=("$c") ROW_CPUS+=("${cpus:-$SERVER_CPU}")
   done
 done <<<"$PEER_TABLE"
 
@@ -211,14 +257,14 @@ start_peer() {
   c=${ROW_CMD[$i]//\{port\}/$port}
   c=${c//\{dir\}/$dir}
   eval "set -- $c"
-  start_server "${ROW_NAME[$i]}" "$port" "$@" || return 1
+  SERVER_CPU=${ROW_CPUS[$i]} start_server "${ROW_NAME[$i]}" "$port" "$@" || return 1
   PEER_PID=$SERVER_PID
   PEER_PORT=$port
 }
 
 # smoke GROUP PORT: the server answers right before it is loaded.
 smoke() {
-  case $1 in
+  case ${1#scale_} in
     http) http_smoke "$2" ;;
     resp) resp_smoke "$2" ;;
     *) true ;;
@@ -354,53 +400,250 @@ run_cell() {
   done
 }
 
-# The idle cell: per echo peer, RSS before and with IDLE_N idle connections.
+# The idle cells: per idle count N (IDLE_N) and echo peer, the server's RSS
+# before and with N idle connections (idle_conns over 127.0.0.1-4, each
+# connection pinged once so the server has accepted and served it), the
+# latency of 20 fresh connections echoing 64 bytes one at a time beside them,
+# and a 50-connection echo load (echo_load, 64 B, DUR seconds) beside them.
+# select() cannot watch descriptors past FD_SETSIZE (1024), so the select
+# backend is skipped above 1000 connections with a note.
 run_idle() {
-  local i f name rss0 rss1 opened alive setup n=0 srcs
+  local n
+  for n in $IDLE_N; do
+    run_idle_n "$n"
+  done
+}
+
+# idle_row NAME N ... : one line of idle.tsv ("-" for what is missing).
+idle_row() {
+  local IFS=$'\t'
+  echo "$*" >>"$IDLE_TSV"
+}
+
+run_idle_n() {
+  local nconn=$1 i f name rss0 rss1 opened alive setup w srcs lp fc fe lf
+  local thr reqs p50 p99 err t0 t1 us
   srcs=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
-  log "cell idle_conns ($IDLE_N connections, held ${IDLE_HOLD}s)"
+  log "cell idle_conns ($nconn idle connections; fresh echoes and a 50-connection load beside them)"
   wait_quiet "$QUIET_MAX"
   for i in "${!ROW_NAME[@]}"; do
     [ "${ROW_GROUP[$i]}" = echo ] || continue
     name=${ROW_NAME[$i]}
-    start_peer "$i" || { printf '%s\t%s\t-\t-\t-\t-\t-\t-\n' "$name" "$IDLE_N" >>"$IDLE_TSV"; continue; }
+    if [[ "$name" == *select* ]] && [ "$nconn" -gt 1000 ]; then
+      idle_row "$name" "$nconn" - - - - - - - - - - - - "skipped: select() cannot watch descriptors past FD_SETSIZE (1024)"
+      log "  $name: skipped (select() and $nconn descriptors)"
+      continue
+    fi
+    if ! start_peer "$i"; then
+      idle_row "$name" "$nconn" - - - - - - - - - - - - "failed to start"
+      continue
+    fi
     sleep 0.3
     rss0=$(rss_kb "$PEER_PID")
-    f="$OUT/idle.$name.out"
-    taskset -c "$CLIENT_CPU" timeout -k 5 $((IDLE_HOLD + 90)) "$BIN/benchmarks/idle_conns" --host "$BENCH_HOST" \
-      --port "$PEER_PORT" --connections "$IDLE_N" --hold "$IDLE_HOLD" --ping --setup-timeout 20 \
-      --source-addrs "$srcs" >"$f" 2>&1 </dev/null &
-    local lp=$!
-    n=0
-    while ! grep -q '^ready' "$f" 2>/dev/null && kill -0 "$lp" 2>/dev/null && [ $n -lt 1000 ]; do
+    f="$OUT/idle.$nconn.$name.out"
+    # Held until stopped below (the hold is only a bound).
+    taskset -c "$CLIENT_CPU" timeout -k 5 $((DUR_WRK + 300)) "$BIN/benchmarks/idle_conns" --host "$BENCH_HOST" \
+      --port "$PEER_PORT" --connections "$nconn" --hold $((DUR_WRK + 200)) --ping --setup-timeout 90 \
+      --fresh 20 --source-addrs "$srcs" >"$f" 2>&1 </dev/null &
+    lp=$!
+    w=0
+    while ! grep -q '^fresh' "$f" 2>/dev/null && kill -0 "$lp" 2>/dev/null && [ $w -lt 1500 ]; do
       sleep 0.1
-      n=$((n + 1))
+      w=$((w + 1))
     done
     sleep 0.3
     rss1=$(rss_kb "$PEER_PID")
+    # The 50-connection load beside the idle ones.
+    lf="$OUT/idle.$nconn.$name.load.out"
+    thr=- p50=- p99=- err=- us=-
+    if kill -0 "$lp" 2>/dev/null; then
+      t0=$(cpu_ticks "$PEER_PID")
+      run_load "$lf" $((DUR_WRK + 60)) "$BIN/benchmarks/echo_load" --host "$BENCH_HOST" --port "$PEER_PORT" \
+        --connections 50 --size 64 --pipeline 1 --duration "$DUR"
+      t1=$(cpu_ticks "$PEER_PID")
+      read -r thr reqs p50 p99 err <<<"$(parse_echo_load "$lf")"
+      [ "$LOAD_RC" = 0 ] || err=$((${err/-/0} + 1))
+      us=$(us_per_req "$((t1 - t0))" "$reqs")
+    fi
+    kill -TERM "$lp" 2>/dev/null
     wait "$lp"
     read -r opened alive setup <<<"$(awk '/^conns=/ {for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
       print v["opened"], v["alive"], v["setup_secs"]}' "$f")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$IDLE_N" "${opened:--}" "${alive:--}" "$rss0" "$rss1" \
-      "$(awk -v a="$rss0" -v b="$rss1" -v n="${opened:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "-"}')" \
-      "${setup:--}" >>"$IDLE_TSV"
-    log "  $name: opened=${opened:-?} alive=${alive:-?} rss ${rss0} -> ${rss1} KiB"
+    read -r fc fe <<<"$(awk '/^fresh / {for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+      if (v["ok"] > 0) print v["connect_us"], v["echo_us"]; else print "- -"}' "$f")"
+    idle_row "$name" "$nconn" "${opened:--}" "${alive:--}" "$rss0" "$rss1" \
+      "$(awk -v a="$rss0" -v b="$rss1" -v n="${opened:-0}" 'BEGIN {if (n > 0) printf "%.0f", (b - a) * 1024 / n; else print "-"}')" \
+      "${setup:--}" "${fc:--}" "${fe:--}" "$thr" "$p99" "$us" "$err" "-"
+    log "  $name: opened=${opened:-?} alive=${alive:-?} rss ${rss0} -> ${rss1} KiB; fresh echo ${fe:-?} us; load beside: $thr msgs/s p99=$p99 us server=${us}us/msg errors=$err"
     stop_server "$PEER_PID"
   done
+}
+
+# The syscall cell: coronet's servers on each of SYSCALL_BACKENDS under a
+# bounded load, their syscalls counted twice over separate runs of the same
+# load: by perf stat (the raw_syscalls:sys_enter tracepoint, which costs the
+# server next to nothing; this is the syscalls/request figure) and by
+# strace -c -f (which slows the server, so only its breakdown by syscall is
+# used). Requests are the load tool's count for the same window; the server's
+# connection setup falls inside it too.
+# workload|server|tool|arguments[|full]
+SYS_WORKLOADS="
+echo_64B_c50_pipe16|echo_server|echo_load|--connections 50 --size 64 --pipeline 16
+echo_64B_c50|echo_server|echo_load|--connections 50 --size 64 --pipeline 1|full
+http_wrk_c50_pipe16|http_server|wrk_pipeline|-c50
+"
+
+# sys_load TOOL ARGS PORT OUTFILE: runs the load for SYS_DUR seconds; sets
+# SYS_THR and SYS_REQS.
+sys_load() {
+  local tool=$1 args=$2 port=$3 out=$4 thr reqs
+  # shellcheck disable=SC2046 # load_cmd prints words
+  run_load "$out" $((SYS_DUR_WRK + 20)) $(DUR=$SYS_DUR DUR_WRK=$SYS_DUR_WRK load_cmd "$tool" "$args" "$port")
+  read -r thr reqs _ <<<"$(parse_out "$tool" "$out" "$args")"
+  SYS_THR=$thr SYS_REQS=$reqs
+}
+
+run_syscalls() {
+  local wl server tool args b port f pf sf sp perf_pid n reqs thr sreqs scalls top pr spr
+  log "cell syscalls (backends: $SYSCALL_BACKENDS; $SYS_DUR s per run)"
+  if ! command -v strace >/dev/null; then
+    log "  strace not found (tools/install-deps.sh bench): no breakdown"
+  fi
+  local have_perf=0
+  if command -v perf >/dev/null && perf stat -x, -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+    have_perf=1
+  else
+    log "  perf cannot count the raw_syscalls tracepoint here: counts come from strace only (slowed server)"
+  fi
+  while IFS='|' read -r wl server tool args only; do
+    [ -n "$wl" ] || continue
+    [ "$QUICK" = 1 ] && [ "${only:-}" = full ] && continue
+    wait_quiet "$QUIET_MAX"
+    for b in $SYSCALL_BACKENDS; do
+      [ -x "$CORONET_BIN/$server" ] || { log "  $server not built"; continue; }
+      pick_port
+      port=$PICKED_PORT
+      start_server "sys_${server}_$b" "$port" "$CORONET_BIN/$server" --port "$port" --backend "$b" || continue
+      smoke "${server%%_*}" "$port" || log "  $server ($b) did not answer the smoke test"
+      f="$OUT/syscalls.$wl.$b"
+      reqs=- n=- pr=- thr=-
+      if [ "$have_perf" = 1 ]; then
+        pf="$f.perf"
+        perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$pf" &
+        perf_pid=$!
+        sleep 0.3
+        sys_load "$tool" "$args" "$port" "$f.load.out"
+        kill -INT "$perf_pid" 2>/dev/null
+        wait "$perf_pid"
+        n=$(awk -F, '/raw_syscalls:sys_enter/ {print ($1 ~ /^[0-9]+$/ ? $1 : 0)}' "$pf")
+        reqs=$SYS_REQS thr=$SYS_THR
+        pr=$(awk -v n="${n:-0}" -v r="$reqs" 'BEGIN {if (r + 0 > 0) printf "%.4f", n / r; else print "-"}')
+      fi
+      sreqs=- scalls=- spr=- top=-
+      if command -v strace >/dev/null; then
+        sf="$f.strace"
+        strace -c -f -q -p "$SERVER_PID" -o "$sf" 2>/dev/null &
+        sp=$!
+        sleep 0.5
+        sys_load "$tool" "$args" "$port" "$f.strace.load.out"
+        kill -INT "$sp" 2>/dev/null
+        wait "$sp"
+        sreqs=$SYS_REQS
+        # strace -c: "% time seconds usecs/call calls [errors] syscall", then "total".
+        scalls=$(awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { t += $4 } END { printf "%d", t }' "$sf")
+        # The five most frequent, as name:calls-per-request.
+        top=$(awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { print $4, $NF }' "$sf" | sort -rn | head -5 |
+          awk -v r="$sreqs" '{ if (r + 0 > 0) printf "%s%s:%.4f", (NR > 1 ? "," : ""), $2, $1 / r }')
+        top=${top:--}
+        spr=$(awk -v n="$scalls" -v r="$sreqs" 'BEGIN {if (r + 0 > 0) printf "%.4f", n / r; else print "-"}')
+        if [ "$have_perf" = 0 ]; then reqs=$sreqs n=$scalls pr=$spr thr=-; fi
+      fi
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$b" "$reqs" "$n" "$pr" "$thr" "$sreqs" "$scalls" "$spr" "$top" >>"$SYSCALL_TSV"
+      log "  $wl $b: $n syscalls / $reqs requests = $pr per request (strace: $spr; $top)"
+      stop_server "$SERVER_PID"
+    done
+  done <<<"$SYS_WORKLOADS"
+}
+
+# The micro cell: benchmarks/micro (Google Benchmark) pinned to SERVER_CPU.
+run_micro() {
+  local exe=$BIN/benchmarks/micro
+  if [ ! -x "$exe" ]; then
+    log "cell micro: benchmarks:micro not built; skipped"
+    printf 'micro\tmicro\tskipped: not built (bazel-bin/benchmarks/micro)\n' >>"$SKIPPED"
+    return
+  fi
+  log "cell micro (Google Benchmark, min time ${MICRO_MIN_TIME} s per benchmark)"
+  wait_quiet "$QUIET_MAX"
+  taskset -c "$SERVER_CPU" timeout -k 5 300 "$exe" --benchmark_min_time="$MICRO_MIN_TIME" \
+    --benchmark_format=console --benchmark_out="$OUT/micro.json" --benchmark_out_format=json \
+    >"$OUT/micro.out" 2>&1 </dev/null || log "  micro failed (rc $?; log: $OUT/micro.out)"
+}
+
+# The profile step (PROFILE=1): http_server under valgrind's callgrind with a
+# bounded pipelined wrk load (16 requests per write, 10 connections), then
+# the 15 functions with the highest inclusive cost (callgrind_annotate
+# --inclusive=yes) and those with the highest self cost. The epoll backend is profiled: valgrind 3.19 does not
+# model io_uring's shared rings, and the user-space path above the backend is
+# the same.
+run_profile() {
+  local port pid f=$OUT/callgrind.out
+  if ! command -v valgrind >/dev/null; then
+    log "profile: valgrind not found (tools/install-deps.sh bench); skipped"
+    return
+  fi
+  [ -x "$CORONET_BIN/http_server" ] || { log "profile: http_server not built; skipped"; return; }
+  log "profile: http_server (epoll) under callgrind, wrk -c10 pipelined x16 for ${PROFILE_DUR}s"
+  pick_port
+  port=$PICKED_PORT
+  start_server profile_http "$port" valgrind --tool=callgrind --callgrind-out-file="$f" \
+    "$CORONET_BIN/http_server" --port "$port" --backend epoll || { log "profile: server did not start"; return; }
+  pid=$SERVER_PID
+  http_smoke "$port" || log "profile: smoke request failed"
+  run_load "$OUT/profile.load.out" $((PROFILE_DUR + 30)) wrk -t1 -c10 -d"${PROFILE_DUR}s" --timeout 10s \
+    -s "$HERE/pipeline.lua" "http://$BENCH_HOST:$port/hello" -- 16
+  read -r PROFILE_THR PROFILE_REQS _ <<<"$(parse_wrk "$OUT/profile.load.out")"
+  # callgrind writes its file as the server exits: give it time before
+  # stop_server (which sends SIGKILL after 3 s) cleans up.
+  kill -TERM "$pid" 2>/dev/null
+  local w=0
+  while kill -0 "$pid" 2>/dev/null && [ $w -lt 300 ]; do
+    sleep 0.1
+    w=$((w + 1))
+  done
+  stop_server "$pid"
+  if [ ! -s "$f" ]; then
+    log "profile: no callgrind output ($f)"
+    return
+  fi
+  {
+    echo "requests=$PROFILE_REQS"
+    echo "== inclusive"
+    callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$f" 2>/dev/null
+    echo "== self"
+    callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null
+  } >"$OUT/profile.txt"
 }
 
 # ---- go --------------------------------------------------------------------------------
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
-while IFS='|' read -r cell group tool args; do
+while IFS='|' read -r cell group tool args only; do
   [ -n "$cell" ] || continue
   [[ "$cell" =~ $CELLS ]] || continue
+  [ "$QUICK" = 1 ] && [ "${only:-}" = full ] && continue
   if [ "$tool" = idle ]; then
     run_idle
+  elif [ "$tool" = syscalls ]; then
+    run_syscalls
+  elif [ "$tool" = micro ]; then
+    run_micro
   else
     run_cell "$cell" "$group" "$tool" "$args"
   fi
 done <<<"$CELL_TABLE"
+PROFILE_THR=- PROFILE_REQS=-
+[ "$PROFILE" = 1 ] && run_profile
 T_END=$(date +%s)
 
 {
@@ -418,6 +661,14 @@ T_END=$(date +%s)
   echo "runs=$RUNS"
   echo "backends=$BACKENDS"
   echo "idle_n=$IDLE_N"
+  echo "sys_dur=$SYS_DUR"
+  echo "micro_min_time=$MICRO_MIN_TIME"
+  echo "profile=$PROFILE"
+  echo "profile_dur=$PROFILE_DUR"
+  echo "profile_throughput=$PROFILE_THR"
+  echo "scale_backend=$SCALE_BACKEND"
+  echo "server_cpu=$SERVER_CPU"
+  echo "client_cpu=$CLIENT_CPU"
   echo "loadavg_at_start=$LOADAVG"
   echo "elapsed_s=$((T_END - T_START))"
   echo "cells=$CELLS"

@@ -4,14 +4,19 @@
     summarize.py --out benchmarks/out/STAMP --results benchmarks/RESULTS.md \
                  --plot benchmarks/results.png
 
-Reads OUT/raw.tsv (one line per load run), OUT/idle.tsv, OUT/skipped.tsv and
-OUT/meta.env, all written by run.sh. Per cell and peer it reports the median
-and the spread (min-max) over the runs; ratios are medians over the median of
-the group's reference peer (meta: reference_<group>). The plot is drawn by
-gnuplot (skipped, with a note, when gnuplot is missing).
+Reads OUT/raw.tsv (one line per load run), OUT/idle.tsv, OUT/syscalls.tsv,
+OUT/micro.json (Google Benchmark), OUT/profile.txt (callgrind_annotate),
+OUT/skipped.tsv and OUT/meta.env, all written by run.sh. Per cell and peer it
+reports the median and the spread (min-max) over the runs; ratios are medians
+over the median of the group's reference peer (meta: reference_<group>). A
+summary at the top lists the issue's goals against the measured figures and
+every cell where a coronet row loses to a peer. The plot is drawn by gnuplot
+(skipped, with a note, when gnuplot is missing).
 """
 import argparse
 import csv
+import json
+import re
 import os
 import shutil
 import statistics
@@ -22,7 +27,20 @@ GROUP_TITLES = {
     "echo": "Echo (echo_load; throughput in messages/s)",
     "http": "HTTP GET /hello (wrk, h2load; throughput in requests/s)",
     "resp": "RESP (redis-benchmark -t set,get -c 50 -d 16; throughput in requests/s)",
+    "scale_echo": "Thread scaling: echo_server --threads 1 vs 2",
+    "scale_http": "Thread scaling: http_server --threads 1 vs 2",
+    "scale_resp": "Thread scaling: kv_server --threads 1 vs 2",
 }
+GROUP_NOTES = {
+    "scale_echo": (
+        "The same server with one reactor thread (pinned to CPU {server_cpu}) and with two reactors sharing the "
+        "port through SO_REUSEPORT (pinned to CPUs {server_cpu},{client_cpu}); backend {scale_backend}. The load "
+        "tool stays on CPU {client_cpu}, so with 2 threads the second reactor and the load tool share a core: "
+        "this machine has {cpus} CPUs, and the figures show what a second reactor buys when the client competes "
+        "for it, not the scaling on idle cores. Server µs/request adds up both threads' CPU time."),
+}
+GROUP_NOTES["scale_http"] = GROUP_NOTES["scale_echo"]
+GROUP_NOTES["scale_resp"] = GROUP_NOTES["scale_echo"]
 CELL_NOTES = {
     "echo_64B_c50": "echo_load --connections 50 --size 64 --pipeline 1",
     "echo_64B_c500": "echo_load --connections 500 --size 64 --pipeline 1",
@@ -36,6 +54,9 @@ CELL_NOTES = {
     "http_h2load_c50_m16": "h2load --h1 -t1 -c50 -m16 (no percentiles from h2load)",
     "resp_c50_P1": "redis-benchmark -t set,get -c 50 -d 16 -P 1 (p50/p99: the worse of SET and GET)",
     "resp_c50_P16": "redis-benchmark -t set,get -c 50 -d 16 -P 16 (p50/p99: the worse of SET and GET)",
+    "scale_echo_64B_c50": "echo_load --connections 50 --size 64 --pipeline 1",
+    "scale_http_wrk_c50": "wrk -t1 -c50 --latency",
+    "scale_resp_c50_P16": "redis-benchmark -t set,get -c 50 -d 16 -P 16",
 }
 
 
@@ -130,7 +151,302 @@ def ratio(a, b):
     return a / b
 
 
-def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_name):
+
+def is_coronet(peer):
+    return peer.startswith("coronet") or peer.endswith(("_t1", "_t2"))
+
+
+def idle_section(meta, idle, summ):
+    lines = ["## Idle connections", ""]
+    lines.append(
+        "`idle_conns --connections N --ping --fresh 20` over source addresses 127.0.0.1–4: the echo server's RSS "
+        "(VmRSS of its process tree) before and while the N connections are held (each echoed one byte first, so "
+        "the server has accepted and served it); the median time of 20 fresh connections, one at a time, to "
+        "connect and to echo 64 bytes beside them; and `echo_load --connections 50 --size 64` for "
+        f"{meta.get('dur')} s beside them (× alone: its throughput over the same peer's median in echo_64B_c50, "
+        "where that cell ran). The descriptor limit is 20,000 here; the server and idle_conns both run at the "
+        "hard limit.")
+    lines.append("")
+    lines.append("| peer | idle conns | opened | alive | RSS before KiB | RSS with conns KiB | bytes per conn "
+                 "| fresh connect µs | fresh echo µs | load msgs/s | × alone | load p99 µs | server µs/msg "
+                 "| errors |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    alone = summ.get("echo_64B_c50", {})
+    notes = []
+    for r in idle:
+        if r.get("note", "-") not in ("-", ""):
+            lines.append(f"| {r['peer']} | {r['conns']} | {r['note']} | | | | | | | | | | | |")
+            continue
+        thr = num(r.get("load_msgs_per_s"))
+        base = alone.get(r["peer"], {}).get("thr", (None,))[0]
+        rel = ratio(thr, base)
+        lines.append(
+            f"| {r['peer']} | {r['conns']} | {r['opened']} | {r['alive']} | {r['rss_before_kb']} | "
+            f"{r['rss_with_conns_kb']} | {fmt(num(r.get('bytes_per_conn')), 0) if num(r.get('bytes_per_conn')) is not None else '-'} | "
+            f"{fmt(num(r.get('fresh_connect_us')))} | {fmt(num(r.get('fresh_echo_us')))} | {fmt(thr)} | "
+            f"{fmt(rel, 2) if rel else '-'} | {fmt(num(r.get('load_p99_us')))} | {fmt(num(r.get('load_us_per_msg')))} | "
+            f"{r.get('load_errors', '-')} |")
+    lines.append("")
+    lines += notes
+    return lines
+
+
+def syscall_section(meta, rows):
+    lines = ["## Syscalls per request", ""]
+    lines.append(
+        f"coronet's servers under a bounded load ({meta.get('sys_dur')} s per run), counted twice on separate runs "
+        "of the same load: `perf stat -e raw_syscalls:sys_enter -p PID` (next to no cost to the server: this is "
+        "the syscalls/request column; throughput is from this run) and `strace -c -f -p PID` (which slows the "
+        "server, and a slower server batches more per call: only its breakdown is used, as calls per request "
+        "of that run). Requests are the load tool's count; the server's connection setup falls in the window "
+        "too. Goal: io_uring ≤ 0.2 syscalls/request at 50 pipelined connections.")
+    lines.append("")
+    lines.append("| workload | backend | requests | syscalls | syscalls/request | throughput /s "
+                 "| strace: syscalls/request | strace: top syscalls (calls/request) |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        top = r.get("top", "-")
+        top = "-" if top in ("-", "") else ", ".join(
+            f"`{t.split(':')[0]}` {t.split(':')[1]}" for t in top.split(",") if ":" in t)
+        lines.append(
+            f"| {r['workload']} | {r['backend']} | {fmt(num(r['requests']))} | {fmt(num(r['syscalls']))} | "
+            f"**{fmt(num(r['per_req']), 3) if num(r['per_req']) is not None else '-'}** | {fmt(num(r['throughput']))} | "
+            f"{fmt(num(r['strace_per_req']), 3) if num(r['strace_per_req']) is not None else '-'} | {top} |")
+    lines.append("")
+    return lines
+
+
+def micro_section(meta, micro):
+    lines = ["## Micro benchmarks (Google Benchmark)", ""]
+    ctx = micro.get("context", {})
+    lines.append(
+        f"`benchmarks/micro --benchmark_min_time={meta.get('micro_min_time')}`, pinned to CPU "
+        f"{meta.get('server_cpu', '0')} (coronet's code built with --config=opt; Debian's libbenchmark reports "
+        f"itself as a {ctx.get('library_build_type', '?')} build, which affects only its own timing loop), "
+        f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz. scan_*: the terminator at the end "
+        "of an input with no '\\r' before it (the whole input scanned), args = terminator index (0: 2-byte "
+        "\"\\r\\n\", 1: 4-byte \"\\r\\n\\r\\n\", 2: 16-byte) / input bytes; scan_pipelined_*: every terminator of "
+        "64 pipelined request heads in turn. task_create_resume: a task that finishes at once, created and "
+        "awaited. channel_push_flush: 64 pushes of 40 bytes then flush() over a socketpair. channel_read_until: "
+        "64 pipelined request heads in one send, read back with read_until(\"\\r\\n\\r\\n\"). Times and rates are "
+        "CPU time (Google Benchmark's bytes and items per second are per CPU second), so a busy machine "
+        "disturbs them less than wall time.")
+    lines.append("")
+    lines.append("| benchmark | what | CPU ns per iteration | GB/s | M items/s | × memmem |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    bench = [b for b in micro.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
+    by_name = {b["name"]: b for b in bench}
+    for b in bench:
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}.get(b.get("time_unit", "ns"), 1)
+        ns = b.get("cpu_time", 0) * unit
+        gbs = b.get("bytes_per_second")
+        ips = b.get("items_per_second")
+        rel = "-"
+        if b["name"].startswith("scan_") and "find_terminator" in b["name"]:
+            other = by_name.get(b["name"].replace("find_terminator", "memmem"))
+            if other and other.get("bytes_per_second") and gbs:
+                rel = fmt(gbs / other["bytes_per_second"], 2)
+        err = " (error: " + b["error_message"] + ")" if b.get("error_occurred") else ""
+        lines.append(
+            f"| {b['name']} | {b.get('label', '')}{err} | {fmt(ns)} | {fmt(gbs / 1e9) if gbs else '-'} | "
+            f"{fmt(ips / 1e6) if ips else '-'} | {rel} |")
+    lines.append("")
+    lines.append("× memmem > 1: find_terminator scans faster than glibc memmem on the same input.")
+    lines.append("")
+    return lines
+
+
+def short_function(fn):
+    """callgrind_annotate's "file:function [object]" without the object and the file."""
+    fn = re.sub(r" \[/[^\]]*\]$", "", fn)
+    m = re.match(r"^([^ :(]*/[^ :(]*|\?\?\?):(.*)$", fn)
+    return m.group(2) if m else fn
+
+
+def parse_profile(profile, section="inclusive"):
+    """(requests, [(Ir, percent, function)]) from run.sh's profile.txt: the
+    callgrind_annotate table of the "== inclusive" or "== self" section."""
+    if not profile:
+        return None, []
+    reqs, rows, started, here = None, [], False, section == "inclusive"
+    for line in profile.splitlines():
+        if line.startswith("requests="):
+            reqs = num(line.split("=", 1)[1])
+            continue
+        if line.startswith("== "):
+            here, started = line[3:].strip() == section, False
+            continue
+        if not here:
+            continue
+        if "file:function" in line:
+            started = True
+            continue
+        if not started or not line.strip():
+            continue
+        if line.startswith("-"):
+            if rows:  # the end of the table
+                started = False
+            continue
+        parts = line.split(None, 1)
+        if len(parts) < 2:
+            continue
+        ir = num(parts[0].replace(",", ""))
+        rest = parts[1]
+        pct = None
+        if rest.startswith("("):
+            pct, _, rest = rest.partition(")")
+            pct = pct.strip("( %")
+        rest = rest.strip()
+        if ir is None:
+            continue
+        rows.append((ir, pct, short_function(rest)))
+    return reqs, rows
+
+
+def profile_section(meta, profile):
+    lines = ["## Profile (callgrind)", ""]
+    if meta.get("profile") != "1":
+        lines.append("Not run (`PROFILE=1 benchmarks/run.sh` profiles http_server under callgrind; on by default "
+                     "in the full run).")
+        lines.append("")
+        return lines
+    reqs, rows = parse_profile(profile)
+    if not rows:
+        lines.append("The profile step ran but produced no callgrind output (see the run's log).")
+        lines.append("")
+        return lines
+    total = rows[0][0] if rows else None
+    lines.append(
+        f"http_server (epoll backend; valgrind does not model io_uring's rings, and the user-space path above the "
+        f"backend is the same) under `valgrind --tool=callgrind`, loaded by `wrk -t1 -c10 -s pipeline.lua -- 16` "
+        f"for {meta.get('profile_dur')} s ({fmt(reqs) if reqs else '?'} requests"
+        + (f", {fmt(total / reqs)} instructions per request in all" if reqs and total else "")
+        + "; user-space instructions only: the kernel's share, syscalls and TCP, is not in callgrind's count). "
+          "The 15 functions with the highest inclusive cost (instructions executed in them and in what they "
+          "call; `callgrind_annotate --inclusive=yes`):")
+    lines.append("")
+    lines += profile_table(rows[:15], reqs, "inclusive Ir")
+    _, self_rows = parse_profile(profile, "self")
+    if self_rows:
+        lines.append("The 15 with the highest self cost (instructions in the function's own code), which is where "
+                     "the time goes:")
+        lines.append("")
+        lines += profile_table(self_rows[:15], reqs, "self Ir")
+    return lines
+
+
+def profile_table(rows, reqs, what):
+    lines = [f"| {what} | % | per request | function |", "|---:|---:|---:|---|"]
+    for ir, pct, fn in rows:
+        fn = fn.replace("|", "\\|")
+        if len(fn) > 140:
+            fn = fn[:137] + "..."
+        lines.append(f"| {ir:,.0f} | {pct or '-'} | {fmt(ir / reqs) if reqs else '-'} | `{fn}` |")
+    lines.append("")
+    return lines
+
+
+def med(summ, cell, peer, key="thr"):
+    s = summ.get(cell, {}).get(peer)
+    return s[key][0] if s else None
+
+
+def summary_section(meta, summ, idle, syscalls, profile):
+    """The issue's goals against this run's figures, and every cell where a coronet row loses."""
+    be = (meta.get("backends") or "io_uring").split()[0]
+    lines = ["## Summary: goals and where coronet loses", ""]
+    lines.append(f"Goals from the benchmarks issue against this run (coronet rows on {be}; medians; a goal is "
+                 "judged on server CPU per request, which a shared machine disturbs least).")
+    lines.append("")
+    lines.append("| cell | goal | coronet | peers | met? |")
+    lines.append("|---|---|---:|---|---|")
+
+    def row(cell, goal, value, peers, ok):
+        verdict = "-" if ok is None else ("yes" if ok else "**no**")
+        lines.append(f"| {cell} | {goal} | {value} | {peers} | {verdict} |")
+
+    def us(cell, peer):
+        return med(summ, cell, peer, "us")
+
+    c = us("http_wrk_c50_pipe16", f"coronet_http_{be}")
+    a = us("http_wrk_c50_pipe16", "asio_http")
+    ct = med(summ, "http_wrk_c50_pipe16", f"coronet_http_{be}")
+    at = med(summ, "http_wrk_c50_pipe16", "asio_http")
+    row("HTTP pipelined ×16", "≤ 0.5 µs/req; throughput ≥ Asio's",
+        f"{fmt(c)} µs/req, {fmt(ct)}/s", f"asio_http {fmt(a)} µs/req, {fmt(at)}/s",
+        None if c is None else (c <= 0.5 and (at is None or (ct or 0) >= at)))
+    c, n = us("http_wrk_c50", f"coronet_http_{be}"), us("http_wrk_c50", "nginx")
+    row("HTTP wrk -c50", "≤ nginx µs/req", f"{fmt(c)} µs/req", f"nginx {fmt(n)}",
+        None if c is None or n is None else c <= n)
+    c, e = us("echo_64B_c50", f"coronet_echo_{be}"), us("echo_64B_c50", "epoll_echo")
+    row("echo 64 B, 50 conns", "≤ raw epoll µs/msg", f"{fmt(c)} µs/msg", f"epoll_echo {fmt(e)}",
+        None if c is None or e is None else c <= e)
+    c = us("echo_64B_c50_pipe16", f"coronet_echo_{be}")
+    row("echo 64 B ×16 pipelined", "≤ 0.48 µs/msg", f"{fmt(c)} µs/msg",
+        f"epoll_echo {fmt(us('echo_64B_c50_pipe16', 'epoll_echo'))}, "
+        f"uring_echo {fmt(us('echo_64B_c50_pipe16', 'uring_echo'))}", None if c is None else c <= 0.48)
+    ct, rt = med(summ, "resp_c50_P16", f"coronet_kv_{be}"), med(summ, "resp_c50_P16", "redis-server")
+    c, r = us("resp_c50_P16", f"coronet_kv_{be}"), us("resp_c50_P16", "redis-server")
+    row("RESP -P16 (SET+GET)", "≥ 1.0× redis throughput, ≤ redis µs/op", f"{fmt(ct)}/s, {fmt(c)} µs/op",
+        f"redis {fmt(rt)}/s, {fmt(r)} µs/op",
+        None if None in (ct, rt, c, r) else (ct >= rt and c <= r))
+    for r in idle:
+        if r["peer"] == f"coronet_echo_{be}" and num(r.get("bytes_per_conn")) is not None:
+            b = num(r["bytes_per_conn"])
+            thr = num(r.get("load_msgs_per_s"))
+            base = med(summ, "echo_64B_c50", r["peer"])
+            rel = ratio(thr, base)
+            row(f"idle, {r['conns']} conns", "≤ 512 B/conn; no throughput loss beside them",
+                f"{b:,.0f} B/conn; load {fmt(rel, 2) if rel else '?'}× alone", "(see the idle table)",
+                b <= 512 and (rel is None or rel >= 0.9))
+    for r in syscalls:
+        if r["backend"] == "io_uring" and r["workload"] == "echo_64B_c50_pipe16" and num(r["per_req"]) is not None:
+            row("syscalls, echo 50 conns ×16", "io_uring ≤ 0.2 syscalls/request", f"{num(r['per_req']):.3f}",
+                "-", num(r["per_req"]) <= 0.2)
+        if r["backend"] == "io_uring" and r["workload"] == "http_wrk_c50_pipe16" and num(r["per_req"]) is not None:
+            row("syscalls, HTTP 50 conns ×16", "io_uring ≤ 0.2 syscalls/request", f"{num(r['per_req']):.3f}",
+                "-", num(r["per_req"]) <= 0.2)
+    lines.append("")
+
+    # Losses: a coronet row whose median is worse than some peer's, and whose
+    # spread does not overlap it (differences inside the spread are ties).
+    losses, ties = [], []
+    for cell, peers in summ.items():
+        if cell.startswith("scale_"):
+            continue
+        for cp, cs in peers.items():
+            if not cp.startswith("coronet") or cs["thr"][0] is None:
+                continue
+            for pp, ps in peers.items():
+                if pp.startswith("coronet") or ps["thr"][0] is None:
+                    continue
+                for key, worse, what in (("us", lambda x, y: x > y, "server µs/req"),
+                                         ("thr", lambda x, y: x < y, "throughput")):
+                    cm, clo, chi = cs[key]
+                    pm, plo, phi = ps[key]
+                    if None in (cm, pm) or not worse(cm, pm):
+                        continue
+                    clear = (clo > phi) if key == "us" else (chi < plo)
+                    entry = (f"{cell}: `{cp}` {what} {fmt(cm)} vs `{pp}` {fmt(pm)} "
+                             f"({fmt(cm / pm if key == 'us' else pm / cm, 2)}× worse)")
+                    (losses if clear else ties).append(entry)
+    lines.append("**Where coronet loses** (a coronet row worse than a peer with the spreads apart):")
+    lines.append("")
+    lines += [f"- {x}" for x in losses] or ["- nowhere in this run"]
+    lines.append("")
+    if ties:
+        lines.append(f"Worse medians inside the spread (ties, not losses): {len(ties)}; "
+                     + "; ".join(ties[:12]) + ("; …" if len(ties) > 12 else "") + ".")
+        lines.append("")
+    reqs, rows = parse_profile(profile, "self")
+    if rows:
+        lines.append("**What dominates the profile** (callgrind, http_server under pipelined HTTP; self cost, "
+                     "% of all instructions): " + "; ".join(
+                         f"`{fn[:80]}` {pct or '?'} %" for _, pct, fn in rows[:6]) + ". Tables below.")
+        lines.append("")
+    return lines
+
+def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_name, syscalls, micro, profile):
     noise_max = num(meta.get("noise_max")) or 25.0
 
     def noisy(s):
@@ -184,6 +500,7 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
         lines.append("")
     lines.append(f"![results]({plot_name})")
     lines.append("")
+    lines += summary_section(meta, summ, idle, syscalls, profile)
 
     current_group = None
     for cell in cells:
@@ -194,6 +511,11 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
             lines.append("")
             lines.append(f"Reference peer for the ratios: `{ref}`.")
             lines.append("")
+            if g in GROUP_NOTES:
+                lines.append(GROUP_NOTES[g].format(
+                    server_cpu=meta.get("server_cpu", "0"), client_cpu=meta.get("client_cpu", "1"),
+                    scale_backend=meta.get("scale_backend", "?"), cpus=meta.get("cpus", "?")))
+                lines.append("")
             current_group = g
         lines.append(f"### {cell}")
         lines.append("")
@@ -217,24 +539,12 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
         lines.append("")
 
     if idle:
-        ref = meta.get("reference_echo")
-        refrow = next((r for r in idle if r["peer"] == ref), None)
-        lines.append("## Idle connections")
-        lines.append("")
-        lines.append(
-            f"`idle_conns --connections {meta.get('idle_n')} --ping` over source addresses 127.0.0.1–4: the "
-            "echo server's RSS (VmRSS of its process tree) before and while the connections are held; each "
-            "connection echoed one byte first, so the server has accepted and served it.")
-        lines.append("")
-        lines.append("| peer | opened | alive | RSS before KiB | RSS with conns KiB | KiB per conn | × ref | setup s |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for r in idle:
-            k = num(r["kib_per_conn"])
-            kr = ratio(k, num(refrow["kib_per_conn"])) if refrow else None
-            lines.append(
-                f"| {r['peer']} | {r['opened']} | {r['alive']} | {r['rss_before_kb']} | {r['rss_with_conns_kb']} | "
-                f"{fmt(k)} | {fmt(kr, 2) if kr else '-'} | {r['setup_secs']} |")
-        lines.append("")
+        lines += idle_section(meta, idle, summ)
+    if syscalls:
+        lines += syscall_section(meta, syscalls)
+    if micro:
+        lines += micro_section(meta, micro)
+    lines += profile_section(meta, profile)
 
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -265,11 +575,15 @@ def write_plot(outdir, plot_path, cells, groups, summ, idle, order):
                         vals.append("-" if v is None else f"{v:.6g}")
                     f.write(c + " " + " ".join(vals) + "\n")
             panels.append((fn, f"{g}: {ylabel}", len(peers)))
+    idle = [r for r in idle if num(r.get("bytes_per_conn")) is not None]
     if idle:
         fn = os.path.join(pdir, "idle.dat")
         with open(fn, "w") as f:
             for r in idle:
-                f.write(f"{r['peer']} {r['kib_per_conn'] if num(r['kib_per_conn']) is not None else '-'}\n")
+                f.write(f"{r['peer']}@{r['conns']} {r['bytes_per_conn']}\n")
+    if not panels and not idle:
+        print("summarize.py: no load cells or idle cells in this run; no plot", file=sys.stderr)
+        return False
     if not shutil.which("gnuplot"):
         print("summarize.py: gnuplot not found; no plot", file=sys.stderr)
         return False
@@ -293,10 +607,10 @@ def write_plot(outdir, plot_path, cells, groups, summ, idle, order):
         gp.append(f"set title '{title}' noenhanced")
         gp.append(f"plot for [i=2:{n + 1}] '{fn}' using i:xtic(1) title columnheader(i)")
     if idle:
-        gp.append("set title 'idle connections: server KiB per connection' noenhanced")
+        gp.append("set title 'idle connections: server bytes per connection' noenhanced")
         gp.append("unset logscale y")
         gp.append("set style histogram clustered gap 1")
-        gp.append(f"plot '{os.path.join(pdir, 'idle.dat')}' using 2:xtic(1) title 'KiB/conn'")
+        gp.append(f"plot '{os.path.join(pdir, 'idle.dat')}' using 2:xtic(1) title 'bytes/conn'")
     gp.append("unset multiplot")
     script = os.path.join(pdir, "results.gp")
     with open(script, "w") as f:
@@ -325,10 +639,25 @@ def main():
                 parts = line.rstrip("\n").split("\t")
                 if len(parts) == 3:
                     skipped.append({"group": parts[0], "peer": parts[1], "reason": parts[2]})
+    syscalls = read_tsv(os.path.join(a.out, "syscalls.tsv"))
+    micro = {}
+    mj = os.path.join(a.out, "micro.json")
+    if os.path.exists(mj):
+        try:
+            with open(mj) as f:
+                micro = json.load(f)
+        except ValueError as e:
+            print(f"summarize.py: {mj}: {e}", file=sys.stderr)
+    profile = ""
+    pt = os.path.join(a.out, "profile.txt")
+    if os.path.exists(pt):
+        with open(pt) as f:
+            profile = f.read()
     order = meta.get("peer_order", "").split()
     cells, groups, summ = summarize(raw, order)
     write_plot(a.out, os.path.abspath(a.plot), cells, groups, summ, idle, order)
-    write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot))
+    write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot),
+                   syscalls, micro, profile)
     # A short version on stdout for the log.
     for cell in cells:
         for peer, s in summ[cell].items():
@@ -336,7 +665,11 @@ def main():
                   f"p50={fmt(s['p50'])} p99={fmt(s['p99'])} load={fmt(s['load'])}% other={fmt(s['other'])}% "
                   f"errors={s['errors']}")
     for r in idle:
-        print(f"idle {r['peer']:24s} opened={r['opened']} KiB/conn={r['kib_per_conn']}")
+        print(f"idle {r['peer']:24s} conns={r['conns']} opened={r['opened']} B/conn={r['bytes_per_conn']} "
+              f"fresh_echo_us={r['fresh_echo_us']} load={r['load_msgs_per_s']}/s {r['note']}")
+    for r in syscalls:
+        print(f"syscalls {r['workload']:22s} {r['backend']:9s} per_req={r['per_req']} strace={r['strace_per_req']} "
+              f"top={r['top']}")
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ PKGS_test=(
     clang libclang-rt-14-dev
     libbenchmark-dev libboost-dev
 )
-# Plots, profiles and syscall traces for benchmarks/run.sh.
+# Plots, syscall counts and traces, and callgrind profiles (PROFILE=1) for
+# benchmarks/run.sh.
 PKGS_bench=(
-    gnuplot-nox linux-perf strace
+    gnuplot-nox linux-perf strace valgrind
 )
 PKGS_format=(
     clang-format

@@ -63,6 +63,18 @@ class EchoServer(asyncore.dispatcher):
         self.bind((host, port))
         self.listen(4096)
 
+    def handle_accept(self):
+        # asyncore accepts one connection per loop turn, and with poll() each
+        # turn re-registers every descriptor (O(N)): the idle cell's 19,000
+        # connections would take about 20 minutes to set up. Accepting what the
+        # backlog holds (up to 256) per turn keeps setup to seconds; the idle
+        # steady state measured is unchanged.
+        for _ in range(256):
+            pair = self.accept()
+            if pair is None:
+                return
+            self.handle_accepted(*pair)
+
     def handle_accepted(self, sock, addr):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         EchoHandler(sock, self.conns)
