@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +37,9 @@
 #include "tests/support/backends.hpp"
 
 extern char** environ;
+
+// Present only when UBSan is linked in (--config=ubsan): see the descriptor test.
+extern "C" __attribute__((weak)) void __ubsan_handle_dynamic_type_cache_miss(void*, void*, void*);
 
 namespace {
 
@@ -79,13 +83,22 @@ std::string tool_path(const std::string& name) {
     return {};
 }
 
+// How a child is started.
+struct child_options {
+    rlim_t max_fds = 0;  // when not 0: RLIMIT_NOFILE (soft and hard), set in the child before exec
+};
+
 // A child process with stdout and stderr on pipes.
 class child {
 public:
-    child(const std::string& path, const std::vector<std::string>& args) {
+    child(const std::string& path, const std::vector<std::string>& args, child_options o = {}) {
         int out[2], err[2];
         REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
         REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+        if (o.max_fds) {
+            start_limited(path, args, o.max_fds, out, err);
+            return;
+        }
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -119,6 +132,7 @@ public:
 
     pid_t pid() const { return pid_; }
     void signal(int sig) const { REQUIRE(::kill(pid_, sig) == 0); }
+    bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
 
     // Reads the pipes until the child exits or `timeout` passes: its wait status, or -1.
     int wait_exit(milliseconds timeout) {
@@ -167,6 +181,33 @@ public:
     }
 
 private:
+    // fork, setrlimit and exec (posix_spawn cannot set a limit in the child). Between fork and
+    // exec the child calls only async-signal-safe functions.
+    void start_limited(const std::string& path, const std::vector<std::string>& args,
+                       rlim_t max_fds, int out[2], int err[2]) {
+        std::vector<std::string> words{path};
+        words.insert(words.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& w : words)
+            argv.push_back(w.data());
+        argv.push_back(nullptr);
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            rlimit limit{max_fds, max_fds};
+            int null = ::open("/dev/null", O_RDONLY);
+            if (::setrlimit(RLIMIT_NOFILE, &limit) != 0 || null < 0 || ::dup2(null, 0) < 0 ||
+                ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0)
+                ::_exit(126);
+            ::execve(path.c_str(), argv.data(), environ);
+            ::_exit(127);
+        }
+        ::close(out[1]);
+        ::close(err[1]);
+        out_ = out[0];
+        err_ = err[0];
+        REQUIRE(pid_ > 0);
+    }
+
     // Appends what fd has within timeout_ms; false at EOF or when nothing came.
     static bool drain(int fd, std::string& into, int timeout_ms) {
         pollfd p{fd, POLLIN, 0};
@@ -185,8 +226,8 @@ private:
 
 // kv_server on a free port with these extra arguments.
 struct server : child {
-    explicit server(std::vector<std::string> args)
-        : child(server_path(), with_port(std::move(args))) {}
+    explicit server(std::vector<std::string> args, child_options o = {})
+        : child(server_path(), with_port(std::move(args)), o) {}
     static std::vector<std::string> with_port(std::vector<std::string> args) {
         args.insert(args.begin(), {"--port", "0"});
         return args;
@@ -248,8 +289,26 @@ public:
         }
     }
 
+    // Sends what it can of data: false when the peer closed or reset before all of it went.
+    bool try_send(std::string_view data) {
+        while (!data.empty()) {
+            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            data.remove_prefix(std::size_t(n));
+        }
+        return true;
+    }
+
     // shutdown(SHUT_WR): the server sees end of stream, reading goes on.
     void shutdown_send() { REQUIRE(::shutdown(fd_, SHUT_WR) == 0); }
+
+    // SO_LINGER 0, then close: the kernel drops what is queued and sends a reset.
+    void reset() {
+        linger l{1, 0};
+        REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
+        ::close(fd_);
+        fd_ = -1;
+    }
 
     // Reads until `size` bytes came, the peer closed (closed() is then true) or 10 s passed.
     std::string receive(std::size_t size) {
@@ -275,6 +334,14 @@ public:
         return receive(expected.size());
     }
 
+    // Reads replies of exactly `expected` until it differs or `count` were read: how many matched.
+    std::size_t receive_each(const std::string& expected, std::size_t count) {
+        std::size_t n = 0;
+        while (n < count && receive(expected.size()) == expected)
+            ++n;
+        return n;
+    }
+
     // True when the server closed the connection (EOF or a reset) within 10 s.
     bool closed() {
         if (!closed_) receive(SIZE_MAX);
@@ -285,6 +352,62 @@ private:
     int fd_;
     bool closed_ = false;
 };
+
+// A non-blocking connect to 127.0.0.1:port, not waited for (-1 if even socket() failed).
+int start_connect(unsigned port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // 0 or EINPROGRESS
+    return fd;
+}
+
+// CPU time (user + system) a process has used so far, from /proc/PID/stat.
+std::chrono::duration<double> cpu_time(pid_t pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    REQUIRE(f);
+    char buf[1024] = {};
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    std::string stat(buf, n);
+    // Fields after the ")" that ends the command name: state is 1st, utime 12th, stime 13th.
+    std::string rest = stat.substr(stat.rfind(')') + 2);
+    std::vector<std::string> fields;
+    for (std::size_t at = 0; at < rest.size();) {
+        std::size_t end = rest.find(' ', at);
+        fields.push_back(rest.substr(at, end - at));
+        at = end == std::string::npos ? rest.size() : end + 1;
+    }
+    double ticks = std::stod(fields[11]) + std::stod(fields[12]);
+    return std::chrono::duration<double>(ticks / double(::sysconf(_SC_CLK_TCK)));
+}
+
+// Resident memory of a process (VmRSS in /proc/PID/status), in bytes.
+std::size_t rss_bytes(pid_t pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    REQUIRE(f);
+    char line[256];
+    std::size_t kib = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
+    std::fclose(f);
+    return kib * 1024;
+}
+
+double mib(std::size_t bytes) { return double(bytes) / (1024 * 1024); }
+
+std::size_t count(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+        ++n;
+    return n;
+}
+
+// Growth in resident memory the fault tests allow the server (its own buffers are ~1 MiB).
+constexpr std::size_t rss_bound = 16 * 1024 * 1024;
 
 // "*N\r\n$len\r\nword\r\n..." for a command.
 std::string resp(std::vector<std::string> words) {
@@ -425,6 +548,17 @@ TEST_CASE("kv_server: a bad or oversized length gets an error, then the connecti
                  case_t{"*1\r\n$-5\r\n", "invalid bulk length"},
                  case_t{"*1\r\n$12x\r\n", "invalid bulk length"},
                  case_t{"*1048577\r\n", "invalid multibulk length"},
+                 // Integer overflow and numbers Redis's string2ll refuses.
+                 case_t{"*1\r\n$9223372036854775808\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$18446744073709551617\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$-2\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$+1\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$01\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$\r\n", "invalid bulk length"},
+                 case_t{"*9223372036854775808\r\n", "invalid multibulk length"},
+                 case_t{"*+1\r\n", "invalid multibulk length"},
+                 case_t{"*01\r\n", "invalid multibulk length"},
+                 case_t{"*1x\r\n", "invalid multibulk length"},
                  case_t{"*1\r\nx3\r\n", "expected '$', got 'x'"},
                  case_t{"*1\r\n$4\r\nPINGxx", "bulk string not followed by CRLF"},
                  case_t{std::string(70 * 1024, 'a'), "too big inline request"});
@@ -443,26 +577,15 @@ TEST_CASE("kv_server: a bad or oversized length gets an error, then the connecti
     s.stop(SIGINT);
 }
 
-// Resident memory of a process, in bytes.
-std::size_t rss_bytes(pid_t pid) {
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
-    REQUIRE(f);
-    char line[256];
-    std::size_t kib = 0;
-    while (std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
-    std::fclose(f);
-    return kib * 1024;
-}
-
 TEST_CASE("kv_server: a client that does not read its replies is not read either", "[kv_server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     server s({"--backend", std::string(coronet::to_string(kind))});
     connection c(s.port());
     const std::string value(256 * 1024, 'v');
     CHECK(c.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    const std::size_t before = rss_bytes(s.pid());
     // 1,000 GETs in one go are 250 MiB of replies; unread, at most ~1 MiB of them may queue up
-    // in the server (plus what the kernel's socket buffers hold).
+    // in the server (plus what the kernel's socket buffers hold, which is not the server's RSS).
     std::string gets;
     for (int i = 0; i < 1000; ++i)
         gets += "GET v\r\n";
@@ -472,13 +595,216 @@ TEST_CASE("kv_server: a client that does not read its replies is not read either
         std::this_thread::sleep_for(50ms);
         peak = std::max(peak, rss_bytes(s.pid()));
     }
-    CHECK(peak < 100 * 1024 * 1024);
+    // Meanwhile another client is served, the big value included.
+    connection other(s.port());
+    CHECK(other.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    CHECK(other.round_trip("SET w 1\r\nINCR w\r\n", "+OK\r\n:2\r\n") == "+OK\r\n:2\r\n");
     const std::string one = "$262144\r\n" + value + "\r\n";
-    std::size_t replies = 0;
-    for (; replies < 1000; ++replies)
-        if (c.receive(one.size()) != one) break;
-    CHECK(replies == 1000);
+    CHECK((other.round_trip("GET v\r\n", one) == one));
+    peak = std::max(peak, rss_bytes(s.pid()));
+    std::printf(
+        "kv_server [%s] unread replies: RSS %.1f MiB before, %.1f MiB peak (+%.1f MiB) "
+        "with 250 MiB of replies asked for\n",
+        std::string(coronet::to_string(kind)).c_str(), mib(before), mib(peak),
+        mib(peak - std::min(peak, before)));
+    CHECK(peak < before + rss_bound);
+    CHECK(c.receive_each(one, 1000) == 1000);
     s.stop();
+}
+
+TEST_CASE("kv_server: huge announced sizes and a 1 MiB inline line leave memory flat",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::string name(coronet::to_string(kind));
+    server s({"--backend", name});  // default limits: 512 MiB a bulk string, 2^20 of them
+    unsigned port = s.port();
+    struct case_t {
+        std::string label, request, error;
+    };
+    const std::vector<case_t> cases{
+        {"bulk length 2^40", "*2\r\n$3\r\nGET\r\n$1099511627776\r\n", "invalid bulk length"},
+        {"multibulk count 2^40", "*1099511627776\r\n", "invalid multibulk length"},
+        {"bulk length 600 MiB", "*2\r\n$3\r\nSET\r\n$629145600\r\n", "invalid bulk length"},
+        {"1 MiB inline line", std::string(1024 * 1024, 'a') + "\r\n", "too big inline request"},
+    };
+    for (const auto& [label, request, error] : cases) {
+        INFO("request: " << label);
+        const std::size_t before = rss_bytes(s.pid());
+        connection c(port);
+        c.try_send(request);  // the server may close before the end of a long one
+        const std::string expected = "-ERR Protocol error: " + error + "\r\n";
+        CHECK(c.receive(expected.size()) == expected);
+        CHECK(c.closed());
+        const std::size_t after = rss_bytes(s.pid());
+        std::printf("kv_server [%s] %s: error and close, RSS %.1f -> %.1f MiB\n", name.c_str(),
+                    label.c_str(), mib(before), mib(after));
+        CHECK(after < before + rss_bound);
+    }
+    {  // an allowed length that never arrives costs only what did arrive
+        const std::size_t before = rss_bytes(s.pid());
+        connection c(port);
+        c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$524288000\r\n");  // 500 MiB announced
+        c.send(std::string(1024 * 1024, 'x'));                   // 1 MiB sent
+        connection other(port);
+        CHECK(other.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+        const std::size_t during = rss_bytes(s.pid());
+        std::printf("kv_server [%s] 500 MiB bulk announced, 1 MiB sent: RSS %.1f -> %.1f MiB\n",
+                    name.c_str(), mib(before), mib(during));
+        CHECK(during < before + rss_bound);
+        c.shutdown_send();
+        CHECK(c.closed());  // end of stream mid-bulk: closed, nothing stored
+        CHECK(other.round_trip("DBSIZE\r\n", ":0\r\n") == ":0\r\n");
+    }
+    {  // a count of zero or less is an empty request, as in Redis
+        connection c(port);
+        CHECK(c.round_trip("*-2\r\n*0\r\nPING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    }
+    s.stop();
+}
+
+TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others served",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::string name(coronet::to_string(kind));
+    server s({"--backend", name});
+    unsigned port = s.port();
+    connection other(port);
+    const std::string value(256 * 1024, 'r');
+    CHECK(other.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    const std::string one = "$262144\r\n" + value + "\r\n";
+    std::string gets;
+    for (int i = 0; i < 100; ++i)
+        gets += "GET v\r\n";  // 25 MiB of replies: more than the socket buffers hold
+    const std::size_t before = rss_bytes(s.pid());
+
+    SECTION("reset (SO_LINGER 0) with replies queued, five times") {
+        for (int round = 0; round < 5; ++round) {
+            connection c(port);
+            c.send(gets);
+            CHECK(c.receive(100 * 1024).size() == 100 * 1024);  // part of the first reply
+            c.reset();
+            CHECK(other.round_trip("INCR resets\r\n", ":" + std::to_string(round + 1) + "\r\n") ==
+                  ":" + std::to_string(round + 1) + "\r\n");
+        }
+    }
+    SECTION("half-close after sending: every reply still arrives, then end of stream") {
+        connection c(port);
+        c.send(gets);
+        c.shutdown_send();
+        CHECK(other.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+        CHECK(c.receive_each(one, 100) == 100);
+        CHECK(c.closed());
+    }
+    CHECK((other.round_trip("GET v\r\n", one) == one));
+    connection late(port);
+    CHECK(late.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    const std::size_t after = rss_bytes(s.pid());
+    std::printf("kv_server [%s] resets / half-close: RSS %.1f -> %.1f MiB\n", name.c_str(),
+                mib(before), mib(after));
+    CHECK(after < before + rss_bound);
+    s.stop();
+    CHECK(s.err().find("uncaptured") == std::string::npos);
+}
+
+TEST_CASE("kv_server: under RLIMIT_NOFILE 256, 1,000 connections do not stop or spin it",
+          "[kv_server]") {
+    // UBSan's vptr check reads memory through a pipe(), so with no descriptor left the server's
+    // own `throw std::system_error` (EMFILE) is reported as "invalid vptr": a sanitizer limit.
+    if (__ubsan_handle_dynamic_type_cache_miss) {
+        WARN("UBSan needs free descriptors for its vptr check; skipped");
+        return;
+    }
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::string name(coronet::to_string(kind));
+    rlimit own{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &own) == 0);
+    if (own.rlim_cur < 1100 && own.rlim_max >= 1100) {  // this test's 1,000 sockets
+        own.rlim_cur = own.rlim_max;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &own) == 0);
+    }
+    REQUIRE(own.rlim_cur >= 1100);
+    server s({"--backend", name}, {.max_fds = 256});
+    unsigned port = s.port();
+    connection first(port);
+    CHECK(first.round_trip("SET k v\r\n", "+OK\r\n") == "+OK\r\n");
+
+    std::vector<int> flood;
+    for (int i = 0; i < 1000; ++i) {
+        int fd = start_connect(port);
+        REQUIRE(fd >= 0);
+        flood.push_back(fd);
+    }
+    auto deadline = steady::now() + 20s;
+    while (s.err().find("Too many open files") == std::string::npos && steady::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    INFO("stderr: " << s.err());
+    REQUIRE(s.err().find("accept: Too many open files") != std::string::npos);
+
+    // Stuck at the limit for 2 s: it backs off (no busy loop), logs the burst once, and the
+    // connections it has are still served. The bound is loose on purpose: a spinning accept
+    // loop burns the whole 2 s.
+    auto cpu_before = cpu_time(s.pid());
+    std::this_thread::sleep_for(2s);
+    auto cpu = cpu_time(s.pid()) - cpu_before;
+    std::printf(
+        "kv_server [%s] at RLIMIT_NOFILE 256 with 1,000 connections: %.0f%% of a core "
+        "over 2 s, %zu accept warning(s)\n",
+        name.c_str(), cpu.count() / 2 * 100, count(s.err(), "accept:"));
+    CHECK(cpu < 1s);
+    CHECK(count(s.err(), "accept:") == 1);
+    CHECK(s.running());
+    CHECK(first.round_trip("GET k\r\n", "$1\r\nv\r\n") == "$1\r\nv\r\n");
+
+    // Descriptors come back: a new connection is served (after the backlog drains).
+    for (int fd : flood)
+        ::close(fd);
+    std::string reply;
+    deadline = steady::now() + 30s;
+    while (reply != "+PONG\r\n" && steady::now() < deadline) {
+        connection late(port);
+        reply = late.round_trip("PING\r\n", "+PONG\r\n");
+    }
+    CHECK(reply == "+PONG\r\n");
+    s.stop();
+}
+
+TEST_CASE("kv_server: SIGTERM with 100 pipelined commands in flight answers them all, exits 0",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const unsigned threads = GENERATE(1u, 2u);
+    INFO("threads: " << threads);
+    server s(
+        {"--backend", std::string(coronet::to_string(kind)), "--threads", std::to_string(threads)});
+    unsigned port = s.port();
+    connection idle(port);  // an idle client does not hold up the stop
+    CHECK(idle.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    connection c(port);
+    const std::string value(256 * 1024, 's');
+    CHECK(c.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    // 50 GETs of 256 KiB between 50 INCRs: 12.5 MiB of replies, more than the socket buffers
+    // hold, so at the signal most replies are not written yet and most requests not yet run.
+    std::string request, expected;
+    for (int i = 0; i < 100; ++i) {
+        if (i % 2 == 0) {
+            request += "GET v\r\n";
+            expected += "$262144\r\n" + value + "\r\n";
+        } else {
+            request += "INCR n\r\n";
+            expected += ":" + std::to_string(i / 2 + 1) + "\r\n";
+        }
+    }
+    c.send(request);
+    std::string got = c.receive(1);  // the server is answering: the requests reached it
+    s.signal(SIGTERM);
+    got += c.receive(expected.size() - got.size());
+    CHECK(got.size() == expected.size());
+    CHECK((got == expected));
+    CHECK(c.closed());
+    CHECK(idle.closed());
+    int status = s.wait_exit(20s);
+    INFO(describe(status) << "\nstderr: " << s.err());
+    CHECK(status == 0);
+    CHECK(s.err().find("uncaptured") == std::string::npos);
 }
 
 TEST_CASE("kv_server: redis-benchmark -P 16 runs without errors and leaves its keys",
