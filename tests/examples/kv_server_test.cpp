@@ -701,7 +701,11 @@ TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others ser
     const std::size_t after = rss_bytes(s.pid());
     std::printf("kv_server [%s] resets / half-close: RSS %.1f -> %.1f MiB\n", name.c_str(),
                 mib(before), mib(after));
+#ifndef __SANITIZE_ADDRESS__
+    // Not under ASan: its quarantine keeps the freed reply buffers (25 MiB went out here)
+    // resident, up to 256 MiB, so the figure there measures the sanitizer, not the server.
     CHECK(after < before + rss_bound);
+#endif
     s.stop();
     CHECK(s.err().find("uncaptured") == std::string::npos);
 }
