@@ -6,7 +6,8 @@
 // response without flushing, so responses leave in request order and a pipelined batch leaves
 // in one send. Files go out through file_producer, listings through chunked_producer. Parsing,
 // path sanitising, MIME types and dates live in examples/http.hpp. SIGINT or SIGTERM stops
-// accepting, lets the responses in flight finish and exits 0. --port 0 picks a free port.
+// accepting, answers the requests already received (pipelined ones too), lets the responses in
+// flight finish and exits 0. --port 0 picks a free port.
 // Medusa ancestor: medusa/http_server.py with default_handler.py.
 //
 // Try: bazel run //examples:http_server -- --root $PWD --port 8080
@@ -66,6 +67,8 @@ struct connection {
 
 // Reads one request head into c.req: 0, an error status to answer before closing, or -1 when
 // the connection just ends (the peer closed, it stayed idle too long, or we are shutting down).
+// One deadline covers the wait for the request and the whole head: a client that dribbles a
+// byte at a time (slowloris) is cut off when it passes, however often its bytes come.
 coronet::task<int> read_request(connection& c) {
     c.req.clear();
     c.ch.set_read_deadline(clock_type::now() + c.srv.idle_timeout);  // reads that wait give up then
@@ -201,7 +204,9 @@ void serve_path(connection& c, const std::string& rel) {
 
 // Answers one well-formed request: pushes the whole response (or its producers).
 void answer(connection& c) {
-    c.keep = c.req.keep_alive() && !c.srv.draining;
+    // Shutting down: still answer the requests a client has already pipelined (they are in
+    // the buffer), and close after the last of them.
+    c.keep = c.req.keep_alive() && !(c.srv.draining && c.ch.buffered() == 0);
     c.pushed_producer = false;
     if (c.req.method != "GET" && c.req.method != "HEAD") return push_error(c, 405);
     if (int status = http::decode_path(c.req.target, c.path))
@@ -346,7 +351,7 @@ int main(int argc, char** argv) {
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
     args.flag("idle-timeout", idle_timeout, 1u, 3600u,
-              "seconds before an idle connection is closed");
+              "seconds to wait for a request and its whole head (and a stalled reader)");
     args.parse(argc, argv);
     std::error_code ec;
     auto dir = std::filesystem::canonical(root, ec);

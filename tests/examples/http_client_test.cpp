@@ -5,7 +5,8 @@
 // `http.server` over a temporary directory (files with known contents), and small blocking
 // servers on threads here for what python will not do: answer only once every request is in
 // (which only a concurrent client can see), answer garbage, or never answer. Every wait is
-// bounded, and the only processes signalled are the children started here.
+// bounded, and the only processes signalled are the children started here
+// (tests/support/process.hpp).
 
 #include <catch2/catch.hpp>
 
@@ -15,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -23,177 +23,34 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/support/backends.hpp"
-
-extern char** environ;
+#include "tests/support/process.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using steady = std::chrono::steady_clock;
-
-std::string client_path() {
-    const char* srcdir = std::getenv("TEST_SRCDIR");
-    const char* workspace = std::getenv("TEST_WORKSPACE");
-    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/examples/http_client";
-    return "examples/http_client";
-}
-
-int ms_until(steady::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
-    return left.count() > 0 ? int(left.count()) : 0;
-}
-
-// "exited 0", "killed by SIGKILL", ... for failure messages.
-std::string describe(int status) {
-    if (status == -1) return "still running after the deadline (killed)";
-    if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
-    return "status " + std::to_string(status);
-}
-
-// A child process with stdout (and stderr, unless it goes to /dev/null) on pipes; killed and
-// reaped if it is still running when this dies.
-class child {
-public:
-    child(std::string path, std::vector<std::string> args, std::vector<std::string> env,
-          bool keep_stderr = true) {
-        int out[2], err[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        if (keep_stderr)
-            posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-        else
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-        std::vector<char*> argv{path.data()};
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        std::vector<char*> envp;
-        for (auto& e : env)
-            envp.push_back(e.data());
-        for (char** e = environ; *e; ++e)
-            if (!std::string_view(*e).starts_with("CORONET_BACKEND=")) envp.push_back(*e);
-        envp.push_back(nullptr);
-        int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        ::close(err[1]);
-        out_ = out[0];
-        err_ = err[0];
-        INFO("posix_spawn " << path << ": " << std::strerror(rc));
-        REQUIRE(rc == 0);
-    }
-    ~child() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-        ::close(err_);
-    }
-    child(const child&) = delete;
-    child& operator=(const child&) = delete;
-
-    // Reads stdout and stderr until both end, then reaps the child: its wait status, or -1 when
-    // it was still running at the deadline (it is killed then).
-    int finish(std::chrono::seconds limit) {
-        auto deadline = steady::now() + limit;
-        bool out_open = true, err_open = true;
-        while ((out_open || err_open) && steady::now() < deadline) {
-            pollfd p[2] = {{out_open ? out_ : -1, POLLIN, 0}, {err_open ? err_ : -1, POLLIN, 0}};
-            if (::poll(p, 2, ms_until(deadline)) <= 0) continue;
-            if (p[0].revents) out_open = read_into(out_, out);
-            if (p[1].revents) err_open = read_into(err_, err);
-        }
-        for (;;) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return status;
-            }
-            if (steady::now() >= deadline) return -1;  // the destructor kills it
-            std::this_thread::sleep_for(10ms);
-        }
-    }
-
-    // The first line of stdout, waiting up to 10 s.
-    std::string first_line() {
-        auto deadline = steady::now() + 10s;
-        while (out.find('\n') == std::string::npos && steady::now() < deadline) {
-            pollfd p{out_, POLLIN, 0};
-            if (::poll(&p, 1, ms_until(deadline)) > 0 && !read_into(out_, out)) break;
-        }
-        return out.substr(0, out.find('\n'));
-    }
-
-    std::string out, err;
-
-private:
-    static bool read_into(int fd, std::string& into) {
-        char buf[65536];
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) into.append(buf, std::size_t(n));
-        return n > 0 || (n < 0 && errno == EINTR);
-    }
-
-    pid_t pid_ = -1;
-    int out_ = -1, err_ = -1;
-};
-
-struct outcome {
-    int status;
-    std::string out, err;
-};
+using namespace coronet::testing;
 
 // Runs http_client with args on the given backend ("" = the default), at most 30 s.
-outcome run_client(std::vector<std::string> args, std::string backend = "") {
-    std::vector<std::string> env;
-    if (!backend.empty()) env.push_back("CORONET_BACKEND=" + backend);
-    child c(client_path(), std::move(args), env);
-    int status = c.finish(30s);
-    return {status, c.out, c.err};
+result run_client(std::vector<std::string> args, std::string backend = "") {
+    args.insert(args.begin(), runfile("examples/http_client"));
+    std::string env = backend.empty() ? "CORONET_BACKEND" : "CORONET_BACKEND=" + backend;
+    return run(std::move(args), 30s, {.env = {env}});
 }
-
-bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-
-// A temporary directory, removed with everything in it.
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        const char* base = std::getenv("TEST_TMPDIR");
-        std::string tmpl = std::string(base ? base : "/tmp") + "/http_client_test.XXXXXX";
-        REQUIRE(::mkdtemp(tmpl.data()));
-        path = tmpl;
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-    void write(const std::string& name, const std::string& contents) const {
-        std::filesystem::create_directories((path / name).parent_path());
-        std::ofstream(path / name, std::ios::binary) << contents;
-    }
-};
 
 // python3 -m http.server on 127.0.0.1, a free port, serving dir (HTTP/1.0: it closes after each
 // response). Its request log goes to /dev/null.
 class python_server {
 public:
     explicit python_server(const std::filesystem::path& dir)
-        : child_(
-              python(),
-              {"-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory", dir.string()},
-              {}, false) {
+        : child_({python(), "-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory",
+                  dir.string()},
+                 {.discard_stderr = true}) {
         // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
         std::string line = child_.first_line();
         INFO("python3 http.server said: " << line);
@@ -212,27 +69,12 @@ private:
     child child_;
 };
 
-// A listening socket on 127.0.0.1 and a free port.
-int listen_any(unsigned& port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0);
-    REQUIRE(::listen(fd, 16) == 0);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port = ntohs(a.sin_port);
-    return fd;
-}
-
 // A blocking server on a thread: accepts `count` connections, reads each one's request, and
 // only then answers every one of them with reply(request), closing each. Gives up after 20 s.
 class gathering_server {
 public:
     gathering_server(std::size_t count, std::string (*reply)(const std::string& request))
-        : fd_(listen_any(port)), thread_([this, count, reply] { serve(count, reply); }) {}
+        : fd_(listen_tcp(port)), thread_([this, count, reply] { serve(count, reply); }) {}
     ~gathering_server() {
         if (thread_.joinable()) thread_.join();
         ::close(fd_);
@@ -365,13 +207,13 @@ TEST_CASE("http_client: a bad argument prints what is wrong and the usage, and e
 TEST_CASE("http_client: fetches several URLs at once and prints each response whole",
           "[http_client]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    temp_dir dir;
+    temp_dir dir("http_client_test");
     const std::string big = pattern(300 * 1000), small = "hello, world\n";
     dir.write("small.txt", small);
     dir.write("big.bin", big);
     dir.write("empty.txt", "");
     dir.write("sub/index.html", "<p>index</p>");  // what GET /sub/ returns
-    python_server server(dir.path);
+    python_server server(dir.path());
     const std::string base = "http://127.0.0.1:" + std::to_string(server.port);
     const std::vector<std::string> urls = {base + "/small.txt", base + "/big.bin",
                                            base + "/nope",      base + "/empty.txt",
@@ -448,7 +290,7 @@ TEST_CASE("http_client: a failed fetch is one line on stderr and exit status 1, 
     gathering_server garbage(1, [](const std::string&) { return std::string("SSH-2.0-nope\r\n"); });
     const std::string not_http = "http://127.0.0.1:" + std::to_string(garbage.port) + "/";
     unsigned silent_port = 0;
-    int silent = listen_any(silent_port);
+    int silent = listen_tcp(silent_port);
     const std::string silent_url = "http://127.0.0.1:" + std::to_string(silent_port) + "/slow";
     gathering_server fine(1, [](const std::string&) { return http_ok("fine"); });
     const std::string fine_url = "http://127.0.0.1:" + std::to_string(fine.port) + "/";

@@ -3,7 +3,7 @@
 // The proxy (a data dependency, found in the runfiles) runs as a child process on port 0, on
 // the backend CORONET_BACKEND names; the real server is a thread with blocking sockets that
 // answers every line with "echo: <line>" and hangs up after "BYE". Every wait is bounded, and
-// the only process signalled is the child started here.
+// the only process signalled is the child started here (tests/support/process.hpp).
 //
 // Two more cases put real programs on both sides: redis-cli through the proxy to a redis-server
 // started here (Debian's redis-server and redis-tools), and curl through the proxy to the example
@@ -14,7 +14,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -22,119 +21,45 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/support/backends.hpp"
-
-extern char** environ;
+#include "tests/support/process.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
+using namespace coronet::testing;
 
-std::string proxy_path() {
-    const char* srcdir = std::getenv("TEST_SRCDIR");
-    const char* workspace = std::getenv("TEST_WORKSPACE");
-    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/examples/proxy";
-    return "examples/proxy";
-}
-
-// Appends what fd has within timeout_ms; false at end of file or on timeout.
-bool drain(int fd, std::string& into, int timeout_ms) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return false;
-    char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) return false;
-    into.append(buf, std::size_t(n));
-    return true;
-}
-
-// The proxy child, its stdout and stderr on pipes; killed and reaped on the way out.
-class proxy {
+// The proxy child with these arguments; killed and reaped on the way out.
+class proxy : public child {
 public:
-    explicit proxy(std::vector<std::string> args) {
-        int out[2], err[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-        std::string path = proxy_path();
-        std::vector<char*> argv{path.data()};
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        ::close(err[1]);
-        out_ = out[0];
-        err_ = err[0];
-        INFO("posix_spawn " << path);
-        REQUIRE(rc == 0);
-    }
-    ~proxy() {
-        stop();
-        ::close(out_);
-        ::close(err_);
-    }
+    explicit proxy(std::vector<std::string> args) : child(argv(std::move(args))) {}
+
     // The port of "proxy: listening on 0.0.0.0:PORT, relaying to ...".
     unsigned port() {
-        while (out_text_.find('\n') == std::string::npos && drain(out_, out_text_, 10000))
-            continue;
-        INFO("stdout: " << out_text_ << "\nstderr: " << err());
-        auto at = out_text_.find("listening on 0.0.0.0:");
-        REQUIRE(at != std::string::npos);
-        return unsigned(std::stoul(out_text_.substr(at + 21)));
+        INFO("stderr: " << err());
+        return port_after(first_line(), "listening on 0.0.0.0:");
     }
-    // Kills the child (SIGTERM) and returns all it printed on stdout.
+    // Stops the child (SIGTERM) and returns all it printed on stdout.
     std::string stop() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-            pid_ = -1;
-        }
-        while (drain(out_, out_text_, 1000))
-            continue;
-        return out_text_;
+        child::stop();
+        return out();
     }
     // Waits up to 10 s for the child to exit by itself: its exit code, or -1.
     int exit_code() {
-        for (int i = 0; i < 1000; ++i) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-    const std::string& out() {
-        while (drain(out_, out_text_, 100))
-            continue;
-        return out_text_;
-    }
-    const std::string& err() {
-        while (drain(err_, err_text_, 100))
-            continue;
-        return err_text_;
+        int status = wait_exit(10s);
+        return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
 
 private:
-    pid_t pid_ = -1;
-    int out_ = -1, err_ = -1;
-    std::string out_text_, err_text_;
+    static std::vector<std::string> argv(std::vector<std::string> args) {
+        args.insert(args.begin(), runfile("examples/proxy"));
+        return args;
+    }
 };
 
 // A blocking TCP socket with 10 s timeouts, connected to 127.0.0.1:port (or listening, port 0).
@@ -196,181 +121,13 @@ void line_server(int listener, int clients) {
     }
 }
 
-// A program from the runfiles tree (examples/http_server).
-std::string runfile(const std::string& path) {
-    const char* srcdir = std::getenv("TEST_SRCDIR");
-    const char* workspace = std::getenv("TEST_WORKSPACE");
-    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/" + path;
-    return path;
-}
-
 // The full path of an installed tool; fails the test, saying how to get it, when it is missing.
 std::string tool(const std::string& name) {
-    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
-    dirs += ":/usr/bin:/usr/local/bin:/bin";
-    for (std::size_t at = 0; at <= dirs.size();) {
-        std::size_t end = std::min(dirs.find(':', at), dirs.size());
-        std::string candidate = dirs.substr(at, end - at) + "/" + name;
-        if (end > at && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-        at = end + 1;
-    }
-    FAIL(name << " not found (PATH and /usr/bin): proxy_test needs redis-server, redis-cli and "
-                 "curl: `apt-get install -y redis-server redis-tools curl` or "
-                 "tools/install-deps.sh (test group)");
-    return {};
+    return coronet::testing::tool(
+        name,
+        "proxy_test needs redis-server, redis-cli and curl: `apt-get install -y "
+        "redis-server redis-tools curl` or tools/install-deps.sh (test group)");
 }
-
-// Any child process (argv[0] a full path), stdin from /dev/null, stdout and stderr on pipes;
-// SIGTERMed (SIGKILLed after 10 s) and reaped by stop() or on the way out.
-class child {
-public:
-    explicit child(std::vector<std::string> argv) {
-        int out[2], err[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-        std::vector<char*> args;
-        for (auto& a : argv)
-            args.push_back(a.data());
-        args.push_back(nullptr);
-        int rc = ::posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        ::close(err[1]);
-        out_ = out[0];
-        err_ = err[0];
-        INFO("posix_spawn " << argv[0] << ": " << std::strerror(rc));
-        REQUIRE(rc == 0);
-    }
-    ~child() {
-        stop();
-        ::close(out_);
-        ::close(err_);
-    }
-    child(const child&) = delete;
-    child& operator=(const child&) = delete;
-
-    // Stops the child by its PID (if it still runs) and reaps it: its wait status, or -1.
-    int stop() {
-        if (pid_ <= 0) return status_;
-        ::kill(pid_, SIGTERM);
-        for (int i = 0; i < 1000; ++i) {
-            if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
-                pid_ = -1;
-                return status_;
-            }
-            pump(10);
-        }
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status_, 0);
-        pid_ = -1;
-        return status_;
-    }
-    // Waits up to `timeout` for the child to exit by itself (reading its output meanwhile): its
-    // wait status, or -1 (it is still running).
-    int wait(std::chrono::milliseconds timeout) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (pid_ > 0) {
-            if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
-                pid_ = -1;
-                break;
-            }
-            if (std::chrono::steady_clock::now() >= deadline) return -1;
-            pump(10);
-        }
-        pump(0);
-        return status_;
-    }
-    // The first line of stdout, waiting up to 10 s.
-    std::string first_line() {
-        for (int i = 0; i < 1000 && out_text_.find('\n') == std::string::npos; ++i)
-            pump(10);
-        return out_text_.substr(0, out_text_.find('\n'));
-    }
-    const std::string& out() {
-        pump(0);
-        return out_text_;
-    }
-    const std::string& err() {
-        pump(0);
-        return err_text_;
-    }
-
-private:
-    // Reads what both pipes have, waiting up to timeout_ms for the first bytes.
-    void pump(int timeout_ms) {
-        for (bool any = true; any; timeout_ms = 0) {
-            any = false;
-            pollfd p[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-            if (::poll(p, 2, timeout_ms) <= 0) return;
-            char buf[16384];
-            for (int i = 0; i < 2; ++i) {
-                if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
-                ssize_t n = ::read(p[i].fd, buf, sizeof buf);
-                if (n > 0) (i ? err_text_ : out_text_).append(buf, std::size_t(n)), any = true;
-            }
-        }
-    }
-
-    pid_t pid_ = -1;
-    int status_ = -1;
-    int out_ = -1, err_ = -1;
-    std::string out_text_, err_text_;
-};
-
-struct result {
-    int status;
-    std::string out, err;
-};
-
-// Runs a command to its end (stopped after 20 s): its wait status and output.
-result run(std::vector<std::string> argv) {
-    child c(std::move(argv));
-    int status = c.wait(20s);
-    if (status == -1) status = c.stop();
-    return {status, c.out(), c.err()};
-}
-
-// True once 127.0.0.1:port accepts a connection, trying for up to 10 s.
-bool wait_until_accepting(unsigned port) {
-    for (int i = 0; i < 200; ++i) {
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(std::uint16_t(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(fd);
-        if (ok) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return false;
-}
-
-// A temporary directory, removed at the end of the test.
-class temp_dir {
-public:
-    temp_dir() {
-        const char* base = std::getenv("TEST_TMPDIR");
-        std::string pattern = std::string(base ? base : "/tmp") + "/proxy_test.XXXXXX";
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = fs::canonical(pattern);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
 
 }  // namespace
 
@@ -497,7 +254,7 @@ TEST_CASE("proxy: curl through the proxy to the example HTTP server", "[proxy]")
     std::string curl = tool("curl");
     CORONET_FOR_EACH_BACKEND(kind);
     ::setenv("CORONET_BACKEND", std::string(coronet::to_string(kind)).c_str(), 1);
-    temp_dir root;
+    temp_dir root("proxy_test");
     // Lines each ending in "\n" (the proxy relays whole lines), one with a "\r\n", one empty.
     std::string body = "first line of the file\nsecond: it's \"quoted\"\r\n\n";
     for (int i = 0; i < 300; ++i)
