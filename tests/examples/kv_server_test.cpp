@@ -6,7 +6,7 @@
 // a loopback socket, then stops it with a signal, expecting exit status 0. redis-cli and
 // redis-benchmark come from Debian's redis-tools: a missing tool fails the test and says how to
 // install it. Every wait is bounded, and the only processes signalled are the children started
-// here (a guard kills and reaps one a failed test leaves behind).
+// here (tests/support/process.hpp kills and reaps one a failed test leaves behind).
 
 #include <catch2/catch.hpp>
 
@@ -35,205 +35,32 @@
 #include <unistd.h>
 
 #include "tests/support/backends.hpp"
-
-extern char** environ;
+#include "tests/support/process.hpp"
 
 // Present only when UBSan is linked in (--config=ubsan): see the descriptor test.
 extern "C" __attribute__((weak)) void __ubsan_handle_dynamic_type_cache_miss(void*, void*, void*);
 
 namespace {
 
+using namespace coronet::testing;
 using namespace std::chrono_literals;
-using std::chrono::milliseconds;
-using steady = std::chrono::steady_clock;
-
-int ms_until(steady::time_point deadline) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
-    return left > 0 ? int(left) : 0;
-}
-
-// "exited 0", "killed by SIGABRT", ... for failure messages.
-std::string describe(int status) {
-    if (status == -1) return "still running";
-    if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
-    return "status " + std::to_string(status);
-}
 
 // The kv_server binary, from the runfiles tree.
-std::string server_path() {
-    const char* srcdir = std::getenv("TEST_SRCDIR");
-    const char* workspace = std::getenv("TEST_WORKSPACE");
-    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/examples/kv_server";
-    return "examples/kv_server";
-}
-
-// The path of a redis-tools program; fails the test, saying how to get it, when it is missing.
-std::string tool_path(const std::string& name) {
-    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
-    dirs += ":/usr/bin:/usr/local/bin:/bin";
-    for (std::size_t at = 0; at <= dirs.size();) {
-        std::size_t end = std::min(dirs.find(':', at), dirs.size());
-        std::string candidate = dirs.substr(at, end - at) + "/" + name;
-        if (end > at && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-        at = end + 1;
-    }
-    FAIL(name << " not found (PATH and /usr/bin): install Debian's redis-tools, e.g. "
-                 "`apt-get install -y redis-tools` or tools/install-deps.sh (test group)");
-    return {};
-}
-
-// How a child is started.
-struct child_options {
-    rlim_t max_fds = 0;  // when not 0: RLIMIT_NOFILE (soft and hard), set in the child before exec
-};
-
-// A child process with stdout and stderr on pipes.
-class child {
-public:
-    child(const std::string& path, const std::vector<std::string>& args, child_options o = {}) {
-        int out[2], err[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
-        if (o.max_fds) {
-            start_limited(path, args, o.max_fds, out, err);
-            return;
-        }
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-        std::vector<std::string> words{path};
-        words.insert(words.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& w : words)
-            argv.push_back(w.data());
-        argv.push_back(nullptr);
-        int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        ::close(err[1]);
-        out_ = out[0];
-        err_ = err[0];
-        INFO("posix_spawn " << path << ": " << std::strerror(rc));
-        REQUIRE(rc == 0);
-    }
-    ~child() {
-        if (pid_ > 0) {  // a test failed half-way, or a tool overran: do not leave it behind
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-        ::close(err_);
-    }
-    child(const child&) = delete;
-    child& operator=(const child&) = delete;
-
-    pid_t pid() const { return pid_; }
-    void signal(int sig) const { REQUIRE(::kill(pid_, sig) == 0); }
-    bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-
-    // Reads the pipes until the child exits or `timeout` passes: its wait status, or -1.
-    int wait_exit(milliseconds timeout) {
-        auto deadline = steady::now() + timeout;
-        for (;;) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                while (drain(out_, out_text_, 0) || drain(err_, err_text_, 0)) {
-                }
-                return status;
-            }
-            if (steady::now() >= deadline) return -1;
-            drain(out_, out_text_, 10);
-            drain(err_, err_text_, 0);
-        }
-    }
-
-    // The first line of stdout, waiting up to 10 s.
-    std::string start_line() {
-        auto deadline = steady::now() + 10s;
-        while (out_text_.find('\n') == std::string::npos &&
-               drain(out_, out_text_, ms_until(deadline))) {
-        }
-        return out_text_.substr(0, out_text_.find('\n'));
-    }
-
-    // The port of "kv_server: listening on 127.0.0.1:PORT (backend ...)".
-    unsigned port() {
-        std::string line = start_line();
-        INFO("start line: " << line << "\nstderr: " << err());
-        auto at = line.find("listening on 127.0.0.1:");
-        REQUIRE(at != std::string::npos);
-        return unsigned(std::stoul(line.substr(at + 23)));
-    }
-
-    const std::string& out() {
-        while (drain(out_, out_text_, 0)) {
-        }
-        return out_text_;
-    }
-    const std::string& err() {
-        while (drain(err_, err_text_, 0)) {
-        }
-        return err_text_;
-    }
-
-private:
-    // fork, setrlimit and exec (posix_spawn cannot set a limit in the child). Between fork and
-    // exec the child calls only async-signal-safe functions.
-    void start_limited(const std::string& path, const std::vector<std::string>& args,
-                       rlim_t max_fds, int out[2], int err[2]) {
-        std::vector<std::string> words{path};
-        words.insert(words.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& w : words)
-            argv.push_back(w.data());
-        argv.push_back(nullptr);
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            rlimit limit{max_fds, max_fds};
-            int null = ::open("/dev/null", O_RDONLY);
-            if (::setrlimit(RLIMIT_NOFILE, &limit) != 0 || null < 0 || ::dup2(null, 0) < 0 ||
-                ::dup2(out[1], 1) < 0 || ::dup2(err[1], 2) < 0)
-                ::_exit(126);
-            ::execve(path.c_str(), argv.data(), environ);
-            ::_exit(127);
-        }
-        ::close(out[1]);
-        ::close(err[1]);
-        out_ = out[0];
-        err_ = err[0];
-        REQUIRE(pid_ > 0);
-    }
-
-    // Appends what fd has within timeout_ms; false at EOF or when nothing came.
-    static bool drain(int fd, std::string& into, int timeout_ms) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) <= 0) return false;
-        char buf[4096];
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) return false;
-        into.append(buf, std::size_t(n));
-        return true;
-    }
-
-    pid_t pid_ = -1;
-    int out_ = -1, err_ = -1;
-    std::string out_text_, err_text_;
-};
+std::string server_path() { return runfile("examples/kv_server"); }
 
 // kv_server on a free port with these extra arguments.
 struct server : child {
-    explicit server(std::vector<std::string> args, child_options o = {})
-        : child(server_path(), with_port(std::move(args)), o) {}
+    explicit server(std::vector<std::string> args, const child_options& o = {})
+        : child(with_port(std::move(args)), o) {}
     static std::vector<std::string> with_port(std::vector<std::string> args) {
-        args.insert(args.begin(), {"--port", "0"});
+        args.insert(args.begin(), {server_path(), "--port", "0"});
         return args;
     }
+    // The first line of stdout: "kv_server: listening on 127.0.0.1:PORT (backend ...)".
+    std::string start_line() { return first_line(); }
+    unsigned port() { return port_after(first_line(), "listening on 127.0.0.1:"); }
     // Stops it with sig and expects exit status 0 and no escaped exception in the log.
-    void stop(int sig = SIGTERM) {
+    void stop_cleanly(int sig = SIGTERM) {
         signal(sig);
         int status = wait_exit(10s);
         INFO(describe(status) << "\nstderr: " << err());
@@ -245,11 +72,12 @@ struct server : child {
 // What a tool printed on stdout, its trailing newlines trimmed; fails if it fails or overruns.
 std::string run_tool(const std::string& name, std::vector<std::string> args,
                      milliseconds timeout = 20s) {
-    child tool(tool_path(name), args);
-    int status = tool.wait_exit(timeout);
-    std::string out = tool.out();
-    INFO(name << " " << Catch::Detail::stringify(args) << ": " << describe(status)
-              << "\nstdout: " << out << "\nstderr: " << tool.err());
+    args.insert(args.begin(), tool(name,
+                                   "install Debian's redis-tools, e.g. `apt-get install -y "
+                                   "redis-tools` or tools/install-deps.sh (test group)"));
+    auto [status, out, err] = run(args, timeout);
+    INFO(Catch::Detail::stringify(args)
+         << ": " << describe(status) << "\nstdout: " << out << "\nstderr: " << err);
     REQUIRE(status == 0);
     while (out.ends_with('\n'))
         out.pop_back();
@@ -365,46 +193,10 @@ int start_connect(unsigned port) {
     return fd;
 }
 
-// CPU time (user + system) a process has used so far, from /proc/PID/stat.
-std::chrono::duration<double> cpu_time(pid_t pid) {
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    REQUIRE(f);
-    char buf[1024] = {};
-    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    std::string stat(buf, n);
-    // Fields after the ")" that ends the command name: state is 1st, utime 12th, stime 13th.
-    std::string rest = stat.substr(stat.rfind(')') + 2);
-    std::vector<std::string> fields;
-    for (std::size_t at = 0; at < rest.size();) {
-        std::size_t end = rest.find(' ', at);
-        fields.push_back(rest.substr(at, end - at));
-        at = end == std::string::npos ? rest.size() : end + 1;
-    }
-    double ticks = std::stod(fields[11]) + std::stod(fields[12]);
-    return std::chrono::duration<double>(ticks / double(::sysconf(_SC_CLK_TCK)));
-}
-
 // Resident memory of a process (VmRSS in /proc/PID/status), in bytes.
-std::size_t rss_bytes(pid_t pid) {
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
-    REQUIRE(f);
-    char line[256];
-    std::size_t kib = 0;
-    while (std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
-    std::fclose(f);
-    return kib * 1024;
-}
+std::size_t rss_bytes(pid_t pid) { return rss_kib(pid) * 1024; }
 
 double mib(std::size_t bytes) { return double(bytes) / (1024 * 1024); }
-
-std::size_t count(const std::string& text, const std::string& what) {
-    std::size_t n = 0;
-    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-        ++n;
-    return n;
-}
 
 // Growth in resident memory the fault tests allow the server (its own buffers are ~1 MiB).
 constexpr std::size_t rss_bound = 16 * 1024 * 1024;
@@ -420,7 +212,7 @@ std::string resp(std::vector<std::string> words) {
 }  // namespace
 
 TEST_CASE("kv_server: --help prints the usage and exits 0", "[kv_server]") {
-    child s(server_path(), {"--help"});
+    child s({server_path(), "--help"});
     int status = s.wait_exit(10s);
     INFO(describe(status) << "\nstderr: " << s.err());
     CHECK(status == 0);
@@ -444,7 +236,9 @@ TEST_CASE("kv_server: a bad argument prints what is wrong and the usage, and exi
                "kv_server: --max-bulk: expected an integer from 1 to 1099511627776"},
         case_t{{"--max-bulk", "1k"}, "kv_server: --max-bulk: expected an integer"},
         case_t{{"stray"}, "kv_server: unexpected argument 'stray'"});
-    child s(server_path(), args);
+    std::vector<std::string> argv{server_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child s(argv);
     int status = s.wait_exit(10s);
     INFO("args: " << Catch::Detail::stringify(args) << "\n"
                   << describe(status) << "\nstderr: " << s.err());
@@ -491,7 +285,7 @@ TEST_CASE("kv_server: redis-cli commands get Redis's replies on every backend", 
         INFO("redis-cli " << Catch::Detail::stringify(args));
         CHECK(cli(port, args) == expected);
     }
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: a pipelined packet switches between lines, counts and bulks", "[kv_server]") {
@@ -533,7 +327,7 @@ TEST_CASE("kv_server: a pipelined packet switches between lines, counts and bulk
         CHECK(c.round_trip("QUIT\r\nPING\r\n", "+OK\r\n") == "+OK\r\n");
         CHECK(c.closed());
     }
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: a bad or oversized length gets an error, then the connection closes",
@@ -574,7 +368,7 @@ TEST_CASE("kv_server: a bad or oversized length gets an error, then the connecti
     CHECK(d.round_trip(resp({"SET", "max", value}), "+OK\r\n") == "+OK\r\n");
     std::string reply = "$100000\r\n" + value + "\r\n";
     CHECK(d.round_trip(resp({"GET", "max"}), reply) == reply);
-    s.stop(SIGINT);
+    s.stop_cleanly(SIGINT);
 }
 
 TEST_CASE("kv_server: a client that does not read its replies is not read either", "[kv_server]") {
@@ -609,7 +403,7 @@ TEST_CASE("kv_server: a client that does not read its replies is not read either
         mib(peak - std::min(peak, before)));
     CHECK(peak < before + rss_bound);
     CHECK(c.receive_each(one, 1000) == 1000);
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: huge announced sizes and a 1 MiB inline line leave memory flat",
@@ -659,7 +453,7 @@ TEST_CASE("kv_server: huge announced sizes and a 1 MiB inline line leave memory 
         connection c(port);
         CHECK(c.round_trip("*-2\r\n*0\r\nPING\r\n", "+PONG\r\n") == "+PONG\r\n");
     }
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others served",
@@ -676,8 +470,10 @@ TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others ser
     for (int i = 0; i < 100; ++i)
         gets += "GET v\r\n";  // 25 MiB of replies: more than the socket buffers hold
     const std::size_t before = rss_bytes(s.pid());
+    std::string what;
 
     SECTION("reset (SO_LINGER 0) with replies queued, five times") {
+        what = "five resets with replies queued";
         for (int round = 0; round < 5; ++round) {
             connection c(port);
             c.send(gets);
@@ -688,6 +484,7 @@ TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others ser
         }
     }
     SECTION("half-close after sending: every reply still arrives, then end of stream") {
+        what = "half-close, 25 MiB of replies";
         connection c(port);
         c.send(gets);
         c.shutdown_send();
@@ -699,14 +496,14 @@ TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others ser
     connection late(port);
     CHECK(late.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
     const std::size_t after = rss_bytes(s.pid());
-    std::printf("kv_server [%s] resets / half-close: RSS %.1f -> %.1f MiB\n", name.c_str(),
+    std::printf("kv_server [%s] %s: RSS %.1f -> %.1f MiB\n", name.c_str(), what.c_str(),
                 mib(before), mib(after));
 #ifndef __SANITIZE_ADDRESS__
     // Not under ASan: its quarantine keeps the freed reply buffers (25 MiB went out here)
     // resident, up to 256 MiB, so the figure there measures the sanitizer, not the server.
     CHECK(after < before + rss_bound);
 #endif
-    s.stop();
+    s.stop_cleanly();
     CHECK(s.err().find("uncaptured") == std::string::npos);
 }
 
@@ -720,14 +517,8 @@ TEST_CASE("kv_server: under RLIMIT_NOFILE 256, 1,000 connections do not stop or 
     }
     CORONET_FOR_EACH_BACKEND(kind);
     const std::string name(coronet::to_string(kind));
-    rlimit own{};
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &own) == 0);
-    if (own.rlim_cur < 1100 && own.rlim_max >= 1100) {  // this test's 1,000 sockets
-        own.rlim_cur = own.rlim_max;
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &own) == 0);
-    }
-    REQUIRE(own.rlim_cur >= 1100);
-    server s({"--backend", name}, {.max_fds = 256});
+    REQUIRE(raise_open_files(1100) >= 1100);  // this test's 1,000 sockets
+    server s({"--backend", name}, {.max_files = 256});
     unsigned port = s.port();
     connection first(port);
     CHECK(first.round_trip("SET k v\r\n", "+OK\r\n") == "+OK\r\n");
@@ -756,7 +547,7 @@ TEST_CASE("kv_server: under RLIMIT_NOFILE 256, 1,000 connections do not stop or 
         name.c_str(), cpu.count() / 2 * 100, count(s.err(), "accept:"));
     CHECK(cpu < 1s);
     CHECK(count(s.err(), "accept:") == 1);
-    CHECK(s.running());
+    CHECK(s.wait_exit(0ms) == -1);  // still running
     CHECK(first.round_trip("GET k\r\n", "$1\r\nv\r\n") == "$1\r\nv\r\n");
 
     // Descriptors come back: a new connection is served (after the backlog drains).
@@ -769,7 +560,7 @@ TEST_CASE("kv_server: under RLIMIT_NOFILE 256, 1,000 connections do not stop or 
         reply = late.round_trip("PING\r\n", "+PONG\r\n");
     }
     CHECK(reply == "+PONG\r\n");
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: SIGTERM with 100 pipelined commands in flight answers them all, exits 0",
@@ -843,7 +634,7 @@ TEST_CASE("kv_server: redis-benchmark -P 16 runs without errors and leaves its k
         at = end + 1;
     }
     CHECK(found == std::size_t(std::stoi(dbsize)));
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: with --threads 2 every connection sees one keyspace", "[kv_server]") {
@@ -862,7 +653,7 @@ TEST_CASE("kv_server: with --threads 2 every connection sees one keyspace", "[kv
     }
     for (auto& c : conns)
         CHECK(c->round_trip("DBSIZE\r\n", ":17\r\n") == ":17\r\n");
-    s.stop(SIGINT);
+    s.stop_cleanly(SIGINT);
 }
 
 TEST_CASE("kv_server: expired keys go away without being touched (the periodic sweep)",
@@ -879,5 +670,5 @@ TEST_CASE("kv_server: expired keys go away without being touched (the periodic s
     while ((size = c.round_trip("DBSIZE\r\n", ":1\r\n")) != ":1\r\n" && steady::now() < deadline)
         std::this_thread::sleep_for(20ms);
     CHECK(size == ":1\r\n");
-    s.stop();
+    s.stop_cleanly();
 }
