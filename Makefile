@@ -12,6 +12,11 @@ QUICK ?= 0
 # Seconds each libFuzzer target runs in `make fuzz` (and in `make test`).
 FUZZ_SECONDS ?= 30
 
+# Seconds of mixed load per backend in `make stress` (tools/stress.sh), and the
+# seconds each libFuzzer target runs there.
+SOAK_SECONDS        ?= 60
+STRESS_FUZZ_SECONDS ?= 600
+
 BAZEL       ?= bazel
 # Extra flags for every bazel command below, e.g.
 #   make test BAZEL_FLAGS='--test_arg=--success'
@@ -43,7 +48,7 @@ BAZEL_TEST := $(BAZEL) test --keep_going --test_output=errors $(BAZEL_UI) $(BAZE
 step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
 
 .PHONY: help deps deps-test deps-bench build test bazel-test asan ubsan tsan \
-        check-layers check-snippets consumer-check fuzz run bench format format-check clean distclean
+        check-layers check-snippets consumer-check fuzz run bench tsan-threads stress format format-check clean distclean
 
 help:
 	@echo 'coronet make targets:'
@@ -52,6 +57,10 @@ help:
 	@echo '                    tools/check-layers.sh, the consumer workspace check and make fuzz'
 	@echo '  make build        bazel build //...'
 	@echo '  make asan|ubsan|tsan   bazel test --config=X //...'
+	@echo '  make tsan-threads the threaded tests (servers with --threads 2, the shared'
+	@echo '                    keyspace) under --config=tsan (a step of make test)'
+	@echo '  make stress       tools/stress.sh: a SOAK_SECONDS soak of the ASan-built servers'
+	@echo '                    per backend, then tools/fuzz.sh for STRESS_FUZZ_SECONDS a target'
 	@echo '  make bench        benchmarks/run.sh (QUICK=1 for a short run)'
 	@echo '  make check-layers lib/ must not include coro/'
 	@echo '  make check-snippets README/docs code blocks must match the examples'
@@ -61,6 +70,7 @@ help:
 	@echo '  make clean        bazel clean (distclean: bazel clean --expunge)'
 	@echo 'Each target first installs the Debian packages it needs (tools/install-deps.sh).'
 	@echo 'Variables: RUN_TARGET RUN_ARGS QUICK BAZEL_FLAGS TEST_TARGETS FUZZ_SECONDS'
+	@echo '           SOAK_SECONDS STRESS_FUZZ_SECONDS'
 
 # --- Debian packages -------------------------------------------------------------
 
@@ -80,7 +90,7 @@ build: deps
 	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
 
 # `make -k test` goes on after a failing step, so that every step reports.
-test: bazel-test asan check-layers check-snippets consumer-check fuzz
+test: bazel-test asan tsan-threads check-layers check-snippets consumer-check fuzz
 
 bazel-test: deps-test
 	$(call step,bazel test $(TEST_TARGETS))
@@ -89,6 +99,25 @@ bazel-test: deps-test
 asan ubsan tsan: deps-test
 	$(call step,bazel test --config=$@ $(TEST_TARGETS))
 	$(BAZEL_TEST) --config=$@ $(TEST_TARGETS)
+
+# The tests where threads share memory: the servers' thread-per-core runs (--threads 2:
+# SO_REUSEPORT listeners, one keyspace, a signal stopping every reactor), the keyspace shared
+# by threads, and reactor::stop() from another thread. The servers are data dependencies, so
+# they are built with ThreadSanitizer too, and TSAN_OPTIONS=halt_on_error=1 reaches them.
+TSAN_THREAD_TARGETS := //tests/examples:kv_server_test //tests/examples:echo_server_test \
+    //tests/examples:http_server_test //tests/examples:resp_test //tests/lib:reactor_test
+tsan_kv      := kv_server: with --threads 2 every connection sees one keyspace
+tsan_kv_stop := kv_server: SIGTERM with 100 pipelined commands in flight*
+tsan_echo    := echo_server: echoes every byte on every backend*
+tsan_http    := http_server: SIGTERM lets a response in flight finish*
+tsan_resp    := resp: a store shared by threads counts every increment
+tsan_reactor := reactor: stop() from another thread ends run()
+# Catch2's test spec: names (or patterns) separated by commas.
+TSAN_THREAD_TESTS := $(tsan_kv),$(tsan_kv_stop),$(tsan_echo),$(tsan_http),$(tsan_resp),$(tsan_reactor)
+
+tsan-threads: deps-test
+	$(call step,bazel test --config=tsan: the threaded tests)
+	$(BAZEL_TEST) --config=tsan --test_arg='$(TSAN_THREAD_TESTS)' $(TSAN_THREAD_TARGETS)
 
 check-layers:
 	$(call step,tools/check-layers.sh)
@@ -115,6 +144,15 @@ fuzz: deps-test
 	@tools/fuzz.sh --seconds $(FUZZ_SECONDS)
 
 # --- run and measure -------------------------------------------------------------
+
+# A soak (tools/stress.sh: wrk, redis-benchmark and echo_load against the ASan-built servers on
+# each backend: no client errors, clean exits, flat RSS), then each libFuzzer target for
+# STRESS_FUZZ_SECONDS (10 minutes each at the default: about 50 minutes).
+stress: deps-bench
+	$(call step,tools/stress.sh SOAK_SECONDS=$(SOAK_SECONDS))
+	@SOAK_SECONDS=$(SOAK_SECONDS) BAZEL='$(BAZEL)' BAZEL_FLAGS='$(BAZEL_FLAGS)' tools/stress.sh
+	$(call step,tools/fuzz.sh --seconds $(STRESS_FUZZ_SECONDS))
+	@tools/fuzz.sh --seconds $(STRESS_FUZZ_SECONDS)
 
 run: deps
 	$(call step,bazel run --config=opt $(RUN_TARGET) -- $(RUN_ARGS))

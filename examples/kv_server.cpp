@@ -7,6 +7,7 @@
 // reads, and replies are pushed without a flush: a batch of 16 requests leaves in one send.
 // Announced counts and lengths are checked before anything is allocated (--max-bulk). The
 // commands and the keyspace live in resp.hpp; with --threads N, N reactors share one keyspace.
+// SIGINT or SIGTERM stops it gracefully: requests already received are answered first.
 // Medusa ancestor: asynchat.async_chat's terminator switching (its http_server, for headers
 // then a body).
 //
@@ -25,7 +26,10 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
+
+#include <sys/socket.h>
 
 using namespace std::chrono_literals;
 
@@ -93,8 +97,20 @@ coronet::task<> serve_requests(coronet::channel* ch, kv::store* db, kv::limits l
     }
 }
 
+// The open connections of one reactor thread (only that thread touches them), for a graceful stop.
+struct connections {
+    std::unordered_set<int> fds;
+    bool draining = false;  // stopping: new connections are closed at once
+};
+
 // One connection. An I/O error escapes to spawn(), which logs it and closes this one only.
-coronet::task<> session(coronet::channel ch, kv::store* db, kv::limits lim) {
+coronet::task<> session(coronet::channel ch, kv::store* db, kv::limits lim, connections* live) {
+    struct listed {  // in `live` while the session runs, however it ends
+        connections* live;
+        int fd;
+        ~listed() { live->fds.erase(fd); }
+    } entry{live, ch.sock().native_handle()};
+    live->fds.insert(entry.fd);
     ch.sock().set_nodelay(true);  // a reply goes out as soon as it is ready
     co_await serve_requests(&ch, db, lim);
     co_await ch.close_when_done();  // what is still queued goes out first (asynchat's name)
@@ -102,7 +118,8 @@ coronet::task<> session(coronet::channel ch, kv::store* db, kv::limits lim) {
 
 // Accepts forever, one session per connection. When accept fails (EMFILE: out of descriptors),
 // logs once per burst and backs off for 50 ms, as examples/echo_server.cpp does.
-coronet::task<> accept_loop(coronet::socket listener, kv::store* db, kv::limits lim) {
+coronet::task<> accept_loop(coronet::socket listener, kv::store* db, kv::limits lim,
+                            connections* live) {
     auto& r = listener.context();
     // A request's lines are at most 64 KiB (max_line's default, Redis's inline limit).
     coronet::channel_options options{.max_buffer = std::min(lim.max_bulk, whole_bulk) + 2};
@@ -111,7 +128,8 @@ coronet::task<> accept_loop(coronet::socket listener, kv::store* db, kv::limits 
         std::error_code error;
         try {
             coronet::channel ch(co_await listener.accept(), options);
-            coronet::spawn(r, session(std::move(ch), db, lim), "session");
+            if (!live->draining)
+                coronet::spawn(r, session(std::move(ch), db, lim, live), "session");
             last.clear();
             continue;
         } catch (const std::system_error& e) {
@@ -155,13 +173,24 @@ struct started {
 // Thread number `index`: its own reactor and SO_REUSEPORT listener; thread 0 also sweeps.
 void serve(unsigned index, coronet::address at, coronet::backend_kind kind, kv::store* db,
            kv::limits lim, std::promise<started> ready) try {
+    connections live;  // outlives the reactor, whose destructor ends the sessions still running
     coronet::reactor r{{.backend = kind}};
     auto listener = coronet::socket::listen(r, at, {.reuse_port = true});
     ready.set_value({&r, listener.local_address(), r.backend_name()});
-    coronet::spawn(r, accept_loop(std::move(listener), db, lim), "accept");
+    coronet::spawn(r, accept_loop(std::move(listener), db, lim, &live), "accept");
     if (index == 0) coronet::spawn(r, sweep_expired(&r, db), "sweep");
     while (!stopping)
         r.run_once();  // r.run() would return at r.stop(), before stop_all is done
+    // A graceful stop. shutdown(SHUT_RD) ends each connection's input after what its client
+    // already sent, so every request received is still answered and its reply sent, as after a
+    // client's half-close; then the session closes. A client that does not read gets 10 s.
+    r.restart();
+    live.draining = true;
+    for (int fd : live.fds)
+        ::shutdown(fd, SHUT_RD);
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!live.fds.empty() && std::chrono::steady_clock::now() < deadline)
+        r.run_for(50ms);
 } catch (...) {
     ready.set_exception(std::current_exception());  // startup failed: main() says why
 }

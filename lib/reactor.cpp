@@ -53,6 +53,11 @@ std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
                                                 " (expected io_uring, epoll or select)");
             o.backend = *k;
         }
+        // Fault injection from outside, for programs that have no flag for it: the fallback
+        // path and its warning can be tested end to end on a machine that has io_uring.
+        if (const char* env = std::getenv("CORONET_SIMULATE_URING_FAILURE");
+            env && *env && std::string_view(env) != "0")
+            o.simulate_uring_failure = true;
     }
     chosen = o.backend;
     switch (o.backend) {

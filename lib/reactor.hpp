@@ -7,8 +7,10 @@
 // one turn: wait for completions (the only place that blocks), resume their
 // coroutines, fire expired timers, resume posted coroutines. The backend is
 // chosen at run time: io_uring, else epoll, else select; CORONET_BACKEND or
-// reactor_options::backend forces one. A reactor belongs to the thread that
-// builds it (io_uring is set up single-issuer): build it on the thread that
+// reactor_options::backend forces one. CORONET_SIMULATE_URING_FAILURE=1 makes
+// automatic selection act as if io_uring setup failed (the environment's way to
+// set reactor_options::simulate_uring_failure, for a program that has no flag
+// for it). A reactor belongs to the thread that builds it (io_uring is set up single-issuer): build it on the thread that
 // runs it; only stop() may be called from elsewhere.
 // Medusa ancestor: asyncore.loop(), asyncore.socket_map.
 
@@ -48,6 +50,7 @@ struct reactor_options {
     backend_kind backend = backend_kind::automatic;  // CORONET_BACKEND overrides automatic
     unsigned uring_entries = 256;                   // io_uring SQ size
     bool simulate_uring_failure = false;            // fault injection: io_uring setup fails
+                                                    // (CORONET_SIMULATE_URING_FAILURE=1, when automatic)
     int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
 };
 

@@ -6,7 +6,7 @@
 // a loopback socket, then stops it with a signal, expecting exit status 0. redis-cli and
 // redis-benchmark come from Debian's redis-tools: a missing tool fails the test and says how to
 // install it. Every wait is bounded, and the only processes signalled are the children started
-// here (a guard kills and reaps one a failed test leaves behind).
+// here (tests/support/process.hpp kills and reaps one a failed test leaves behind).
 
 #include <catch2/catch.hpp>
 
@@ -29,170 +29,38 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/process.hpp"
 
-extern char** environ;
+// Present only when UBSan is linked in (--config=ubsan): see the descriptor test.
+extern "C" __attribute__((weak)) void __ubsan_handle_dynamic_type_cache_miss(void*, void*, void*);
 
 namespace {
 
+using namespace coronet::testing;
 using namespace std::chrono_literals;
-using std::chrono::milliseconds;
-using steady = std::chrono::steady_clock;
-
-int ms_until(steady::time_point deadline) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
-    return left > 0 ? int(left) : 0;
-}
-
-// "exited 0", "killed by SIGABRT", ... for failure messages.
-std::string describe(int status) {
-    if (status == -1) return "still running";
-    if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
-    return "status " + std::to_string(status);
-}
 
 // The kv_server binary, from the runfiles tree.
-std::string server_path() {
-    const char* srcdir = std::getenv("TEST_SRCDIR");
-    const char* workspace = std::getenv("TEST_WORKSPACE");
-    if (srcdir && workspace) return std::string(srcdir) + "/" + workspace + "/examples/kv_server";
-    return "examples/kv_server";
-}
-
-// The path of a redis-tools program; fails the test, saying how to get it, when it is missing.
-std::string tool_path(const std::string& name) {
-    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
-    dirs += ":/usr/bin:/usr/local/bin:/bin";
-    for (std::size_t at = 0; at <= dirs.size();) {
-        std::size_t end = std::min(dirs.find(':', at), dirs.size());
-        std::string candidate = dirs.substr(at, end - at) + "/" + name;
-        if (end > at && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-        at = end + 1;
-    }
-    FAIL(name << " not found (PATH and /usr/bin): install Debian's redis-tools, e.g. "
-                 "`apt-get install -y redis-tools` or tools/install-deps.sh (test group)");
-    return {};
-}
-
-// A child process with stdout and stderr on pipes.
-class child {
-public:
-    child(const std::string& path, const std::vector<std::string>& args) {
-        int out[2], err[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-        std::vector<std::string> words{path};
-        words.insert(words.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& w : words)
-            argv.push_back(w.data());
-        argv.push_back(nullptr);
-        int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        ::close(err[1]);
-        out_ = out[0];
-        err_ = err[0];
-        INFO("posix_spawn " << path << ": " << std::strerror(rc));
-        REQUIRE(rc == 0);
-    }
-    ~child() {
-        if (pid_ > 0) {  // a test failed half-way, or a tool overran: do not leave it behind
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-        ::close(err_);
-    }
-    child(const child&) = delete;
-    child& operator=(const child&) = delete;
-
-    pid_t pid() const { return pid_; }
-    void signal(int sig) const { REQUIRE(::kill(pid_, sig) == 0); }
-
-    // Reads the pipes until the child exits or `timeout` passes: its wait status, or -1.
-    int wait_exit(milliseconds timeout) {
-        auto deadline = steady::now() + timeout;
-        for (;;) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                while (drain(out_, out_text_, 0) || drain(err_, err_text_, 0)) {
-                }
-                return status;
-            }
-            if (steady::now() >= deadline) return -1;
-            drain(out_, out_text_, 10);
-            drain(err_, err_text_, 0);
-        }
-    }
-
-    // The first line of stdout, waiting up to 10 s.
-    std::string start_line() {
-        auto deadline = steady::now() + 10s;
-        while (out_text_.find('\n') == std::string::npos &&
-               drain(out_, out_text_, ms_until(deadline))) {
-        }
-        return out_text_.substr(0, out_text_.find('\n'));
-    }
-
-    // The port of "kv_server: listening on 127.0.0.1:PORT (backend ...)".
-    unsigned port() {
-        std::string line = start_line();
-        INFO("start line: " << line << "\nstderr: " << err());
-        auto at = line.find("listening on 127.0.0.1:");
-        REQUIRE(at != std::string::npos);
-        return unsigned(std::stoul(line.substr(at + 23)));
-    }
-
-    const std::string& out() {
-        while (drain(out_, out_text_, 0)) {
-        }
-        return out_text_;
-    }
-    const std::string& err() {
-        while (drain(err_, err_text_, 0)) {
-        }
-        return err_text_;
-    }
-
-private:
-    // Appends what fd has within timeout_ms; false at EOF or when nothing came.
-    static bool drain(int fd, std::string& into, int timeout_ms) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) <= 0) return false;
-        char buf[4096];
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) return false;
-        into.append(buf, std::size_t(n));
-        return true;
-    }
-
-    pid_t pid_ = -1;
-    int out_ = -1, err_ = -1;
-    std::string out_text_, err_text_;
-};
+std::string server_path() { return runfile("examples/kv_server"); }
 
 // kv_server on a free port with these extra arguments.
 struct server : child {
-    explicit server(std::vector<std::string> args)
-        : child(server_path(), with_port(std::move(args))) {}
+    explicit server(std::vector<std::string> args, const child_options& o = {})
+        : child(with_port(std::move(args)), o) {}
     static std::vector<std::string> with_port(std::vector<std::string> args) {
-        args.insert(args.begin(), {"--port", "0"});
+        args.insert(args.begin(), {server_path(), "--port", "0"});
         return args;
     }
+    // The first line of stdout: "kv_server: listening on 127.0.0.1:PORT (backend ...)".
+    std::string start_line() { return first_line(); }
+    unsigned port() { return port_after(first_line(), "listening on 127.0.0.1:"); }
     // Stops it with sig and expects exit status 0 and no escaped exception in the log.
-    void stop(int sig = SIGTERM) {
+    void stop_cleanly(int sig = SIGTERM) {
         signal(sig);
         int status = wait_exit(10s);
         INFO(describe(status) << "\nstderr: " << err());
@@ -204,11 +72,12 @@ struct server : child {
 // What a tool printed on stdout, its trailing newlines trimmed; fails if it fails or overruns.
 std::string run_tool(const std::string& name, std::vector<std::string> args,
                      milliseconds timeout = 20s) {
-    child tool(tool_path(name), args);
-    int status = tool.wait_exit(timeout);
-    std::string out = tool.out();
-    INFO(name << " " << Catch::Detail::stringify(args) << ": " << describe(status)
-              << "\nstdout: " << out << "\nstderr: " << tool.err());
+    args.insert(args.begin(), tool(name,
+                                   "install Debian's redis-tools, e.g. `apt-get install -y "
+                                   "redis-tools` or tools/install-deps.sh (test group)"));
+    auto [status, out, err] = run(args, timeout);
+    INFO(Catch::Detail::stringify(args)
+         << ": " << describe(status) << "\nstdout: " << out << "\nstderr: " << err);
     REQUIRE(status == 0);
     while (out.ends_with('\n'))
         out.pop_back();
@@ -248,8 +117,26 @@ public:
         }
     }
 
+    // Sends what it can of data: false when the peer closed or reset before all of it went.
+    bool try_send(std::string_view data) {
+        while (!data.empty()) {
+            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            data.remove_prefix(std::size_t(n));
+        }
+        return true;
+    }
+
     // shutdown(SHUT_WR): the server sees end of stream, reading goes on.
     void shutdown_send() { REQUIRE(::shutdown(fd_, SHUT_WR) == 0); }
+
+    // SO_LINGER 0, then close: the kernel drops what is queued and sends a reset.
+    void reset() {
+        linger l{1, 0};
+        REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
+        ::close(fd_);
+        fd_ = -1;
+    }
 
     // Reads until `size` bytes came, the peer closed (closed() is then true) or 10 s passed.
     std::string receive(std::size_t size) {
@@ -275,6 +162,14 @@ public:
         return receive(expected.size());
     }
 
+    // Reads replies of exactly `expected` until it differs or `count` were read: how many matched.
+    std::size_t receive_each(const std::string& expected, std::size_t count) {
+        std::size_t n = 0;
+        while (n < count && receive(expected.size()) == expected)
+            ++n;
+        return n;
+    }
+
     // True when the server closed the connection (EOF or a reset) within 10 s.
     bool closed() {
         if (!closed_) receive(SIZE_MAX);
@@ -285,6 +180,26 @@ private:
     int fd_;
     bool closed_ = false;
 };
+
+// A non-blocking connect to 127.0.0.1:port, not waited for (-1 if even socket() failed).
+int start_connect(unsigned port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // 0 or EINPROGRESS
+    return fd;
+}
+
+// Resident memory of a process (VmRSS in /proc/PID/status), in bytes.
+std::size_t rss_bytes(pid_t pid) { return rss_kib(pid) * 1024; }
+
+double mib(std::size_t bytes) { return double(bytes) / (1024 * 1024); }
+
+// Growth in resident memory the fault tests allow the server (its own buffers are ~1 MiB).
+constexpr std::size_t rss_bound = 16 * 1024 * 1024;
 
 // "*N\r\n$len\r\nword\r\n..." for a command.
 std::string resp(std::vector<std::string> words) {
@@ -297,7 +212,7 @@ std::string resp(std::vector<std::string> words) {
 }  // namespace
 
 TEST_CASE("kv_server: --help prints the usage and exits 0", "[kv_server]") {
-    child s(server_path(), {"--help"});
+    child s({server_path(), "--help"});
     int status = s.wait_exit(10s);
     INFO(describe(status) << "\nstderr: " << s.err());
     CHECK(status == 0);
@@ -321,7 +236,9 @@ TEST_CASE("kv_server: a bad argument prints what is wrong and the usage, and exi
                "kv_server: --max-bulk: expected an integer from 1 to 1099511627776"},
         case_t{{"--max-bulk", "1k"}, "kv_server: --max-bulk: expected an integer"},
         case_t{{"stray"}, "kv_server: unexpected argument 'stray'"});
-    child s(server_path(), args);
+    std::vector<std::string> argv{server_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child s(argv);
     int status = s.wait_exit(10s);
     INFO("args: " << Catch::Detail::stringify(args) << "\n"
                   << describe(status) << "\nstderr: " << s.err());
@@ -368,7 +285,7 @@ TEST_CASE("kv_server: redis-cli commands get Redis's replies on every backend", 
         INFO("redis-cli " << Catch::Detail::stringify(args));
         CHECK(cli(port, args) == expected);
     }
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: a pipelined packet switches between lines, counts and bulks", "[kv_server]") {
@@ -410,7 +327,7 @@ TEST_CASE("kv_server: a pipelined packet switches between lines, counts and bulk
         CHECK(c.round_trip("QUIT\r\nPING\r\n", "+OK\r\n") == "+OK\r\n");
         CHECK(c.closed());
     }
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: a bad or oversized length gets an error, then the connection closes",
@@ -425,6 +342,17 @@ TEST_CASE("kv_server: a bad or oversized length gets an error, then the connecti
                  case_t{"*1\r\n$-5\r\n", "invalid bulk length"},
                  case_t{"*1\r\n$12x\r\n", "invalid bulk length"},
                  case_t{"*1048577\r\n", "invalid multibulk length"},
+                 // Integer overflow and numbers Redis's string2ll refuses.
+                 case_t{"*1\r\n$9223372036854775808\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$18446744073709551617\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$-2\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$+1\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$01\r\n", "invalid bulk length"},
+                 case_t{"*1\r\n$\r\n", "invalid bulk length"},
+                 case_t{"*9223372036854775808\r\n", "invalid multibulk length"},
+                 case_t{"*+1\r\n", "invalid multibulk length"},
+                 case_t{"*01\r\n", "invalid multibulk length"},
+                 case_t{"*1x\r\n", "invalid multibulk length"},
                  case_t{"*1\r\nx3\r\n", "expected '$', got 'x'"},
                  case_t{"*1\r\n$4\r\nPINGxx", "bulk string not followed by CRLF"},
                  case_t{std::string(70 * 1024, 'a'), "too big inline request"});
@@ -440,19 +368,7 @@ TEST_CASE("kv_server: a bad or oversized length gets an error, then the connecti
     CHECK(d.round_trip(resp({"SET", "max", value}), "+OK\r\n") == "+OK\r\n");
     std::string reply = "$100000\r\n" + value + "\r\n";
     CHECK(d.round_trip(resp({"GET", "max"}), reply) == reply);
-    s.stop(SIGINT);
-}
-
-// Resident memory of a process, in bytes.
-std::size_t rss_bytes(pid_t pid) {
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
-    REQUIRE(f);
-    char line[256];
-    std::size_t kib = 0;
-    while (std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
-    std::fclose(f);
-    return kib * 1024;
+    s.stop_cleanly(SIGINT);
 }
 
 TEST_CASE("kv_server: a client that does not read its replies is not read either", "[kv_server]") {
@@ -461,8 +377,9 @@ TEST_CASE("kv_server: a client that does not read its replies is not read either
     connection c(s.port());
     const std::string value(256 * 1024, 'v');
     CHECK(c.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    const std::size_t before = rss_bytes(s.pid());
     // 1,000 GETs in one go are 250 MiB of replies; unread, at most ~1 MiB of them may queue up
-    // in the server (plus what the kernel's socket buffers hold).
+    // in the server (plus what the kernel's socket buffers hold, which is not the server's RSS).
     std::string gets;
     for (int i = 0; i < 1000; ++i)
         gets += "GET v\r\n";
@@ -472,13 +389,217 @@ TEST_CASE("kv_server: a client that does not read its replies is not read either
         std::this_thread::sleep_for(50ms);
         peak = std::max(peak, rss_bytes(s.pid()));
     }
-    CHECK(peak < 100 * 1024 * 1024);
+    // Meanwhile another client is served, the big value included.
+    connection other(s.port());
+    CHECK(other.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    CHECK(other.round_trip("SET w 1\r\nINCR w\r\n", "+OK\r\n:2\r\n") == "+OK\r\n:2\r\n");
     const std::string one = "$262144\r\n" + value + "\r\n";
-    std::size_t replies = 0;
-    for (; replies < 1000; ++replies)
-        if (c.receive(one.size()) != one) break;
-    CHECK(replies == 1000);
-    s.stop();
+    CHECK((other.round_trip("GET v\r\n", one) == one));
+    peak = std::max(peak, rss_bytes(s.pid()));
+    std::printf(
+        "kv_server [%s] unread replies: RSS %.1f MiB before, %.1f MiB peak (+%.1f MiB) "
+        "with 250 MiB of replies asked for\n",
+        std::string(coronet::to_string(kind)).c_str(), mib(before), mib(peak),
+        mib(peak - std::min(peak, before)));
+    CHECK(peak < before + rss_bound);
+    CHECK(c.receive_each(one, 1000) == 1000);
+    s.stop_cleanly();
+}
+
+TEST_CASE("kv_server: huge announced sizes and a 1 MiB inline line leave memory flat",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::string name(coronet::to_string(kind));
+    server s({"--backend", name});  // default limits: 512 MiB a bulk string, 2^20 of them
+    unsigned port = s.port();
+    struct case_t {
+        std::string label, request, error;
+    };
+    const std::vector<case_t> cases{
+        {"bulk length 2^40", "*2\r\n$3\r\nGET\r\n$1099511627776\r\n", "invalid bulk length"},
+        {"multibulk count 2^40", "*1099511627776\r\n", "invalid multibulk length"},
+        {"bulk length 600 MiB", "*2\r\n$3\r\nSET\r\n$629145600\r\n", "invalid bulk length"},
+        {"1 MiB inline line", std::string(1024 * 1024, 'a') + "\r\n", "too big inline request"},
+    };
+    for (const auto& [label, request, error] : cases) {
+        INFO("request: " << label);
+        const std::size_t before = rss_bytes(s.pid());
+        connection c(port);
+        c.try_send(request);  // the server may close before the end of a long one
+        const std::string expected = "-ERR Protocol error: " + error + "\r\n";
+        CHECK(c.receive(expected.size()) == expected);
+        CHECK(c.closed());
+        const std::size_t after = rss_bytes(s.pid());
+        std::printf("kv_server [%s] %s: error and close, RSS %.1f -> %.1f MiB\n", name.c_str(),
+                    label.c_str(), mib(before), mib(after));
+        CHECK(after < before + rss_bound);
+    }
+    {  // an allowed length that never arrives costs only what did arrive
+        const std::size_t before = rss_bytes(s.pid());
+        connection c(port);
+        c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$524288000\r\n");  // 500 MiB announced
+        c.send(std::string(1024 * 1024, 'x'));                   // 1 MiB sent
+        connection other(port);
+        CHECK(other.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+        const std::size_t during = rss_bytes(s.pid());
+        std::printf("kv_server [%s] 500 MiB bulk announced, 1 MiB sent: RSS %.1f -> %.1f MiB\n",
+                    name.c_str(), mib(before), mib(during));
+        CHECK(during < before + rss_bound);
+        c.shutdown_send();
+        CHECK(c.closed());  // end of stream mid-bulk: closed, nothing stored
+        CHECK(other.round_trip("DBSIZE\r\n", ":0\r\n") == ":0\r\n");
+    }
+    {  // a count of zero or less is an empty request, as in Redis
+        connection c(port);
+        CHECK(c.round_trip("*-2\r\n*0\r\nPING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    }
+    s.stop_cleanly();
+}
+
+TEST_CASE("kv_server: a reset mid-response or a half-close leaves the others served",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::string name(coronet::to_string(kind));
+    server s({"--backend", name});
+    unsigned port = s.port();
+    connection other(port);
+    const std::string value(256 * 1024, 'r');
+    CHECK(other.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    const std::string one = "$262144\r\n" + value + "\r\n";
+    std::string gets;
+    for (int i = 0; i < 100; ++i)
+        gets += "GET v\r\n";  // 25 MiB of replies: more than the socket buffers hold
+    const std::size_t before = rss_bytes(s.pid());
+    std::string what;
+
+    SECTION("reset (SO_LINGER 0) with replies queued, five times") {
+        what = "five resets with replies queued";
+        for (int round = 0; round < 5; ++round) {
+            connection c(port);
+            c.send(gets);
+            CHECK(c.receive(100 * 1024).size() == 100 * 1024);  // part of the first reply
+            c.reset();
+            CHECK(other.round_trip("INCR resets\r\n", ":" + std::to_string(round + 1) + "\r\n") ==
+                  ":" + std::to_string(round + 1) + "\r\n");
+        }
+    }
+    SECTION("half-close after sending: every reply still arrives, then end of stream") {
+        what = "half-close, 25 MiB of replies";
+        connection c(port);
+        c.send(gets);
+        c.shutdown_send();
+        CHECK(other.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+        CHECK(c.receive_each(one, 100) == 100);
+        CHECK(c.closed());
+    }
+    CHECK((other.round_trip("GET v\r\n", one) == one));
+    connection late(port);
+    CHECK(late.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    const std::size_t after = rss_bytes(s.pid());
+    std::printf("kv_server [%s] %s: RSS %.1f -> %.1f MiB\n", name.c_str(), what.c_str(),
+                mib(before), mib(after));
+#ifndef __SANITIZE_ADDRESS__
+    // Not under ASan: its quarantine keeps the freed reply buffers (25 MiB went out here)
+    // resident, up to 256 MiB, so the figure there measures the sanitizer, not the server.
+    CHECK(after < before + rss_bound);
+#endif
+    s.stop_cleanly();
+    CHECK(s.err().find("uncaptured") == std::string::npos);
+}
+
+TEST_CASE("kv_server: under RLIMIT_NOFILE 256, 1,000 connections do not stop or spin it",
+          "[kv_server]") {
+    // UBSan's vptr check reads memory through a pipe(), so with no descriptor left the server's
+    // own `throw std::system_error` (EMFILE) is reported as "invalid vptr": a sanitizer limit.
+    if (__ubsan_handle_dynamic_type_cache_miss) {
+        WARN("UBSan needs free descriptors for its vptr check; skipped");
+        return;
+    }
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::string name(coronet::to_string(kind));
+    REQUIRE(raise_open_files(1100) >= 1100);  // this test's 1,000 sockets
+    server s({"--backend", name}, {.max_files = 256});
+    unsigned port = s.port();
+    connection first(port);
+    CHECK(first.round_trip("SET k v\r\n", "+OK\r\n") == "+OK\r\n");
+
+    std::vector<int> flood;
+    for (int i = 0; i < 1000; ++i) {
+        int fd = start_connect(port);
+        REQUIRE(fd >= 0);
+        flood.push_back(fd);
+    }
+    auto deadline = steady::now() + 20s;
+    while (s.err().find("Too many open files") == std::string::npos && steady::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    INFO("stderr: " << s.err());
+    REQUIRE(s.err().find("accept: Too many open files") != std::string::npos);
+
+    // Stuck at the limit for 2 s: it backs off (no busy loop), logs the burst once, and the
+    // connections it has are still served. The bound is loose on purpose: a spinning accept
+    // loop burns the whole 2 s.
+    auto cpu_before = cpu_time(s.pid());
+    std::this_thread::sleep_for(2s);
+    auto cpu = cpu_time(s.pid()) - cpu_before;
+    std::printf(
+        "kv_server [%s] at RLIMIT_NOFILE 256 with 1,000 connections: %.0f%% of a core "
+        "over 2 s, %zu accept warning(s)\n",
+        name.c_str(), cpu.count() / 2 * 100, count(s.err(), "accept:"));
+    CHECK(cpu < 1s);
+    CHECK(count(s.err(), "accept:") == 1);
+    CHECK(s.wait_exit(0ms) == -1);  // still running
+    CHECK(first.round_trip("GET k\r\n", "$1\r\nv\r\n") == "$1\r\nv\r\n");
+
+    // Descriptors come back: a new connection is served (after the backlog drains).
+    for (int fd : flood)
+        ::close(fd);
+    std::string reply;
+    deadline = steady::now() + 30s;
+    while (reply != "+PONG\r\n" && steady::now() < deadline) {
+        connection late(port);
+        reply = late.round_trip("PING\r\n", "+PONG\r\n");
+    }
+    CHECK(reply == "+PONG\r\n");
+    s.stop_cleanly();
+}
+
+TEST_CASE("kv_server: SIGTERM with 100 pipelined commands in flight answers them all, exits 0",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const unsigned threads = GENERATE(1u, 2u);
+    INFO("threads: " << threads);
+    server s(
+        {"--backend", std::string(coronet::to_string(kind)), "--threads", std::to_string(threads)});
+    unsigned port = s.port();
+    connection idle(port);  // an idle client does not hold up the stop
+    CHECK(idle.round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    connection c(port);
+    const std::string value(256 * 1024, 's');
+    CHECK(c.round_trip(resp({"SET", "v", value}), "+OK\r\n") == "+OK\r\n");
+    // 50 GETs of 256 KiB between 50 INCRs: 12.5 MiB of replies, more than the socket buffers
+    // hold, so at the signal most replies are not written yet and most requests not yet run.
+    std::string request, expected;
+    for (int i = 0; i < 100; ++i) {
+        if (i % 2 == 0) {
+            request += "GET v\r\n";
+            expected += "$262144\r\n" + value + "\r\n";
+        } else {
+            request += "INCR n\r\n";
+            expected += ":" + std::to_string(i / 2 + 1) + "\r\n";
+        }
+    }
+    c.send(request);
+    std::string got = c.receive(1);  // the server is answering: the requests reached it
+    s.signal(SIGTERM);
+    got += c.receive(expected.size() - got.size());
+    CHECK(got.size() == expected.size());
+    CHECK((got == expected));
+    CHECK(c.closed());
+    CHECK(idle.closed());
+    int status = s.wait_exit(20s);
+    INFO(describe(status) << "\nstderr: " << s.err());
+    CHECK(status == 0);
+    CHECK(s.err().find("uncaptured") == std::string::npos);
 }
 
 TEST_CASE("kv_server: redis-benchmark -P 16 runs without errors and leaves its keys",
@@ -513,7 +634,7 @@ TEST_CASE("kv_server: redis-benchmark -P 16 runs without errors and leaves its k
         at = end + 1;
     }
     CHECK(found == std::size_t(std::stoi(dbsize)));
-    s.stop();
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: with --threads 2 every connection sees one keyspace", "[kv_server]") {
@@ -532,7 +653,7 @@ TEST_CASE("kv_server: with --threads 2 every connection sees one keyspace", "[kv
     }
     for (auto& c : conns)
         CHECK(c->round_trip("DBSIZE\r\n", ":17\r\n") == ":17\r\n");
-    s.stop(SIGINT);
+    s.stop_cleanly(SIGINT);
 }
 
 TEST_CASE("kv_server: expired keys go away without being touched (the periodic sweep)",
@@ -549,5 +670,5 @@ TEST_CASE("kv_server: expired keys go away without being touched (the periodic s
     while ((size = c.round_trip("DBSIZE\r\n", ":1\r\n")) != ":1\r\n" && steady::now() < deadline)
         std::this_thread::sleep_for(20ms);
     CHECK(size == ":1\r\n");
-    s.stop();
+    s.stop_cleanly();
 }

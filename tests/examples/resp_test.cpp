@@ -48,6 +48,25 @@ TEST_CASE("resp: counts and lengths beyond the limits are protocol errors", "[re
     CHECK_THROWS_WITH(kv::bulk_length("$99999999999999999999999", lim), "invalid bulk length");
     CHECK_THROWS_WITH(kv::bulk_length("x3", lim), "expected '$', got 'x'");
     CHECK(kv::bulk_body("a\r\nb\r\n") == "a\r\nb");
+    // Overflow and non-canonical numbers (Redis's string2ll rejects them all), and sizes far
+    // beyond the default limits, are refused before anything is allocated.
+    for (const char* bad : {"*9223372036854775808", "*18446744073709551616", "*+1", "*01", "*-0",
+                            "*", "* 1", "*1 ", "*0x10"}) {
+        INFO("line: " << bad);
+        CHECK_THROWS_WITH(kv::multibulk_count(bad, lim), "invalid multibulk length");
+    }
+    CHECK(kv::multibulk_count("*-2", lim) == 0);  // as Redis: any count <= 0 is an empty request
+    CHECK(kv::multibulk_count("*-9223372036854775808", lim) == 0);
+    for (const char* bad : {"$9223372036854775808", "$18446744073709551616", "$-2", "$+1", "$01",
+                            "$-0", "$", "$ 1", "$1 ", "$-9223372036854775808"}) {
+        INFO("line: " << bad);
+        CHECK_THROWS_WITH(kv::bulk_length(bad, lim), "invalid bulk length");
+    }
+    const kv::limits defaults;
+    CHECK_THROWS_WITH(kv::multibulk_count("*1099511627776", defaults), "invalid multibulk length");
+    CHECK_THROWS_WITH(kv::bulk_length("$1099511627776", defaults), "invalid bulk length");
+    CHECK_THROWS_WITH(kv::bulk_length("$629145600", defaults), "invalid bulk length");  // 600 MiB
+    CHECK(kv::bulk_length("$536870912", defaults) == 536870912);  // 512 MiB, Redis's default
     CHECK_THROWS_AS(kv::bulk_body("abxx"), kv::protocol_error);
 }
 

@@ -216,6 +216,33 @@ TEST_CASE("reactor: a failed io_uring setup falls back to epoll with a log line"
     REQUIRE_THAT(log, Catch::Contains("falling back to epoll"));
 }
 
+TEST_CASE("reactor: CORONET_SIMULATE_URING_FAILURE=1 makes automatic selection fall back",
+          "[reactor]") {
+    backend_env env(std::nullopt);
+    log_level_guard level(coronet::log_level::warning);
+    ::setenv("CORONET_SIMULATE_URING_FAILURE", "1", 1);
+    std::optional<reactor> r;
+    std::string log;
+    {
+        stderr_capture capture;
+        r.emplace();
+        log = capture.text();
+    }
+    INFO("stderr: " << log);
+    CHECK(r->kind() == backend_kind::epoll);
+    CHECK_THAT(log, Catch::Contains("io_uring unavailable (io_uring_setup (simulated failure)"));
+    CHECK_THAT(log, Catch::Contains("falling back to epoll"));
+    // A backend asked for by name is not affected, and "0" turns the injection off.
+    if (coronet::backend_available(backend_kind::io_uring)) {
+        r.emplace(coronet::reactor_options{.backend = backend_kind::io_uring});
+        CHECK(r->kind() == backend_kind::io_uring);
+        ::setenv("CORONET_SIMULATE_URING_FAILURE", "0", 1);
+        r.emplace();
+        CHECK(r->kind() == backend_kind::io_uring);
+    }
+    ::unsetenv("CORONET_SIMULATE_URING_FAILURE");
+}
+
 TEST_CASE("reactor: forcing io_uring when its setup fails throws system_error", "[reactor]") {
     try {
         reactor r{{.backend = backend_kind::io_uring, .simulate_uring_failure = true}};
