@@ -37,6 +37,43 @@ task<std::size_t> recv_once(socket& s, std::span<std::byte> into) {
     co_return co_await s.recv(into);
 }
 
+task<provided_bytes> recv_provided_once(socket& s, std::size_t max) {
+    co_return co_await s.recv_provided(max);
+}
+
+// Input buffers of the default receive size, kept per thread for the next
+// channel that has bytes to keep: a channel holds one only while it has
+// unread bytes, so steady traffic must not cost an allocation each time.
+constexpr std::size_t input_block = 16 * 1024;
+constexpr std::size_t input_blocks_kept = 64;
+
+struct input_block_cache {
+    std::vector<char*> free;
+    ~input_block_cache() {
+        for (char* p : free) delete[] p;
+    }
+};
+thread_local input_block_cache input_blocks;
+
+char* allocate_input(std::size_t cap) {
+    if (cap == input_block && !input_blocks.free.empty()) {
+        char* p = input_blocks.free.back();
+        input_blocks.free.pop_back();
+        return p;
+    }
+    return new char[cap];  // not make_unique: no zero fill
+}
+
+void free_input_buffer(char* p, std::size_t cap) noexcept {
+    if (!p) return;
+    if (cap == input_block && input_blocks.free.size() < input_blocks_kept) {
+        if (input_blocks.free.capacity() == 0) input_blocks.free.reserve(input_blocks_kept);
+        input_blocks.free.push_back(p);
+        return;
+    }
+    delete[] p;
+}
+
 struct sender_idle {
     channel_state* st;
     bool await_ready() const noexcept { return false; }
@@ -62,13 +99,14 @@ channel_state::~channel_state() {
         sock_.context().unpost(sender_.handle());
         sender_ = task<void>{};
     }
+    free_input();
 }
 
 // --- input -----------------------------------------------------------------
 
 bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t n,
                              std::optional<std::string_view>& out) {
-    const char* base = in_.get();
+    const char* base = data_;
     std::size_t have = buffered();
     switch (kind) {
     case read_kind::until: {
@@ -123,19 +161,59 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     return false;
 }
 
+// The provided block the unread bytes were in goes back to the reactor.
+void channel_state::return_block() noexcept {
+    if (borrowed_ < 0) return;
+    sock_.context().recycle(borrowed_);
+    borrowed_ = -1;
+    data_ = in_;
+}
+
+// No unread bytes (or the channel dies): all receive memory goes back.
+void channel_state::free_input() noexcept {
+    return_block();
+    free_input_buffer(in_, in_cap_);
+    in_ = data_ = nullptr;
+    in_cap_ = rpos_ = wpos_ = 0;
+}
+
 void channel_state::make_room() {
-    if (rpos_ == wpos_) rpos_ = wpos_ = 0;
+    if (rpos_ == wpos_) {
+        return_block();
+        rpos_ = wpos_ = 0;
+    }
+    if (borrowed_ >= 0) {
+        // Bytes left over in a provided block: copy them into our own buffer
+        // (the only copy on the receive path) and give the block back.
+        std::size_t have = wpos_ - rpos_;
+        std::size_t need = have + opt_.recv_size;
+        if (in_cap_ < need) {
+            free_input_buffer(in_, in_cap_);
+            in_cap_ = std::max(need, input_block);
+            in_ = allocate_input(in_cap_);
+        }
+        std::memcpy(in_, data_ + rpos_, have);
+        return_block();
+        rpos_ = 0;
+        wpos_ = have;
+        return;
+    }
+    if (!in_) {
+        in_cap_ = std::max(opt_.recv_size, input_block);
+        in_ = data_ = allocate_input(in_cap_);
+    }
     if (in_cap_ - wpos_ >= opt_.recv_size) return;
     if (rpos_ > 0) {  // slide the unread bytes to the front (views into them are dead by now)
-        std::memmove(in_.get(), in_.get() + rpos_, wpos_ - rpos_);
+        std::memmove(in_, in_ + rpos_, wpos_ - rpos_);
         wpos_ -= rpos_;
         rpos_ = 0;
     }
     if (in_cap_ - wpos_ >= opt_.recv_size) return;
     std::size_t cap = std::max(in_cap_ * 2, wpos_ + opt_.recv_size);
-    std::unique_ptr<char[]> bigger(new char[cap]);  // not make_unique: no zero fill
-    if (wpos_) std::memcpy(bigger.get(), in_.get(), wpos_);
-    in_ = std::move(bigger);
+    char* bigger = allocate_input(cap);
+    if (wpos_) std::memcpy(bigger, in_, wpos_);
+    free_input_buffer(in_, in_cap_);
+    in_ = data_ = bigger;
     in_cap_ = cap;
 }
 
@@ -148,28 +226,59 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
         } else {
-            // The buffer grows (doubling) only as bytes arrive: a peer announcing
-            // a large count costs memory only for what it really sends.
-            make_room();
-            // Ask for recv_size bytes (or what a read_exactly still lacks), not
-            // for all the free space: a grown buffer must not let one receive
-            // take more than the limits allow (max_line + one receive).
-            std::size_t want = opt_.recv_size;
-            if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
-            want = std::min(want, in_cap_ - wpos_);
-            auto into = std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, want);
             try {
-                std::size_t got = 0;
-                if (!has_deadline_) {
-                    got = co_await sock_.recv(into);
-                } else {
-                    auto left = deadline_ - reactor::clock::now();
-                    if (left <= reactor::clock::duration::zero())
-                        throw std::system_error(make_error_code(errc::timed_out), "read");
-                    got = co_await with_timeout(sock_.context(), recv_once(sock_, into), left);
+                // With nothing unread, wait holding no memory: the reactor's
+                // provided block arrives with the bytes, and reads answer from it.
+                bool received = false;
+                if (buffered() == 0) {
+                    free_input();
+                    // One receive takes no more than the limits allow, as below.
+                    std::size_t max = opt_.recv_size;
+                    if (kind == read_kind::exactly) max = std::max(max, n);
+                    provided_bytes got;
+                    if (!has_deadline_) {
+                        got = co_await sock_.recv_provided(max);
+                    } else {
+                        auto left = deadline_ - reactor::clock::now();
+                        if (left <= reactor::clock::duration::zero())
+                            throw std::system_error(make_error_code(errc::timed_out), "read");
+                        got = co_await with_timeout(sock_.context(), recv_provided_once(sock_, max), left);
+                    }
+                    if (!got.no_buffer) {  // else every block is out: a plain receive below
+                        received = true;
+                        if (got.bytes.empty()) {
+                            eof_ = true;
+                        } else {
+                            data_ = reinterpret_cast<char*>(got.bytes.data());
+                            borrowed_ = got.buffer_id;
+                            rpos_ = 0;
+                            wpos_ = got.bytes.size();
+                        }
+                    }
                 }
-                if (got == 0) eof_ = true;
-                wpos_ += got;
+                if (!received) {
+                    // The buffer grows (doubling) only as bytes arrive: a peer announcing
+                    // a large count costs memory only for what it really sends.
+                    make_room();
+                    // Ask for recv_size bytes (or what a read_exactly still lacks), not
+                    // for all the free space: a grown buffer must not let one receive
+                    // take more than the limits allow (max_line + one receive).
+                    std::size_t want = opt_.recv_size;
+                    if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
+                    want = std::min(want, in_cap_ - wpos_);
+                    auto into = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
+                    std::size_t got = 0;
+                    if (!has_deadline_) {
+                        got = co_await sock_.recv(into);
+                    } else {
+                        auto left = deadline_ - reactor::clock::now();
+                        if (left <= reactor::clock::duration::zero())
+                            throw std::system_error(make_error_code(errc::timed_out), "read");
+                        got = co_await with_timeout(sock_.context(), recv_once(sock_, into), left);
+                    }
+                    if (got == 0) eof_ = true;
+                    wpos_ += got;
+                }
             } catch (const std::system_error& e) {
                 if (!is_disconnect(e.code())) throw;  // ECANCELED (a timeout) keeps every byte
                 eof_ = true;
@@ -428,6 +537,9 @@ channel::read_awaiter channel::read_some(std::size_t max) {
 }
 
 std::size_t channel::buffered() const noexcept { return state_->wpos_ - state_->rpos_; }
+std::size_t channel::buffer_capacity() const noexcept {
+    return state_->in_cap_ + (state_->borrowed_ >= 0 ? context().provided_buffer_size() : 0);
+}
 bool channel::at_eof() const noexcept { return state_->eof_; }
 std::error_code channel::close_reason() const noexcept { return state_->reason_; }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {

@@ -11,6 +11,12 @@
 // reset peer counts as end of stream, its errno kept in
 // close_reason(). The bytes after the last terminator at end of stream are
 // not lost: read_some() returns them.
+// Receive memory exists only while there are unread bytes: a channel waiting
+// for data holds no buffer. Its receive takes one of the reactor's provided
+// buffers when bytes arrive; reads answer straight from that block, which
+// goes back to the reactor at the next read once it is consumed. Only bytes
+// left over for a later receive are copied into the channel's own buffer
+// (recycled per thread), which goes back as soon as it is empty too.
 //
 // Output: push() queues bytes or a producer and returns at once; a background
 // sender gathers queued pieces into one vectored send whenever the socket can
@@ -76,6 +82,8 @@ public:
     read_awaiter read_some(std::size_t max = SIZE_MAX);
     // Bytes received and not yet read.
     std::size_t buffered() const noexcept;
+    // Bytes of receive memory held now (0 for a channel waiting with nothing unread).
+    std::size_t buffer_capacity() const noexcept;
     // True once the peer's end of stream (or a reset) has been seen.
     bool at_eof() const noexcept;
     // Why input ended: empty for a clean end of stream, ECONNRESET etc. for a reset.
@@ -139,6 +147,12 @@ public:
     channel_state(socket s, channel_options o);
     ~channel_state();
 
+    // A read begins: nothing is known about the buffer yet, and receive memory
+    // holding nothing unread goes back (the last read's view has expired).
+    void begin_read() noexcept {
+        scanned_ = 0;
+        if (rpos_ == wpos_ && (in_ || borrowed_ >= 0)) free_input();
+    }
     // The fast path: answers from buffered bytes when it can (true), throwing on limits.
     bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
     // The slow path: receives until try_read() can answer.
@@ -158,8 +172,11 @@ public:
     socket sock_;
     channel_options opt_;
 
-    // input
-    std::unique_ptr<char[]> in_;
+    // input: the unread bytes are data_[rpos_, wpos_), in our own buffer in_
+    // or in a provided block (borrowed_ >= 0) they arrived in
+    char* in_ = nullptr;
+    char* data_ = nullptr;
+    int borrowed_ = -1;
     std::size_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;
     std::size_t scanned_ = 0;  // bytes from rpos_ known not to start the terminator
     bool eof_ = false;
@@ -192,6 +209,8 @@ private:
     void fill_producer(std::size_t i);
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
+    void free_input() noexcept;
+    void return_block() noexcept;
     friend class coronet::channel;
 };
 
@@ -209,7 +228,7 @@ struct [[nodiscard]] channel::read_awaiter {
     task<std::optional<std::string_view>>::awaiter slow_awaiter{};
 
     bool await_ready() {
-        st->scanned_ = 0;  // a new read: nothing is known about the buffer yet
+        st->begin_read();  // a new read: nothing is known about the buffer yet
         return st->try_read(kind, term, n, result);
     }
     template <class Promise>
