@@ -1,6 +1,7 @@
 #include <coronet/coro/channel.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -74,18 +75,57 @@ void free_input_buffer(char* p, std::size_t cap) noexcept {
     delete[] p;
 }
 
-struct sender_idle {
-    channel_state* st;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        st->sender_handle_ = h;
-        st->sender_idle_ = true;
-    }
-    void await_resume() const noexcept {}
-};
+// Empty output deques kept per thread for the next channel that queues something.
+constexpr std::size_t fifos_kept = 256;
 
+struct fifo_cache {
+    std::vector<std::deque<out_item>*> free;
+    ~fifo_cache() {
+        for (auto* q : free) delete q;
+    }
+};
+thread_local fifo_cache fifos;
 
 }  // namespace
+
+output_fifo::~output_fifo() {
+    if (q_) {
+        q_->clear();
+        release();
+    }
+}
+
+void output_fifo::push_back(out_item&& it) {
+    if (!q_) {
+        if (!fifos.free.empty()) {
+            q_ = fifos.free.back();
+            fifos.free.pop_back();
+        } else {
+            q_ = new std::deque<out_item>;
+        }
+    }
+    q_->push_back(std::move(it));
+}
+
+void output_fifo::pop_front() noexcept {
+    q_->pop_front();
+    if (q_->empty()) release();
+}
+
+void output_fifo::pop_back() noexcept {
+    q_->pop_back();
+    if (q_->empty()) release();
+}
+
+void output_fifo::release() noexcept {
+    if (fifos.free.size() < fifos_kept) {
+        if (fifos.free.capacity() == 0) fifos.free.reserve(fifos_kept);
+        fifos.free.push_back(q_);
+    } else {
+        delete q_;
+    }
+    q_ = nullptr;
+}
 
 channel_state::channel_state(socket s, channel_options o)
     : sock_(std::move(s)), opt_(o), drained_(sock_.context()), flushed_(sock_.context()),
@@ -95,9 +135,9 @@ channel_state::~channel_state() {
     // sender_ (declared after sock_) dies first: a send still in the kernel is
     // abandoned (cancelled and waited for) before the fd and the buffers go,
     // and a turn already scheduled for it is withdrawn.
-    if (sender_.valid()) {
-        sock_.context().unpost(sender_.handle());
-        sender_ = task<void>{};
+    if (sender_) {
+        sock_.context().unpost(sender_);
+        sender_.destroy();  // clears sender_
     }
     free_input();
 }
@@ -325,12 +365,9 @@ void channel_state::push_producer(producer p) {
 
 void channel_state::kick_sender() {
     if (closed_) return;
-    if (!sender_.valid()) {
-        sender_ = send_loop();
-        sock_.context().post(sender_.handle());
-    } else if (sender_idle_) {
-        sender_idle_ = false;
-        sock_.context().post(sender_handle_);
+    if (!sender_) {  // never started, or ended with nothing to send
+        sender_ = send_loop().handle;
+        sock_.context().post(sender_);
     }
 }
 
@@ -360,9 +397,14 @@ void channel_state::fill_producer(std::size_t i) {
     }
 }
 
-task<void> channel_state::send_loop() {
-    std::vector<iovec> iov;
-    iov.reserve(max_iov);
+// Runs while there is output: with the queue empty it ends (an idle channel keeps
+// no sender frame), and the next push starts it again.
+sender_task channel_state::send_loop() {
+    struct running {  // however the frame ends (finished or destroyed), sender_ forgets it
+        channel_state* st;
+        ~running() { st->sender_ = nullptr; }
+    } guard{this};
+    std::array<iovec, max_iov> iov;
     while (!closed_) {
         if (!out_.empty() && out_.front().source) fill_producer(0);
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
@@ -373,29 +415,28 @@ task<void> channel_state::send_loop() {
         if (out_.empty()) {
             flushed_.notify_all();
             if (closing_) break;
-            co_await sender_idle{this};
-            continue;
+            co_return;
         }
         // Gather pieces from the front. A producer is pulled when the gather
         // reaches it, so a response head and the first 64 KiB of its file leave
         // in one send; a producer with more to give ends the gather, since its
         // later chunks must leave before the pieces queued after it.
-        iov.clear();
+        std::size_t count = 0;
         std::size_t bytes = 0;
-        for (std::size_t i = 0; i < out_.size() && iov.size() < max_iov && bytes < max_send; ++i) {
+        for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
             if (i > 0 && it.source) fill_producer(i);
             std::size_t skip = i == 0 ? head_sent_ : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) continue;
-            iov.push_back({it.bytes.data() + skip, len});
+            iov[count++] = {it.bytes.data() + skip, len};
             bytes += len;
             in_flight_ = i + 1;
             if (it.source) break;
         }
         std::size_t sent = 0;
         try {
-            sent = co_await sock_.sendv(iov);
+            sent = co_await sock_.sendv(std::span(iov.data(), count));
         } catch (const std::system_error& e) {
             in_flight_ = 0;
             send_error_ = e.code();
@@ -461,7 +502,7 @@ void channel_state::discard() noexcept {
     // Pieces referenced by a send in flight stay until it completes.
     while (out_.size() > in_flight_) out_.pop_back();
     queued_ = 0;
-    for (auto& it : out_) queued_ += it.bytes.size();
+    for (std::size_t i = 0; i < out_.size(); ++i) queued_ += out_[i].bytes.size();
     if (in_flight_ == 0) head_sent_ = 0;
     queued_ -= std::min(queued_, head_sent_);
 }
@@ -471,10 +512,6 @@ void channel_state::close_now() noexcept {
     closed_ = true;
     discard();
     if (sock_) ::shutdown(sock_.native_handle(), SHUT_RDWR);  // pending recv/send finish now
-    if (sender_idle_) {
-        sender_idle_ = false;
-        sock_.context().post(sender_handle_);  // lets the sender run to its end
-    }
     output_ended();
 }
 

@@ -41,6 +41,7 @@
 #include <system_error>
 #include <vector>
 
+#include <coronet/coro/frame_pool.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/event.hpp>
@@ -142,6 +143,54 @@ namespace detail {
 enum class read_kind : unsigned char { until, exactly, some };
 enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 
+// The background sender's coroutine: started by a push, it frees its own frame
+// when it ends (nothing left to send), so an idle channel keeps none.
+struct sender_task {
+    struct promise_type {
+        static void* operator new(std::size_t n) { return frame_allocate(n); }
+        static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+        sender_task get_return_object() noexcept {
+            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept {}  // a producer's throw ends the sending, as before
+    };
+    std::coroutine_handle<promise_type> handle;
+};
+
+// A piece of output: bytes, or a producer drained into them as the sender reaches it.
+struct out_item {
+    std::string bytes;
+    producer source;
+};
+
+// The output fifo: a std::deque that exists only while something is queued. It
+// comes from (and goes back to) a per-thread cache, so an idle channel holds none
+// and steady traffic allocates none. Elements never move while queued (the
+// sender's gather points into them).
+class output_fifo {
+public:
+    output_fifo() = default;
+    ~output_fifo();
+    output_fifo(const output_fifo&) = delete;
+    output_fifo& operator=(const output_fifo&) = delete;
+
+    bool empty() const noexcept { return !q_ || q_->empty(); }
+    std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
+    out_item& front() noexcept { return q_->front(); }
+    out_item& back() noexcept { return q_->back(); }
+    out_item& operator[](std::size_t i) noexcept { return (*q_)[i]; }
+    void push_back(out_item&& it);
+    void pop_front() noexcept;
+    void pop_back() noexcept;
+
+private:
+    void release() noexcept;
+    std::deque<out_item>* q_ = nullptr;
+};
+
 class channel_state {
 public:
     channel_state(socket s, channel_options o);
@@ -185,19 +234,14 @@ public:
     std::error_code reason_;
 
     // output
-    struct item {
-        std::string bytes;
-        producer source;  // drained into bytes as the sender reaches it
-    };
-    std::deque<item> out_;
+    using item = out_item;
+    output_fifo out_;
     std::size_t head_sent_ = 0;   // bytes of out_.front() already sent
     std::size_t in_flight_ = 0;   // items referenced by the send in progress
     std::size_t queued_ = 0;      // bytes in out_ not yet sent
     bool closing_ = false, closed_ = false;
     std::error_code send_error_;
-    task<void> sender_;
-    bool sender_idle_ = false;     // suspended waiting for data
-    std::coroutine_handle<> sender_handle_;
+    std::coroutine_handle<> sender_;  // running (or posted) sender, else null
     event drained_;  // queued_ fell to low_water (or the output side ended)
     event flushed_;  // out_ emptied (or the output side ended)
     event ended_;    // closed, or the send failed
@@ -205,7 +249,7 @@ public:
 private:
     void kick_sender();
     void output_ended() noexcept;
-    task<void> send_loop();
+    sender_task send_loop();
     void fill_producer(std::size_t i);
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
