@@ -13,6 +13,7 @@ buffer_pool::~buffer_pool() {
 
 void buffer_pool::init(unsigned count, std::size_t size) {
     if (count == 0 || size == 0) return;
+    if (count > 32768) count = 32768;  // ids are 16 bits (and a buffer ring's limit)
     std::size_t bytes = std::size_t(count) * size;
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap (buffer pool)");

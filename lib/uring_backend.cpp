@@ -1,10 +1,9 @@
 #include <coronet/lib/uring_backend.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <system_error>
-
-#include <bit>
 
 #include <liburing.h>
 #include <poll.h>
