@@ -1,6 +1,7 @@
 #include <coronet/coro/channel.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -32,48 +33,188 @@ constexpr std::size_t coalesce_limit = 16 * 1024;  // small pushes join the prev
 constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to this much at a time
 constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
-constexpr std::size_t max_spare = 4;               // sent pieces' strings kept for reuse ...
-constexpr std::size_t spare_capacity = 2 * coalesce_limit;  // ... when no larger than this
 constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than this goes by sendfile
 
 task<std::size_t> recv_once(socket& s, std::span<std::byte> into) {
     co_return co_await s.recv(into);
 }
 
-struct sender_idle {
-    channel_state* st;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        st->sender_handle_ = h;
-        st->sender_idle_ = true;
+task<provided_bytes> recv_provided_once(socket& s, std::size_t max) {
+    co_return co_await s.recv_provided(max);
+}
+
+// Input buffers of the default receive size, kept per thread for the next
+// channel that has bytes to keep: a channel holds one only while it has
+// unread bytes, so steady traffic must not cost an allocation each time.
+constexpr std::size_t input_block = 16 * 1024;
+constexpr std::size_t input_blocks_kept = 64;
+
+struct input_block_cache {
+    std::vector<char*> free;
+    ~input_block_cache() {
+        for (char* p : free) delete[] p;
     }
-    void await_resume() const noexcept {}
+};
+thread_local input_block_cache input_blocks;
+
+char* allocate_input(std::size_t cap) {
+    if (cap == input_block && !input_blocks.free.empty()) {
+        char* p = input_blocks.free.back();
+        input_blocks.free.pop_back();
+        return p;
+    }
+    return new char[cap];  // not make_unique: no zero fill
+}
+
+void free_input_buffer(char* p, std::size_t cap) noexcept {
+    if (!p) return;
+    if (cap == input_block && input_blocks.free.size() < input_blocks_kept) {
+        if (input_blocks.free.capacity() == 0) input_blocks.free.reserve(input_blocks_kept);
+        input_blocks.free.push_back(p);
+        return;
+    }
+    delete[] p;
+}
+
+// Empty output deques kept per thread for the next channel that queues something.
+constexpr std::size_t fifos_kept = 256;
+
+struct small_block_cache {
+    static constexpr std::size_t kept = 256;  // 128 KiB per thread at most
+    std::vector<void*> free;
+    ~small_block_cache() {
+        for (void* p : free) ::operator delete(p);
+    }
+};
+thread_local small_block_cache small_blocks;
+
+struct fifo_cache {
+    std::vector<output_fifo::queue*> free;
+    ~fifo_cache() {
+        for (auto* q : free) delete q;
+    }
+};
+thread_local fifo_cache fifos;
+
+// Strings of sent pieces, kept per thread for the next pushes: a push that
+// starts a new piece reuses one instead of allocating (at most 32 strings, of
+// at most 32 KiB capacity each, per thread).
+constexpr std::size_t spare_strings_kept = 32;
+constexpr std::size_t spare_capacity = 2 * coalesce_limit;
+
+struct spare_string_cache {
+    std::vector<std::string> free;
 };
 
+thread_local spare_string_cache spare_strings;
+
+std::string take_spare_string() noexcept {
+    if (spare_strings.free.empty()) return {};
+    std::string s = std::move(spare_strings.free.back());
+    spare_strings.free.pop_back();
+    return s;
+}
+
+void keep_spare_string(std::string& s) noexcept {
+    if (s.capacity() > spare_capacity || spare_strings.free.size() >= spare_strings_kept) return;
+    if (spare_strings.free.capacity() == 0) {
+        try {
+            spare_strings.free.reserve(spare_strings_kept);
+        } catch (...) {
+            return;
+        }
+    }
+    s.clear();
+    spare_strings.free.push_back(std::move(s));  // never allocates: reserved above
+}
 
 }  // namespace
 
+void* small_block_allocate(std::size_t bytes) {
+    if (bytes > small_block) return ::operator new(bytes);
+    if (!small_blocks.free.empty()) {
+        void* p = small_blocks.free.back();
+        small_blocks.free.pop_back();
+        return p;
+    }
+    return ::operator new(small_block);  // every cached block can serve any small request
+}
+
+void small_block_deallocate(void* p, std::size_t bytes) noexcept {
+    if (bytes <= small_block && small_blocks.free.size() < small_block_cache::kept) {
+        if (small_blocks.free.capacity() == 0) {
+            try {
+                small_blocks.free.reserve(small_block_cache::kept);
+            } catch (...) {
+                ::operator delete(p);
+                return;
+            }
+        }
+        small_blocks.free.push_back(p);  // never allocates: reserved above
+        return;
+    }
+    ::operator delete(p);
+}
+
+output_fifo::~output_fifo() {
+    if (q_) {
+        q_->clear();
+        release();
+    }
+}
+
+void output_fifo::push_back(out_item&& it) {
+    if (!q_) {
+        if (!fifos.free.empty()) {
+            q_ = fifos.free.back();
+            fifos.free.pop_back();
+        } else {
+            q_ = new queue;
+        }
+    }
+    q_->push_back(std::move(it));
+}
+
+void output_fifo::pop_front() noexcept {
+    q_->pop_front();
+    if (q_->empty()) release();
+}
+
+void output_fifo::pop_back() noexcept {
+    q_->pop_back();
+    if (q_->empty()) release();
+}
+
+void output_fifo::release() noexcept {
+    if (fifos.free.size() < fifos_kept) {
+        if (fifos.free.capacity() == 0) fifos.free.reserve(fifos_kept);
+        fifos.free.push_back(q_);
+    } else {
+        delete q_;
+    }
+    q_ = nullptr;
+}
+
 channel_state::channel_state(socket s, channel_options o)
     : sock_(std::move(s)), opt_(o), drained_(sock_.context()), flushed_(sock_.context()),
-      ended_(sock_.context()) {
-    spare_.reserve(max_spare);
-}
+      ended_(sock_.context()) {}
 
 channel_state::~channel_state() {
     // sender_ (declared after sock_) dies first: a send still in the kernel is
     // abandoned (cancelled and waited for) before the fd and the buffers go,
     // and a turn already scheduled for it is withdrawn.
-    if (sender_.valid()) {
-        sock_.context().unpost(sender_.handle());
-        sender_ = task<void>{};
+    if (sender_) {
+        sock_.context().unpost(sender_);
+        sender_.destroy();  // clears sender_
     }
+    free_input();
 }
 
 // --- input -----------------------------------------------------------------
 
 bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t n,
                              std::optional<std::string_view>& out) {
-    const char* base = in_.get();
+    const char* base = data_;
     std::size_t have = buffered();
     switch (kind) {
     case read_kind::until: {
@@ -128,19 +269,59 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     return false;
 }
 
+// The provided block the unread bytes were in goes back to the reactor.
+void channel_state::return_block() noexcept {
+    if (borrowed_ < 0) return;
+    sock_.context().recycle(borrowed_);
+    borrowed_ = -1;
+    data_ = in_;
+}
+
+// No unread bytes (or the channel dies): all receive memory goes back.
+void channel_state::free_input() noexcept {
+    return_block();
+    free_input_buffer(in_, in_cap_);
+    in_ = data_ = nullptr;
+    in_cap_ = rpos_ = wpos_ = 0;
+}
+
 void channel_state::make_room() {
-    if (rpos_ == wpos_) rpos_ = wpos_ = 0;
+    if (rpos_ == wpos_) {
+        return_block();
+        rpos_ = wpos_ = 0;
+    }
+    if (borrowed_ >= 0) {
+        // Bytes left over in a provided block: copy them into our own buffer
+        // (the only copy on the receive path) and give the block back.
+        std::size_t have = wpos_ - rpos_;
+        std::size_t need = have + opt_.recv_size;
+        if (in_cap_ < need) {
+            free_input_buffer(in_, in_cap_);
+            in_cap_ = std::max(need, input_block);
+            in_ = allocate_input(in_cap_);
+        }
+        std::memcpy(in_, data_ + rpos_, have);
+        return_block();
+        rpos_ = 0;
+        wpos_ = have;
+        return;
+    }
+    if (!in_) {
+        in_cap_ = std::max(opt_.recv_size, input_block);
+        in_ = data_ = allocate_input(in_cap_);
+    }
     if (in_cap_ - wpos_ >= opt_.recv_size) return;
     if (rpos_ > 0) {  // slide the unread bytes to the front (views into them are dead by now)
-        std::memmove(in_.get(), in_.get() + rpos_, wpos_ - rpos_);
+        std::memmove(in_, in_ + rpos_, wpos_ - rpos_);
         wpos_ -= rpos_;
         rpos_ = 0;
     }
     if (in_cap_ - wpos_ >= opt_.recv_size) return;
     std::size_t cap = std::max(in_cap_ * 2, wpos_ + opt_.recv_size);
-    std::unique_ptr<char[]> bigger(new char[cap]);  // not make_unique: no zero fill
-    if (wpos_) std::memcpy(bigger.get(), in_.get(), wpos_);
-    in_ = std::move(bigger);
+    char* bigger = allocate_input(cap);
+    if (wpos_) std::memcpy(bigger, in_, wpos_);
+    free_input_buffer(in_, in_cap_);
+    in_ = data_ = bigger;
     in_cap_ = cap;
 }
 
@@ -153,28 +334,59 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
         } else {
-            // The buffer grows (doubling) only as bytes arrive: a peer announcing
-            // a large count costs memory only for what it really sends.
-            make_room();
-            // Ask for recv_size bytes (or what a read_exactly still lacks), not
-            // for all the free space: a grown buffer must not let one receive
-            // take more than the limits allow (max_line + one receive).
-            std::size_t want = opt_.recv_size;
-            if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
-            want = std::min(want, in_cap_ - wpos_);
-            auto into = std::span(reinterpret_cast<std::byte*>(in_.get()) + wpos_, want);
             try {
-                std::size_t got = 0;
-                if (!has_deadline_) {
-                    got = co_await sock_.recv(into);
-                } else {
-                    auto left = deadline_ - reactor::clock::now();
-                    if (left <= reactor::clock::duration::zero())
-                        throw std::system_error(make_error_code(errc::timed_out), "read");
-                    got = co_await with_timeout(sock_.context(), recv_once(sock_, into), left);
+                // With nothing unread, wait holding no memory: the reactor's
+                // provided block arrives with the bytes, and reads answer from it.
+                bool received = false;
+                if (buffered() == 0) {
+                    free_input();
+                    // One receive takes no more than the limits allow, as below.
+                    std::size_t max = opt_.recv_size;
+                    if (kind == read_kind::exactly) max = std::max(max, n);
+                    provided_bytes got;
+                    if (!has_deadline_) {
+                        got = co_await sock_.recv_provided(max);
+                    } else {
+                        auto left = deadline_ - reactor::clock::now();
+                        if (left <= reactor::clock::duration::zero())
+                            throw std::system_error(make_error_code(errc::timed_out), "read");
+                        got = co_await with_timeout(sock_.context(), recv_provided_once(sock_, max), left);
+                    }
+                    if (!got.no_buffer) {  // else every block is out: a plain receive below
+                        received = true;
+                        if (got.bytes.empty()) {
+                            eof_ = true;
+                        } else {
+                            data_ = reinterpret_cast<char*>(got.bytes.data());
+                            borrowed_ = got.buffer_id;
+                            rpos_ = 0;
+                            wpos_ = got.bytes.size();
+                        }
+                    }
                 }
-                if (got == 0) eof_ = true;
-                wpos_ += got;
+                if (!received) {
+                    // The buffer grows (doubling) only as bytes arrive: a peer announcing
+                    // a large count costs memory only for what it really sends.
+                    make_room();
+                    // Ask for recv_size bytes (or what a read_exactly still lacks), not
+                    // for all the free space: a grown buffer must not let one receive
+                    // take more than the limits allow (max_line + one receive).
+                    std::size_t want = opt_.recv_size;
+                    if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
+                    want = std::min(want, in_cap_ - wpos_);
+                    auto into = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
+                    std::size_t got = 0;
+                    if (!has_deadline_) {
+                        got = co_await sock_.recv(into);
+                    } else {
+                        auto left = deadline_ - reactor::clock::now();
+                        if (left <= reactor::clock::duration::zero())
+                            throw std::system_error(make_error_code(errc::timed_out), "read");
+                        got = co_await with_timeout(sock_.context(), recv_once(sock_, into), left);
+                    }
+                    if (got == 0) eof_ = true;
+                    wpos_ += got;
+                }
             } catch (const std::system_error& e) {
                 if (!is_disconnect(e.code())) throw;  // ECANCELED (a timeout) keeps every byte
                 eof_ = true;
@@ -200,7 +412,7 @@ void channel_state::push_bytes(std::string_view data) {
             return;
         }
     }
-    std::string piece = take_spare();
+    std::string piece = take_spare_string();
     piece.assign(data);
     out_.push_back({std::move(piece), {}});
     queued_ += data.size();
@@ -215,25 +427,6 @@ void channel_state::push_string(std::string&& data) {
     kick_sender();
 }
 
-// A cleared string with capacity left from an earlier piece, or an empty one.
-std::string channel_state::take_spare() noexcept {
-    if (spare_.empty()) return {};
-    std::string s = std::move(spare_.back());
-    spare_.pop_back();
-    return s;
-}
-
-// Drops the fully sent front piece, keeping its string for a later push
-// (at most max_spare of them, none larger than spare_capacity).
-void channel_state::pop_sent_front() noexcept {
-    std::string& bytes = out_.front().bytes;
-    if (spare_.size() < max_spare && bytes.capacity() <= spare_capacity) {
-        bytes.clear();
-        spare_.push_back(std::move(bytes));  // never allocates: reserved at construction
-    }
-    out_.pop_front();
-}
-
 void channel_state::push_producer(producer p) {
     if (closing_ || closed_ || send_error_ || !p) return;
     out_.push_back({{}, std::move(p)});
@@ -242,12 +435,9 @@ void channel_state::push_producer(producer p) {
 
 void channel_state::kick_sender() {
     if (closed_) return;
-    if (!sender_.valid()) {
-        sender_ = send_loop();
-        sock_.context().post(sender_.handle());
-    } else if (sender_idle_) {
-        sender_idle_ = false;
-        sock_.context().post(sender_handle_);
+    if (!sender_) {  // never started, or ended with nothing to send
+        sender_ = send_loop().handle;
+        sock_.context().post(sender_);
     }
 }
 
@@ -300,9 +490,14 @@ file_producer* channel_state::zero_copy_head() noexcept {
     return zero_copy_file(out_.front().source);
 }
 
-task<void> channel_state::send_loop() {
-    std::vector<iovec> iov;
-    iov.reserve(max_iov);
+// Runs while there is output: with the queue empty it ends (an idle channel keeps
+// no sender frame), and the next push starts it again.
+sender_task channel_state::send_loop() {
+    struct running {  // however the frame ends (finished or destroyed), sender_ forgets it
+        channel_state* st;
+        ~running() { st->sender_ = nullptr; }
+    } guard{this};
+    std::array<iovec, max_iov> iov;
     while (!closed_) {
         // A regular file at the head with much left goes straight from the page
         // cache to the socket (sendfile); its last < 64 KiB are read and gathered
@@ -331,35 +526,35 @@ task<void> channel_state::send_loop() {
         if (!out_.empty() && out_.front().source) fill_producer(0);
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
         while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
-            pop_sent_front();
+            keep_spare_string(out_.front().bytes);
+            out_.pop_front();
             head_sent_ = 0;
         }
         if (out_.empty()) {
             flushed_.notify_all();
             if (closing_) break;
-            co_await sender_idle{this};
-            continue;
+            co_return;
         }
         // Gather pieces from the front. A producer is pulled when the gather
         // reaches it, so a response head and the first 64 KiB of its file leave
         // in one send; a producer with more to give ends the gather, since its
         // later chunks must leave before the pieces queued after it.
-        iov.clear();
+        std::size_t count = 0;
         std::size_t bytes = 0;
-        for (std::size_t i = 0; i < out_.size() && iov.size() < max_iov && bytes < max_send; ++i) {
+        for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
             if (i > 0 && it.source) fill_producer(i);
             std::size_t skip = i == 0 ? head_sent_ : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) continue;
-            iov.push_back({it.bytes.data() + skip, len});
+            iov[count++] = {it.bytes.data() + skip, len};
             bytes += len;
             in_flight_ = i + 1;
             if (it.source) break;
         }
         std::size_t sent = 0;
         try {
-            sent = co_await sock_.sendv(iov);
+            sent = co_await sock_.sendv(std::span(iov.data(), count));
         } catch (const std::system_error& e) {
             in_flight_ = 0;
             send_error_ = e.code();
@@ -382,8 +577,12 @@ task<void> channel_state::send_loop() {
             }
             sent -= left;
             head_sent_ = 0;
-            if (head.source) head.bytes.clear();  // the producer has more to give
-            else pop_sent_front();
+            if (head.source) {
+                head.bytes.clear();  // the producer has more to give
+            } else {
+                keep_spare_string(head.bytes);
+                out_.pop_front();
+            }
         }
         if (queued_ <= opt_.low_water) drained_.notify_all();
     }
@@ -439,10 +638,6 @@ void channel_state::close_now() noexcept {
     closed_ = true;
     discard();
     if (sock_) ::shutdown(sock_.native_handle(), SHUT_RDWR);  // pending recv/send finish now
-    if (sender_idle_) {
-        sender_idle_ = false;
-        sock_.context().post(sender_handle_);  // lets the sender run to its end
-    }
     output_ended();
 }
 
@@ -505,6 +700,9 @@ channel::read_awaiter channel::read_some(std::size_t max) {
 }
 
 std::size_t channel::buffered() const noexcept { return state_->wpos_ - state_->rpos_; }
+std::size_t channel::buffer_capacity() const noexcept {
+    return state_->in_cap_ + (state_->borrowed_ >= 0 ? context().provided_buffer_size() : 0);
+}
 bool channel::at_eof() const noexcept { return state_->eof_; }
 std::error_code channel::close_reason() const noexcept { return state_->reason_; }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {

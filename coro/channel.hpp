@@ -11,6 +11,12 @@
 // reset peer counts as end of stream, its errno kept in
 // close_reason(). The bytes after the last terminator at end of stream are
 // not lost: read_some() returns them.
+// Receive memory exists only while there are unread bytes: a channel waiting
+// for data holds no buffer. Its receive takes one of the reactor's provided
+// buffers when bytes arrive; reads answer straight from that block, which
+// goes back to the reactor at the next read once it is consumed. Only bytes
+// left over for a later receive are copied into the channel's own buffer
+// (recycled per thread), which goes back as soon as it is empty too.
 //
 // Output: push() queues bytes or a producer and returns at once; a background
 // sender gathers queued pieces into one vectored send whenever the socket can
@@ -27,6 +33,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -35,6 +42,7 @@
 #include <system_error>
 #include <vector>
 
+#include <coronet/coro/frame_pool.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/event.hpp>
@@ -76,6 +84,8 @@ public:
     read_awaiter read_some(std::size_t max = SIZE_MAX);
     // Bytes received and not yet read.
     std::size_t buffered() const noexcept;
+    // Bytes of receive memory held now (0 for a channel waiting with nothing unread).
+    std::size_t buffer_capacity() const noexcept;
     // True once the peer's end of stream (or a reset) has been seen.
     bool at_eof() const noexcept;
     // Why input ended: empty for a clean end of stream, ECONNRESET etc. for a reset.
@@ -138,59 +148,91 @@ private:
 
 namespace detail {
 
-// A FIFO in one growable ring of slots. push_back/pop_front reuse slots, so a
-// steady flow allocates nothing (std::deque allocates and frees a block every
-// few elements). Indexing is from the front.
-template <class T>
-class ring {
-public:
-    bool empty() const noexcept { return size_ == 0; }
-    std::size_t size() const noexcept { return size_; }
-    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
-    const T& operator[](std::size_t i) const noexcept {
-        return slots_[(head_ + i) & (slots_.size() - 1)];
-    }
-    T& front() noexcept { return (*this)[0]; }
-    T& back() noexcept { return (*this)[size_ - 1]; }
-
-    void push_back(T&& v) {
-        if (size_ == slots_.size()) grow();
-        (*this)[size_] = std::move(v);
-        ++size_;
-    }
-    // The slot is reset to T{} (what it held is released).
-    void pop_front() noexcept {
-        front() = T{};
-        head_ = (head_ + 1) & (slots_.size() - 1);
-        --size_;
-    }
-    void pop_back() noexcept {
-        back() = T{};
-        --size_;
-    }
-
-private:
-    void grow() {
-        std::vector<T> bigger(slots_.empty() ? 8 : slots_.size() * 2);  // a power of two
-        for (std::size_t i = 0; i < size_; ++i)
-            bigger[i] = std::move((*this)[i]);
-        slots_ = std::move(bigger);
-        head_ = 0;
-    }
-
-    std::vector<T> slots_;
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
-
 enum class read_kind : unsigned char { until, exactly, some };
 enum class wait_kind : unsigned char { below_high_water, flushed, closed };
+
+// The background sender's coroutine: started by a push, it frees its own frame
+// when it ends (nothing left to send), so an idle channel keeps none.
+struct sender_task {
+    struct promise_type {
+        static void* operator new(std::size_t n) { return frame_allocate(n); }
+        static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+        sender_task get_return_object() noexcept {
+            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept {}  // a producer's throw ends the sending, as before
+    };
+    std::coroutine_handle<promise_type> handle;
+};
+
+// A piece of output: bytes, or a producer drained into them as the sender reaches it.
+struct out_item {
+    std::string bytes;
+    producer source;
+};
+
+// Memory for blocks of at most small_block bytes (a std::deque's nodes and its
+// first map), kept per thread for reuse: a deque that cycles through its nodes
+// (pushing at the back, popping at the front) then allocates nothing.
+inline constexpr std::size_t small_block = 512;
+void* small_block_allocate(std::size_t bytes);
+void small_block_deallocate(void* p, std::size_t bytes) noexcept;
+
+template <class T>
+struct recycling_allocator {
+    using value_type = T;
+    recycling_allocator() noexcept = default;
+    template <class U>
+    recycling_allocator(const recycling_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(small_block_allocate(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { small_block_deallocate(p, n * sizeof(T)); }
+    template <class U>
+    bool operator==(const recycling_allocator<U>&) const noexcept {
+        return true;
+    }
+};
+
+// The output fifo: a std::deque that exists only while something is queued. It
+// comes from (and goes back to) a per-thread cache, so an idle channel holds none
+// and steady traffic allocates none. Elements never move while queued (the
+// sender's gather points into them).
+class output_fifo {
+public:
+    using queue = std::deque<out_item, recycling_allocator<out_item>>;
+
+    output_fifo() = default;
+    ~output_fifo();
+    output_fifo(const output_fifo&) = delete;
+    output_fifo& operator=(const output_fifo&) = delete;
+
+    bool empty() const noexcept { return !q_ || q_->empty(); }
+    std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
+    out_item& front() noexcept { return q_->front(); }
+    out_item& back() noexcept { return q_->back(); }
+    out_item& operator[](std::size_t i) noexcept { return (*q_)[i]; }
+    void push_back(out_item&& it);
+    void pop_front() noexcept;
+    void pop_back() noexcept;
+
+private:
+    void release() noexcept;
+    queue* q_ = nullptr;
+};
 
 class channel_state {
 public:
     channel_state(socket s, channel_options o);
     ~channel_state();
 
+    // A read begins: nothing is known about the buffer yet, and receive memory
+    // holding nothing unread goes back (the last read's view has expired).
+    void begin_read() noexcept {
+        scanned_ = 0;
+        if (rpos_ == wpos_ && (in_ || borrowed_ >= 0)) free_input();
+    }
     // The fast path: answers from buffered bytes when it can (true), throwing on limits.
     bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
     // The slow path: receives until try_read() can answer.
@@ -210,8 +252,11 @@ public:
     socket sock_;
     channel_options opt_;
 
-    // input
-    std::unique_ptr<char[]> in_;
+    // input: the unread bytes are data_[rpos_, wpos_), in our own buffer in_
+    // or in a provided block (borrowed_ >= 0) they arrived in
+    char* in_ = nullptr;
+    char* data_ = nullptr;
+    int borrowed_ = -1;
     std::size_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;
     std::size_t scanned_ = 0;  // bytes from rpos_ known not to start the terminator
     bool eof_ = false;
@@ -220,22 +265,15 @@ public:
     std::error_code reason_;
 
     // output
-    struct item {
-        std::string bytes;
-        producer source;  // drained into bytes as the sender reaches it
-    };
-    ring<item> out_;
-    // Strings of sent pieces, kept (a few, of bounded capacity) for the next pushes.
-    std::vector<std::string> spare_;
+    using item = out_item;
+    output_fifo out_;
     std::size_t head_sent_ = 0;   // bytes of out_.front() already sent
     channel::send_counters counters_;
     std::size_t in_flight_ = 0;   // items referenced by the send in progress
     std::size_t queued_ = 0;      // bytes in out_ not yet sent
     bool closing_ = false, closed_ = false;
     std::error_code send_error_;
-    task<void> sender_;
-    bool sender_idle_ = false;     // suspended waiting for data
-    std::coroutine_handle<> sender_handle_;
+    std::coroutine_handle<> sender_;  // running (or posted) sender, else null
     event drained_;  // queued_ fell to low_water (or the output side ended)
     event flushed_;  // out_ emptied (or the output side ended)
     event ended_;    // closed, or the send failed
@@ -243,13 +281,13 @@ public:
 private:
     void kick_sender();
     void output_ended() noexcept;
-    std::string take_spare() noexcept;
-    void pop_sent_front() noexcept;
-    task<void> send_loop();
+    sender_task send_loop();
     void fill_producer(std::size_t i);
     file_producer* zero_copy_head() noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
+    void free_input() noexcept;
+    void return_block() noexcept;
     friend class coronet::channel;
 };
 
@@ -267,7 +305,7 @@ struct [[nodiscard]] channel::read_awaiter {
     task<std::optional<std::string_view>>::awaiter slow_awaiter{};
 
     bool await_ready() {
-        st->scanned_ = 0;  // a new read: nothing is known about the buffer yet
+        st->begin_read();  // a new read: nothing is known about the buffer yet
         return st->try_read(kind, term, n, result);
     }
     template <class Promise>

@@ -12,7 +12,6 @@
 #include <coronet/coronet.hpp>
 #include <coronet/examples/cli.hpp>
 
-#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -23,12 +22,17 @@
 
 using namespace std::chrono_literals;
 
-// One connection: write back what arrives until the peer closes (recv() == 0: handle_close).
-// An error (a reset peer) escapes to spawn(), which logs it and closes this socket only.
+// One connection: write back what arrives until the peer closes (nullopt: handle_close).
+// The channel holds receive memory only while it has unread bytes, so a connection that
+// waits costs its socket and this frame. An error escapes to spawn(), which logs it and
+// closes this connection only.
 coronet::task<> echo(coronet::socket s) {
-    std::array<std::byte, 16 * 1024> buf;
-    while (std::size_t n = co_await s.recv(buf))
-        co_await coronet::send_all(s, std::span(buf).first(n));
+    coronet::channel ch(std::move(s));
+    for (;;) {
+        auto data = co_await ch.read_some();
+        if (!data) break;
+        co_await ch.write(*data);
+    }
 }
 
 // Accepts forever, one echo task per connection (asyncore's handle_accept). When accept fails,

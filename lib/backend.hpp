@@ -19,8 +19,14 @@
 //    (0 = poll). Appends finished operations to done, with result set.
 //  - wake(): thread-safe; makes a blocked or the next wait() return soon.
 //  - forget(fd): fd is about to be closed and has no pending operation.
+//  - provide_buffers(count, size): called once, before any start(): the blocks
+//    recv_provided receives into (count 0: none, every recv_provided finishes
+//    with -ENOBUFS). recycle(id) gives a block back; buffers_in_use() counts
+//    the blocks handed out by finished operations and not yet recycled.
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include <coronet/lib/operation.hpp>
@@ -36,6 +42,11 @@ public:
     virtual void wait(std::chrono::nanoseconds timeout, op_list& done) = 0;
     virtual void wake() noexcept = 0;
     virtual void forget(int fd) noexcept = 0;
+
+    // --- provided buffers (op_code::recv_provided) ---
+    virtual void provide_buffers(unsigned count, std::size_t size) = 0;
+    virtual void recycle(std::uint16_t id) noexcept = 0;
+    virtual std::size_t buffers_in_use() const noexcept = 0;
 };
 
 }  // namespace coronet

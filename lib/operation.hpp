@@ -30,6 +30,11 @@ enum class op_code : std::uint8_t {
     poll,     // wait until fd is readable (poll_mask POLLIN) or writable (POLLOUT)
     sendfile, // sendfile(fd, file_fd, &file_offset, file_bytes): file bytes, no copy
     timeout,  // fires at `deadline`; kept by the reactor, never by a backend
+    // --- provided buffers ---
+    recv_provided,  // recv(fd) into a buffer the backend picks when bytes arrive (buffer_pool):
+                    // on success `buffer` views the bytes and `buffer_id` names the block,
+                    // which the owner gives back with reactor::recycle(); -ENOBUFS when
+                    // every block is out (nothing was received: retry with a plain recv)
 };
 
 // Where an operation is in its life.
@@ -53,6 +58,9 @@ struct operation {
     std::size_t heap_index = 0;           // timeout: position in the reactor's timer heap
     std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes
     operation* next = nullptr;            // intrusive: parked on an fd or queued as done
+    // --- provided buffers ---
+    int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1
+    std::size_t provided_max = 0;         // recv_provided: most bytes to take (0: a whole block)
 };
 
 // An intrusive FIFO of operations, linked through operation::next.

@@ -1,5 +1,6 @@
 #include <coronet/lib/perform.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <ctime>
@@ -88,7 +89,8 @@ bool perform_poll(operation& op) noexcept {
 bool wants_read(const operation& op) noexcept {
     switch (op.code) {
     case op_code::accept:
-    case op_code::recv: return true;
+    case op_code::recv:
+    case op_code::recv_provided: return true;
     case op_code::poll: return (op.poll_mask & POLLIN) != 0;
     default: return false;
     }
@@ -113,8 +115,32 @@ bool perform(operation& op) noexcept {
         case op_code::connect: return perform_connect(op);
         case op_code::poll: return perform_poll(op);
         case op_code::timeout: op.result = -EINVAL; return true;  // the reactor's, never here
+        case op_code::recv_provided: op.result = -EINVAL; return true;  // perform_provided()
         }
         if (n < 0 && errno == EINTR) continue;
+        return finish_or_park(op, n);
+    }
+}
+
+bool perform_provided(operation& op, buffer_pool& pool) noexcept {
+    op.buffer_id = -1;
+    int id = pool.take();
+    if (id < 0) {
+        op.result = -ENOBUFS;
+        return true;
+    }
+    std::byte* into = pool.data(static_cast<std::uint16_t>(id));
+    std::size_t want = op.provided_max ? std::min(op.provided_max, pool.size()) : pool.size();
+    for (;;) {
+        long n = ::recv(op.fd, into, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n > 0) {
+            op.result = static_cast<int>(n);
+            op.buffer = {into, static_cast<std::size_t>(n)};
+            op.buffer_id = id;
+            return true;
+        }
+        pool.give_back(static_cast<std::uint16_t>(id));  // nothing received: no block held
         return finish_or_park(op, n);
     }
 }

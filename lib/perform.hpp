@@ -8,12 +8,18 @@
 // Medusa ancestor: asyncore.dispatcher.recv()/send() and their EWOULDBLOCK
 // handling.
 
+#include <coronet/lib/buffer_pool.hpp>
 #include <coronet/lib/operation.hpp>
 
 namespace coronet {
 
 // Tries op's system call once (retrying EINTR); false means "would block".
 bool perform(operation& op) noexcept;
+
+// recv_provided: takes a block from pool's free stack and receives into it;
+// false (the block back on the stack) when it would block. -ENOBUFS when no
+// block is free.
+bool perform_provided(operation& op, buffer_pool& pool) noexcept;
 
 // True when op waits for readability (accept, recv, poll POLLIN), false for writability.
 bool wants_read(const operation& op) noexcept;

@@ -39,7 +39,15 @@ std::unique_ptr<backend> make_uring(const reactor_options& o) {
     if (o.simulate_uring_failure)
         throw std::system_error(ENOSYS, std::system_category(), "io_uring_setup (simulated failure)");
     auto b = std::make_unique<uring_backend>(o.uring_entries);
+    b->provide_buffers(o.provided_buffers, o.provided_buffer_size);  // probes the buffer ring
     if (log_enabled(log_level::debug)) log(log_level::debug, "io_uring features: " + b->features());
+    return b;
+}
+
+template <class Readiness>
+std::unique_ptr<backend> make_readiness(const reactor_options& o) {
+    auto b = std::make_unique<Readiness>();
+    b->provide_buffers(o.provided_buffers, o.provided_buffer_size);
     return b;
 }
 
@@ -62,8 +70,8 @@ std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
     chosen = o.backend;
     switch (o.backend) {
     case backend_kind::io_uring: return make_uring(o);
-    case backend_kind::epoll: return std::make_unique<epoll_backend>();
-    case backend_kind::select: return std::make_unique<select_backend>();
+    case backend_kind::epoll: return make_readiness<epoll_backend>(o);
+    case backend_kind::select: return make_readiness<select_backend>(o);
     case backend_kind::automatic: break;
     }
     try {
@@ -75,13 +83,13 @@ std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
     }
     try {
         chosen = backend_kind::epoll;
-        return std::make_unique<epoll_backend>();
+        return make_readiness<epoll_backend>(o);
     } catch (const std::system_error& e) {
         log(log_level::warning, std::string("epoll unavailable (") + e.what() +
                                     "); falling back to select");
     }
     chosen = backend_kind::select;
-    return std::make_unique<select_backend>();
+    return make_readiness<select_backend>(o);
 }
 
 }  // namespace
@@ -129,6 +137,7 @@ reactor::reactor(reactor_options options) : max_inline_(options.max_inline_compl
     // In the body, not the initializer list: kind_ is declared after backend_,
     // so its default initializer would overwrite the choice make_backend() wrote.
     backend_ = make_backend(options, kind_);
+    if (options.provided_buffers > 0) provided_size_ = options.provided_buffer_size;
     log(log_level::info, std::string("reactor backend: ") + std::string(backend_->name()));
 }
 
@@ -184,7 +193,17 @@ void reactor::abandon(operation& op) noexcept {
     if (op.state != op_state::pending) return;
     op.state = op_state::idle;
     --pending_;
-    if (done_.remove(op) || resuming_.remove(op)) return;  // finished, not yet resumed
+    // A recv_provided that finished with a block nobody will consume gives it back.
+    auto drop_block = [this, &op] {
+        if (op.code == op_code::recv_provided && op.buffer_id >= 0) {
+            recycle(op.buffer_id);
+            op.buffer_id = -1;
+        }
+    };
+    if (done_.remove(op) || resuming_.remove(op)) {  // finished, not yet resumed
+        drop_block();
+        return;
+    }
     if (op.code == op_code::timeout) {
         timer_remove(op);
         return;
@@ -197,7 +216,10 @@ void reactor::abandon(operation& op) noexcept {
         backend_->wait(std::chrono::milliseconds(10), got);
         bool found = got.remove(op);
         done_.splice(got);
-        if (found) return;
+        if (found) {
+            drop_block();
+            return;
+        }
     }
 }
 

@@ -52,6 +52,9 @@ struct reactor_options {
     bool simulate_uring_failure = false;            // fault injection: io_uring setup fails
                                                     // (CORONET_SIMULATE_URING_FAILURE=1, when automatic)
     int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
+    // --- provided buffers (socket::recv_provided, the channel's receives) ---
+    unsigned provided_buffers = 64;                 // blocks shared by every connection (0: none)
+    std::size_t provided_buffer_size = 16 * 1024;   // bytes per block
 };
 
 struct cancel_slot;
@@ -153,6 +156,16 @@ public:
     // Tells the backend that fd is about to be closed (sockets call it).
     void backend_forget(int fd) noexcept { backend_->forget(fd); }
 
+    // --- provided buffers ---
+    // Gives back the block of a finished recv_provided once its bytes are consumed.
+    void recycle(int buffer_id) noexcept {
+        if (buffer_id >= 0) backend_->recycle(static_cast<std::uint16_t>(buffer_id));
+    }
+    // Blocks handed out by finished recv_provided operations and not yet recycled.
+    std::size_t buffers_in_use() const noexcept { return backend_->buffers_in_use(); }
+    // Bytes per provided block (0 when the reactor has none).
+    std::size_t provided_buffer_size() const noexcept { return provided_size_; }
+
     // Operations started and not yet resumed (timers included).
     std::size_t pending_count() const noexcept { return pending_; }
 
@@ -179,6 +192,7 @@ private:
     std::size_t task_count_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<int> stopping_{0};  // stop() calls in progress
+    std::size_t provided_size_ = 0;
 };
 
 namespace detail {

@@ -16,7 +16,7 @@ bool readiness_backend::start(operation& op) {
     op_list& parked = wants_read(op) ? st.readers : st.writers;
     // An earlier operation of the same direction is still parked: keep FIFO
     // order (two sends must not overtake each other).
-    if (parked.empty() && perform(op)) return true;
+    if (parked.empty() && attempt(op)) return true;
     if (!st.watched) {
         if (int err = watch(op.fd, st); err < 0) {
             op.result = err;
@@ -40,9 +40,14 @@ void readiness_backend::forget(int fd) noexcept {
     if (fd >= 0 && static_cast<std::size_t>(fd) < fds_.size()) fds_[fd].watched = false;
 }
 
+bool readiness_backend::attempt(operation& op) noexcept {
+    if (op.code == op_code::recv_provided) return perform_provided(op, pool_);
+    return perform(op);
+}
+
 void readiness_backend::retry(op_list& parked, op_list& done) {
     while (operation* op = parked.front()) {
-        if (!perform(*op)) break;  // would block again: stays parked, keeps its turn
+        if (!attempt(*op)) break;  // would block again: stays parked, keeps its turn
         parked.pop_front();
         done.push_back(*op);
     }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <coronet/lib/backend.hpp>
+#include <coronet/lib/buffer_pool.hpp>
 
 namespace coronet {
 
@@ -19,6 +20,11 @@ public:
     bool start(operation& op) override;
     bool cancel(operation& op) override;
     void forget(int fd) noexcept override;
+
+    // --- provided buffers: a free stack, taken only when a recv finds bytes ---
+    void provide_buffers(unsigned count, std::size_t size) override { pool_.init(count, size); }
+    void recycle(std::uint16_t id) noexcept override { pool_.give_back(id); }
+    std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
 
 protected:
     struct fd_state {
@@ -36,7 +42,10 @@ protected:
     std::vector<fd_state> fds_;
 
 private:
-    static void retry(op_list& parked, op_list& done);
+    bool attempt(operation& op) noexcept;
+    void retry(op_list& parked, op_list& done);
+
+    buffer_pool pool_;
 };
 
 }  // namespace coronet

@@ -69,6 +69,38 @@ public:
     std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "recv")); }
 };
 
+// What socket::recv_provided() gives: bytes in a block of the reactor's provided buffers.
+struct provided_bytes {
+    std::span<std::byte> bytes;  // empty at end of stream (or when no_buffer)
+    int buffer_id = -1;          // give it back with reactor::recycle() once the bytes are used
+    bool no_buffer = false;      // every block was out and nothing was received: use recv()
+};
+
+// co_await: bytes received into a block the backend picked when they arrived
+// (none is held while waiting); throws std::system_error on errors.
+class [[nodiscard]] recv_provided_awaiter : public op_awaiter {
+public:
+    recv_provided_awaiter(reactor& r, int fd, std::size_t max) noexcept : op_awaiter(r) {
+        op_.code = op_code::recv_provided;
+        op_.fd = fd;
+        op_.provided_max = max;
+    }
+    provided_bytes await_resume() {
+        int n = finish();
+        if (n == -ENOBUFS) return {.bytes = {}, .buffer_id = -1, .no_buffer = true};
+        throw_if_error(n, "recv");
+        provided_bytes got{.bytes = op_.buffer.first(static_cast<std::size_t>(n)),
+                           .buffer_id = op_.buffer_id,
+                           .no_buffer = false};
+        op_.buffer_id = -1;  // the caller owns the block now
+        if (n == 0) {        // no bytes: nothing to hold
+            reactor_.recycle(got.buffer_id);
+            got = {};
+        }
+        return got;
+    }
+};
+
 // co_await: bytes sent (maybe fewer than asked); throws std::system_error on errors.
 class [[nodiscard]] send_awaiter : public op_awaiter {
 public:
@@ -152,6 +184,11 @@ public:
 
     accept_awaiter accept() noexcept { return {*reactor_, fd_}; }
     recv_awaiter recv(std::span<std::byte> buffer) noexcept { return {*reactor_, fd_, buffer}; }
+    // Receives up to max bytes (at most a block) into one of the reactor's provided buffers
+    // (reactor_options::provided_buffers).
+    recv_provided_awaiter recv_provided(std::size_t max = SIZE_MAX) noexcept {
+        return {*reactor_, fd_, max};
+    }
     send_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data}; }
     send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }
     // Gathered send; the iovecs must outlive the co_await.

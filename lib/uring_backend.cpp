@@ -1,11 +1,14 @@
 #include <coronet/lib/uring_backend.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <system_error>
 
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <coronet/lib/error.hpp>
@@ -24,6 +27,13 @@ constexpr std::uint64_t ignored = 0;
 
 // operation::phase of an operation waiting on a POLL_ADD before its retry.
 constexpr std::uint8_t rearm_poll = 2;
+
+// --- provided buffers ---
+// The buffer group coronet registers its ring as.
+constexpr unsigned short buffer_group = 0;
+// operation::phase of a recv_provided waiting for readability (no buffer ring,
+// or the ring recv said -EAGAIN), before it receives.
+constexpr std::uint8_t provided_poll = 3;
 
 }  // namespace
 
@@ -72,7 +82,8 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
 uring_backend::~uring_backend() {
     // Every operation coronet started has finished by now (the reactor drains
     // them before it destroys its backend), except the internal wake read.
-    io_uring_queue_exit(ring_.get());
+    io_uring_queue_exit(ring_.get());  // unregisters the buffer ring too
+    if (buf_ring_) ::munmap(buf_ring_, buf_ring_bytes_);
     ::close(wakefd_);
 }
 
@@ -96,6 +107,11 @@ void uring_backend::arm_wake() {
 bool uring_backend::start(operation& op) {
     op.phase = 0;
     if (op.code == op_code::sendfile) return start_sendfile(op);
+    if (op.code == op_code::recv_provided && pool_.count() == 0) {
+        op.buffer_id = -1;
+        op.result = -ENOBUFS;
+        return true;
+    }
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -115,6 +131,7 @@ bool uring_backend::start(operation& op) {
         io_uring_prep_nop(sqe);  // the reactor keeps timers; never reached
         op.result = -EINVAL;
         break;
+    case op_code::recv_provided: start_provided(op, sqe); break;
     }
     io_uring_sqe_set_data(sqe, &op);
     return false;
@@ -162,6 +179,10 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
             rearm = true;
             continue;
         }
+        if (op->code == op_code::recv_provided) {
+            if (finish_provided(*op, *cqe)) done.push_back(*op);
+            continue;
+        }
         if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
             if (cqe->res >= 0) {
                 if (start(*op)) done.push_back(*op);  // a sendfile may finish at once
@@ -186,6 +207,101 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     }
     io_uring_cq_advance(ring, seen);
     if (rearm) arm_wake();
+}
+
+// --- provided buffers -------------------------------------------------------
+
+void uring_backend::provide_buffers(unsigned count, std::size_t size) {
+    if (count == 0 || size == 0) return;
+    count = std::min(count, 32768u);  // the kernel's limit on a ring's entries
+    size = std::min<std::size_t>(size, 1u << 30);
+    pool_.init(count, size);
+    // The ring: page-aligned memory of ours that the kernel reads buffer
+    // addresses from. A kernel without buffer rings (< 5.19) refuses the
+    // registration: recv_provided then polls and receives from the free stack.
+    unsigned entries = std::bit_ceil(count);
+    std::size_t bytes = entries * sizeof(io_uring_buf);
+    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return;
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+    reg.ring_entries = entries;
+    reg.bgid = buffer_group;
+    if (io_uring_register_buf_ring(ring_.get(), &reg, 0) < 0) {
+        ::munmap(mem, bytes);
+        return;
+    }
+    buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+    buf_ring_bytes_ = bytes;
+    buf_ring_entries_ = entries;
+    io_uring_buf_ring_init(buf_ring_);
+    int mask = io_uring_buf_ring_mask(entries);
+    for (unsigned i = 0; i < count; ++i)
+        io_uring_buf_ring_add(buf_ring_, pool_.data(static_cast<std::uint16_t>(i)),
+                              static_cast<unsigned>(size), static_cast<unsigned short>(i), mask,
+                              static_cast<int>(i));
+    io_uring_buf_ring_advance(buf_ring_, static_cast<int>(count));
+    features_ += features_.empty() ? "buf_ring" : " buf_ring";
+}
+
+void uring_backend::recycle(std::uint16_t id) noexcept {
+    if (!buf_ring_) return pool_.give_back(id);
+    --pool_.in_use;
+    io_uring_buf_ring_add(buf_ring_, pool_.data(id), static_cast<unsigned>(pool_.size()), id,
+                          io_uring_buf_ring_mask(buf_ring_entries_), 0);
+    io_uring_buf_ring_advance(buf_ring_, 1);
+}
+
+void uring_backend::start_provided(operation& op, io_uring_sqe* sqe) {
+    op.buffer_id = -1;
+    if (buf_ring_ && op.phase != provided_poll) {
+        // The kernel picks a buffer only when bytes are there to receive.
+        std::size_t want = op.provided_max ? std::min(op.provided_max, pool_.size()) : pool_.size();
+        io_uring_prep_recv(sqe, op.fd, nullptr, want, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = buffer_group;
+    } else {
+        op.phase = provided_poll;
+        io_uring_prep_poll_add(sqe, op.fd, POLLIN);
+    }
+    io_uring_sqe_set_data(sqe, &op);
+}
+
+// One CQE of a recv_provided; true when the operation has finished.
+bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
+    if (op.phase == provided_poll) {
+        if (cqe.res < 0) {  // poll failed or was cancelled
+            op.result = cqe.res;
+            return true;
+        }
+        if (buf_ring_) {  // readable again after -EAGAIN: back to the ring recv
+            op.phase = 0;
+            start_provided(op, get_sqe());
+            return false;
+        }
+        if (perform_provided(op, pool_)) return true;
+        start_provided(op, get_sqe());  // a spurious wakeup: poll again
+        return false;
+    }
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+        auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        ++pool_.in_use;
+        if (cqe.res > 0) {
+            op.buffer = {pool_.data(id), static_cast<std::size_t>(cqe.res)};
+            op.buffer_id = id;
+        } else {
+            recycle(id);  // end of stream took a buffer and left it empty
+        }
+    }
+    if (cqe.res == -EAGAIN) {  // as for the other calls (see wait()): poll, then retry
+        op.phase = provided_poll;
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_poll_add(sqe, op.fd, POLLIN);
+        io_uring_sqe_set_data(sqe, &op);
+        return false;
+    }
+    op.result = cqe.res;
+    return true;
 }
 
 void uring_backend::wake() noexcept {

@@ -15,9 +15,12 @@
 #include <string>
 
 #include <coronet/lib/backend.hpp>
+#include <coronet/lib/buffer_pool.hpp>
 
 struct io_uring;
+struct io_uring_cqe;
 struct io_uring_sqe;
+struct io_uring_buf_ring;
 
 namespace coronet {
 
@@ -37,7 +40,13 @@ public:
     void wake() noexcept override;
     void forget(int) noexcept override {}
 
-    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd".
+    // --- provided buffers: a registered buffer ring (recv with IOSQE_BUFFER_SELECT);
+    // without one (kernel < 5.19), a POLL_ADD and then a recv from the pool's free stack ---
+    void provide_buffers(unsigned count, std::size_t size) override;
+    void recycle(std::uint16_t id) noexcept override;
+    std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
+
+    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring".
     const std::string& features() const noexcept { return features_; }
 
 private:
@@ -51,6 +60,14 @@ private:
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     operation wake_op_;  // the read on wakefd_, always in flight
+
+    // --- provided buffers ---
+    void start_provided(operation& op, io_uring_sqe* sqe);
+    bool finish_provided(operation& op, const io_uring_cqe& cqe);
+    buffer_pool pool_;
+    io_uring_buf_ring* buf_ring_ = nullptr;  // nullptr: no buffer ring, the poll-then-recv path
+    std::size_t buf_ring_bytes_ = 0;
+    unsigned buf_ring_entries_ = 0;
 };
 
 }  // namespace coronet

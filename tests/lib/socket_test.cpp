@@ -814,3 +814,70 @@ TEST_CASE("socket: a sendfile waiting on a peer that never reads is cancelled by
     const std::vector<std::byte> expected = pattern(got.size());
     REQUIRE(first_mismatch(got, expected) == got.size());
 }
+
+// --- recv_provided: the reactor's provided buffers --------------------------------
+
+namespace {
+
+struct provided_run {
+    std::string first, second, third;
+    std::size_t held_after_first = 0;
+    bool second_no_buffer = false;
+    bool eof = false;
+};
+
+std::string text_of(const coronet::provided_bytes& got) {
+    return {reinterpret_cast<const char*>(got.bytes.data()), got.bytes.size()};
+}
+
+// With one provided block: the first receive keeps it, so the second finds none
+// (no_buffer, nothing consumed); once it is recycled the bytes are all there.
+coronet::task<provided_run> provided_exhaustion(coronet::reactor& r, coronet::socket a,
+                                                coronet::socket b) {
+    provided_run out;
+    co_await coronet::send_all(b, "one");
+    auto first = co_await a.recv_provided();
+    out.first = text_of(first);
+    out.held_after_first = r.buffers_in_use();
+    co_await coronet::send_all(b, "two");
+    auto second = co_await a.recv_provided();
+    out.second_no_buffer = second.no_buffer;
+    r.recycle(first.buffer_id);
+    auto third = co_await a.recv_provided();
+    out.third = text_of(third);
+    r.recycle(third.buffer_id);
+    b.close();
+    auto end = co_await a.recv_provided();
+    out.eof = !end.no_buffer && end.bytes.empty() && end.buffer_id < 0;
+    co_return out;
+}
+
+coronet::task<coronet::provided_bytes> receive_provided(coronet::socket& s) {
+    co_return co_await s.recv_provided();
+}
+
+}  // namespace
+
+TEST_CASE("socket: recv_provided receives into a reactor block and reports exhaustion",
+          "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    coronet::reactor r{{.backend = kind, .provided_buffers = 1}};
+    auto [a, b] = coronet::socket::pair(r);
+    auto got = r.run(provided_exhaustion(r, std::move(a), std::move(b)));
+    CHECK(got.first == "one");
+    CHECK(got.held_after_first == 1);
+    CHECK(got.second_no_buffer);
+    CHECK(got.third == "two");
+    CHECK(got.eof);
+    CHECK(r.buffers_in_use() == 0);
+}
+
+TEST_CASE("socket: without provided buffers recv_provided says no_buffer at once", "[socket]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    coronet::reactor r{{.backend = kind, .provided_buffers = 0}};
+    auto [a, b] = coronet::socket::pair(r);
+    auto got = r.run(receive_provided(a));
+    CHECK(got.no_buffer);
+    CHECK(got.bytes.empty());
+    CHECK(r.pending_count() == 0);
+}
