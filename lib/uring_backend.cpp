@@ -42,6 +42,13 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
         rc = io_uring_queue_init_params(entries, ring_.get(), &p);
     }
     if (rc < 0) throw std::system_error(-rc, std::system_category(), "io_uring_queue_init");
+    if (!(p.features & IORING_FEAT_NODROP)) {
+        // Without it (before 5.5) a full CQ drops completions: an operation
+        // would never finish. Every kernel with the opcodes below has it.
+        io_uring_queue_exit(ring_.get());
+        throw std::system_error(make_error_code(errc::backend_unavailable),
+                                "io_uring drops completions when its CQ is full (no IORING_FEAT_NODROP)");
+    }
     if (p.flags & IORING_SETUP_SINGLE_ISSUER) features_ += "single_issuer ";
     if (p.flags & IORING_SETUP_DEFER_TASKRUN) features_ += "defer_taskrun ";
     if (p.flags & IORING_SETUP_COOP_TASKRUN) features_ += "coop_taskrun ";
@@ -76,10 +83,17 @@ uring_backend::~uring_backend() {
     ::close(wakefd_);
 }
 
+unsigned uring_backend::sq_entries() const noexcept { return ring_->sq.ring_entries; }
+unsigned uring_backend::cq_entries() const noexcept { return ring_->cq.ring_entries; }
+
 io_uring_sqe* uring_backend::get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
     while (!sqe) {  // SQ full: hand what is queued to the kernel, then retry
-        io_uring_submit(ring_.get());
+        int rc = io_uring_submit(ring_.get());
+        // Kernels before 5.19 refuse new submissions (-EBUSY) while completions
+        // wait in the overflow list: reap the CQ so the kernel can flush it (what
+        // is reaped is delivered by the next wait()), then retry.
+        if (rc == -EBUSY || rc == -EAGAIN) reap(reaped_);
         sqe = io_uring_get_sqe(ring_.get());
     }
     return sqe;
@@ -119,6 +133,10 @@ bool uring_backend::start(operation& op) {
 }
 
 bool uring_backend::cancel(operation& op) {
+    if (restart_.remove(op)) {  // between two kernel calls (see reap): not in flight
+        op.result = -ECANCELED;
+        return true;
+    }
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel(sqe, &op, 0);
     io_uring_sqe_set_data64(sqe, ignored);
@@ -127,42 +145,73 @@ bool uring_backend::cancel(operation& op) {
 
 void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     io_uring* ring = ring_.get();
-    io_uring_cqe* cqe = nullptr;
+    done.splice(reaped_);
+    // Never sleep while completions are ready: reaped early, already in the CQ,
+    // or parked in the kernel's overflow list after the CQ filled up
+    // (IORING_SQ_CQ_OVERFLOW; those reach the CQ only on an io_uring_enter with
+    // GETEVENTS, which io_uring_get_events makes).
+    if (!done.empty() || io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring))
+        timeout = std::chrono::nanoseconds(0);
     if (timeout.count() == 0) {
-        if (defer_taskrun_) io_uring_submit_and_get_events(ring);
-        else io_uring_submit(ring);
+        if (defer_taskrun_) {
+            io_uring_submit_and_get_events(ring);
+        } else {
+            io_uring_submit(ring);
+            if (io_uring_cq_has_overflow(ring)) io_uring_get_events(ring);
+        }
     } else {
+        io_uring_cqe* cqe = nullptr;
         __kernel_timespec ts{.tv_sec = timeout.count() / 1'000'000'000,
                              .tv_nsec = timeout.count() % 1'000'000'000};
         // Submits and waits in one io_uring_enter; -ETIME / -EINTR just end the turn.
         io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout.count() < 0 ? nullptr : &ts, nullptr);
     }
+    reap(done);
+    // Now that the CQ has room again, queue the retries reap() found.
+    while (operation* op = restart_.pop_front()) {
+        if (op->phase == rearm_poll) {
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
+            io_uring_sqe_set_data(sqe, op);
+        } else {
+            start(*op);
+        }
+    }
+    if (rearm_wake_) {
+        rearm_wake_ = false;
+        arm_wake();
+    }
+}
+
+void uring_backend::reap(op_list& done) {
+    // Takes what the CQ holds and advances once. Submits nothing (a submission
+    // could need this very reap first, see get_sqe): retries go to restart_.
+    io_uring* ring = ring_.get();
+    io_uring_cqe* cqe = nullptr;
     unsigned head, seen = 0;
-    bool rearm = false;
     io_uring_for_each_cqe(ring, head, cqe) {
         ++seen;
         auto* op = static_cast<operation*>(io_uring_cqe_get_data(cqe));
         if (!op) continue;
         if (op == &wake_op_) {
-            rearm = true;
+            rearm_wake_ = true;
             continue;
         }
         if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
             if (cqe->res >= 0) {
-                start(*op);
+                op->phase = 0;
+                restart_.push_back(*op);
                 continue;
             }
             op->result = cqe->res;  // poll failed or was cancelled
         } else if (cqe->res == -EAGAIN && op->code != op_code::poll) {
             // io_uring may complete a call on a non-blocking socket with -EAGAIN
             // instead of waiting (seen with sendmsg when the peer has shut down
-            // its sending side): wait for readiness ourselves, then retry. The
-            // operation stays in flight under the same user_data, so a cancel
-            // still finds it.
+            // its sending side): wait for readiness ourselves, then retry. Until
+            // the poll is queued the operation waits in restart_, where cancel()
+            // finds it.
             op->phase = rearm_poll;
-            io_uring_sqe* sqe = get_sqe();
-            io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
-            io_uring_sqe_set_data(sqe, op);
+            restart_.push_back(*op);
             continue;
         } else {
             op->result = cqe->res;
@@ -170,7 +219,6 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
         done.push_back(*op);
     }
     io_uring_cq_advance(ring, seen);
-    if (rearm) arm_wake();
 }
 
 void uring_backend::wake() noexcept {

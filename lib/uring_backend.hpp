@@ -39,10 +39,14 @@ public:
 
     // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd".
     const std::string& features() const noexcept { return features_; }
+    // The ring's sizes: the kernel makes the CQ twice the SQ.
+    unsigned sq_entries() const noexcept;
+    unsigned cq_entries() const noexcept;
 
 private:
     ::io_uring_sqe* get_sqe();
     void arm_wake();
+    void reap(op_list& done);
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;
@@ -50,6 +54,9 @@ private:
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     operation wake_op_;  // the read on wakefd_, always in flight
+    bool rearm_wake_ = false;
+    op_list reaped_;   // completions reaped outside wait(), delivered by the next one
+    op_list restart_;  // operations to hand to the kernel again (a retry after EAGAIN)
 };
 
 }  // namespace coronet
