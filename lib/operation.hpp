@@ -20,6 +20,8 @@
 
 namespace coronet {
 
+struct accept_queue;
+
 // What the operation does; the verbs match the system calls.
 enum class op_code : std::uint8_t {
     accept,   // accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
@@ -49,6 +51,8 @@ struct operation {
     std::size_t heap_index = 0;           // timeout: position in the reactor's timer heap
     std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes
     operation* next = nullptr;            // intrusive: parked on an fd or queued as done
+    // --- multishot accept (io_uring) ---
+    accept_queue* acceptor = nullptr;     // accept: the listener's queue, or nullptr
 };
 
 // An intrusive FIFO of operations, linked through operation::next.

@@ -7,6 +7,8 @@
 #include <system_error>
 #include <thread>
 
+#include <unistd.h>
+
 #include <coronet/lib/epoll_backend.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/log.hpp>
@@ -194,6 +196,20 @@ void reactor::abandon(operation& op) noexcept {
         done_.splice(got);
         if (found) return;
     }
+}
+
+void reactor::close_acceptor(accept_queue& q) noexcept {
+    if (q.arm.state == op_state::pending && !backend_->cancel(q.arm)) {
+        // Its last CQE follows the cancel; completions of others wait for the next turn.
+        while (q.arm.state == op_state::pending) {
+            op_list got;
+            backend_->wait(std::chrono::milliseconds(10), got);
+            done_.splice(got);
+        }
+    }
+    for (int fd : q.ready)
+        if (fd >= 0) ::close(fd);
+    q.ready.clear();
 }
 
 void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include <coronet/lib/accept_queue.hpp>
 #include <coronet/lib/backend.hpp>
 #include <coronet/lib/operation.hpp>
 
@@ -146,6 +147,10 @@ public:
     void add_task(task_hook& hook) noexcept;
     void remove_task(task_hook& hook) noexcept;
     std::size_t task_count() const noexcept { return task_count_; }
+
+    // A listener is closing: ends its multishot accept (waiting until the kernel
+    // has let go of it) and closes the connections accepted into q and never taken.
+    void close_acceptor(accept_queue& q) noexcept;
 
     // Tells the backend that fd is about to be closed (sockets call it).
     void backend_forget(int fd) noexcept { backend_->forget(fd); }

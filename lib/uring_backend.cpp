@@ -4,9 +4,15 @@
 #include <system_error>
 
 #include <liburing.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <coronet/lib/accept_queue.hpp>
 
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/perform.hpp>
@@ -24,6 +30,44 @@ constexpr std::uint64_t ignored = 0;
 
 // operation::phase of an operation waiting on a POLL_ADD before its retry.
 constexpr std::uint8_t rearm_poll = 2;
+
+// --- multishot accept ---
+// operation::phase of an accept_queue's `arm` while the kernel holds it.
+constexpr std::uint8_t multishot_armed = 3;
+
+// True when the kernel takes IORING_ACCEPT_MULTISHOT (5.19): armed on a
+// listening socket with nothing to accept, then cancelled, the accept ends with
+// -ECANCELED; a kernel without the flag refuses it with -EINVAL. Both CQEs
+// carry `ignored` user_data, so nothing left over can reach an operation.
+bool probe_multishot_accept(io_uring* ring) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    bool supported = false;
+    // Binding only the family autobinds an abstract name: no file to clean up.
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) == 0 && ::listen(fd, 1) == 0) {
+        io_uring_sqe* sqe = io_uring_get_sqe(ring);
+        io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, ignored);
+        sqe = io_uring_get_sqe(ring);
+        io_uring_prep_cancel64(sqe, ignored, 0);
+        io_uring_sqe_set_data64(sqe, ignored);
+        int want = 2;
+        if (io_uring_submit(ring) == 2) {
+            for (int tries = 0; want > 0 && tries < 4; ++tries) {
+                io_uring_cqe* cqe = nullptr;
+                __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
+                if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
+                if (cqe->res == -ECANCELED) supported = true;
+                io_uring_cqe_seen(ring, cqe);
+                --want;
+            }
+        }
+    }
+    ::close(fd);
+    return supported;
+}
 
 }  // namespace
 
@@ -65,6 +109,8 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
                                 "io_uring lacks an opcode coronet needs");
     }
     if (io_uring_register_ring_fd(ring_.get()) == 1) features_ += "ring_fd ";
+    multishot_accept_ = probe_multishot_accept(ring_.get());
+    if (multishot_accept_) features_ += "multishot_accept ";
     if (!features_.empty()) features_.pop_back();
 
     wakefd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -109,6 +155,7 @@ void uring_backend::arm_wake() {
 
 bool uring_backend::start(operation& op) {
     op.phase = 0;
+    if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -133,6 +180,13 @@ bool uring_backend::start(operation& op) {
 }
 
 bool uring_backend::cancel(operation& op) {
+    if (accept_queue* q = op.acceptor) {
+        if (&op == &q->arm) return cancel_arm(*q);
+        if (q->waiters.remove(op)) {  // waiting for the multishot accept, not in the kernel
+            op.result = -ECANCELED;
+            return true;
+        }
+    }
     if (restart_.remove(op)) {  // between two kernel calls (see reap): not in flight
         op.result = -ECANCELED;
         return true;
@@ -169,7 +223,9 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     reap(done);
     // Now that the CQ has room again, queue the retries reap() found.
     while (operation* op = restart_.pop_front()) {
-        if (op->phase == rearm_poll) {
+        if (op->acceptor && op == &op->acceptor->arm) {
+            settle(*op->acceptor);
+        } else if (op->phase == rearm_poll) {
             io_uring_sqe* sqe = get_sqe();
             io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
             io_uring_sqe_set_data(sqe, op);
@@ -197,6 +253,10 @@ void uring_backend::reap(op_list& done) {
             rearm_wake_ = true;
             continue;
         }
+        if (op->phase == multishot_armed) {
+            on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
+            continue;
+        }
         if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
             if (cqe->res >= 0) {
                 op->phase = 0;
@@ -219,6 +279,112 @@ void uring_backend::reap(op_list& done) {
         done.push_back(*op);
     }
     io_uring_cq_advance(ring, seen);
+}
+
+// --- multishot accept ---
+
+bool uring_backend::take_accepted(operation& op) {
+    accept_queue& q = *op.acceptor;
+    op.addrlen = 0;  // one multishot accept serves many: no peer address per call
+    if (!q.ready.empty()) {
+        op.result = pop_ready(q);
+        // At the descriptor limit: stop accepting ahead, the rest wait in the backlog.
+        if (q.held && q.arm.state == op_state::pending) cancel_arm(q);
+        return true;
+    }
+    q.waiters.push_back(op);
+    if (q.arm.state != op_state::pending && !q.queued) {
+        q.arm.fd = op.fd;
+        arm_accept(q);
+    }
+    return false;
+}
+
+int uring_backend::pop_ready(accept_queue& q) {
+    // The kernel checks RLIMIT_NOFILE as it was when the multishot accept was
+    // armed, so a limit lowered since then (prlimit on a running server) lets it
+    // accept past the limit. An accept() must still fail with EMFILE there, as
+    // a single-shot accept would, without losing the connection: a descriptor
+    // at or above the current limit moves below it (F_DUPFD) or stays held at
+    // the front of the queue until one is free.
+    int res = q.ready.front();
+    q.held = false;
+    if (res >= 0) {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && rlim_t(res) >= limit.rlim_cur) {
+            int low = ::fcntl(res, F_DUPFD_CLOEXEC, 0);
+            if (low < 0 || rlim_t(low) >= limit.rlim_cur) {
+                if (low >= 0) ::close(low);
+                q.held = true;
+                return -EMFILE;
+            }
+            ::close(res);
+            res = low;
+        }
+    }
+    q.ready.pop_front();
+    return res;
+}
+
+void uring_backend::arm_accept(accept_queue& q) {
+    q.arm.code = op_code::accept;
+    q.arm.acceptor = &q;
+    q.arm.state = op_state::pending;
+    q.arm.phase = multishot_armed;
+    q.cancelling = false;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_multishot_accept(sqe, q.arm.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, &q.arm);
+}
+
+void uring_backend::on_accepted(accept_queue& q, int res, bool more, op_list& done) {
+    if (!more) {  // the kernel let go of it
+        q.arm.state = op_state::idle;
+        q.arm.phase = 0;
+    }
+    // The -ECANCELED that ends a cancel we asked for is no one's error.
+    bool ours = res == -ECANCELED && q.cancelling;
+    if (!more) q.cancelling = false;
+    if (!ours) q.ready.push_back(res);
+    while (!q.waiters.empty() && !q.ready.empty()) {
+        operation* w = q.waiters.pop_front();
+        w->result = pop_ready(q);
+        done.push_back(*w);
+    }
+    // Re-arm for callers still waiting (not after an error: the next accept()
+    // does, as a single-shot accept would retry), or cancel when the queue grew
+    // too long or reached the descriptor limit. Both submit, so they wait until
+    // the CQ has been advanced.
+    bool rearm = !more && !q.waiters.empty();
+    bool trim = more && !q.cancelling && (q.held || q.ready.size() >= accept_queue::soft_limit);
+    if ((rearm || trim) && !q.queued) {
+        q.queued = true;
+        restart_.push_back(q.arm);
+    }
+}
+
+void uring_backend::settle(accept_queue& q) {
+    q.queued = false;
+    if (q.arm.state != op_state::pending) {
+        if (!q.waiters.empty()) arm_accept(q);
+    } else if (!q.cancelling && (q.held || q.ready.size() >= accept_queue::soft_limit)) {
+        cancel_arm(q);
+    }
+}
+
+bool uring_backend::cancel_arm(accept_queue& q) {
+    if (q.queued) {
+        restart_.remove(q.arm);
+        q.queued = false;
+    }
+    if (q.arm.state != op_state::pending) return true;  // not in the kernel
+    if (!q.cancelling) {
+        q.cancelling = true;
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel(sqe, &q.arm, 0);
+        io_uring_sqe_set_data64(sqe, ignored);
+    }
+    return false;  // its last CQE (-ECANCELED, no F_MORE) follows
 }
 
 void uring_backend::wake() noexcept {

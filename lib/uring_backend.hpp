@@ -6,8 +6,10 @@
 // io_uring_for_each_cqe and advances once. A full SQ is flushed and retried.
 // cancel() queues an ASYNC_CANCEL; the cancelled operation still delivers its
 // own CQE (-ECANCELED, or its real result if it raced), so its buffers stay in
-// use until then. Features (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring
-// fd) are probed at start and dropped quietly where the kernel lacks them.
+// use until then. A listener's accept() keeps one multishot accept armed and
+// takes connections from its accept_queue (lib/accept_queue.hpp). Features
+// (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept) are
+// probed at start and dropped quietly where the kernel lacks them.
 // Medusa ancestor: asyncore.poll(), turned from readiness into completion.
 
 #include <cstdint>
@@ -20,6 +22,8 @@ struct io_uring;
 struct io_uring_sqe;
 
 namespace coronet {
+
+struct accept_queue;
 
 class uring_backend final : public backend {
 public:
@@ -47,10 +51,18 @@ private:
     ::io_uring_sqe* get_sqe();
     void arm_wake();
     void reap(op_list& done);
+    // --- multishot accept ---
+    bool take_accepted(operation& op);
+    int pop_ready(accept_queue& q);
+    void arm_accept(accept_queue& q);
+    void on_accepted(accept_queue& q, int res, bool more, op_list& done);
+    void settle(accept_queue& q);
+    bool cancel_arm(accept_queue& q);
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;
     bool defer_taskrun_ = false;
+    bool multishot_accept_ = false;  // IORING_ACCEPT_MULTISHOT (5.19)
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     operation wake_op_;  // the read on wakefd_, always in flight

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <span>
@@ -351,6 +352,30 @@ task<std::size_t> read_then_reset(coronet::socket s, std::size_t before_reset) {
     co_return got;
 }
 
+// Accepts n connections one after another and counts the 4-byte id each one sends first.
+task<void> accept_and_count_ids(coronet::socket* listener, std::size_t n, std::vector<int>* seen) {
+    for (std::size_t i = 0; i < n; ++i) {
+        coronet::socket c = co_await listener->accept();
+        std::uint32_t id = 0;
+        std::size_t got = 0;
+        while (got < sizeof id) {
+            auto bytes = std::as_writable_bytes(std::span(&id, 1)).subspan(got);
+            std::size_t k = co_await c.recv(bytes);
+            if (k == 0) break;
+            got += k;
+        }
+        if (got == sizeof id && id < seen->size()) ++(*seen)[id];
+    }
+}
+
+// A blocking client connected to `to` (the listener's backlog completes the handshake).
+int blocking_client(const address& to) {
+    int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || ::connect(fd, to.data(), to.size()) < 0)
+        throw std::system_error(errno, std::system_category(), "connect");
+    return fd;
+}
+
 task<void> echo_detached(coronet::socket s) { (void)co_await echo(std::move(s)); }
 
 // Accepts n connections and echoes on each (spawned, so they run at once).
@@ -663,4 +688,42 @@ TEST_CASE("socket: a peer reset during a large send throws instead of crashing o
     REQUIRE((second == std::errc::connection_reset || second == std::errc::broken_pipe));
     REQUIRE(sigpipe_count == 0);  // MSG_NOSIGNAL on every send path
     REQUIRE(r.pending_count() == 0);
+}
+
+TEST_CASE("socket: connections accepted in a burst are each taken once and those left close with the listener",
+          "[socket]") {
+    // On io_uring the listener's first accept() arms a multishot accept that
+    // takes every connection as it arrives into a queue the socket owns; the
+    // readiness backends accept one per call. Either way: every connection is
+    // handed to exactly one accept(), and those nobody took are closed with
+    // the listener (the peer sees end of stream or a reset, no descriptor leaks).
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    int fds_before = open_fd_count();
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    address at = listener.local_address();
+    constexpr std::uint32_t n = 300, extra = 20;
+    std::vector<int> clients;
+    for (std::uint32_t i = 0; i < n + extra; ++i) {
+        clients.push_back(blocking_client(at));
+        REQUIRE(::send(clients.back(), &i, sizeof i, MSG_NOSIGNAL) == ssize_t(sizeof i));
+    }
+    std::vector<int> seen(n + extra, 0);
+    r.run(accept_and_count_ids(&listener, n, &seen));
+    for (std::uint32_t i = 0; i < n; ++i) {
+        INFO("connection " << i);
+        REQUIRE(seen[i] == 1);
+    }
+    r.run_for(50ms);  // time for a multishot accept to take the rest
+    listener.close();
+    for (std::uint32_t i = n; i < n + extra; ++i) {
+        INFO("connection " << i << ", never accepted");
+        pollfd p{.fd = clients[i], .events = POLLIN, .revents = 0};
+        REQUIRE(::poll(&p, 1, 10'000) == 1);
+        char c;
+        CHECK(::recv(clients[i], &c, 1, MSG_DONTWAIT) <= 0);  // end of stream, or ECONNRESET
+    }
+    for (int fd : clients) ::close(fd);
+    CHECK(r.channel_count() == 0);
+    CHECK(open_fd_count() == fds_before);
 }
