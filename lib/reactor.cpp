@@ -40,7 +40,9 @@ namespace {
 std::unique_ptr<backend> make_uring(const reactor_options& o) {
     if (o.simulate_uring_failure)
         throw std::system_error(ENOSYS, std::system_category(), "io_uring_setup (simulated failure)");
-    auto b = std::make_unique<uring_backend>(o.uring_entries);
+    std::size_t zc = o.uring_send_zc_min;
+    if (const char* env = std::getenv("CORONET_SEND_ZC"); env && zc == 0) zc = std::strtoull(env, nullptr, 10);
+    auto b = std::make_unique<uring_backend>(uring_options{.entries = o.uring_entries, .send_zc_min = zc});
     if (log_enabled(log_level::debug)) log(log_level::debug, "io_uring features: " + b->features());
     return b;
 }

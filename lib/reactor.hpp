@@ -48,6 +48,9 @@ bool backend_available(backend_kind kind);
 struct reactor_options {
     backend_kind backend = backend_kind::automatic;  // CORONET_BACKEND overrides automatic
     unsigned uring_entries = 256;                   // io_uring SQ size
+    // io_uring: sends of at least this many bytes use SEND_ZC (zero-copy); 0 = never.
+    // CORONET_SEND_ZC=BYTES sets it when left at 0. See docs/design.md for figures.
+    std::size_t uring_send_zc_min = 0;
     bool simulate_uring_failure = false;            // fault injection: io_uring setup fails
     int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
 };

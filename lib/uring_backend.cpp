@@ -1,6 +1,7 @@
 #include <coronet/lib/uring_backend.hpp>
 
 #include <cerrno>
+#include <string>
 #include <system_error>
 
 #include <liburing.h>
@@ -69,9 +70,25 @@ bool probe_multishot_accept(io_uring* ring) {
     return supported;
 }
 
+// --- zero-copy send ---
+// operation::phase of a SEND_ZC / SENDMSG_ZC before its result CQE, and
+// between that result (IORING_CQE_F_MORE) and the notification.
+constexpr std::uint8_t zc_sent = 4;
+constexpr std::uint8_t zc_notif = 5;
+// ... and of one to send again without it (the socket type lacks zero-copy:
+// Unix sockets answer -EOPNOTSUPP).
+constexpr std::uint8_t zc_refused = 6;
+
+std::size_t msg_bytes(const msghdr& m) noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < m.msg_iovlen; ++i) n += m.msg_iov[i].iov_len;
+    return n;
+}
+
 }  // namespace
 
-uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring>()) {
+uring_backend::uring_backend(uring_options options) : ring_(std::make_unique<io_uring>()) {
+    unsigned entries = options.entries;
     io_uring_params p{};
     // Newest flags first; each refusal (EINVAL on older kernels) drops one.
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
@@ -102,6 +119,9 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
     bool complete = probe != nullptr;
     for (int opcode : required_opcodes)
         if (complete && !io_uring_opcode_supported(probe, opcode)) complete = false;
+    if (complete && options.send_zc_min > 0 && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
+        io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
+        send_zc_min_ = options.send_zc_min;
     if (probe) io_uring_free_probe(probe);
     if (!complete) {
         io_uring_queue_exit(ring_.get());
@@ -111,6 +131,7 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
     if (io_uring_register_ring_fd(ring_.get()) == 1) features_ += "ring_fd ";
     multishot_accept_ = probe_multishot_accept(ring_.get());
     if (multishot_accept_) features_ += "multishot_accept ";
+    if (send_zc_min_ > 0) features_ += "send_zc>=" + std::to_string(send_zc_min_) + " ";
     if (!features_.empty()) features_.pop_back();
 
     wakefd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -154,6 +175,7 @@ void uring_backend::arm_wake() {
 }
 
 bool uring_backend::start(operation& op) {
+    bool zc = send_zc_min_ > 0 && op.phase != zc_refused;
     op.phase = 0;
     if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
     io_uring_sqe* sqe = get_sqe();
@@ -166,9 +188,21 @@ bool uring_backend::start(operation& op) {
     case op_code::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
     case op_code::recv: io_uring_prep_recv(sqe, op.fd, op.buffer.data(), op.buffer.size(), 0); break;
     case op_code::send:
-        io_uring_prep_send(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+        if (zc && op.buffer.size() >= send_zc_min_) {
+            io_uring_prep_send_zc(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL, 0);
+            op.phase = zc_sent;
+        } else {
+            io_uring_prep_send(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+        }
         break;
-    case op_code::sendmsg: io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL); break;
+    case op_code::sendmsg:
+        if (zc && msg_bytes(*op.msg) >= send_zc_min_) {
+            io_uring_prep_sendmsg_zc(sqe, op.fd, op.msg, MSG_NOSIGNAL);
+            op.phase = zc_sent;
+        } else {
+            io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL);
+        }
+        break;
     case op_code::poll: io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask)); break;
     case op_code::timeout:
         io_uring_prep_nop(sqe);  // the reactor keeps timers; never reached
@@ -255,6 +289,30 @@ void uring_backend::reap(op_list& done) {
         }
         if (op->phase == multishot_armed) {
             on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
+            continue;
+        }
+        if (op->phase == zc_sent || op->phase == zc_notif) {
+            // A zero-copy send posts its result (with IORING_CQE_F_MORE), then a
+            // notification (IORING_CQE_F_NOTIF) once the kernel no longer reads
+            // the buffer. Only then may the caller reuse it: finish at the
+            // notification. A result without F_MORE has no notification.
+            if (cqe->flags & IORING_CQE_F_NOTIF) {
+                op->phase = 0;
+            } else {
+                op->result = cqe->res;
+                if (cqe->flags & IORING_CQE_F_MORE) {
+                    op->phase = zc_notif;
+                    continue;
+                }
+                op->phase = 0;
+            }
+            if (op->result == -EAGAIN || op->result == -EOPNOTSUPP) {
+                // EAGAIN: as below, wait for readiness and send again.
+                op->phase = op->result == -EAGAIN ? rearm_poll : zc_refused;
+                restart_.push_back(*op);
+                continue;
+            }
+            done.push_back(*op);
             continue;
         }
         if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call

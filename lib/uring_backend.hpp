@@ -8,10 +8,13 @@
 // own CQE (-ECANCELED, or its real result if it raced), so its buffers stay in
 // use until then. A listener's accept() keeps one multishot accept armed and
 // takes connections from its accept_queue (lib/accept_queue.hpp). Features
-// (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept) are
-// probed at start and dropped quietly where the kernel lacks them.
+// (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept,
+// SEND_ZC when asked for) are probed at start and dropped quietly where the
+// kernel lacks them. A zero-copy send finishes only when the kernel's
+// notification says the buffer is free again, not at its first CQE.
 // Medusa ancestor: asyncore.poll(), turned from readiness into completion.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,11 +28,17 @@ namespace coronet {
 
 struct accept_queue;
 
+// How a uring_backend is set up.
+struct uring_options {
+    unsigned entries = 256;       // SQ size (the CQ is twice that)
+    std::size_t send_zc_min = 0;  // send/sendmsg of at least this many bytes use SEND_ZC; 0 = never
+};
+
 class uring_backend final : public backend {
 public:
     // Throws std::system_error (errc::backend_unavailable, or the setup errno)
     // when a ring cannot be set up or lacks an opcode coronet needs.
-    explicit uring_backend(unsigned entries = 256);
+    explicit uring_backend(uring_options options = {});
     ~uring_backend() override;
     uring_backend(const uring_backend&) = delete;
     uring_backend& operator=(const uring_backend&) = delete;
@@ -63,6 +72,7 @@ private:
     std::string features_;
     bool defer_taskrun_ = false;
     bool multishot_accept_ = false;  // IORING_ACCEPT_MULTISHOT (5.19)
+    std::size_t send_zc_min_ = 0;    // 0: no zero-copy sends (off, or the kernel lacks them)
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     operation wake_op_;  // the read on wakefd_, always in flight
