@@ -20,6 +20,8 @@
 
 namespace coronet {
 
+struct accept_queue;
+
 // What the operation does; the verbs match the system calls.
 enum class op_code : std::uint8_t {
     accept,   // accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
@@ -61,6 +63,8 @@ struct operation {
     // --- provided buffers ---
     int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1
     std::size_t provided_max = 0;         // recv_provided: most bytes to take (0: a whole block)
+    // --- multishot accept (io_uring) ---
+    accept_queue* acceptor = nullptr;     // accept: the listener's queue, or nullptr
 };
 
 // An intrusive FIFO of operations, linked through operation::next.

@@ -7,6 +7,8 @@
 #include <system_error>
 #include <thread>
 
+#include <unistd.h>
+
 #include <coronet/lib/epoll_backend.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/log.hpp>
@@ -38,7 +40,9 @@ namespace {
 std::unique_ptr<backend> make_uring(const reactor_options& o) {
     if (o.simulate_uring_failure)
         throw std::system_error(ENOSYS, std::system_category(), "io_uring_setup (simulated failure)");
-    auto b = std::make_unique<uring_backend>(o.uring_entries);
+    std::size_t zc = o.uring_send_zc_min;
+    if (const char* env = std::getenv("CORONET_SEND_ZC"); env && zc == 0) zc = std::strtoull(env, nullptr, 10);
+    auto b = std::make_unique<uring_backend>(uring_options{.entries = o.uring_entries, .send_zc_min = zc});
     b->provide_buffers(o.provided_buffers, o.provided_buffer_size);  // probes the buffer ring
     if (log_enabled(log_level::debug)) log(log_level::debug, "io_uring features: " + b->features());
     return b;
@@ -221,6 +225,20 @@ void reactor::abandon(operation& op) noexcept {
             return;
         }
     }
+}
+
+void reactor::close_acceptor(accept_queue& q) noexcept {
+    if (q.arm.state == op_state::pending && !backend_->cancel(q.arm)) {
+        // Its last CQE follows the cancel; completions of others wait for the next turn.
+        while (q.arm.state == op_state::pending) {
+            op_list got;
+            backend_->wait(std::chrono::milliseconds(10), got);
+            done_.splice(got);
+        }
+    }
+    for (int fd : q.ready)
+        if (fd >= 0) ::close(fd);
+    q.ready.clear();
 }
 
 void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }

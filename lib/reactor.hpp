@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include <coronet/lib/accept_queue.hpp>
 #include <coronet/lib/backend.hpp>
 #include <coronet/lib/operation.hpp>
 
@@ -49,6 +50,9 @@ bool backend_available(backend_kind kind);
 struct reactor_options {
     backend_kind backend = backend_kind::automatic;  // CORONET_BACKEND overrides automatic
     unsigned uring_entries = 256;                   // io_uring SQ size
+    // io_uring: sends of at least this many bytes use SEND_ZC (zero-copy); 0 = never.
+    // CORONET_SEND_ZC=BYTES sets it when left at 0. See docs/design.md for figures.
+    std::size_t uring_send_zc_min = 0;
     bool simulate_uring_failure = false;            // fault injection: io_uring setup fails
                                                     // (CORONET_SIMULATE_URING_FAILURE=1, when automatic)
     int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
@@ -152,6 +156,10 @@ public:
     void add_task(task_hook& hook) noexcept;
     void remove_task(task_hook& hook) noexcept;
     std::size_t task_count() const noexcept { return task_count_; }
+
+    // A listener is closing: ends its multishot accept (waiting until the kernel
+    // has let go of it) and closes the connections accepted into q and never taken.
+    void close_acceptor(accept_queue& q) noexcept;
 
     // Tells the backend that fd is about to be closed (sockets call it).
     void backend_forget(int fd) noexcept { backend_->forget(fd); }

@@ -37,6 +37,10 @@ socket::socket(reactor& r, int fd, std::string_view kind) : reactor_(&r), fd_(fd
 void socket::close() noexcept {
     if (fd_ < 0) return;
     reactor_->remove_channel(fd_, kind_);
+    if (acceptor_) {  // stop accepting ahead, close what was accepted and never taken
+        reactor_->close_acceptor(*acceptor_);
+        acceptor_.reset();
+    }
     // (this backend hook must come first: the fd number is free again after close)
     reactor_->backend_forget(fd_);
     ::close(fd_);
@@ -109,9 +113,15 @@ address socket::peer_address() const {
     return a;
 }
 
-accept_awaiter::accept_awaiter(reactor& r, int fd) noexcept : op_awaiter(r) {
+accept_awaiter socket::accept() {
+    if (!acceptor_ && reactor_->kind() == backend_kind::io_uring) acceptor_ = std::make_unique<accept_queue>();
+    return {*reactor_, fd_, acceptor_.get()};
+}
+
+accept_awaiter::accept_awaiter(reactor& r, int fd, accept_queue* q) noexcept : op_awaiter(r) {
     op_.code = op_code::accept;
     op_.fd = fd;
+    op_.acceptor = q;
     op_.addr = peer_.data();
     op_.addrlen = address::capacity();
 }

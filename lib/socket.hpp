@@ -9,12 +9,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <utility>
 
 #include <sys/uio.h>
 
+#include <coronet/lib/accept_queue.hpp>
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/awaiter.hpp>
 #include <coronet/lib/error.hpp>
@@ -40,7 +42,8 @@ class socket;
 // co_await: the accepted socket; throws std::system_error (EMFILE, ...) on failure.
 class [[nodiscard]] accept_awaiter : public op_awaiter {
 public:
-    accept_awaiter(reactor& r, int fd) noexcept;
+    // q: the listener's queue of connections accepted ahead (io_uring), or nullptr.
+    accept_awaiter(reactor& r, int fd, accept_queue* q = nullptr) noexcept;
     socket await_resume();
 private:
     address peer_;
@@ -162,13 +165,15 @@ public:
     socket(reactor& r, int fd, std::string_view kind = "socket");
     ~socket() { close(); }
     socket(socket&& o) noexcept
-        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)), kind_(o.kind_) {}
+        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)), kind_(o.kind_),
+          acceptor_(std::move(o.acceptor_)) {}
     socket& operator=(socket&& o) noexcept {
         if (this != &o) {
             close();
             reactor_ = std::exchange(o.reactor_, nullptr);
             fd_ = std::exchange(o.fd_, -1);
             kind_ = o.kind_;
+            acceptor_ = std::move(o.acceptor_);
         }
         return *this;
     }
@@ -182,7 +187,9 @@ public:
     // A connected pair of Unix stream sockets (tests, in-process pipes).
     static std::pair<socket, socket> pair(reactor& r);
 
-    accept_awaiter accept() noexcept { return {*reactor_, fd_}; }
+    // On io_uring the first call arms a multishot accept that keeps accepting
+    // into a queue this socket owns (closed with it); elsewhere one accept4 per call.
+    accept_awaiter accept();
     recv_awaiter recv(std::span<std::byte> buffer) noexcept { return {*reactor_, fd_, buffer}; }
     // Receives up to max bytes (at most a block) into one of the reactor's provided buffers
     // (reactor_options::provided_buffers).
@@ -221,6 +228,7 @@ private:
     reactor* reactor_ = nullptr;
     int fd_ = -1;
     std::string_view kind_ = "socket";
+    std::unique_ptr<accept_queue> acceptor_;  // a listener's, on io_uring (its address is in the kernel)
 };
 
 }  // namespace coronet

@@ -3,13 +3,20 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <string>
 #include <system_error>
 
 #include <liburing.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <coronet/lib/accept_queue.hpp>
 
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/perform.hpp>
@@ -33,11 +40,65 @@ constexpr std::uint8_t rearm_poll = 2;
 constexpr unsigned short buffer_group = 0;
 // operation::phase of a recv_provided waiting for readability (no buffer ring,
 // or the ring recv said -EAGAIN), before it receives.
-constexpr std::uint8_t provided_poll = 3;
+constexpr std::uint8_t provided_poll = 7;  // after rearm_poll (2), multishot_armed (3), zc_* (4-6)
+
+// --- multishot accept ---
+// operation::phase of an accept_queue's `arm` while the kernel holds it.
+constexpr std::uint8_t multishot_armed = 3;
+
+// True when the kernel takes IORING_ACCEPT_MULTISHOT (5.19): armed on a
+// listening socket with nothing to accept, then cancelled, the accept ends with
+// -ECANCELED; a kernel without the flag refuses it with -EINVAL. Both CQEs
+// carry `ignored` user_data, so nothing left over can reach an operation.
+bool probe_multishot_accept(io_uring* ring) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    bool supported = false;
+    // Binding only the family autobinds an abstract name: no file to clean up.
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) == 0 && ::listen(fd, 1) == 0) {
+        io_uring_sqe* sqe = io_uring_get_sqe(ring);
+        io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, ignored);
+        sqe = io_uring_get_sqe(ring);
+        io_uring_prep_cancel64(sqe, ignored, 0);
+        io_uring_sqe_set_data64(sqe, ignored);
+        int want = 2;
+        if (io_uring_submit(ring) == 2) {
+            for (int tries = 0; want > 0 && tries < 4; ++tries) {
+                io_uring_cqe* cqe = nullptr;
+                __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
+                if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
+                if (cqe->res == -ECANCELED) supported = true;
+                io_uring_cqe_seen(ring, cqe);
+                --want;
+            }
+        }
+    }
+    ::close(fd);
+    return supported;
+}
+
+// --- zero-copy send ---
+// operation::phase of a SEND_ZC / SENDMSG_ZC before its result CQE, and
+// between that result (IORING_CQE_F_MORE) and the notification.
+constexpr std::uint8_t zc_sent = 4;
+constexpr std::uint8_t zc_notif = 5;
+// ... and of one to send again without it (the socket type lacks zero-copy:
+// Unix sockets answer -EOPNOTSUPP).
+constexpr std::uint8_t zc_refused = 6;
+
+std::size_t msg_bytes(const msghdr& m) noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < m.msg_iovlen; ++i) n += m.msg_iov[i].iov_len;
+    return n;
+}
 
 }  // namespace
 
-uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring>()) {
+uring_backend::uring_backend(uring_options options) : ring_(std::make_unique<io_uring>()) {
+    unsigned entries = options.entries;
     io_uring_params p{};
     // Newest flags first; each refusal (EINVAL on older kernels) drops one.
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
@@ -52,6 +113,13 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
         rc = io_uring_queue_init_params(entries, ring_.get(), &p);
     }
     if (rc < 0) throw std::system_error(-rc, std::system_category(), "io_uring_queue_init");
+    if (!(p.features & IORING_FEAT_NODROP)) {
+        // Without it (before 5.5) a full CQ drops completions: an operation
+        // would never finish. Every kernel with the opcodes below has it.
+        io_uring_queue_exit(ring_.get());
+        throw std::system_error(make_error_code(errc::backend_unavailable),
+                                "io_uring drops completions when its CQ is full (no IORING_FEAT_NODROP)");
+    }
     if (p.flags & IORING_SETUP_SINGLE_ISSUER) features_ += "single_issuer ";
     if (p.flags & IORING_SETUP_DEFER_TASKRUN) features_ += "defer_taskrun ";
     if (p.flags & IORING_SETUP_COOP_TASKRUN) features_ += "coop_taskrun ";
@@ -61,6 +129,9 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
     bool complete = probe != nullptr;
     for (int opcode : required_opcodes)
         if (complete && !io_uring_opcode_supported(probe, opcode)) complete = false;
+    if (complete && options.send_zc_min > 0 && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
+        io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
+        send_zc_min_ = options.send_zc_min;
     if (probe) io_uring_free_probe(probe);
     if (!complete) {
         io_uring_queue_exit(ring_.get());
@@ -68,6 +139,9 @@ uring_backend::uring_backend(unsigned entries) : ring_(std::make_unique<io_uring
                                 "io_uring lacks an opcode coronet needs");
     }
     if (io_uring_register_ring_fd(ring_.get()) == 1) features_ += "ring_fd ";
+    multishot_accept_ = probe_multishot_accept(ring_.get());
+    if (multishot_accept_) features_ += "multishot_accept ";
+    if (send_zc_min_ > 0) features_ += "send_zc>=" + std::to_string(send_zc_min_) + " ";
     if (!features_.empty()) features_.pop_back();
 
     wakefd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -87,10 +161,17 @@ uring_backend::~uring_backend() {
     ::close(wakefd_);
 }
 
+unsigned uring_backend::sq_entries() const noexcept { return ring_->sq.ring_entries; }
+unsigned uring_backend::cq_entries() const noexcept { return ring_->cq.ring_entries; }
+
 io_uring_sqe* uring_backend::get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
     while (!sqe) {  // SQ full: hand what is queued to the kernel, then retry
-        io_uring_submit(ring_.get());
+        int rc = io_uring_submit(ring_.get());
+        // Kernels before 5.19 refuse new submissions (-EBUSY) while completions
+        // wait in the overflow list: reap the CQ so the kernel can flush it (what
+        // is reaped is delivered by the next wait()), then retry.
+        if (rc == -EBUSY || rc == -EAGAIN) reap(reaped_);
         sqe = io_uring_get_sqe(ring_.get());
     }
     return sqe;
@@ -105,6 +186,7 @@ void uring_backend::arm_wake() {
 }
 
 bool uring_backend::start(operation& op) {
+    bool zc = send_zc_min_ > 0 && op.phase != zc_refused;
     op.phase = 0;
     if (op.code == op_code::sendfile) return start_sendfile(op);
     if (op.code == op_code::recv_provided && pool_.count() == 0) {
@@ -112,6 +194,7 @@ bool uring_backend::start(operation& op) {
         op.result = -ENOBUFS;
         return true;
     }
+    if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -122,9 +205,21 @@ bool uring_backend::start(operation& op) {
     case op_code::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
     case op_code::recv: io_uring_prep_recv(sqe, op.fd, op.buffer.data(), op.buffer.size(), 0); break;
     case op_code::send:
-        io_uring_prep_send(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+        if (zc && op.buffer.size() >= send_zc_min_) {
+            io_uring_prep_send_zc(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL, 0);
+            op.phase = zc_sent;
+        } else {
+            io_uring_prep_send(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+        }
         break;
-    case op_code::sendmsg: io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL); break;
+    case op_code::sendmsg:
+        if (zc && msg_bytes(*op.msg) >= send_zc_min_) {
+            io_uring_prep_sendmsg_zc(sqe, op.fd, op.msg, MSG_NOSIGNAL);
+            op.phase = zc_sent;
+        } else {
+            io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL);
+        }
+        break;
     case op_code::poll: io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask)); break;
     case op_code::sendfile: break;  // start_sendfile
     case op_code::timeout:
@@ -151,6 +246,17 @@ bool uring_backend::start_sendfile(operation& op) {
 }
 
 bool uring_backend::cancel(operation& op) {
+    if (accept_queue* q = op.acceptor) {
+        if (&op == &q->arm) return cancel_arm(*q);
+        if (q->waiters.remove(op)) {  // waiting for the multishot accept, not in the kernel
+            op.result = -ECANCELED;
+            return true;
+        }
+    }
+    if (restart_.remove(op)) {  // between two kernel calls (see reap): not in flight
+        op.result = -ECANCELED;
+        return true;
+    }
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel(sqe, &op, 0);
     io_uring_sqe_set_data64(sqe, ignored);
@@ -159,24 +265,88 @@ bool uring_backend::cancel(operation& op) {
 
 void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     io_uring* ring = ring_.get();
-    io_uring_cqe* cqe = nullptr;
+    done.splice(reaped_);
+    // Never sleep while completions are ready: reaped early, already in the CQ,
+    // or parked in the kernel's overflow list after the CQ filled up
+    // (IORING_SQ_CQ_OVERFLOW; those reach the CQ only on an io_uring_enter with
+    // GETEVENTS, which io_uring_get_events makes).
+    if (!done.empty() || io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring))
+        timeout = std::chrono::nanoseconds(0);
     if (timeout.count() == 0) {
-        if (defer_taskrun_) io_uring_submit_and_get_events(ring);
-        else io_uring_submit(ring);
+        if (defer_taskrun_) {
+            io_uring_submit_and_get_events(ring);
+        } else {
+            io_uring_submit(ring);
+            if (io_uring_cq_has_overflow(ring)) io_uring_get_events(ring);
+        }
     } else {
+        io_uring_cqe* cqe = nullptr;
         __kernel_timespec ts{.tv_sec = timeout.count() / 1'000'000'000,
                              .tv_nsec = timeout.count() % 1'000'000'000};
         // Submits and waits in one io_uring_enter; -ETIME / -EINTR just end the turn.
         io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout.count() < 0 ? nullptr : &ts, nullptr);
     }
+    reap(done);
+    // Now that the CQ has room again, queue the retries reap() found.
+    while (operation* op = restart_.pop_front()) {
+        if (op->acceptor && op == &op->acceptor->arm) {
+            settle(*op->acceptor);
+        } else if (op->code == op_code::recv_provided) {
+            start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
+        } else if (op->phase == rearm_poll) {
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
+            io_uring_sqe_set_data(sqe, op);
+        } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at once
+            done.push_back(*op);
+        }
+    }
+    if (rearm_wake_) {
+        rearm_wake_ = false;
+        arm_wake();
+    }
+}
+
+void uring_backend::reap(op_list& done) {
+    // Takes what the CQ holds and advances once. Submits nothing (a submission
+    // could need this very reap first, see get_sqe): retries go to restart_.
+    io_uring* ring = ring_.get();
+    io_uring_cqe* cqe = nullptr;
     unsigned head, seen = 0;
-    bool rearm = false;
     io_uring_for_each_cqe(ring, head, cqe) {
         ++seen;
         auto* op = static_cast<operation*>(io_uring_cqe_get_data(cqe));
         if (!op) continue;
         if (op == &wake_op_) {
-            rearm = true;
+            rearm_wake_ = true;
+            continue;
+        }
+        if (op->phase == multishot_armed) {
+            on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
+            continue;
+        }
+        if (op->phase == zc_sent || op->phase == zc_notif) {
+            // A zero-copy send posts its result (with IORING_CQE_F_MORE), then a
+            // notification (IORING_CQE_F_NOTIF) once the kernel no longer reads
+            // the buffer. Only then may the caller reuse it: finish at the
+            // notification. A result without F_MORE has no notification.
+            if (cqe->flags & IORING_CQE_F_NOTIF) {
+                op->phase = 0;
+            } else {
+                op->result = cqe->res;
+                if (cqe->flags & IORING_CQE_F_MORE) {
+                    op->phase = zc_notif;
+                    continue;
+                }
+                op->phase = 0;
+            }
+            if (op->result == -EAGAIN || op->result == -EOPNOTSUPP) {
+                // EAGAIN: as below, wait for readiness and send again.
+                op->phase = op->result == -EAGAIN ? rearm_poll : zc_refused;
+                restart_.push_back(*op);
+                continue;
+            }
+            done.push_back(*op);
             continue;
         }
         if (op->code == op_code::recv_provided) {
@@ -185,20 +355,19 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
         }
         if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
             if (cqe->res >= 0) {
-                if (start(*op)) done.push_back(*op);  // a sendfile may finish at once
+                op->phase = 0;
+                restart_.push_back(*op);
                 continue;
             }
             op->result = cqe->res;  // poll failed or was cancelled
         } else if (cqe->res == -EAGAIN && op->code != op_code::poll) {
             // io_uring may complete a call on a non-blocking socket with -EAGAIN
             // instead of waiting (seen with sendmsg when the peer has shut down
-            // its sending side): wait for readiness ourselves, then retry. The
-            // operation stays in flight under the same user_data, so a cancel
-            // still finds it.
+            // its sending side): wait for readiness ourselves, then retry. Until
+            // the poll is queued the operation waits in restart_, where cancel()
+            // finds it.
             op->phase = rearm_poll;
-            io_uring_sqe* sqe = get_sqe();
-            io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
-            io_uring_sqe_set_data(sqe, op);
+            restart_.push_back(*op);
             continue;
         } else {
             op->result = cqe->res;
@@ -206,7 +375,112 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
         done.push_back(*op);
     }
     io_uring_cq_advance(ring, seen);
-    if (rearm) arm_wake();
+}
+
+// --- multishot accept ---
+
+bool uring_backend::take_accepted(operation& op) {
+    accept_queue& q = *op.acceptor;
+    op.addrlen = 0;  // one multishot accept serves many: no peer address per call
+    if (!q.ready.empty()) {
+        op.result = pop_ready(q);
+        // At the descriptor limit: stop accepting ahead, the rest wait in the backlog.
+        if (q.held && q.arm.state == op_state::pending) cancel_arm(q);
+        return true;
+    }
+    q.waiters.push_back(op);
+    if (q.arm.state != op_state::pending && !q.queued) {
+        q.arm.fd = op.fd;
+        arm_accept(q);
+    }
+    return false;
+}
+
+int uring_backend::pop_ready(accept_queue& q) {
+    // The kernel checks RLIMIT_NOFILE as it was when the multishot accept was
+    // armed, so a limit lowered since then (prlimit on a running server) lets it
+    // accept past the limit. An accept() must still fail with EMFILE there, as
+    // a single-shot accept would, without losing the connection: a descriptor
+    // at or above the current limit moves below it (F_DUPFD) or stays held at
+    // the front of the queue until one is free.
+    int res = q.ready.front();
+    q.held = false;
+    if (res >= 0) {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && rlim_t(res) >= limit.rlim_cur) {
+            int low = ::fcntl(res, F_DUPFD_CLOEXEC, 0);
+            if (low < 0 || rlim_t(low) >= limit.rlim_cur) {
+                if (low >= 0) ::close(low);
+                q.held = true;
+                return -EMFILE;
+            }
+            ::close(res);
+            res = low;
+        }
+    }
+    q.ready.pop_front();
+    return res;
+}
+
+void uring_backend::arm_accept(accept_queue& q) {
+    q.arm.code = op_code::accept;
+    q.arm.acceptor = &q;
+    q.arm.state = op_state::pending;
+    q.arm.phase = multishot_armed;
+    q.cancelling = false;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_multishot_accept(sqe, q.arm.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, &q.arm);
+}
+
+void uring_backend::on_accepted(accept_queue& q, int res, bool more, op_list& done) {
+    if (!more) {  // the kernel let go of it
+        q.arm.state = op_state::idle;
+        q.arm.phase = 0;
+    }
+    // The -ECANCELED that ends a cancel we asked for is no one's error.
+    bool ours = res == -ECANCELED && q.cancelling;
+    if (!more) q.cancelling = false;
+    if (!ours) q.ready.push_back(res);
+    while (!q.waiters.empty() && !q.ready.empty()) {
+        operation* w = q.waiters.pop_front();
+        w->result = pop_ready(q);
+        done.push_back(*w);
+    }
+    // Re-arm for callers still waiting (not after an error: the next accept()
+    // does, as a single-shot accept would retry), or cancel when the queue grew
+    // too long or reached the descriptor limit. Both submit, so they wait until
+    // the CQ has been advanced.
+    bool rearm = !more && !q.waiters.empty();
+    bool trim = more && !q.cancelling && (q.held || q.ready.size() >= accept_queue::soft_limit);
+    if ((rearm || trim) && !q.queued) {
+        q.queued = true;
+        restart_.push_back(q.arm);
+    }
+}
+
+void uring_backend::settle(accept_queue& q) {
+    q.queued = false;
+    if (q.arm.state != op_state::pending) {
+        if (!q.waiters.empty()) arm_accept(q);
+    } else if (!q.cancelling && (q.held || q.ready.size() >= accept_queue::soft_limit)) {
+        cancel_arm(q);
+    }
+}
+
+bool uring_backend::cancel_arm(accept_queue& q) {
+    if (q.queued) {
+        restart_.remove(q.arm);
+        q.queued = false;
+    }
+    if (q.arm.state != op_state::pending) return true;  // not in the kernel
+    if (!q.cancelling) {
+        q.cancelling = true;
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel(sqe, &q.arm, 0);
+        io_uring_sqe_set_data64(sqe, ignored);
+    }
+    return false;  // its last CQE (-ECANCELED, no F_MORE) follows
 }
 
 // --- provided buffers -------------------------------------------------------
@@ -274,13 +548,14 @@ bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
             op.result = cqe.res;
             return true;
         }
+        // Called while reaping: nothing is submitted here; restart_ re-arms it.
         if (buf_ring_) {  // readable again after -EAGAIN: back to the ring recv
             op.phase = 0;
-            start_provided(op, get_sqe());
+            restart_.push_back(op);
             return false;
         }
         if (perform_provided(op, pool_)) return true;
-        start_provided(op, get_sqe());  // a spurious wakeup: poll again
+        restart_.push_back(op);  // a spurious wakeup: poll again (phase stays provided_poll)
         return false;
     }
     if (cqe.flags & IORING_CQE_F_BUFFER) {
@@ -293,11 +568,9 @@ bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
             recycle(id);  // end of stream took a buffer and left it empty
         }
     }
-    if (cqe.res == -EAGAIN) {  // as for the other calls (see wait()): poll, then retry
+    if (cqe.res == -EAGAIN) {  // as for the other calls (see reap()): poll, then retry
         op.phase = provided_poll;
-        io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_poll_add(sqe, op.fd, POLLIN);
-        io_uring_sqe_set_data(sqe, &op);
+        restart_.push_back(op);
         return false;
     }
     op.result = cqe.res;

@@ -6,10 +6,15 @@
 // io_uring_for_each_cqe and advances once. A full SQ is flushed and retried.
 // cancel() queues an ASYNC_CANCEL; the cancelled operation still delivers its
 // own CQE (-ECANCELED, or its real result if it raced), so its buffers stay in
-// use until then. Features (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring
-// fd) are probed at start and dropped quietly where the kernel lacks them.
+// use until then. A listener's accept() keeps one multishot accept armed and
+// takes connections from its accept_queue (lib/accept_queue.hpp). Features
+// (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept,
+// SEND_ZC when asked for) are probed at start and dropped quietly where the
+// kernel lacks them. A zero-copy send finishes only when the kernel's
+// notification says the buffer is free again, not at its first CQE.
 // Medusa ancestor: asyncore.poll(), turned from readiness into completion.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,11 +29,19 @@ struct io_uring_buf_ring;
 
 namespace coronet {
 
+struct accept_queue;
+
+// How a uring_backend is set up.
+struct uring_options {
+    unsigned entries = 256;       // SQ size (the CQ is twice that)
+    std::size_t send_zc_min = 0;  // send/sendmsg of at least this many bytes use SEND_ZC; 0 = never
+};
+
 class uring_backend final : public backend {
 public:
     // Throws std::system_error (errc::backend_unavailable, or the setup errno)
     // when a ring cannot be set up or lacks an opcode coronet needs.
-    explicit uring_backend(unsigned entries = 256);
+    explicit uring_backend(uring_options options = {});
     ~uring_backend() override;
     uring_backend(const uring_backend&) = delete;
     uring_backend& operator=(const uring_backend&) = delete;
@@ -48,15 +61,28 @@ public:
 
     // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring".
     const std::string& features() const noexcept { return features_; }
+    // The ring's sizes: the kernel makes the CQ twice the SQ.
+    unsigned sq_entries() const noexcept;
+    unsigned cq_entries() const noexcept;
 
 private:
     ::io_uring_sqe* get_sqe();
     void arm_wake();
     bool start_sendfile(operation& op);
+    void reap(op_list& done);
+    // --- multishot accept ---
+    bool take_accepted(operation& op);
+    int pop_ready(accept_queue& q);
+    void arm_accept(accept_queue& q);
+    void on_accepted(accept_queue& q, int res, bool more, op_list& done);
+    void settle(accept_queue& q);
+    bool cancel_arm(accept_queue& q);
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;
     bool defer_taskrun_ = false;
+    bool multishot_accept_ = false;  // IORING_ACCEPT_MULTISHOT (5.19)
+    std::size_t send_zc_min_ = 0;    // 0: no zero-copy sends (off, or the kernel lacks them)
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     operation wake_op_;  // the read on wakefd_, always in flight
@@ -68,6 +94,9 @@ private:
     io_uring_buf_ring* buf_ring_ = nullptr;  // nullptr: no buffer ring, the poll-then-recv path
     std::size_t buf_ring_bytes_ = 0;
     unsigned buf_ring_entries_ = 0;
+    bool rearm_wake_ = false;
+    op_list reaped_;   // completions reaped outside wait(), delivered by the next one
+    op_list restart_;  // operations to hand to the kernel again (a retry after EAGAIN)
 };
 
 }  // namespace coronet
