@@ -263,6 +263,43 @@ TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-aliv
         CHECK(c.closed_by_peer(5s));
     }
 
+    SECTION("/hello: its full head, HEAD, Connection: close and other spellings of the path") {
+        connection c(s.port());
+        c.send(get(s.port(), "/hello") + get(s.port(), "/hello") +
+               "HEAD /hello HTTP/1.1\r\nHost: h\r\n\r\n" + get(s.port(), "/./hello?q=1") +
+               get(s.port(), "//hello"));
+        for (int i = 0; i < 2; ++i) {  // the second may be the same bytes as the first
+            INFO("GET " << i);
+            auto r = c.read_response();
+            REQUIRE(r);
+            CHECK(r->status_line == "HTTP/1.1 200 OK");
+            CHECK(r->headers["server"] == "coronet");
+            CHECK(std::regex_match(
+                r->headers["date"],
+                std::regex(R"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)")));
+            CHECK(r->headers["content-type"] == "text/plain");
+            CHECK(r->headers["content-length"] == "13");
+            CHECK(r->headers.count("connection") == 0);
+            CHECK(r->body == "Hello, world!");
+        }
+        auto head = c.read_response(true);
+        REQUIRE(head);
+        CHECK(head->status_line == "HTTP/1.1 200 OK");
+        CHECK(head->headers["content-length"] == "13");
+        CHECK(head->body.empty());
+        for (int i = 0; i < 2; ++i) {
+            auto r = c.read_response();
+            REQUIRE(r);
+            CHECK(r->body == "Hello, world!");
+        }
+        c.send("GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        auto r = c.read_response();
+        REQUIRE(r);
+        CHECK(r->body == "Hello, world!");
+        CHECK(r->headers["connection"] == "close");
+        CHECK(c.closed_by_peer(5s));
+    }
+
     SECTION("a small body is read and dropped; the next request follows it") {
         connection c(s.port());
         c.send("POST /hello HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" +
