@@ -152,12 +152,7 @@ int main(int argc, char** argv) {
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
     args.parse(argc, argv);
-    coronet::address at;
-    try {
-        at = coronet::address::from_host_port(host, port);
-    } catch (const std::exception& e) {
-        args.fail("--host: " + std::string(e.what()));
-    }
+    auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one log line at a time, even into a pipe
     chat_server server;  // declared first: sessions the reactor destroys unregister from it

@@ -13,6 +13,7 @@
 #include <concepts>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -151,6 +152,17 @@ public:
     [[noreturn]] void fail(const std::string& message) const {
         std::fprintf(stderr, "%s: %s\n%s", program_.c_str(), message.c_str(), usage().c_str());
         std::exit(2);
+    }
+
+    // Turns an argument into what the program needs, after parse() (a host name into an address):
+    // what make() throws is reported as a bad `name` argument, which exits 2.
+    template <std::invocable Make>
+    auto convert(const std::string& name, Make make) const {
+        try {
+            return make();
+        } catch (const std::exception& e) {
+            fail(name + ": " + e.what());
+        }
     }
 
     // "usage: prog [--flag default] ... <positional>", the summary, then one line per argument.

@@ -16,15 +16,13 @@
 #include <coronet/coronet.hpp>
 #include <coronet/examples/cli.hpp>
 #include <coronet/examples/http.hpp>
+#include <coronet/examples/serve.hpp>
 
-#include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <future>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -311,61 +309,21 @@ coronet::task<> session(coronet::socket s, server* srv) {
     co_await close_gently(c);
 }
 
-// Accepts until shutdown cancels it (srv->accepting), one session per connection. Out of
-// descriptors (EMFILE), the listener stays readable: log once and back off instead of spinning.
-coronet::task<> accept_loop(coronet::socket listener, server* srv) {
-    auto& r = listener.context();
-    std::error_code last;
-    for (;;) {
-        std::error_code error;
-        try {
-            coronet::spawn(r, session(co_await listener.accept(), srv), "http session");
-            last.clear();
-            continue;
-        } catch (const std::system_error& e) {
-            error = e.code();
-        }
-        if (error == std::errc::operation_canceled) co_return;  // shutting down
-        if (error == std::errc::connection_aborted) continue;
-        if (error != last) coronet::log(coronet::log_level::warning, "accept: " + error.message());
-        last = error;
-        co_await coronet::sleep_for(r, 50ms);
-    }
-}
-
 // --- main ------------------------------------------------------------------------------
 
-std::vector<coronet::reactor*> loops;  // every running reactor, for stop_all()
-std::atomic<bool> stopping{false};     // set once every loop has been told to stop
-
-// SIGINT/SIGTERM. reactor::stop() is async-signal-safe; each thread then shuts down gently.
-extern "C" void stop_all(int) {
-    static std::atomic<bool> once{false};
-    if (once.exchange(true)) return;
-    for (auto* r : loops)
-        r->stop();
-    stopping = true;
-}
-
-struct started {
-    coronet::reactor* loop;
-    coronet::address at;  // the real port, when asked for port 0
-    std::string_view backend;
-};
-
-// One thread: its own reactor and its own listener, sharing the port through SO_REUSEPORT.
-void serve(coronet::address at, coronet::backend_kind kind, std::filesystem::path root,
-           clock_type::duration idle_timeout, std::promise<started> ready) try {
-    server srv{.root = std::move(root), .idle_timeout = idle_timeout};  // outlives r's sessions
-    coronet::reactor r{{.backend = kind}};
-    auto listener = coronet::socket::listen(r, at, {.reuse_port = true});
-    ready.set_value({&r, listener.local_address(), r.backend_name()});
-    auto acceptor = accept_loop(std::move(listener), &srv);
+// One thread: its own reactor and listener; after SIGINT or SIGTERM, its own gentle shutdown.
+void serve_thread(serve::thread& t, const std::filesystem::path& root,
+                  clock_type::duration idle_timeout) {
+    server srv{.root = root, .idle_timeout = idle_timeout};  // outlives r's sessions
+    coronet::reactor r{{.backend = t.backend()}};
+    // One session per connection, until shutdown cancels the loop (srv.accepting).
+    auto acceptor = serve::accept_each(t.listen(r), [&r, &srv](coronet::socket s) {
+        coronet::spawn(r, session(std::move(s), &srv), "http session");
+    });
     srv.accepting.owner = &r;
     acceptor.set_cancel_slot(&srv.accepting);
     coronet::spawn(r, std::move(acceptor), "accept");
-    while (!stopping)
-        r.run_once();
+    t.run_until_stopped(r);
 
     // Shutting down: stop accepting, close idle connections once their last response has
     // gone, let the others finish theirs (they close after it). Every wait is bounded by the
@@ -376,8 +334,6 @@ void serve(coronet::address at, coronet::backend_kind kind, std::filesystem::pat
         if (c->idle) (void)c->ch.close_when_done();  // takes effect without being awaited
     r.restart();  // stop() is kept until restart(): without it run_for() would return at once
     r.run_for(idle_timeout + 3s);
-} catch (...) {
-    ready.set_exception(std::current_exception());  // startup failed: main() says why
 }
 
 int main(int argc, char** argv) {
@@ -397,39 +353,18 @@ int main(int argc, char** argv) {
     auto dir = std::filesystem::canonical(root, ec);
     if (ec) args.fail("--root: " + root + ": " + ec.message());
     if (!std::filesystem::is_directory(dir)) args.fail("--root: " + root + ": not a directory");
-    coronet::address at;
-    try {
-        at = coronet::address::from_host_port(host, port);
-    } catch (const std::exception& e) {
-        args.fail(std::string("--host: ") + e.what());
-    }
+    auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
-    // Start the threads one by one: the first binds (maybe port 0), the others join its port.
-    std::vector<std::thread> workers;
-    std::string_view backend_used;
-    try {
-        for (unsigned i = 0; i < threads; ++i) {
-            std::promise<started> ready;
-            auto result = ready.get_future();
-            workers.emplace_back(serve, at, *coronet::parse_backend_kind(backend), dir,
-                                 std::chrono::seconds(idle_timeout), std::move(ready));
-            auto s = result.get();
-            loops.push_back(s.loop);
-            at = s.at;
-            backend_used = s.backend;
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "http_server: %s\n", e.what());
-        stop_all(0);
-        for (auto& t : workers)
-            t.join();
-        return 1;
-    }
-    std::signal(SIGINT, stop_all);
-    std::signal(SIGTERM, stop_all);
-    std::printf("http_server: serving %s on http://%s/ (backend %.*s)\n", dir.c_str(),
-                at.to_string().c_str(), int(backend_used.size()), backend_used.data());
-    std::fflush(stdout);
-    for (auto& t : workers)
-        t.join();
+    auto thread_main = [&dir, idle = std::chrono::seconds(idle_timeout)](serve::thread& t) {
+        serve_thread(t, dir, idle);
+    };
+    auto listening = [&dir](const coronet::address& bound, std::string_view backend_used) {
+        std::printf("http_server: serving %s on http://%s/ (backend %.*s)\n", dir.c_str(),
+                    bound.to_string().c_str(), int(backend_used.size()), backend_used.data());
+    };
+    return serve::run({.program = "http_server",
+                       .at = at,
+                       .backend = *coronet::parse_backend_kind(backend),
+                       .threads = threads},
+                      thread_main, listening);
 }

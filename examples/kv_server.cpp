@@ -18,14 +18,12 @@
 #include <coronet/coronet.hpp>
 #include <coronet/examples/cli.hpp>
 #include <coronet/examples/resp.hpp>
+#include <coronet/examples/serve.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <cstdio>
-#include <future>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -116,32 +114,6 @@ coronet::task<> session(coronet::channel ch, kv::store* db, kv::limits lim, conn
     co_await ch.close_when_done();  // what is still queued goes out first (asynchat's name)
 }
 
-// Accepts forever, one session per connection. When accept fails (EMFILE: out of descriptors),
-// logs once per burst and backs off for 50 ms, as examples/echo_server.cpp does.
-coronet::task<> accept_loop(coronet::socket listener, kv::store* db, kv::limits lim,
-                            connections* live) {
-    auto& r = listener.context();
-    // A request's lines are at most 64 KiB (max_line's default, Redis's inline limit).
-    coronet::channel_options options{.max_buffer = std::min(lim.max_bulk, whole_bulk) + 2};
-    std::error_code last;
-    for (;;) {
-        std::error_code error;
-        try {
-            coronet::channel ch(co_await listener.accept(), options);
-            if (!live->draining)
-                coronet::spawn(r, session(std::move(ch), db, lim, live), "session");
-            last.clear();
-            continue;
-        } catch (const std::system_error& e) {
-            error = e.code();  // a catch block cannot co_await: handle it below
-        }
-        if (error == std::errc::connection_aborted) continue;
-        if (error != last) coronet::log(coronet::log_level::warning, "accept: " + error.message());
-        last = error;
-        co_await coronet::sleep_for(r, 50ms);
-    }
-}
-
 // Expiry's second half (the first is lazy, on access): every 100 ms, delete the keys whose
 // deadline passed, at most 10,000 a turn so one sweep never stalls the loop for long.
 coronet::task<> sweep_expired(coronet::reactor* r, kv::store* db) {
@@ -151,36 +123,23 @@ coronet::task<> sweep_expired(coronet::reactor* r, kv::store* db) {
     }
 }
 
-// Every running reactor, for stop_all(); `stopping` is set once all of them were told to stop.
-std::vector<coronet::reactor*> loops;
-std::atomic<bool> stopping{false};
-
-// SIGINT/SIGTERM: reactor::stop() is async-signal-safe (an atomic store and an eventfd write).
-extern "C" void stop_all(int) {
-    static std::atomic<bool> once{false};
-    if (once.exchange(true)) return;
-    for (auto* r : loops)
-        r->stop();
-    stopping = true;
-}
-
-struct started {
-    coronet::reactor* loop;
-    coronet::address at;  // the real port, when asked for port 0
-    std::string_view backend;
-};
-
-// Thread number `index`: its own reactor and SO_REUSEPORT listener; thread 0 also sweeps.
-void serve(unsigned index, coronet::address at, coronet::backend_kind kind, kv::store* db,
-           kv::limits lim, std::promise<started> ready) try {
+// Thread number t.index(): its own reactor and listener; thread 0 also sweeps. After SIGINT or
+// SIGTERM, a graceful drain.
+void serve_thread(serve::thread& t, kv::store* db, kv::limits lim) {
     connections live;  // outlives the reactor, whose destructor ends the sessions still running
-    coronet::reactor r{{.backend = kind}};
-    auto listener = coronet::socket::listen(r, at, {.reuse_port = true});
-    ready.set_value({&r, listener.local_address(), r.backend_name()});
-    coronet::spawn(r, accept_loop(std::move(listener), db, lim, &live), "accept");
-    if (index == 0) coronet::spawn(r, sweep_expired(&r, db), "sweep");
-    while (!stopping)
-        r.run_once();  // r.run() would return at r.stop(), before stop_all is done
+    coronet::reactor r{{.backend = t.backend()}};
+    // One session per connection; its lines are at most 64 KiB (max_line's default, Redis's
+    // inline limit).
+    coronet::channel_options options{.max_buffer = std::min(lim.max_bulk, whole_bulk) + 2};
+    auto accept_loop =
+        serve::accept_each(t.listen(r), [&r, options, db, lim, &live](coronet::socket s) {
+            coronet::channel ch(std::move(s), options);
+            if (!live.draining)
+                coronet::spawn(r, session(std::move(ch), db, lim, &live), "session");
+        });
+    coronet::spawn(r, std::move(accept_loop), "accept");
+    if (t.index() == 0) coronet::spawn(r, sweep_expired(&r, db), "sweep");
+    t.run_until_stopped(r);
     // A graceful stop. shutdown(SHUT_RD) ends each connection's input after what its client
     // already sent, so every request received is still answered and its reply sent, as after a
     // client's half-close; then the session closes. A client that does not read gets 10 s.
@@ -191,8 +150,6 @@ void serve(unsigned index, coronet::address at, coronet::backend_kind kind, kv::
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!live.fds.empty() && std::chrono::steady_clock::now() < deadline)
         r.run_for(50ms);
-} catch (...) {
-    ready.set_exception(std::current_exception());  // startup failed: main() says why
 }
 
 int main(int argc, char** argv) {
@@ -210,39 +167,18 @@ int main(int argc, char** argv) {
     args.flag("max-bulk", lim.max_bulk, std::size_t{1}, std::size_t{1} << 40,
               "longest bulk string accepted, in bytes; a longer one closes the connection");
     args.parse(argc, argv);
-    coronet::address at;
-    try {
-        at = coronet::address::from_host_port(host, port);
-    } catch (const std::exception& e) {
-        args.fail(std::string("--host: ") + e.what());
-    }
+    auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
     kv::store db(threads > 1 ? kv::sharing::many_threads : kv::sharing::one_thread);
-    std::vector<std::thread> workers;
-    std::string_view backend_used;
-    try {  // one thread at a time: the first binds (maybe port 0), the others join its port
-        for (unsigned i = 0; i < threads; ++i) {
-            std::promise<started> ready;
-            auto result = ready.get_future();
-            workers.emplace_back(serve, i, at, *coronet::parse_backend_kind(backend), &db, lim,
-                                 std::move(ready));
-            auto s = result.get();
-            loops.push_back(s.loop);
-            at = s.at;
-            backend_used = s.backend;
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "kv_server: %s\n", e.what());
-        stop_all(0);
-        for (auto& t : workers)
-            t.join();
-        return 1;
-    }
-    std::signal(SIGINT, stop_all);
-    std::signal(SIGTERM, stop_all);
-    std::printf("kv_server: listening on %s (backend %.*s, %u thread%s)\n", at.to_string().c_str(),
-                int(backend_used.size()), backend_used.data(), threads, threads == 1 ? "" : "s");
-    std::fflush(stdout);
-    for (auto& t : workers)
-        t.join();
+    auto thread_main = [&db, lim](serve::thread& t) { serve_thread(t, &db, lim); };
+    auto listening = [threads](const coronet::address& bound, std::string_view backend_used) {
+        std::printf("kv_server: listening on %s (backend %.*s, %u thread%s)\n",
+                    bound.to_string().c_str(), int(backend_used.size()), backend_used.data(),
+                    threads, threads == 1 ? "" : "s");
+    };
+    return serve::run({.program = "kv_server",
+                       .at = at,
+                       .backend = *coronet::parse_backend_kind(backend),
+                       .threads = threads},
+                      thread_main, listening);
 }

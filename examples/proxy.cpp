@@ -129,12 +129,9 @@ int main(int argc, char** argv) {
     unsigned there_port = number(server_port, 1, "<server-port>");
     unsigned here_port = port == "server-port+8000" ? there_port + 8000 : number(port, 0, "--port");
     if (here_port > 65535) args.fail("<server-port> + 8000 is above 65535: choose one with --port");
-    coronet::address there, here = coronet::address::from_host_port("0.0.0.0", here_port);
-    try {
-        there = coronet::address::from_host_port(host, there_port);
-    } catch (const std::exception& e) {
-        args.fail("<server-host>: " + std::string(e.what()));
-    }
+    auto here = coronet::address::from_host_port("0.0.0.0", here_port);
+    auto there = args.convert("<server-host>",
+                              [&] { return coronet::address::from_host_port(host, there_port); });
 
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, even into a pipe
     coronet::reactor r;
