@@ -325,6 +325,14 @@ void channel_state::make_room() {
     in_cap_ = cap;
 }
 
+// Time left before the read deadline; throws errc::timed_out once it has passed.
+reactor::clock::duration channel_state::time_left() const {
+    auto left = deadline_ - reactor::clock::now();
+    if (left <= reactor::clock::duration::zero())
+        throw std::system_error(make_error_code(errc::timed_out), "read");
+    return left;
+}
+
 task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
                                                                std::string_view term, std::size_t n) {
     // `term` views the caller's terminator, which outlives this task: the task is
@@ -344,14 +352,10 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
                     std::size_t max = opt_.recv_size;
                     if (kind == read_kind::exactly) max = std::max(max, n);
                     provided_bytes got;
-                    if (!has_deadline_) {
+                    if (!has_deadline_)
                         got = co_await sock_.recv_provided(max);
-                    } else {
-                        auto left = deadline_ - reactor::clock::now();
-                        if (left <= reactor::clock::duration::zero())
-                            throw std::system_error(make_error_code(errc::timed_out), "read");
-                        got = co_await with_timeout(sock_.context(), recv_provided_once(sock_, max), left);
-                    }
+                    else
+                        got = co_await with_timeout(sock_.context(), recv_provided_once(sock_, max), time_left());
                     if (!got.no_buffer) {  // else every block is out: a plain receive below
                         received = true;
                         if (got.bytes.empty()) {
@@ -376,14 +380,10 @@ task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
                     want = std::min(want, in_cap_ - wpos_);
                     auto into = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
                     std::size_t got = 0;
-                    if (!has_deadline_) {
+                    if (!has_deadline_)
                         got = co_await sock_.recv(into);
-                    } else {
-                        auto left = deadline_ - reactor::clock::now();
-                        if (left <= reactor::clock::duration::zero())
-                            throw std::system_error(make_error_code(errc::timed_out), "read");
-                        got = co_await with_timeout(sock_.context(), recv_once(sock_, into), left);
-                    }
+                    else
+                        got = co_await with_timeout(sock_.context(), recv_once(sock_, into), time_left());
                     if (got == 0) eof_ = true;
                     wpos_ += got;
                 }

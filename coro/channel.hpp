@@ -286,6 +286,7 @@ private:
     file_producer* zero_copy_head() noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
+    reactor::clock::duration time_left() const;
     void free_input() noexcept;
     void return_block() noexcept;
     friend class coronet::channel;

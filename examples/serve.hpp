@@ -90,27 +90,32 @@ private:
 };
 
 // Accepts until cancelled (cancel_slot), handing each connection to take(socket). When accept
-// fails, typically EMFILE/ENFILE (out of descriptors), the listener stays readable: log once per
-// burst and back off for 50 ms instead of spinning. A peer that left before we took it is no
-// error.
+// fails, typically EMFILE/ENFILE (out of descriptors), the listener stays readable: back off for
+// 50 ms instead of spinning, and log the error once, again only if it changes or persists past
+// 10 s (a server at its descriptor limit lets a connection through whenever one closes; that
+// must not log again each time). A peer that left before we took it is no error.
 template <class Take>
 coronet::task<> accept_each(coronet::socket listener, Take take) {
     using namespace std::chrono_literals;
     auto& r = listener.context();
-    std::error_code last;
+    std::error_code logged;
+    coronet::reactor::clock::time_point logged_at{};
     for (;;) {
         std::error_code error;
         try {
             take(co_await listener.accept());
-            last.clear();
             continue;
         } catch (const std::system_error& e) {
             error = e.code();  // a catch block cannot co_await: handle it below
         }
         if (error == std::errc::operation_canceled) co_return;  // shutting down
         if (error == std::errc::connection_aborted) continue;
-        if (error != last) coronet::log(coronet::log_level::warning, "accept: " + error.message());
-        last = error;
+        auto now = coronet::reactor::clock::now();
+        if (error != logged || now - logged_at >= 10s) {
+            coronet::log(coronet::log_level::warning, "accept: " + error.message());
+            logged = error;
+            logged_at = now;
+        }
         co_await coronet::sleep_for(r, 50ms);
     }
 }
