@@ -28,14 +28,18 @@ bool readiness_backend::start(operation& op) {
     // say EAGAIN (an unpipelined echo spent one per message). No bytes can be
     // missed. epoll is edge-triggered: bytes that arrive after the read that
     // emptied the socket raise an edge, which the next epoll_wait reports and
-    // on_ready() acts on; an fd registered only now is checked by EPOLL_CTL_ADD
-    // itself. select is level-triggered and watches every fd with a parked
-    // operation, so parking is always safe there. End of stream (recv 0) and
-    // errors never mark an fd drained: a parked receive would wait for an
-    // event that may never come again. This holds for stream sockets, the
-    // only kind coronet makes: a datagram recv is short with more datagrams
-    // still queued.
-    if (parked.empty() && !(st.drained && is_receive(op)) && attempt(op, st)) return true;
+    // on_ready() acts on. select is level-triggered and watches every fd with
+    // a parked operation, so parking is always safe there. End of stream
+    // (recv 0) and errors never mark an fd drained: a parked receive would
+    // wait for an event that may never come again. Nor does a short read once
+    // epoll has reported the peer's shutdown (on_ended()): the data is gone
+    // but the end of stream is still there to read, and its edge was spent.
+    // Only an fd already watched parks untried: where watch() fails (select,
+    // fd >= FD_SETSIZE) a receive that need not wait must still finish. This
+    // holds for stream sockets, the only kind coronet makes: a datagram recv
+    // is short with more datagrams still queued.
+    bool skip = st.drained && st.watched && is_receive(op);
+    if (parked.empty() && !skip && attempt(op, st)) return true;
     if (!st.watched) {
         if (int err = watch(op.fd, st); err < 0) {
             op.result = err;
@@ -59,6 +63,7 @@ void readiness_backend::forget(int fd) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     fds_[fd].watched = false;
     fds_[fd].drained = false;  // the number may come back as another socket
+    fds_[fd].ended = false;
 }
 
 bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
@@ -76,7 +81,8 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
     default: return perform(op);
     }
     // Fewer bytes than asked (but some), or none yet: the socket is empty now.
-    st.drained = !finished || (op.result > 0 && static_cast<std::size_t>(op.result) < asked);
+    st.drained = !st.ended &&
+                 (!finished || (op.result > 0 && static_cast<std::size_t>(op.result) < asked));
     return finished;
 }
 
@@ -86,6 +92,12 @@ void readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
         parked.pop_front();
         done.push_back(*op);
     }
+}
+
+void readiness_backend::on_ended(int fd) noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+    fds_[fd].ended = true;
+    fds_[fd].drained = false;
 }
 
 void readiness_backend::on_ready(int fd, bool readable, bool writable, op_list& done) {

@@ -37,6 +37,8 @@ protected:
         op_list writers;
         bool watched = false;  // the subclass has registered this fd
         bool drained = false;  // a receive emptied the socket; not yet reported readable since
+        bool ended = false;    // reported shut down or failed: the end stays to be read, so
+                               // a short read no longer means "nothing to report"
     };
 
     // Registers fd with the readiness mechanism; returns 0 or a negative op result.
@@ -46,6 +48,11 @@ protected:
     // subclass calls it for every readiness event it gets, parked operations or
     // not: a readable report clears the fd's drained mark.
     void on_ready(int fd, bool readable, bool writable, op_list& done);
+
+    // The peer shut down its side or the fd failed (epoll's EPOLLRDHUP, EPOLLHUP,
+    // EPOLLERR): an edge-triggered backend reports that once, so from now on a
+    // receive on fd never parks without trying. Call it before on_ready().
+    void on_ended(int fd) noexcept;
 
     std::vector<fd_state> fds_;
 
