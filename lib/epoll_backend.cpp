@@ -60,7 +60,10 @@ void epoll_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
             [[maybe_unused]] ssize_t r = ::read(wakefd_, &v, sizeof v);
             continue;
         }
+        // Every event goes to on_ready(), parked operations or not: an edge
+        // is reported once, and it is what clears the fd's drained mark.
         bool failed = (ev.events & (EPOLLERR | EPOLLHUP)) != 0;
+        if (failed || (ev.events & EPOLLRDHUP)) on_ended(ev.data.fd);
         on_ready(ev.data.fd, failed || (ev.events & (EPOLLIN | EPOLLRDHUP)),
                  failed || (ev.events & EPOLLOUT), done);
     }

@@ -122,6 +122,10 @@ bool perform(operation& op) noexcept {
     }
 }
 
+std::size_t provided_size(const operation& op, const buffer_pool& pool) noexcept {
+    return op.provided_max ? std::min(op.provided_max, pool.size()) : pool.size();
+}
+
 bool perform_provided(operation& op, buffer_pool& pool) noexcept {
     op.buffer_id = -1;
     int id = pool.take();
@@ -130,7 +134,7 @@ bool perform_provided(operation& op, buffer_pool& pool) noexcept {
         return true;
     }
     std::byte* into = pool.data(static_cast<std::uint16_t>(id));
-    std::size_t want = op.provided_max ? std::min(op.provided_max, pool.size()) : pool.size();
+    std::size_t want = provided_size(op, pool);
     for (;;) {
         long n = ::recv(op.fd, into, want, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;

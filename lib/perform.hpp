@@ -21,6 +21,9 @@ bool perform(operation& op) noexcept;
 // block is free.
 bool perform_provided(operation& op, buffer_pool& pool) noexcept;
 
+// How many bytes perform_provided() asks recv() for: op.provided_max, at most a block.
+std::size_t provided_size(const operation& op, const buffer_pool& pool) noexcept;
+
 // True when op waits for readability (accept, recv, poll POLLIN), false for writability.
 bool wants_read(const operation& op) noexcept;
 

@@ -5,6 +5,13 @@
 #include <coronet/lib/perform.hpp>
 
 namespace coronet {
+namespace {
+
+bool is_receive(const operation& op) noexcept {
+    return op.code == op_code::recv || op.code == op_code::recv_provided;
+}
+
+}  // namespace
 
 bool readiness_backend::start(operation& op) {
     if (op.fd < 0) {
@@ -16,7 +23,23 @@ bool readiness_backend::start(operation& op) {
     op_list& parked = wants_read(op) ? st.readers : st.writers;
     // An earlier operation of the same direction is still parked: keep FIFO
     // order (two sends must not overtake each other).
-    if (parked.empty() && attempt(op)) return true;
+    //
+    // A receive on a drained fd parks without trying: the recv() would only
+    // say EAGAIN (an unpipelined echo spent one per message). No bytes can be
+    // missed. epoll is edge-triggered: bytes that arrive after the read that
+    // emptied the socket raise an edge, which the next epoll_wait reports and
+    // on_ready() acts on. select is level-triggered and watches every fd with
+    // a parked operation, so parking is always safe there. End of stream
+    // (recv 0) and errors never mark an fd drained: a parked receive would
+    // wait for an event that may never come again. Nor does a short read once
+    // epoll has reported the peer's shutdown (on_ended()): the data is gone
+    // but the end of stream is still there to read, and its edge was spent.
+    // Only an fd already watched parks untried: where watch() fails (select,
+    // fd >= FD_SETSIZE) a receive that need not wait must still finish. This
+    // holds for stream sockets, the only kind coronet makes: a datagram recv
+    // is short with more datagrams still queued.
+    bool skip = st.drained && st.watched && is_receive(op);
+    if (parked.empty() && !skip && attempt(op, st)) return true;
     if (!st.watched) {
         if (int err = watch(op.fd, st); err < 0) {
             op.result = err;
@@ -37,27 +60,54 @@ bool readiness_backend::cancel(operation& op) {
 }
 
 void readiness_backend::forget(int fd) noexcept {
-    if (fd >= 0 && static_cast<std::size_t>(fd) < fds_.size()) fds_[fd].watched = false;
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+    fds_[fd].watched = false;
+    fds_[fd].drained = false;  // the number may come back as another socket
+    fds_[fd].ended = false;
 }
 
-bool readiness_backend::attempt(operation& op) noexcept {
-    if (op.code == op_code::recv_provided) return perform_provided(op, pool_);
-    return perform(op);
+bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
+    std::size_t asked = 0;
+    bool finished = false;
+    switch (op.code) {
+    case op_code::recv:
+        asked = op.buffer.size();
+        finished = perform(op);
+        break;
+    case op_code::recv_provided:
+        asked = provided_size(op, pool_);
+        finished = perform_provided(op, pool_);
+        break;
+    default: return perform(op);
+    }
+    // Fewer bytes than asked (but some), or none yet: the socket is empty now.
+    st.drained = !st.ended &&
+                 (!finished || (op.result > 0 && static_cast<std::size_t>(op.result) < asked));
+    return finished;
 }
 
-void readiness_backend::retry(op_list& parked, op_list& done) {
+void readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
     while (operation* op = parked.front()) {
-        if (!attempt(*op)) break;  // would block again: stays parked, keeps its turn
+        if (!attempt(*op, st)) break;  // would block again: stays parked, keeps its turn
         parked.pop_front();
         done.push_back(*op);
     }
 }
 
+void readiness_backend::on_ended(int fd) noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+    fds_[fd].ended = true;
+    fds_[fd].drained = false;
+}
+
 void readiness_backend::on_ready(int fd, bool readable, bool writable, op_list& done) {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     fd_state& st = fds_[fd];
-    if (readable) retry(st.readers, done);
-    if (writable) retry(st.writers, done);
+    if (readable) {
+        st.drained = false;  // bytes (or end of stream) arrived since the socket was emptied
+        retry(st.readers, st, done);
+    }
+    if (writable) retry(st.writers, st, done);
 }
 
 }  // namespace coronet

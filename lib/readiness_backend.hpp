@@ -6,6 +6,11 @@
 // reported ready the parked operations are retried in order until one would
 // block again. Interest in an fd is simply "one of its lists is non-empty",
 // which is asyncore's readable()/writable() with no user code.
+//
+// A receive that found the socket empty (a short read, or EAGAIN) marks its fd
+// drained, and the next receive on it parks at once instead of spending a
+// recv() that would only say EAGAIN; the mark goes when the fd is next
+// reported readable (see start() for why no bytes can be missed).
 // Medusa ancestor: asyncore.poll()'s loop over socket_map.
 
 #include <vector>
@@ -31,19 +36,29 @@ protected:
         op_list readers;
         op_list writers;
         bool watched = false;  // the subclass has registered this fd
+        bool drained = false;  // a receive emptied the socket; not yet reported readable since
+        bool ended = false;    // reported shut down or failed: the end stays to be read, so
+                               // a short read no longer means "nothing to report"
     };
 
     // Registers fd with the readiness mechanism; returns 0 or a negative op result.
     virtual int watch(int fd, fd_state& state) = 0;
 
-    // Retries the parked operations of fd after it was reported ready.
+    // Retries the parked operations of fd after it was reported ready. The
+    // subclass calls it for every readiness event it gets, parked operations or
+    // not: a readable report clears the fd's drained mark.
     void on_ready(int fd, bool readable, bool writable, op_list& done);
+
+    // The peer shut down its side or the fd failed (epoll's EPOLLRDHUP, EPOLLHUP,
+    // EPOLLERR): an edge-triggered backend reports that once, so from now on a
+    // receive on fd never parks without trying. Call it before on_ready().
+    void on_ended(int fd) noexcept;
 
     std::vector<fd_state> fds_;
 
 private:
-    bool attempt(operation& op) noexcept;
-    void retry(op_list& parked, op_list& done);
+    bool attempt(operation& op, fd_state& st) noexcept;
+    void retry(op_list& parked, fd_state& st, op_list& done);
 
     buffer_pool pool_;
 };
