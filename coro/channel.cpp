@@ -483,6 +483,21 @@ void channel_state::fill_producer(std::size_t i) {
     }
 }
 
+// A send failed: the sender stops, and what is queued is dropped (what the
+// kernel still references is not in flight any more).
+void channel_state::send_failed(std::error_code error) noexcept {
+    in_flight_ = 0;
+    send_error_ = error;
+    discard();
+}
+
+void channel_state::count_sent(std::size_t n, bool from_file) noexcept {
+    if (n == 0) return;
+    ++counters_.sends;
+    counters_.bytes += n;
+    if (from_file) counters_.file_bytes += n;
+}
+
 // The head's file_producer when it should be sent zero-copy: a regular file
 // with more than zero_copy_min bytes left and nothing of it read into memory.
 file_producer* channel_state::zero_copy_head() noexcept {
@@ -509,17 +524,11 @@ sender_task channel_state::send_loop() {
             try {
                 sent = co_await sock_.sendfile(f->fd(), f->offset(), *f->remaining());
             } catch (const std::system_error& e) {
-                in_flight_ = 0;
-                send_error_ = e.code();
-                discard();
+                send_failed(e.code());
                 break;
             }
             in_flight_ = 0;
-            if (sent > 0) {
-                ++counters_.sends;
-                counters_.bytes += sent;
-                counters_.file_bytes += sent;
-            }
+            count_sent(sent, true);
             f->consumed(sent);  // 0: the file ended early (truncated); it is closed
             continue;
         }
@@ -556,17 +565,12 @@ sender_task channel_state::send_loop() {
         try {
             sent = co_await sock_.sendv(std::span(iov.data(), count));
         } catch (const std::system_error& e) {
-            in_flight_ = 0;
-            send_error_ = e.code();
-            discard();
+            send_failed(e.code());
             break;
         }
         in_flight_ = 0;
         queued_ -= sent;
-        if (sent > 0) {
-            ++counters_.sends;
-            counters_.bytes += sent;
-        }
+        count_sent(sent, false);
         // Drop what went out; a short send resumes mid-piece next time.
         while (sent > 0) {
             item& head = out_.front();

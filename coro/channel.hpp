@@ -284,6 +284,8 @@ private:
     sender_task send_loop();
     void fill_producer(std::size_t i);
     file_producer* zero_copy_head() noexcept;
+    void send_failed(std::error_code error) noexcept;
+    void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
     reactor::clock::duration time_left() const;
