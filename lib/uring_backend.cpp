@@ -238,11 +238,17 @@ bool uring_backend::start(operation& op) {
 // The file is read synchronously from the page cache, as the readiness backends do.
 bool uring_backend::start_sendfile(operation& op) {
     if (perform(op)) return true;
+    poll_then_retry(op);
+    return false;
+}
+
+// Waits in the ring for op's fd to be ready in op's direction; the POLL_ADD's
+// CQE (phase rearm_poll, same user_data, so a cancel finds it) starts op again.
+void uring_backend::poll_then_retry(operation& op) {
     op.phase = rearm_poll;
     io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_poll_add(sqe, op.fd, POLLOUT);
+    io_uring_prep_poll_add(sqe, op.fd, wants_read(op) ? POLLIN : POLLOUT);
     io_uring_sqe_set_data(sqe, &op);
-    return false;
 }
 
 bool uring_backend::cancel(operation& op) {
@@ -294,9 +300,7 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
         } else if (op->code == op_code::recv_provided) {
             start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
         } else if (op->phase == rearm_poll) {
-            io_uring_sqe* sqe = get_sqe();
-            io_uring_prep_poll_add(sqe, op->fd, wants_read(*op) ? POLLIN : POLLOUT);
-            io_uring_sqe_set_data(sqe, op);
+            poll_then_retry(*op);
         } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at once
             done.push_back(*op);
         }

@@ -69,6 +69,7 @@ private:
     ::io_uring_sqe* get_sqe();
     void arm_wake();
     bool start_sendfile(operation& op);
+    void poll_then_retry(operation& op);
     void reap(op_list& done);
     // --- multishot accept ---
     bool take_accepted(operation& op);
