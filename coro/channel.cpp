@@ -19,14 +19,9 @@ namespace coronet {
 namespace detail {
 namespace {
 
-// asyncore's _DISCONNECTED: a peer going away is an end of stream, not a failure.
+// asyncore's _DISCONNECTED (lib/error), and a descriptor closed under a call.
 bool is_disconnect(const std::error_code& ec) {
-    if (ec.category() != std::system_category()) return false;
-    switch (ec.value()) {
-    case ECONNRESET: case ENOTCONN: case ESHUTDOWN: case ECONNABORTED: case EPIPE: case EBADF:
-        return true;
-    default: return false;
-    }
+    return coronet::is_disconnect(ec) || ec == std::errc::bad_file_descriptor;
 }
 
 constexpr std::size_t coalesce_limit = 16 * 1024;  // small pushes join the previous piece
@@ -34,14 +29,6 @@ constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to
 constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
 constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than this goes by sendfile
-
-task<std::size_t> recv_once(socket& s, std::span<std::byte> into) {
-    co_return co_await s.recv(into);
-}
-
-task<provided_bytes> recv_provided_once(socket& s, std::size_t max) {
-    co_return co_await s.recv_provided(max);
-}
 
 // Input buffers of the default receive size, kept per thread for the next
 // channel that has bytes to keep: a channel holds one only while it has
@@ -207,6 +194,7 @@ channel_state::~channel_state() {
         sock_.context().unpost(sender_);
         sender_.destroy();  // clears sender_
     }
+    abandon_read();  // a reader outliving its channel is never resumed
     free_input();
 }
 
@@ -325,76 +313,179 @@ void channel_state::make_room() {
     in_cap_ = cap;
 }
 
-// Time left before the read deadline; throws errc::timed_out once it has passed.
-reactor::clock::duration channel_state::time_left() const {
-    auto left = deadline_ - reactor::clock::now();
-    if (left <= reactor::clock::duration::zero())
-        throw std::system_error(make_error_code(errc::timed_out), "read");
-    return left;
+// --- the waiting read ----------------------------------------------------------
+// A read the buffered bytes cannot answer waits on rx_, the channel's own
+// receive, which calls back (on_received) when it finishes: the bytes go into
+// the buffer, and either the read is answered and its coroutine resumed, or
+// the next receive starts. No coroutine frame or timer is created per read: a
+// read deadline is the one rx_timer_ of the channel, armed while a read waits,
+// which cancels rx_ when it fires (every received byte kept).
+
+bool channel_state::wait_read(channel::read_awaiter& a) {
+    reading_ = &a;
+    timed_out_ = false;
+    rx_.owner = rx_timer_.owner = this;
+    rx_.on_done = &on_received;
+    rx_timer_.on_done = &on_deadline;
+    if (a.slot) {
+        a.link.op = &rx_;
+        a.slot->link(a.link);
+    }
+    if (has_deadline_) {
+        if (deadline_ <= reactor::clock::now()) {
+            fail_read(make_error_code(errc::timed_out), "read");
+            end_read();
+            return false;
+        }
+        rx_timer_.code = op_code::timeout;
+        rx_timer_.deadline = deadline_;
+        sock_.context().start(rx_timer_);
+    }
+    if (receive()) return true;
+    end_read();
+    return false;  // answered by receives that finished at once
 }
 
-task<std::optional<std::string_view>> channel_state::read_slow(read_kind kind,
-                                                               std::string_view term, std::size_t n) {
-    // `term` views the caller's terminator, which outlives this task: the task is
-    // awaited within the co_await expression that received it.
-    std::optional<std::string_view> out;
+// Receives until the read is answered or has failed (false), or until a
+// receive has to wait (true: on_received goes on from there).
+bool channel_state::receive() {
+    reactor& r = sock_.context();
     for (;;) {
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
+        } else if (timed_out_) {
+            fail_read(make_error_code(errc::timed_out), "read");
+        } else if (reading_->slot && reading_->slot->requested) {  // an enclosing with_timeout expired
+            fail_read(std::make_error_code(std::errc::operation_canceled), "read");
         } else {
-            try {
-                // With nothing unread, wait holding no memory: the reactor's
-                // provided block arrives with the bytes, and reads answer from it.
-                bool received = false;
-                if (buffered() == 0) {
-                    free_input();
-                    // One receive takes no more than the limits allow, as below.
-                    std::size_t max = opt_.recv_size;
-                    if (kind == read_kind::exactly) max = std::max(max, n);
-                    provided_bytes got;
-                    if (!has_deadline_)
-                        got = co_await sock_.recv_provided(max);
-                    else
-                        got = co_await with_timeout(sock_.context(), recv_provided_once(sock_, max), time_left());
-                    if (!got.no_buffer) {  // else every block is out: a plain receive below
-                        received = true;
-                        if (got.bytes.empty()) {
-                            eof_ = true;
-                        } else {
-                            data_ = reinterpret_cast<char*>(got.bytes.data());
-                            borrowed_ = got.buffer_id;
-                            rpos_ = 0;
-                            wpos_ = got.bytes.size();
-                        }
-                    }
-                }
-                if (!received) {
-                    // The buffer grows (doubling) only as bytes arrive: a peer announcing
-                    // a large count costs memory only for what it really sends.
-                    make_room();
-                    // Ask for recv_size bytes (or what a read_exactly still lacks), not
-                    // for all the free space: a grown buffer must not let one receive
-                    // take more than the limits allow (max_line + one receive).
-                    std::size_t want = opt_.recv_size;
-                    if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
-                    want = std::min(want, in_cap_ - wpos_);
-                    auto into = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
-                    std::size_t got = 0;
-                    if (!has_deadline_)
-                        got = co_await sock_.recv(into);
-                    else
-                        got = co_await with_timeout(sock_.context(), recv_once(sock_, into), time_left());
-                    if (got == 0) eof_ = true;
-                    wpos_ += got;
-                }
-            } catch (const std::system_error& e) {
-                if (!is_disconnect(e.code())) throw;  // ECANCELED (a timeout) keeps every byte
-                eof_ = true;
-                reason_ = e.code();
-            }
+            start_receive();
+            if (!r.start(rx_)) return true;
+            received();
         }
-        if (try_read(kind, term, n, out)) co_return out;
+        if (read_answered()) return false;
     }
+}
+
+// Fills rx_ for the next receive.
+void channel_state::start_receive() {
+    read_kind kind = reading_->kind;
+    std::size_t n = reading_->n;
+    rx_.result = 0;
+    if (buffered() == 0 && !plain_recv_) {
+        // With nothing unread, wait holding no memory: the reactor's provided
+        // block arrives with the bytes, and reads answer from it. One receive
+        // takes no more than the limits allow, as below.
+        free_input();
+        rx_.code = op_code::recv_provided;
+        rx_.fd = sock_.native_handle();
+        rx_.buffer_id = -1;
+        rx_.provided_max = kind == read_kind::exactly ? std::max(opt_.recv_size, n) : opt_.recv_size;
+        return;
+    }
+    plain_recv_ = false;
+    // The buffer grows (doubling) only as bytes arrive: a peer announcing a
+    // large count costs memory only for what it really sends.
+    make_room();
+    // Ask for recv_size bytes (or what a read_exactly still lacks), not for all
+    // the free space: a grown buffer must not let one receive take more than the
+    // limits allow (max_line + one receive).
+    std::size_t want = opt_.recv_size;
+    if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
+    want = std::min(want, in_cap_ - wpos_);
+    rx_.code = op_code::recv;
+    rx_.fd = sock_.native_handle();
+    rx_.buffer = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
+}
+
+// Takes in what rx_ finished with.
+void channel_state::received() {
+    int res = rx_.result;
+    if (rx_.code == op_code::recv_provided) {
+        if (res == -ENOBUFS) {  // every block is out and nothing was received
+            plain_recv_ = true;
+            return;
+        }
+        int id = std::exchange(rx_.buffer_id, -1);
+        if (res > 0) {
+            data_ = reinterpret_cast<char*>(rx_.buffer.data());
+            borrowed_ = id;
+            rpos_ = 0;
+            wpos_ = static_cast<std::size_t>(res);
+            return;
+        }
+        sock_.context().recycle(id);  // no bytes: nothing to hold
+    } else if (res > 0) {
+        wpos_ += static_cast<std::size_t>(res);
+        return;
+    }
+    if (res == 0) {
+        eof_ = true;
+        return;
+    }
+    std::error_code ec(-res, std::system_category());
+    if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
+        if (timed_out_)
+            fail_read(make_error_code(errc::timed_out), "read");
+        else
+            fail_read(ec, "recv");
+    } else if (is_disconnect(ec)) {  // a reset peer is an end of stream
+        eof_ = true;
+        reason_ = ec;
+    } else {
+        fail_read(ec, "recv");
+    }
+}
+
+// True when the waiting read has its answer (or its error).
+bool channel_state::read_answered() noexcept {
+    channel::read_awaiter& a = *reading_;
+    if (a.error) return true;
+    try {
+        return try_read(a.kind, a.term, a.n, a.result);
+    } catch (const std::system_error& e) {  // a limit: the line or the count is too long
+        fail_read(e.code(), a.kind == read_kind::until ? "read_until" : "read_exactly");
+        return true;
+    }
+}
+
+void channel_state::fail_read(std::error_code ec, const char* what) noexcept {
+    reading_->error = ec;
+    reading_->what = what;
+}
+
+// The read is over: it leaves its scope, and its deadline is disarmed.
+void channel_state::end_read() noexcept {
+    channel::read_awaiter& a = *reading_;
+    reading_ = nullptr;
+    if (a.slot) {
+        a.slot->unlink(a.link);
+        if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
+    }
+    sock_.context().abandon(rx_timer_);  // a timer leaves the heap at once
+}
+
+void channel_state::abandon_read() noexcept {
+    if (!reading_) return;
+    channel::read_awaiter* a = reading_;
+    sock_.context().abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
+    end_read();
+    a->st = nullptr;
+}
+
+void channel_state::on_received(operation& op) {
+    channel_state* st = static_cast<channel_op&>(op).owner;
+    st->received();
+    if (!st->read_answered() && st->receive()) return;  // waiting again
+    channel::read_awaiter* a = st->reading_;
+    st->end_read();
+    a->waiter.resume();  // last: the reader may destroy the channel
+}
+
+void channel_state::on_deadline(operation& op) {
+    channel_state* st = static_cast<channel_op&>(op).owner;
+    if (op.result == -ECANCELED || !st->reading_) return;
+    st->timed_out_ = true;
+    st->sock_.context().cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
 }
 
 // --- output ----------------------------------------------------------------

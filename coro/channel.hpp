@@ -235,8 +235,12 @@ public:
     }
     // The fast path: answers from buffered bytes when it can (true), throwing on limits.
     bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
-    // The slow path: receives until try_read() can answer.
-    task<std::optional<std::string_view>> read_slow(read_kind kind, std::string_view term, std::size_t n);
+    // A read try_read() could not answer waits (read_awaiter::await_suspend):
+    // true when the reader suspends until the read is answered; false when it
+    // was answered (or failed) at once.
+    bool wait_read(channel::read_awaiter& a);
+    // The waiting read's coroutine is being destroyed: its receive is abandoned.
+    void abandon_read() noexcept;
 
     void push_bytes(std::string_view data);
     void push_string(std::string&& data);
@@ -261,8 +265,17 @@ public:
     std::size_t scanned_ = 0;  // bytes from rpos_ known not to start the terminator
     bool eof_ = false;
     bool has_deadline_ = false;
+    bool timed_out_ = false;   // the waiting read's deadline passed
+    bool plain_recv_ = false;  // every provided block was out: the next receive uses our buffer
     reactor::clock::time_point deadline_{};
     std::error_code reason_;
+    // The waiting read: no coroutine frame of its own. rx_ is its receive (the
+    // reactor calls back when it finishes) and rx_timer_ its deadline.
+    struct channel_op : operation {
+        channel_state* owner = nullptr;
+    };
+    channel_op rx_, rx_timer_;
+    channel::read_awaiter* reading_ = nullptr;
 
     // output
     using item = out_item;
@@ -288,7 +301,14 @@ private:
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
-    reactor::clock::duration time_left() const;
+    bool receive();
+    void start_receive();
+    void received();
+    bool read_answered() noexcept;
+    void fail_read(std::error_code ec, const char* what) noexcept;
+    void end_read() noexcept;
+    static void on_received(operation& op);
+    static void on_deadline(operation& op);
     void free_input() noexcept;
     void return_block() noexcept;
     friend class coronet::channel;
@@ -298,14 +318,26 @@ private:
 
 // What read_until / read_exactly / read_some return: completes without
 // suspending (and without allocating) when the buffered bytes already answer.
+// A read that waits has no coroutine frame of its own: the channel's receive
+// calls back into the channel, which resumes the reader once the read is
+// answered. Like an I/O awaiter, it belongs to the cancellable scope of the
+// coroutine awaiting it (with_timeout reaches its receive).
 struct [[nodiscard]] channel::read_awaiter {
     detail::channel_state* st;
     detail::read_kind kind;
     std::string_view term;
     std::size_t n;
     std::optional<std::string_view> result{};
-    task<std::optional<std::string_view>> slow{};
-    task<std::optional<std::string_view>>::awaiter slow_awaiter{};
+    std::coroutine_handle<> waiter{};
+    cancel_slot* slot = nullptr;
+    cancel_link link{};
+    std::error_code error{};
+    const char* what = nullptr;  // error's context
+
+    // A coroutine destroyed while its read waits: the receive is abandoned.
+    ~read_awaiter() {
+        if (st && st->reading_ == this) st->abandon_read();
+    }
 
     bool await_ready() {
         st->begin_read();  // a new read: nothing is known about the buffer yet
@@ -313,12 +345,12 @@ struct [[nodiscard]] channel::read_awaiter {
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        slow = st->read_slow(kind, term, n);
-        slow_awaiter = typename task<std::optional<std::string_view>>::awaiter{slow.handle()};
-        return slow_awaiter.await_suspend(h);
+        waiter = h;
+        if constexpr (requires { h.promise().cancel_slot(); }) slot = h.promise().cancel_slot();
+        return st->wait_read(*this);
     }
     std::optional<std::string_view> await_resume() {
-        if (slow.valid()) return slow_awaiter.await_resume();
+        if (error) throw std::system_error(error, what);
         return result;
     }
 };

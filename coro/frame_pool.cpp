@@ -17,8 +17,17 @@ namespace coronet::detail {
 #endif
 #endif
 
+namespace {
+thread_local std::size_t frame_count = 0;
+}
+
+std::size_t frames_allocated() noexcept { return frame_count; }
+
 #if defined(CORONET_FRAMES_FROM_HEAP)
-void* frame_allocate(std::size_t n) { return ::operator new(n); }
+void* frame_allocate(std::size_t n) {
+    ++frame_count;
+    return ::operator new(n);
+}
 void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
 #else
 namespace {
@@ -66,6 +75,7 @@ std::size_t class_of(std::size_t n) noexcept { return (n + granule - 1) / granul
 }  // namespace
 
 void* frame_allocate(std::size_t n) {
+    ++frame_count;
     std::size_t cls = class_of(n);
     if (n == 0 || cls >= classes) return ::operator new(n);
     return frames.get(cls);

@@ -16,5 +16,7 @@ namespace coronet::detail {
 void* frame_allocate(std::size_t n);
 // Returns a block from frame_allocate(n).
 void frame_deallocate(void* p, std::size_t n) noexcept;
+// Frames handed out on this thread so far, recycled or not (tests count them).
+std::size_t frames_allocated() noexcept;
 
 }  // namespace coronet::detail

@@ -3,8 +3,9 @@
 //
 // The awaiter that starts an operation owns it (nothing is allocated per
 // operation). The backend fills `result` as a CQE's `res` (bytes or fd >= 0,
-// -errno < 0) and the reactor resumes `waiter`, exactly once, on the reactor's
-// thread. While `state == pending` the kernel or a backend may still write into
+// -errno < 0) and the reactor resumes `waiter` (or calls `on_done`, for an
+// operation a longer-lived object owns, like a channel's receive), exactly
+// once, on the reactor's thread. While `state == pending` the kernel or a backend may still write into
 // the operation and its buffers: its owner must not die before it finishes.
 // Medusa ancestor: the readable()/writable() + handle_read()/handle_write()
 // pair of asyncore.dispatcher, folded into one object per call.
@@ -58,7 +59,8 @@ struct operation {
     std::size_t file_bytes = 0;           // sendfile: at most this many
     std::chrono::steady_clock::time_point deadline;  // timeout
     std::size_t heap_index = 0;           // timeout: position in the reactor's timer heap
-    std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes
+    std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes, or
+    void (*on_done)(operation&) = nullptr;  // called instead (its owner is no coroutine frame)
     operation* next = nullptr;            // intrusive: parked on an fd or queued as done
     // --- provided buffers ---
     int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1

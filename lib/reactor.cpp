@@ -255,7 +255,10 @@ void reactor::resume_done() {
     while (operation* op = resuming_.pop_front()) {
         op->state = op_state::idle;
         --pending_;
-        op->waiter.resume();
+        if (op->on_done)
+            op->on_done(*op);
+        else
+            op->waiter.resume();
     }
 }
 

@@ -1709,6 +1709,99 @@ TEST_CASE("channel: a read deadline gives up with timed_out and keeps every byte
     CHECK(r.pending_count() == 0);
 }
 
+namespace {
+
+// Reads lines under a long deadline until the stream ends; `waiting` counts reads begun.
+task<void> read_forever(channel& ch, int* waiting) {
+    for (;;) {
+        ch.set_read_deadline(reactor::clock::now() + 30s);
+        ++*waiting;
+        auto line = co_await ch.read_until("\n");
+        if (!line) co_return;
+    }
+}
+
+task<void> own_and_read_forever(coronet::socket s, int* waiting) {
+    channel ch(std::move(s));
+    co_await read_forever(ch, waiting);
+}
+
+}  // namespace
+
+TEST_CASE("channel: a reader destroyed while its read waits abandons the receive and the deadline",
+          "[channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    SECTION("the channel lives in the reader's frame") {
+        int waiting = 0;
+        {
+            reactor r{{.backend = kind}};
+            auto [a, b] = socket::pair(r);
+            spawn(r, own_and_read_forever(std::move(a), &waiting), "reader");
+            r.run_for(20ms);
+            REQUIRE(waiting == 1);
+            CHECK(r.pending_count() == 2);  // the receive and the deadline
+            // the reactor dies with the reader suspended: its frame, then the channel, go
+        }
+        CHECK(waiting == 1);
+    }
+    SECTION("the channel dies first, then the reader") {
+        int waiting = 0;
+        reactor r{{.backend = kind}};
+        auto [a, b] = socket::pair(r);
+        {
+            channel ch(std::move(a));
+            spawn(r, read_forever(ch, &waiting), "reader");
+            r.run_for(20ms);
+            REQUIRE(waiting == 1);
+            CHECK(r.pending_count() == 2);
+        }
+        // The channel took its receive and its timer with it; the reader is never resumed.
+        CHECK(r.pending_count() == 0);
+        CHECK(r.buffers_in_use() == 0);
+        CHECK(r.task_count() == 1);
+    }
+}
+
+namespace {
+
+// Three reads under deadlines: answered at once, answered over two receives
+// 30 ms apart (the timer stays armed across them), and one that times out.
+task<std::string> deadlines_move(reactor& r, channel ch, coronet::socket peer) {
+    std::string out;
+    ch.set_read_deadline(reactor::clock::now() + 10s);
+    co_await send_all(peer, std::string_view("one\n"));
+    out += own(co_await ch.read_until("\n")).value_or("eof");
+    ch.set_read_deadline(reactor::clock::now() + 5s);
+    co_await when_all(
+        [](channel& c, std::string* o) -> task<void> {
+            *o += "," + own(co_await c.read_until("\n")).value_or("eof");
+        }(ch, &out),
+        [](reactor& r, coronet::socket& p) -> task<void> {
+            co_await send_all(p, std::string_view("tw"));
+            co_await sleep_for(r, 30ms);
+            co_await send_all(p, std::string_view("o\n"));
+        }(r, peer));
+    ch.set_read_deadline(reactor::clock::now() + 20ms);
+    try {
+        (void)co_await ch.read_until("\n");
+        out += ",no timeout";
+    } catch (const std::system_error& e) {
+        out += e.code() == coronet::errc::timed_out ? ",timed_out" : std::string(",") + e.what();
+    }
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("channel: each waiting read arms the channel's one deadline timer and disarms it after",
+          "[channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    CHECK(r.run(deadlines_move(r, channel(std::move(a)), std::move(b))) == "one,two,timed_out");
+    CHECK(r.pending_count() == 0);
+}
+
 // --- provided buffers: no receive memory while idle ----------------------------------
 
 namespace {

@@ -12,6 +12,9 @@
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/when_all.hpp>
 #include <coronet/lib/socket.hpp>
+#include <coronet/lib/timer.hpp>
+
+#include <sys/socket.h>
 
 #include "tests/support/backends.hpp"
 
@@ -156,4 +159,47 @@ TEST_CASE("frame_pool: a recycled block is handed out again", "[frame_pool]") {
     detail::frame_deallocate(b, 230);
     void* big = detail::frame_allocate(1 << 20);  // past the classes: the heap's own
     detail::frame_deallocate(big, 1 << 20);
+}
+
+namespace {
+
+// Reads `count` lines, each of which arrives only after the read has started
+// waiting, under a read deadline (as http_server sets one per request).
+task<void> read_lines_with_deadline(channel& ch, int count, int* read) {
+    for (int i = 0; i < count; ++i) {
+        ch.set_read_deadline(reactor::clock::now() + std::chrono::seconds(30));
+        auto line = co_await ch.read_until("\n");
+        REQUIRE(line);
+        REQUIRE(*line == "x");
+        ++*read;
+    }
+}
+
+// Sends each line with a plain send(2) once the reader has taken the last one:
+// nothing here makes a frame, so every frame counted is the reader's.
+task<std::size_t> feed_lines(reactor& r, coronet::socket& peer, int count, const int* read) {
+    co_await sleep_for(r, std::chrono::milliseconds(1));  // the reader waits by now
+    std::size_t before = detail::frames_allocated();
+    for (int i = 0; i < count; ++i) {
+        REQUIRE(::send(peer.native_handle(), "x\n", 2, MSG_NOSIGNAL) == 2);
+        while (*read == i) co_await sleep_for(r, std::chrono::milliseconds(0));
+    }
+    co_return detail::frames_allocated() - before;
+}
+
+}  // namespace
+
+TEST_CASE("frame_pool: a channel read that waits under a deadline creates no coroutine frame",
+          "[frame_pool][channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [server, client] = coronet::socket::pair(r);
+    channel ch(std::move(server));
+    int read = 0;
+    constexpr int lines = 1000;
+    auto [unused, frames] = r.run(when_all(read_lines_with_deadline(ch, lines, &read),
+                                           feed_lines(r, client, lines, &read)));
+    CHECK(read == lines);
+    CHECK(frames == 0);
+    CHECK(r.pending_count() == 0);  // the deadline's timer is not left behind
 }
