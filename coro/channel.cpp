@@ -784,15 +784,6 @@ channel::~channel() {
     spawn(r, linger(std::move(state_)), "channel linger");
 }
 
-channel::read_awaiter channel::read_until(std::string_view term) {
-    return {state_.get(), detail::read_kind::until, term, 0};
-}
-channel::read_awaiter channel::read_exactly(std::size_t n) {
-    return {state_.get(), detail::read_kind::exactly, {}, n};
-}
-channel::read_awaiter channel::read_some(std::size_t max) {
-    return {state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max};
-}
 
 std::size_t channel::buffered() const noexcept { return state_->wpos_ - state_->rpos_; }
 std::size_t channel::buffer_capacity() const noexcept {

@@ -355,6 +355,17 @@ struct [[nodiscard]] channel::read_awaiter {
     }
 };
 
+// Inline: a read the buffer answers costs no call beyond try_read().
+inline channel::read_awaiter channel::read_until(std::string_view term) {
+    return {state_.get(), detail::read_kind::until, term, 0};
+}
+inline channel::read_awaiter channel::read_exactly(std::size_t n) {
+    return {state_.get(), detail::read_kind::exactly, {}, n};
+}
+inline channel::read_awaiter channel::read_some(std::size_t max) {
+    return {state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max};
+}
+
 // What write / flush / close_when_done return: completes without suspending
 // (and without allocating) when there is nothing to wait for.
 struct [[nodiscard]] channel::wait_awaiter {

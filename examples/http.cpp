@@ -14,14 +14,20 @@ namespace http {
 namespace {
 
 // RFC 9110 5.6.2: tchar.
-bool is_token_char(unsigned char c) {
-    if (c >= '0' && c <= '9') return true;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
-}
+// One table lookup per byte: header names are checked byte by byte on every request.
+constexpr std::array<bool, 256> token_chars = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
 
 bool is_token(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_token_char(c); });
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!token_chars[static_cast<unsigned char>(c)]) return false;
+    return true;
 }
 
 bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
