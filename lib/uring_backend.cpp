@@ -598,6 +598,8 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
             got.buffer_id = id;
         else
             recycle(id);  // end of stream or an error left the block empty
+    } else if (cqe.res > 0) {
+        got.result = -EIO;  // bytes without a block: never posted by a kernel with buffer rings
     }
     if (!more) {  // the kernel let go of it
         q.arm.state = op_state::idle;
