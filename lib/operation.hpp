@@ -22,6 +22,7 @@
 namespace coronet {
 
 struct accept_queue;
+struct recv_queue;
 
 // What the operation does; the verbs match the system calls.
 enum class op_code : std::uint8_t {
@@ -37,7 +38,10 @@ enum class op_code : std::uint8_t {
     recv_provided,  // recv(fd) into a buffer the backend picks when bytes arrive (buffer_pool):
                     // on success `buffer` views the bytes and `buffer_id` names the block,
                     // which the owner gives back with reactor::recycle(); -ENOBUFS when
-                    // every block is out (nothing was received: retry with a plain recv)
+                    // every block is out (nothing was received: retry with a plain recv).
+                    // With `receiver` set, io_uring serves it from a multishot receive
+                    // (lib/recv_queue.hpp), which fills whole blocks: provided_max is then
+                    // not applied
 };
 
 // Where an operation is in its life.
@@ -67,6 +71,8 @@ struct operation {
     std::size_t provided_max = 0;         // recv_provided: most bytes to take (0: a whole block)
     // --- multishot accept (io_uring) ---
     accept_queue* acceptor = nullptr;     // accept: the listener's queue, or nullptr
+    // --- multishot receive (io_uring) ---
+    recv_queue* receiver = nullptr;       // recv_provided: the connection's queue, or nullptr
 };
 
 // An intrusive FIFO of operations, linked through operation::next.

@@ -241,6 +241,29 @@ void reactor::close_acceptor(accept_queue& q) noexcept {
     q.ready.clear();
 }
 
+void reactor::close_receiver(recv_queue& q) noexcept {
+    // Receives still waiting would otherwise wait on an arm that is going:
+    // they finish (resumed next turn) and forget q, which may die before then.
+    while (operation* w = q.waiters.pop_front()) {
+        w->receiver = nullptr;
+        w->buffer_id = -1;
+        w->result = -ECANCELED;
+        done_.push_back(*w);
+    }
+    // Armed, or waiting to be (re)submitted: both must end before q may die.
+    if ((q.arm.state == op_state::pending || q.queued) && !backend_->cancel(q.arm)) {
+        // Its last CQE follows the cancel (bytes that raced it are queued in q);
+        // completions of others wait for the next turn.
+        while (q.arm.state == op_state::pending) {
+            op_list got;
+            backend_->wait(std::chrono::milliseconds(10), got);
+            done_.splice(got);
+        }
+    }
+    while (!q.empty()) recycle(q.pop().buffer_id);
+    q.overflow.shrink_to_fit();
+}
+
 void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }
 
 void reactor::unpost(std::coroutine_handle<> h) noexcept {

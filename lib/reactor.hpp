@@ -31,6 +31,7 @@
 #include <coronet/lib/accept_queue.hpp>
 #include <coronet/lib/backend.hpp>
 #include <coronet/lib/operation.hpp>
+#include <coronet/lib/recv_queue.hpp>
 
 namespace coronet {
 
@@ -160,6 +161,13 @@ public:
     // A listener is closing: ends its multishot accept (waiting until the kernel
     // has let go of it) and closes the connections accepted into q and never taken.
     void close_acceptor(accept_queue& q) noexcept;
+    // A receiver is closing (or dropping q): ends its multishot receive (waiting
+    // until the kernel has let go of it) and recycles the blocks of results
+    // never taken. q can then be destroyed or used again. Safe when nothing is
+    // armed, on every backend. Cancel a recv_provided still waiting on q first
+    // (the readiness backends park it on the fd, where q cannot reach it); on
+    // io_uring one left waiting in q finishes with -ECANCELED.
+    void close_receiver(recv_queue& q) noexcept;
 
     // Tells the backend that fd is about to be closed (sockets call it).
     void backend_forget(int fd) noexcept { backend_->forget(fd); }

@@ -21,6 +21,7 @@
 #include <coronet/lib/awaiter.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/reactor.hpp>
+#include <coronet/lib/recv_queue.hpp>
 
 namespace coronet {
 
@@ -83,10 +84,13 @@ struct provided_bytes {
 // (none is held while waiting); throws std::system_error on errors.
 class [[nodiscard]] recv_provided_awaiter : public op_awaiter {
 public:
-    recv_provided_awaiter(reactor& r, int fd, std::size_t max) noexcept : op_awaiter(r) {
+    // q: the receiver's queue for a multishot receive (io_uring), or nullptr.
+    recv_provided_awaiter(reactor& r, int fd, std::size_t max, recv_queue* q = nullptr) noexcept
+        : op_awaiter(r) {
         op_.code = op_code::recv_provided;
         op_.fd = fd;
         op_.provided_max = max;
+        op_.receiver = q;
     }
     provided_bytes await_resume() {
         int n = finish();
@@ -195,6 +199,15 @@ public:
     // (reactor_options::provided_buffers).
     recv_provided_awaiter recv_provided(std::size_t max = SIZE_MAX) noexcept {
         return {*reactor_, fd_, max};
+    }
+    // The same, receiving ahead through q: on io_uring with a buffer ring one
+    // multishot receive stays armed and queues what arrives in q (whole blocks:
+    // max is not applied there; elsewhere q is unused and max applies). The
+    // caller owns q, uses it with this socket only, and calls
+    // reactor::close_receiver(q) before q dies and when the socket closes
+    // (the armed receive keeps the connection open in the kernel until then).
+    recv_provided_awaiter recv_provided(recv_queue& q, std::size_t max = SIZE_MAX) noexcept {
+        return {*reactor_, fd_, max, &q};
     }
     send_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data}; }
     send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <coronet/lib/accept_queue.hpp>
+#include <coronet/lib/recv_queue.hpp>
 
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/perform.hpp>
@@ -77,6 +78,49 @@ bool probe_multishot_accept(io_uring* ring) {
         }
     }
     ::close(fd);
+    return supported;
+}
+
+// --- multishot receive ---
+// True when the kernel takes IORING_RECV_MULTISHOT (6.0) into the buffer
+// ring: armed on an empty socket, then cancelled, the receive ends with
+// -ECANCELED (the block it looked at goes back to the ring unused); a kernel
+// without the flag refuses it with -EINVAL. As for the accept probe, every
+// CQE carries `ignored` user_data. Runs once the ring's wake read is queued:
+// it is submitted too, and cannot complete before anyone has the reactor.
+bool probe_multishot_recv(io_uring* ring) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return false;
+    bool supported = false;
+    io_uring_sqe* recv = io_uring_get_sqe(ring);
+    io_uring_sqe* cancel = recv ? io_uring_get_sqe(ring) : nullptr;
+    if (recv && !cancel) {  // (a fresh ring has room; never leave an SQE unprepared)
+        io_uring_prep_nop(recv);
+        io_uring_sqe_set_data64(recv, ignored);
+    }
+    if (cancel) {
+        io_uring_prep_recv_multishot(recv, sv[0], nullptr, 0, 0);
+        recv->flags |= IOSQE_BUFFER_SELECT;
+        recv->buf_group = buffer_group;
+        io_uring_sqe_set_data64(recv, ignored);
+        io_uring_prep_cancel64(cancel, ignored, 0);
+        io_uring_sqe_set_data64(cancel, ignored);
+        int want = 2;
+        if (io_uring_submit(ring) >= 2) {
+            for (int tries = 0; want > 0 && tries < 4; ++tries) {
+                io_uring_cqe* cqe = nullptr;
+                __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
+                if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
+                if (cqe->user_data == ignored) {
+                    if (cqe->res == -ECANCELED) supported = true;
+                    --want;
+                }
+                io_uring_cqe_seen(ring, cqe);
+            }
+        }
+    }
+    ::close(sv[0]);
+    ::close(sv[1]);
     return supported;
 }
 
@@ -195,6 +239,7 @@ bool uring_backend::start(operation& op) {
         return true;
     }
     if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
+    if (op.code == op_code::recv_provided && op.receiver && multishot_recv_) return take_received(op);
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -259,6 +304,13 @@ bool uring_backend::cancel(operation& op) {
             return true;
         }
     }
+    if (recv_queue* q = op.receiver) {
+        if (&op == &q->arm) return cancel_arm(*q);
+        if (q->waiters.remove(op)) {  // waiting for the multishot receive, not in the kernel
+            op.result = -ECANCELED;
+            return true;
+        }
+    }
     if (restart_.remove(op)) {  // between two kernel calls (see reap): not in flight
         op.result = -ECANCELED;
         return true;
@@ -297,6 +349,8 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     while (operation* op = restart_.pop_front()) {
         if (op->acceptor && op == &op->acceptor->arm) {
             settle(*op->acceptor);
+        } else if (op->receiver && op == &op->receiver->arm) {
+            settle(*op->receiver);
         } else if (op->code == op_code::recv_provided) {
             start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
         } else if (op->phase == rearm_poll) {
@@ -326,7 +380,10 @@ void uring_backend::reap(op_list& done) {
             continue;
         }
         if (op->phase == multishot_armed) {
-            on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
+            if (op->code == op_code::accept)
+                on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
+            else
+                on_received(*op->receiver, *cqe, done);
             continue;
         }
         if (op->phase == zc_sent || op->phase == zc_notif) {
@@ -472,7 +529,8 @@ void uring_backend::settle(accept_queue& q) {
     }
 }
 
-bool uring_backend::cancel_arm(accept_queue& q) {
+template <class Queue>
+bool uring_backend::cancel_arm(Queue& q) {
     if (q.queued) {
         restart_.remove(q.arm);
         q.queued = false;
@@ -485,6 +543,106 @@ bool uring_backend::cancel_arm(accept_queue& q) {
         io_uring_sqe_set_data64(sqe, ignored);
     }
     return false;  // its last CQE (-ECANCELED, no F_MORE) follows
+}
+
+// --- multishot receive --------------------------------------------------------
+
+bool uring_backend::take_received(operation& op) {
+    recv_queue& q = *op.receiver;
+    if (!q.empty()) {
+        pop_received(q, op);
+        return true;
+    }
+    op.buffer_id = -1;
+    q.waiters.push_back(op);
+    if (q.arm.state != op_state::pending && !q.queued) {
+        q.arm.fd = op.fd;
+        arm_recv(q);
+    }
+    return false;
+}
+
+void uring_backend::pop_received(recv_queue& q, operation& op) {
+    recv_result r = q.pop();
+    op.result = r.result;
+    op.buffer_id = r.buffer_id;
+    op.buffer = {};
+    if (r.buffer_id >= 0)
+        op.buffer = {pool_.data(static_cast<std::uint16_t>(r.buffer_id)), static_cast<std::size_t>(r.result)};
+}
+
+void uring_backend::arm_recv(recv_queue& q) {
+    q.arm.code = op_code::recv_provided;
+    q.arm.receiver = &q;
+    q.arm.state = op_state::pending;
+    q.arm.phase = multishot_armed;
+    q.cancelling = false;
+    ++q.arms;
+    io_uring_sqe* sqe = get_sqe();
+    // Length 0: each receive fills at most one whole block.
+    io_uring_prep_recv_multishot(sqe, q.arm.fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffer_group;
+    io_uring_sqe_set_data(sqe, &q.arm);
+}
+
+// One CQE of a recv_queue's multishot receive. Every CQE that carries bytes
+// (even one that raced our cancel) is handed on or queued: none is lost.
+void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done) {
+    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    recv_result got{.result = cqe.res, .buffer_id = -1};
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+        auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        ++pool_.in_use;
+        if (cqe.res > 0)
+            got.buffer_id = id;
+        else
+            recycle(id);  // end of stream or an error left the block empty
+    } else if (cqe.res > 0) {
+        got.result = -EIO;  // bytes without a block: never posted by a kernel with buffer rings
+    }
+    if (!more) {  // the kernel let go of it
+        q.arm.state = op_state::idle;
+        q.arm.phase = 0;
+    }
+    // Not results of the stream: the -ECANCELED that ends a cancel we asked
+    // for, an -EAGAIN (the next receive arms again), and -ENOBUFS when nobody
+    // waits (it ends the multishot having taken nothing; the next
+    // recv_provided() arms again and learns whether blocks are back).
+    bool ours = cqe.res == -ECANCELED && q.cancelling;
+    if (!more) q.cancelling = false;
+    bool drop = ours || cqe.res == -EAGAIN || (cqe.res == -ENOBUFS && q.waiters.empty());
+    if (!drop) {
+        if (operation* w = q.waiters.pop_front()) {  // waiters exist only while the queue is empty
+            w->result = got.result;
+            w->buffer_id = got.buffer_id;
+            w->buffer = {};
+            if (got.buffer_id >= 0)
+                w->buffer = {pool_.data(static_cast<std::uint16_t>(got.buffer_id)),
+                             static_cast<std::size_t>(got.result)};
+            done.push_back(*w);
+        } else {
+            q.push(got);
+        }
+    }
+    // Re-arm for receives still waiting, or cancel when enough results wait
+    // (backpressure: a connection that does not read must not take every
+    // block). Both submit, so they wait until the CQ has been advanced.
+    bool rearm = !more && !q.waiters.empty();
+    bool trim = more && !q.cancelling && q.size() >= recv_queue::capacity;
+    if ((rearm || trim) && !q.queued) {
+        q.queued = true;
+        restart_.push_back(q.arm);
+    }
+}
+
+void uring_backend::settle(recv_queue& q) {
+    q.queued = false;
+    if (q.arm.state != op_state::pending) {
+        if (!q.waiters.empty()) arm_recv(q);
+    } else if (!q.cancelling && q.size() >= recv_queue::capacity) {
+        cancel_arm(q);
+    }
 }
 
 // --- provided buffers -------------------------------------------------------
@@ -520,6 +678,8 @@ void uring_backend::provide_buffers(unsigned count, std::size_t size) {
                               static_cast<int>(i));
     io_uring_buf_ring_advance(buf_ring_, static_cast<int>(count));
     features_ += features_.empty() ? "buf_ring" : " buf_ring";
+    multishot_recv_ = probe_multishot_recv(ring_.get());
+    if (multishot_recv_) features_ += " multishot_recv";
 }
 
 void uring_backend::recycle(std::uint16_t id) noexcept {

@@ -7,11 +7,13 @@
 // cancel() queues an ASYNC_CANCEL; the cancelled operation still delivers its
 // own CQE (-ECANCELED, or its real result if it raced), so its buffers stay in
 // use until then. A listener's accept() keeps one multishot accept armed and
-// takes connections from its accept_queue (lib/accept_queue.hpp). Features
-// (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept,
-// SEND_ZC when asked for) are probed at start and dropped quietly where the
-// kernel lacks them. A zero-copy send finishes only when the kernel's
-// notification says the buffer is free again, not at its first CQE.
+// takes connections from its accept_queue (lib/accept_queue.hpp), and a
+// recv_provided() given a recv_queue keeps one multishot receive armed into the
+// buffer ring (lib/recv_queue.hpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
+// registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
+// for) are probed at start and dropped quietly where the kernel lacks them. A
+// zero-copy send finishes only when the kernel's notification says the buffer
+// is free again, not at its first CQE.
 // Medusa ancestor: asyncore.poll(), turned from readiness into completion.
 
 #include <cstddef>
@@ -30,6 +32,7 @@ struct io_uring_buf_ring;
 namespace coronet {
 
 struct accept_queue;
+struct recv_queue;
 
 // How a uring_backend is set up.
 struct uring_options {
@@ -59,7 +62,7 @@ public:
     void recycle(std::uint16_t id) noexcept override;
     std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
 
-    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring".
+    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring multishot_recv".
     const std::string& features() const noexcept { return features_; }
     // The ring's sizes: the kernel makes the CQ twice the SQ.
     unsigned sq_entries() const noexcept;
@@ -77,7 +80,14 @@ private:
     void arm_accept(accept_queue& q);
     void on_accepted(accept_queue& q, int res, bool more, op_list& done);
     void settle(accept_queue& q);
-    bool cancel_arm(accept_queue& q);
+    template <class Queue>
+    bool cancel_arm(Queue& q);  // accept_queue or recv_queue
+    // --- multishot receive ---
+    bool take_received(operation& op);
+    void pop_received(recv_queue& q, operation& op);
+    void arm_recv(recv_queue& q);
+    void on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done);
+    void settle(recv_queue& q);
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;
@@ -95,6 +105,7 @@ private:
     io_uring_buf_ring* buf_ring_ = nullptr;  // nullptr: no buffer ring, the poll-then-recv path
     std::size_t buf_ring_bytes_ = 0;
     unsigned buf_ring_entries_ = 0;
+    bool multishot_recv_ = false;  // IORING_RECV_MULTISHOT into the buffer ring (6.0)
     bool rearm_wake_ = false;
     op_list reaped_;   // completions reaped outside wait(), delivered by the next one
     op_list restart_;  // operations to hand to the kernel again (a retry after EAGAIN)
