@@ -195,6 +195,7 @@ channel_state::~channel_state() {
         sender_.destroy();  // clears sender_
     }
     abandon_read();  // a reader outliving its channel is never resumed
+    if (rxq_) sock_.context().close_receiver(*rxq_);  // the kernel lets go of it; its blocks go back
     free_input();
 }
 
@@ -271,6 +272,37 @@ void channel_state::free_input() noexcept {
     free_input_buffer(in_, in_cap_);
     in_ = data_ = nullptr;
     in_cap_ = rpos_ = wpos_ = 0;
+}
+
+// Appends n bytes after the unread ones, in our own buffer (a block the
+// unread bytes are in is copied out and goes back first).
+void channel_state::append_input(const char* p, std::size_t n) {
+    std::size_t have = buffered();
+    bool in_own = borrowed_ < 0 && in_;  // the unread bytes are in in_
+    if (in_own && in_cap_ - wpos_ >= n) {
+        // fits behind them
+    } else {
+        if (in_own && in_cap_ - have >= n) {  // fits once slid to the front
+            std::memmove(in_, in_ + rpos_, have);
+        } else if (!in_own && in_ && in_cap_ >= have + n) {  // out of a block, into in_
+            std::memcpy(in_, data_ + rpos_, have);
+            return_block();
+        } else {
+            std::size_t cap = std::max(in_cap_, input_block);
+            while (cap < have + n) cap *= 2;
+            char* to = allocate_input(cap);
+            std::memcpy(to, data_ + rpos_, have);
+            return_block();
+            free_input_buffer(in_, in_cap_);
+            in_ = to;
+            in_cap_ = cap;
+        }
+        data_ = in_;
+        rpos_ = 0;
+        wpos_ = have;
+    }
+    std::memcpy(in_ + wpos_, p, n);
+    wpos_ += n;
 }
 
 void channel_state::make_room() {
@@ -371,17 +403,27 @@ void channel_state::start_receive() {
     read_kind kind = reading_->kind;
     std::size_t n = reading_->n;
     rx_.result = 0;
-    if (buffered() == 0 && !plain_recv_) {
+    rx_.receiver = nullptr;
+    // A multishot receive takes whole blocks: only where one block is no more
+    // than a receive may take (the input limits count on it).
+    if (!plain_recv_ && !rxq_ && opt_.multishot_recv && sock_.context().kind() == backend_kind::io_uring &&
+        sock_.context().provided_buffer_size() > 0 && sock_.context().provided_buffer_size() <= opt_.recv_size)
+        rxq_ = std::make_unique<recv_queue>();
+    if (!plain_recv_ && (buffered() == 0 || rxq_)) {
         // With nothing unread, wait holding no memory: the reactor's provided
         // block arrives with the bytes, and reads answer from it. One receive
-        // takes no more than the limits allow, as below.
-        free_input();
+        // takes no more than the limits allow, as below (a multishot receive
+        // takes whole blocks, no larger than recv_size).
+        if (buffered() == 0) free_input();
         rx_.code = op_code::recv_provided;
         rx_.fd = sock_.native_handle();
         rx_.buffer_id = -1;
+        rx_.receiver = rxq_.get();
         rx_.provided_max = kind == read_kind::exactly ? std::max(opt_.recv_size, n) : opt_.recv_size;
         return;
     }
+    // Every block is out (-ENOBUFS, which also ended a multishot receive), or
+    // bytes must join unread ones: receive into our own buffer.
     plain_recv_ = false;
     // The buffer grows (doubling) only as bytes arrive: a peer announcing a
     // large count costs memory only for what it really sends.
@@ -406,11 +448,17 @@ void channel_state::received() {
             return;
         }
         int id = std::exchange(rx_.buffer_id, -1);
-        if (res > 0) {
+        if (res > 0 && buffered() == 0) {
+            free_input();
             data_ = reinterpret_cast<char*>(rx_.buffer.data());
             borrowed_ = id;
             rpos_ = 0;
             wpos_ = static_cast<std::size_t>(res);
+            return;
+        }
+        if (res > 0) {  // bytes behind unread ones (multishot): join them in our own buffer
+            append_input(reinterpret_cast<const char*>(rx_.buffer.data()), static_cast<std::size_t>(res));
+            sock_.context().recycle(id);
             return;
         }
         sock_.context().recycle(id);  // no bytes: nothing to hold

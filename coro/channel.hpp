@@ -46,6 +46,7 @@
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/event.hpp>
+#include <coronet/lib/recv_queue.hpp>
 #include <coronet/lib/socket.hpp>
 
 namespace coronet {
@@ -58,6 +59,9 @@ struct channel_options {
     std::size_t high_water = 256 * 1024;        // write() waits while more is queued
     std::size_t low_water = 64 * 1024;          // ... until the queue is back below this
     std::chrono::milliseconds linger{10'000};   // a destroyed channel's time to send what is queued
+    // io_uring: keep one multishot receive armed (a recv_queue of 256 B per
+    // channel) instead of one receive per read that waits.
+    bool multishot_recv = true;
 };
 
 namespace detail {
@@ -276,6 +280,11 @@ public:
     };
     channel_op rx_, rx_timer_;
     channel::read_awaiter* reading_ = nullptr;
+    // io_uring's multishot receive, made at the first receive (multishot_recv).
+    // While it may be armed, every receive goes through it (a plain recv
+    // could overtake bytes it holds); bytes that must join unread ones are
+    // copied from its block into in_.
+    std::unique_ptr<recv_queue> rxq_;
 
     // output
     using item = out_item;
@@ -301,6 +310,7 @@ private:
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room();
+    void append_input(const char* p, std::size_t n);
     bool receive();
     void start_receive();
     void received();

@@ -32,7 +32,7 @@ struct recv_result {
 
 struct recv_queue {
     // Queued results past which the backend cancels the multishot receive.
-    static constexpr std::size_t capacity = 8;
+    static constexpr std::size_t capacity = 2;
 
     operation arm;          // the multishot receive while armed (the reactor does not count it)
     op_list waiters;        // recv_provided() calls waiting for bytes, oldest first
