@@ -228,7 +228,9 @@ void reactor::abandon(operation& op) noexcept {
 }
 
 void reactor::close_acceptor(accept_queue& q) noexcept {
-    if (q.arm.state == op_state::pending && !backend_->cancel(q.arm)) {
+    // Armed, or waiting in the backend to be (re)submitted: both must end
+    // before q may die (the backend's list would keep a pointer into it).
+    if ((q.arm.state == op_state::pending || q.queued) && !backend_->cancel(q.arm)) {
         // Its last CQE follows the cancel; completions of others wait for the next turn.
         while (q.arm.state == op_state::pending) {
             op_list got;
