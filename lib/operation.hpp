@@ -53,27 +53,38 @@ struct operation {
     std::uint8_t phase = 0;               // backend-private (a connect in progress)
     int fd = -1;
     int result = 0;                       // as cqe->res: >= 0 bytes/fd, < 0 -errno
-    std::span<std::byte> buffer;          // recv / send
-    msghdr* msg = nullptr;                // sendmsg
-    sockaddr* addr = nullptr;             // accept (out) / connect (in)
-    socklen_t addrlen = 0;                // accept: capacity in, length out
-    short poll_mask = 0;                  // poll: POLLIN or POLLOUT
-    int file_fd = -1;                     // sendfile: the file read from
-    std::uint64_t file_offset = 0;        // sendfile: where in it (advanced by the bytes sent)
-    std::size_t file_bytes = 0;           // sendfile: at most this many
-    std::chrono::steady_clock::time_point deadline;  // timeout
-    std::size_t heap_index = 0;           // timeout: position in the reactor's timer heap
+    int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1
     std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes, or
     void (*on_done)(operation&) = nullptr;  // called instead (its owner is no coroutine frame)
     operation* next = nullptr;            // intrusive: parked on an fd or queued as done
-    // --- provided buffers ---
-    int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1
-    std::size_t provided_max = 0;         // recv_provided: most bytes to take (0: a whole block)
-    // --- multishot accept (io_uring) ---
-    accept_queue* acceptor = nullptr;     // accept: the listener's queue, or nullptr
-    // --- multishot receive (io_uring) ---
-    recv_queue* receiver = nullptr;       // recv_provided: the connection's queue, or nullptr
+    std::span<std::byte> buffer;          // recv / send; recv_provided: the bytes received
+    std::chrono::steady_clock::time_point deadline;  // timeout
+
+    // What only some codes use shares the same bytes (an operation lives in
+    // every awaiter and three times in a channel): read only the member of
+    // the op's own code, which its starter sets. Zero until then.
+    __extension__ union {
+        __extension__ struct {                // recv_provided
+            std::size_t provided_max;         // most bytes to take (0: a whole block)
+            recv_queue* receiver;             // the connection's multishot queue, or nullptr
+        };
+        msghdr* msg;                          // sendmsg
+        __extension__ struct {                // accept / connect
+            sockaddr* addr;                   // accept (out) / connect (in)
+            socklen_t addrlen;                // accept: capacity in, length out
+            accept_queue* acceptor;           // accept: the listener's multishot queue, or nullptr
+        };
+        short poll_mask;                      // poll: POLLIN or POLLOUT
+        __extension__ struct {                // sendfile
+            int file_fd;                      // the file read from
+            std::uint64_t file_offset;        // where in it (advanced by the bytes sent)
+            std::size_t file_bytes;           // at most this many
+        };
+        std::size_t heap_index;               // timeout: position in the reactor's timer heap
+        std::byte per_code_[24]{};            // zeroes all of the above
+    };
 };
+
 
 // An intrusive FIFO of operations, linked through operation::next.
 class op_list {

@@ -297,14 +297,15 @@ void uring_backend::poll_then_retry(operation& op) {
 }
 
 bool uring_backend::cancel(operation& op) {
-    if (accept_queue* q = op.acceptor) {
+    // acceptor and receiver are read only for their own codes (operation's union).
+    if (accept_queue* q = op.code == op_code::accept ? op.acceptor : nullptr) {
         if (&op == &q->arm) return cancel_arm(*q);
         if (q->waiters.remove(op)) {  // waiting for the multishot accept, not in the kernel
             op.result = -ECANCELED;
             return true;
         }
     }
-    if (recv_queue* q = op.receiver) {
+    if (recv_queue* q = op.code == op_code::recv_provided ? op.receiver : nullptr) {
         if (&op == &q->arm) return cancel_arm(*q);
         if (q->waiters.remove(op)) {  // waiting for the multishot receive, not in the kernel
             op.result = -ECANCELED;
@@ -347,9 +348,9 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     reap(done);
     // Now that the CQ has room again, queue the retries reap() found.
     while (operation* op = restart_.pop_front()) {
-        if (op->acceptor && op == &op->acceptor->arm) {
+        if (op->code == op_code::accept && op->acceptor && op == &op->acceptor->arm) {
             settle(*op->acceptor);
-        } else if (op->receiver && op == &op->receiver->arm) {
+        } else if (op->code == op_code::recv_provided && op->receiver && op == &op->receiver->arm) {
             settle(*op->receiver);
         } else if (op->code == op_code::recv_provided) {
             start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
