@@ -28,6 +28,7 @@ int select_backend::watch(int fd, fd_state&) {
 }
 
 void select_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
+    if (retry_starved(done)) timeout = std::chrono::nanoseconds(0);
     fd_set rd, wr;
     FD_ZERO(&rd);
     FD_ZERO(&wr);
