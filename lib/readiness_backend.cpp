@@ -90,12 +90,15 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
     return finished;
 }
 
-void readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
+std::size_t readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
+    std::size_t finished = 0;
     while (operation* op = parked.front()) {
         if (!attempt(*op, st)) break;  // would block again: stays parked, keeps its turn
         parked.pop_front();
         done.push_back(*op);
+        ++finished;
     }
+    return finished;
 }
 
 // Every block is out: the receive on fd waits a turn for one (see the header),
@@ -113,25 +116,26 @@ bool readiness_backend::starve(int fd, fd_state& st) noexcept {
     return true;
 }
 
-bool readiness_backend::retry_starved(op_list& done) {
+std::size_t readiness_backend::retry_starved(op_list& done) {
     if (starved_.empty()) {
         block_returned_ = false;
-        return false;
+        return 0;
     }
     // Without a block back since the last turn nothing may ever free one:
     // the starved receives get ENOBUFS now, and their callers a buffer of their own.
     may_starve_ = block_returned_;
     block_returned_ = false;
     starved_swap_.swap(starved_);
+    std::size_t finished = 0;
     for (int fd : starved_swap_) {
         fd_state& st = fds_[fd];
         if (!st.starved) continue;  // forgotten, or listed twice
         st.starved = false;
-        retry(st.readers, st, done);
+        finished += retry(st.readers, st, done);
     }
     starved_swap_.clear();
     may_starve_ = true;
-    return true;  // finished into done, or starved again until the next turn
+    return finished;
 }
 
 void readiness_backend::on_ended(int fd) noexcept {

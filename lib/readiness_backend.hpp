@@ -23,6 +23,7 @@
 // wait(), so a pool held by connections that never consume cannot stall them.
 // Medusa ancestor: asyncore.poll()'s loop over socket_map.
 
+#include <cstddef>
 #include <vector>
 
 #include <coronet/lib/backend.hpp>
@@ -69,15 +70,16 @@ protected:
     void on_ended(int fd) noexcept;
 
     // Starts every wait(): retries the receives starved of a provided block
-    // (see above). Returns true when the wait must not block: something
-    // finished, or a receive is still starved and gets its answer next turn.
-    bool retry_starved(op_list& done);
+    // (see above) and returns how many finished. The wait must not block if
+    // any did, or while starving() (a receive gets its answer next turn).
+    std::size_t retry_starved(op_list& done);
+    bool starving() const noexcept { return !starved_.empty(); }
 
     std::vector<fd_state> fds_;
 
 private:
     bool attempt(operation& op, fd_state& st) noexcept;
-    void retry(op_list& parked, fd_state& st, op_list& done);
+    std::size_t retry(op_list& parked, fd_state& st, op_list& done);
     bool starve(int fd, fd_state& st) noexcept;
 
     buffer_pool pool_;

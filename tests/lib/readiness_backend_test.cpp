@@ -311,6 +311,51 @@ TEST_CASE("readiness: a provided receive ready while every block is out gets the
     REQUIRE(b->buffers_in_use() == 0);
 }
 
+TEST_CASE("readiness: a burst of ready provided receives beyond the pool is served a block at a time",
+          "[readiness]") {
+    // Five readable fds and one block, given back after every turn: each
+    // receive gets its bytes in a block in turn, none is refused (ENOBUFS).
+    // On select the turns after the first serve the starved receives without
+    // a new select().
+    const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
+    INFO("backend: " << coronet::to_string(kind));
+    auto b = make(kind);
+    b->provide_buffers(1, 64);
+    constexpr int n = 5;
+    std::array<pair, n> pairs;
+    std::array<coronet::operation, n> ops;
+    for (int i = 0; i < n; ++i) {
+        ops[i].fd = pairs[i].fd[0];
+        ops[i].code = coronet::op_code::recv_provided;
+        REQUIRE_FALSE(b->start(ops[i]));
+    }
+    for (int i = 0; i < n; ++i) pairs[i].write("message " + std::to_string(i));
+    std::array<int, n> seen{};
+    int answered = 0;
+    for (int turn = 0; turn < 100 && answered < n; ++turn) {
+        coronet::op_list done;
+        b->wait(100ms, done);
+        int this_turn = 0;
+        while (coronet::operation* o = done.pop_front()) {
+            ++this_turn;
+            ++answered;
+            auto i = o - ops.data();
+            REQUIRE(i >= 0);
+            REQUIRE(i < n);
+            REQUIRE(o->result > 0);  // bytes in a block, not ENOBUFS
+            REQUIRE(o->buffer_id >= 0);
+            REQUIRE(std::string(reinterpret_cast<const char*>(o->buffer.data()), o->buffer.size()) ==
+                    "message " + std::to_string(i));
+            ++seen[i];
+            b->recycle(static_cast<std::uint16_t>(o->buffer_id));
+        }
+        REQUIRE(this_turn <= 1);  // one block
+    }
+    REQUIRE(answered == n);
+    for (int i = 0; i < n; ++i) REQUIRE(seen[i] == 1);
+    REQUIRE(b->buffers_in_use() == 0);
+}
+
 TEST_CASE("readiness: a starved provided receive gets ENOBUFS when no block came back",
           "[readiness]") {
     // Blocks held by connections that never consume must not stall the others:
