@@ -38,6 +38,7 @@ int epoll_backend::watch(int fd, fd_state&) {
 }
 
 void epoll_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
+    if (retry_starved(done) > 0 || starving()) timeout = std::chrono::nanoseconds(0);
     std::array<epoll_event, 256> events;
     int n = -1;
     if (has_pwait2_) {

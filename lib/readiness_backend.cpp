@@ -64,6 +64,7 @@ void readiness_backend::forget(int fd) noexcept {
     fds_[fd].watched = false;
     fds_[fd].drained = false;  // the number may come back as another socket
     fds_[fd].ended = false;
+    fds_[fd].starved = false;  // its entry in starved_, if any, is skipped
 }
 
 bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
@@ -75,6 +76,9 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
         finished = perform(op);
         break;
     case op_code::recv_provided:
+        if (may_starve_ && st.watched && pool_.count() > 0 && pool_.in_use == pool_.count() &&
+            starve(op.fd, st))
+            return false;
         asked = provided_size(op, pool_);
         finished = perform_provided(op, pool_);
         break;
@@ -86,12 +90,52 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
     return finished;
 }
 
-void readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
+std::size_t readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
+    std::size_t finished = 0;
     while (operation* op = parked.front()) {
         if (!attempt(*op, st)) break;  // would block again: stays parked, keeps its turn
         parked.pop_front();
         done.push_back(*op);
+        ++finished;
     }
+    return finished;
+}
+
+// Every block is out: the receive on fd waits a turn for one (see the header),
+// keeping the fd's readiness (it is not drained: nothing was read). Only a
+// watched fd starves: where watch() fails the receive must finish now. False
+// (the receive says ENOBUFS now) if the list cannot grow.
+bool readiness_backend::starve(int fd, fd_state& st) noexcept {
+    if (st.starved) return true;
+    try {
+        starved_.push_back(fd);
+    } catch (...) {
+        return false;
+    }
+    st.starved = true;
+    return true;
+}
+
+std::size_t readiness_backend::retry_starved(op_list& done) {
+    if (starved_.empty()) {
+        block_returned_ = false;
+        return 0;
+    }
+    // Without a block back since the last turn nothing may ever free one:
+    // the starved receives get ENOBUFS now, and their callers a buffer of their own.
+    may_starve_ = block_returned_;
+    block_returned_ = false;
+    starved_swap_.swap(starved_);
+    std::size_t finished = 0;
+    for (int fd : starved_swap_) {
+        fd_state& st = fds_[fd];
+        if (!st.starved) continue;  // forgotten, or listed twice
+        st.starved = false;
+        finished += retry(st.readers, st, done);
+    }
+    starved_swap_.clear();
+    may_starve_ = true;
+    return finished;
 }
 
 void readiness_backend::on_ended(int fd) noexcept {

@@ -11,8 +11,19 @@
 // drained, and the next receive on it parks at once instead of spending a
 // recv() that would only say EAGAIN; the mark goes when the fd is next
 // reported readable (see start() for why no bytes can be missed).
+//
+// A provided receive that is ready when every block is out (a burst of readable
+// connections beyond the pool: one epoll_wait reports up to 256, select every
+// one) stays parked, starved, for the next wait() rather than failing with
+// ENOBUFS at once: the coroutines resumed this turn give their blocks back as
+// they consume them, and the caller's fallback (a buffer of its own per
+// receive) costs an allocation and cold memory for every message. The next
+// wait() retries the starved receives first, without blocking; one still
+// without a block gets ENOBUFS only if no block came back since the last
+// wait(), so a pool held by connections that never consume cannot stall them.
 // Medusa ancestor: asyncore.poll()'s loop over socket_map.
 
+#include <cstddef>
 #include <vector>
 
 #include <coronet/lib/backend.hpp>
@@ -28,7 +39,10 @@ public:
 
     // --- provided buffers: a free stack, taken only when a recv finds bytes ---
     void provide_buffers(unsigned count, std::size_t size) override { pool_.init(count, size); }
-    void recycle(std::uint16_t id) noexcept override { pool_.give_back(id); }
+    void recycle(std::uint16_t id) noexcept override {
+        pool_.give_back(id);
+        block_returned_ = true;
+    }
     std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
 
 protected:
@@ -39,6 +53,7 @@ protected:
         bool drained = false;  // a receive emptied the socket; not yet reported readable since
         bool ended = false;    // reported shut down or failed: the end stays to be read, so
                                // a short read no longer means "nothing to report"
+        bool starved = false;  // a provided receive is ready to run but found no free block
     };
 
     // Registers fd with the readiness mechanism; returns 0 or a negative op result.
@@ -54,13 +69,23 @@ protected:
     // receive on fd never parks without trying. Call it before on_ready().
     void on_ended(int fd) noexcept;
 
+    // Starts every wait(): retries the receives starved of a provided block
+    // (see above) and returns how many finished. The wait must not block if
+    // any did, or while starving() (a receive gets its answer next turn).
+    std::size_t retry_starved(op_list& done);
+    bool starving() const noexcept { return !starved_.empty(); }
+
     std::vector<fd_state> fds_;
 
 private:
     bool attempt(operation& op, fd_state& st) noexcept;
-    void retry(op_list& parked, fd_state& st, op_list& done);
+    std::size_t retry(op_list& parked, fd_state& st, op_list& done);
+    bool starve(int fd, fd_state& st) noexcept;
 
     buffer_pool pool_;
+    std::vector<int> starved_, starved_swap_;  // fds with a starved receive, in turn order
+    bool block_returned_ = false;  // a block was recycled since the last retry_starved()
+    bool may_starve_ = true;       // false while retrying after a turn that returned no block
 };
 
 }  // namespace coronet

@@ -27,7 +27,9 @@ public:
 private:
     int watch(int fd, fd_state& state) override;
 
+    static constexpr int max_turns_without_select = 8;
     int wakefd_ = -1;
+    int turns_without_select_ = 0;  // turns served from starved receives alone
 };
 
 }  // namespace coronet
