@@ -141,7 +141,9 @@ public:
         auto deadline = steady::now() + 10s;
         while (got.size() < size) {
             pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, ms_until(deadline)) <= 0) break;
+            int ready = ::poll(&p, 1, ms_until(deadline));
+            if (ready < 0 && errno == EINTR) continue;  // a signal is not the deadline
+            if (ready <= 0) break;
             char buf[65536];
             ssize_t n = ::recv(fd_, buf, std::min(sizeof buf, size - got.size()), 0);
             if (n <= 0) {

@@ -23,6 +23,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <cstring>
+#include <cerrno>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,9 +93,13 @@ unsigned local_port(int fd) {
 std::string read_all(int fd) {
     std::string got;
     char buf[4096];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;  // a signal is not the end
+        if (n < 0) got += "[recv: " + std::string(std::strerror(errno)) + "]";
+        if (n <= 0) return got;
         got.append(buf, std::size_t(n));
-    return got;
+    }
 }
 
 // The real server: for each of `clients` connections, "echo: <line>" per line until "BYE".
@@ -107,6 +113,7 @@ void line_server(int listener, int clients) {
         for (bool bye = false; !bye;) {
             char chunk[256];
             ssize_t n = ::recv(c, chunk, sizeof chunk, 0);
+            if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             buf.append(chunk, std::size_t(n));
             for (auto nl = buf.find('\n'); nl != std::string::npos && !bye; nl = buf.find('\n')) {
