@@ -453,7 +453,7 @@ bool uring_backend::take_accepted(operation& op) {
     q.waiters.push_back(op);
     if (q.arm.state != op_state::pending && !q.queued) {
         q.arm.fd = op.fd;
-        arm_accept(q);
+        arm(q);
     }
     return false;
 }
@@ -484,7 +484,7 @@ int uring_backend::pop_ready(accept_queue& q) {
     return res;
 }
 
-void uring_backend::arm_accept(accept_queue& q) {
+void uring_backend::arm(accept_queue& q) {
     q.arm.code = op_code::accept;
     q.arm.acceptor = &q;
     q.arm.state = op_state::pending;
@@ -509,23 +509,35 @@ void uring_backend::on_accepted(accept_queue& q, int res, bool more, op_list& do
         w->result = pop_ready(q);
         done.push_back(*w);
     }
-    // Re-arm for callers still waiting (not after an error: the next accept()
-    // does, as a single-shot accept would retry), or cancel when the queue grew
-    // too long or reached the descriptor limit. Both submit, so they wait until
-    // the CQ has been advanced.
+    // Not re-armed after an error: the next accept() does, as a single-shot
+    // accept would retry.
+    schedule_settle(q, more);
+}
+
+// Too much accepted ahead: past the soft limit, or at the descriptor limit.
+bool uring_backend::too_full(const accept_queue& q) noexcept {
+    return q.held || q.ready.size() >= accept_queue::soft_limit;
+}
+
+// After a multishot CQE: re-arm for calls still waiting once the kernel has let
+// go of the arm, or cancel it when too much waits. Both submit, so they wait in
+// restart_ until the CQ has been advanced (settle() then acts).
+template <class Queue>
+void uring_backend::schedule_settle(Queue& q, bool more) {
     bool rearm = !more && !q.waiters.empty();
-    bool trim = more && !q.cancelling && (q.held || q.ready.size() >= accept_queue::soft_limit);
+    bool trim = more && !q.cancelling && too_full(q);
     if ((rearm || trim) && !q.queued) {
         q.queued = true;
         restart_.push_back(q.arm);
     }
 }
 
-void uring_backend::settle(accept_queue& q) {
+template <class Queue>
+void uring_backend::settle(Queue& q) {
     q.queued = false;
     if (q.arm.state != op_state::pending) {
-        if (!q.waiters.empty()) arm_accept(q);
-    } else if (!q.cancelling && (q.held || q.ready.size() >= accept_queue::soft_limit)) {
+        if (!q.waiters.empty()) arm(q);
+    } else if (!q.cancelling && too_full(q)) {
         cancel_arm(q);
     }
 }
@@ -558,7 +570,7 @@ bool uring_backend::take_received(operation& op) {
     q.waiters.push_back(op);
     if (q.arm.state != op_state::pending && !q.queued) {
         q.arm.fd = op.fd;
-        arm_recv(q);
+        arm(q);
     }
     return false;
 }
@@ -572,7 +584,7 @@ void uring_backend::pop_received(recv_queue& q, operation& op) {
         op.buffer = {pool_.data(static_cast<std::uint16_t>(r.buffer_id)), static_cast<std::size_t>(r.result)};
 }
 
-void uring_backend::arm_recv(recv_queue& q) {
+void uring_backend::arm(recv_queue& q) {
     q.arm.code = op_code::recv_provided;
     q.arm.receiver = &q;
     q.arm.state = op_state::pending;
@@ -626,25 +638,12 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
             q.push(got);
         }
     }
-    // Re-arm for receives still waiting, or cancel when enough results wait
-    // (backpressure: a connection that does not read must not take every
-    // block). Both submit, so they wait until the CQ has been advanced.
-    bool rearm = !more && !q.waiters.empty();
-    bool trim = more && !q.cancelling && q.size() >= recv_queue::capacity;
-    if ((rearm || trim) && !q.queued) {
-        q.queued = true;
-        restart_.push_back(q.arm);
-    }
+    schedule_settle(q, more);
 }
 
-void uring_backend::settle(recv_queue& q) {
-    q.queued = false;
-    if (q.arm.state != op_state::pending) {
-        if (!q.waiters.empty()) arm_recv(q);
-    } else if (!q.cancelling && q.size() >= recv_queue::capacity) {
-        cancel_arm(q);
-    }
-}
+// Enough results wait (backpressure: a connection that does not read must not
+// take every block).
+bool uring_backend::too_full(const recv_queue& q) noexcept { return q.size() >= recv_queue::capacity; }
 
 // --- provided buffers -------------------------------------------------------
 

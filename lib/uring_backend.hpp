@@ -77,17 +77,22 @@ private:
     // --- multishot accept ---
     bool take_accepted(operation& op);
     int pop_ready(accept_queue& q);
-    void arm_accept(accept_queue& q);
+    void arm(accept_queue& q);
     void on_accepted(accept_queue& q, int res, bool more, op_list& done);
-    void settle(accept_queue& q);
+    // --- what multishot accept and receive share (Queue: accept_queue or recv_queue) ---
+    static bool too_full(const accept_queue& q) noexcept;
+    static bool too_full(const recv_queue& q) noexcept;
     template <class Queue>
-    bool cancel_arm(Queue& q);  // accept_queue or recv_queue
+    void schedule_settle(Queue& q, bool more);
+    template <class Queue>
+    void settle(Queue& q);
+    template <class Queue>
+    bool cancel_arm(Queue& q);
     // --- multishot receive ---
     bool take_received(operation& op);
     void pop_received(recv_queue& q, operation& op);
-    void arm_recv(recv_queue& q);
+    void arm(recv_queue& q);
     void on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done);
-    void settle(recv_queue& q);
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;
