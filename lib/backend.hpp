@@ -47,6 +47,9 @@ public:
     virtual void provide_buffers(unsigned count, std::size_t size) = 0;
     virtual void recycle(std::uint16_t id) noexcept = 0;
     virtual std::size_t buffers_in_use() const noexcept = 0;
+    // True when a recv_provided given a recv_queue is served by one multishot
+    // receive (io_uring with a buffer ring and IORING_RECV_MULTISHOT).
+    virtual bool multishot_receive() const noexcept { return false; }
 };
 
 }  // namespace coronet

@@ -227,17 +227,21 @@ void reactor::abandon(operation& op) noexcept {
     }
 }
 
-void reactor::close_acceptor(accept_queue& q) noexcept {
-    // Armed, or waiting in the backend to be (re)submitted: both must end
-    // before q may die (the backend's list would keep a pointer into it).
-    if ((q.arm.state == op_state::pending || q.queued) && !backend_->cancel(q.arm)) {
-        // Its last CQE follows the cancel; completions of others wait for the next turn.
-        while (q.arm.state == op_state::pending) {
-            op_list got;
-            backend_->wait(std::chrono::milliseconds(10), got);
-            done_.splice(got);
-        }
+// A multishot queue's arm, armed or waiting in the backend to be (re)submitted:
+// both must end before the queue may die (the kernel, or the backend's list,
+// would keep a pointer into it). Cancels it and waits for its last CQE;
+// completions of others wait for the next turn.
+void reactor::end_arm(operation& arm, bool queued) noexcept {
+    if ((arm.state != op_state::pending && !queued) || backend_->cancel(arm)) return;
+    while (arm.state == op_state::pending) {
+        op_list got;
+        backend_->wait(std::chrono::milliseconds(10), got);
+        done_.splice(got);
     }
+}
+
+void reactor::close_acceptor(accept_queue& q) noexcept {
+    end_arm(q.arm, q.queued);
     for (int fd : q.ready)
         if (fd >= 0) ::close(fd);
     q.ready.clear();
@@ -252,16 +256,7 @@ void reactor::close_receiver(recv_queue& q) noexcept {
         w->result = -ECANCELED;
         done_.push_back(*w);
     }
-    // Armed, or waiting to be (re)submitted: both must end before q may die.
-    if ((q.arm.state == op_state::pending || q.queued) && !backend_->cancel(q.arm)) {
-        // Its last CQE follows the cancel (bytes that raced it are queued in q);
-        // completions of others wait for the next turn.
-        while (q.arm.state == op_state::pending) {
-            op_list got;
-            backend_->wait(std::chrono::milliseconds(10), got);
-            done_.splice(got);
-        }
-    }
+    end_arm(q.arm, q.queued);  // bytes that raced the cancel are queued in q
     while (!q.empty()) recycle(q.pop().buffer_id);
     q.overflow.shrink_to_fit();
 }

@@ -179,6 +179,8 @@ public:
     }
     // Blocks handed out by finished recv_provided operations and not yet recycled.
     std::size_t buffers_in_use() const noexcept { return backend_->buffers_in_use(); }
+    // True when recv_provided with a recv_queue keeps one multishot receive armed.
+    bool multishot_receive() const noexcept { return backend_->multishot_receive(); }
     // Bytes per provided block (0 when the reactor has none).
     std::size_t provided_buffer_size() const noexcept { return provided_size_; }
 
@@ -187,6 +189,7 @@ public:
 
 private:
     void resume_done();
+    void end_arm(operation& arm, bool queued) noexcept;
     void timer_push(operation& op);
     void timer_remove(operation& op) noexcept;
     void timer_sift_up(std::size_t i) noexcept;

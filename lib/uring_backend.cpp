@@ -47,6 +47,34 @@ constexpr std::uint8_t provided_poll = 7;  // after rearm_poll (2), multishot_ar
 // operation::phase of an accept_queue's `arm` while the kernel holds it.
 constexpr std::uint8_t multishot_armed = 3;
 
+// A feature probe: submits `armed` (a multishot operation prepared on an fd
+// with nothing to do) and a cancel of it, and waits for both CQEs. True when
+// the operation ended with -ECANCELED, i.e. the kernel accepted and armed it
+// (one without the flag refuses it with -EINVAL). Every CQE carries `ignored`
+// user_data, so nothing left over can reach an operation; CQEs of others
+// (the wake read) are left alone. A fresh ring has room for both SQEs.
+bool armed_then_cancelled(io_uring* ring, io_uring_sqe* armed) {
+    io_uring_sqe_set_data64(armed, ignored);
+    io_uring_sqe* cancel = io_uring_get_sqe(ring);
+    if (!cancel) return false;  // never reached on a fresh ring; `armed` is then never submitted alone
+    io_uring_prep_cancel64(cancel, ignored, 0);
+    io_uring_sqe_set_data64(cancel, ignored);
+    bool supported = false;
+    int want = 2;
+    if (io_uring_submit(ring) >= 2) {
+        for (int tries = 0; want > 0 && tries < 4; ++tries) {
+            io_uring_cqe* cqe = nullptr;
+            __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
+            if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
+            if (cqe->user_data != ignored) break;  // someone else's: leave it for wait()
+            if (cqe->res == -ECANCELED) supported = true;
+            io_uring_cqe_seen(ring, cqe);
+            --want;
+        }
+    }
+    return supported;
+}
+
 // True when the kernel takes IORING_ACCEPT_MULTISHOT (5.19): armed on a
 // listening socket with nothing to accept, then cancelled, the accept ends with
 // -ECANCELED; a kernel without the flag refuses it with -EINVAL. Both CQEs
@@ -61,21 +89,7 @@ bool probe_multishot_accept(io_uring* ring) {
     if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) == 0 && ::listen(fd, 1) == 0) {
         io_uring_sqe* sqe = io_uring_get_sqe(ring);
         io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
-        io_uring_sqe_set_data64(sqe, ignored);
-        sqe = io_uring_get_sqe(ring);
-        io_uring_prep_cancel64(sqe, ignored, 0);
-        io_uring_sqe_set_data64(sqe, ignored);
-        int want = 2;
-        if (io_uring_submit(ring) == 2) {
-            for (int tries = 0; want > 0 && tries < 4; ++tries) {
-                io_uring_cqe* cqe = nullptr;
-                __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
-                if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
-                if (cqe->res == -ECANCELED) supported = true;
-                io_uring_cqe_seen(ring, cqe);
-                --want;
-            }
-        }
+        supported = armed_then_cancelled(ring, sqe);
     }
     ::close(fd);
     return supported;
@@ -91,34 +105,11 @@ bool probe_multishot_accept(io_uring* ring) {
 bool probe_multishot_recv(io_uring* ring) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return false;
-    bool supported = false;
-    io_uring_sqe* recv = io_uring_get_sqe(ring);
-    io_uring_sqe* cancel = recv ? io_uring_get_sqe(ring) : nullptr;
-    if (recv && !cancel) {  // (a fresh ring has room; never leave an SQE unprepared)
-        io_uring_prep_nop(recv);
-        io_uring_sqe_set_data64(recv, ignored);
-    }
-    if (cancel) {
-        io_uring_prep_recv_multishot(recv, sv[0], nullptr, 0, 0);
-        recv->flags |= IOSQE_BUFFER_SELECT;
-        recv->buf_group = buffer_group;
-        io_uring_sqe_set_data64(recv, ignored);
-        io_uring_prep_cancel64(cancel, ignored, 0);
-        io_uring_sqe_set_data64(cancel, ignored);
-        int want = 2;
-        if (io_uring_submit(ring) >= 2) {
-            for (int tries = 0; want > 0 && tries < 4; ++tries) {
-                io_uring_cqe* cqe = nullptr;
-                __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
-                if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
-                if (cqe->user_data == ignored) {
-                    if (cqe->res == -ECANCELED) supported = true;
-                    --want;
-                }
-                io_uring_cqe_seen(ring, cqe);
-            }
-        }
-    }
+    io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffer_group;
+    bool supported = armed_then_cancelled(ring, sqe);
     ::close(sv[0]);
     ::close(sv[1]);
     return supported;
@@ -563,7 +554,7 @@ bool uring_backend::cancel_arm(Queue& q) {
 bool uring_backend::take_received(operation& op) {
     recv_queue& q = *op.receiver;
     if (!q.empty()) {
-        pop_received(q, op);
+        finish_with(op, q.pop());
         return true;
     }
     op.buffer_id = -1;
@@ -575,8 +566,8 @@ bool uring_backend::take_received(operation& op) {
     return false;
 }
 
-void uring_backend::pop_received(recv_queue& q, operation& op) {
-    recv_result r = q.pop();
+// op finishes with r: its bytes are viewed in their block, which op's owner now holds.
+void uring_backend::finish_with(operation& op, recv_result r) noexcept {
     op.result = r.result;
     op.buffer_id = r.buffer_id;
     op.buffer = {};
@@ -627,12 +618,7 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
     bool drop = ours || cqe.res == -EAGAIN || (cqe.res == -ENOBUFS && q.waiters.empty());
     if (!drop) {
         if (operation* w = q.waiters.pop_front()) {  // waiters exist only while the queue is empty
-            w->result = got.result;
-            w->buffer_id = got.buffer_id;
-            w->buffer = {};
-            if (got.buffer_id >= 0)
-                w->buffer = {pool_.data(static_cast<std::uint16_t>(got.buffer_id)),
-                             static_cast<std::size_t>(got.result)};
+            finish_with(*w, got);
             done.push_back(*w);
         } else {
             q.push(got);

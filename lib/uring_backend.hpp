@@ -33,6 +33,7 @@ namespace coronet {
 
 struct accept_queue;
 struct recv_queue;
+struct recv_result;
 
 // How a uring_backend is set up.
 struct uring_options {
@@ -61,6 +62,7 @@ public:
     void provide_buffers(unsigned count, std::size_t size) override;
     void recycle(std::uint16_t id) noexcept override;
     std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
+    bool multishot_receive() const noexcept override { return multishot_recv_; }
 
     // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring multishot_recv".
     const std::string& features() const noexcept { return features_; }
@@ -90,7 +92,7 @@ private:
     bool cancel_arm(Queue& q);
     // --- multishot receive ---
     bool take_received(operation& op);
-    void pop_received(recv_queue& q, operation& op);
+    void finish_with(operation& op, recv_result r) noexcept;
     void arm(recv_queue& q);
     void on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done);
 
