@@ -184,7 +184,12 @@ void output_fifo::release() noexcept {
 
 channel_state::channel_state(socket s, channel_options o)
     : sock_(std::move(s)), opt_(o), drained_(sock_.context()), flushed_(sock_.context()),
-      ended_(sock_.context()) {}
+      ended_(sock_.context()) {
+    rx_.owner = rx_timer_.owner = this;
+    rx_.on_done = &on_received;
+    rx_timer_.on_done = &on_deadline;
+    rx_timer_.code = op_code::timeout;
+}
 
 channel_state::~channel_state() {
     // sender_ (declared after sock_) dies first: a send still in the kernel is
@@ -274,38 +279,9 @@ void channel_state::free_input() noexcept {
     in_cap_ = rpos_ = wpos_ = 0;
 }
 
-// Appends n bytes after the unread ones, in our own buffer (a block the
-// unread bytes are in is copied out and goes back first).
-void channel_state::append_input(const char* p, std::size_t n) {
-    std::size_t have = buffered();
-    bool in_own = borrowed_ < 0 && in_;  // the unread bytes are in in_
-    if (in_own && in_cap_ - wpos_ >= n) {
-        // fits behind them
-    } else {
-        if (in_own && in_cap_ - have >= n) {  // fits once slid to the front
-            std::memmove(in_, in_ + rpos_, have);
-        } else if (!in_own && in_ && in_cap_ >= have + n) {  // out of a block, into in_
-            std::memcpy(in_, data_ + rpos_, have);
-            return_block();
-        } else {
-            std::size_t cap = std::max(in_cap_, input_block);
-            while (cap < have + n) cap *= 2;
-            char* to = allocate_input(cap);
-            std::memcpy(to, data_ + rpos_, have);
-            return_block();
-            free_input_buffer(in_, in_cap_);
-            in_ = to;
-            in_cap_ = cap;
-        }
-        data_ = in_;
-        rpos_ = 0;
-        wpos_ = have;
-    }
-    std::memcpy(in_ + wpos_, p, n);
-    wpos_ += n;
-}
-
-void channel_state::make_room() {
+// At least `room` free bytes after the unread ones, in our own buffer (unread
+// bytes still in a provided block are copied out, and the block goes back).
+void channel_state::make_room(std::size_t room) {
     if (rpos_ == wpos_) {
         return_block();
         rpos_ = wpos_ = 0;
@@ -314,7 +290,7 @@ void channel_state::make_room() {
         // Bytes left over in a provided block: copy them into our own buffer
         // (the only copy on the receive path) and give the block back.
         std::size_t have = wpos_ - rpos_;
-        std::size_t need = have + opt_.recv_size;
+        std::size_t need = have + room;
         if (in_cap_ < need) {
             free_input_buffer(in_, in_cap_);
             in_cap_ = std::max(need, input_block);
@@ -327,17 +303,17 @@ void channel_state::make_room() {
         return;
     }
     if (!in_) {
-        in_cap_ = std::max(opt_.recv_size, input_block);
+        in_cap_ = std::max(room, input_block);
         in_ = data_ = allocate_input(in_cap_);
     }
-    if (in_cap_ - wpos_ >= opt_.recv_size) return;
+    if (in_cap_ - wpos_ >= room) return;
     if (rpos_ > 0) {  // slide the unread bytes to the front (views into them are dead by now)
         std::memmove(in_, in_ + rpos_, wpos_ - rpos_);
         wpos_ -= rpos_;
         rpos_ = 0;
     }
-    if (in_cap_ - wpos_ >= opt_.recv_size) return;
-    std::size_t cap = std::max(in_cap_ * 2, wpos_ + opt_.recv_size);
+    if (in_cap_ - wpos_ >= room) return;
+    std::size_t cap = std::max(in_cap_ * 2, wpos_ + room);
     char* bigger = allocate_input(cap);
     if (wpos_) std::memcpy(bigger, in_, wpos_);
     free_input_buffer(in_, in_cap_);
@@ -356,9 +332,6 @@ void channel_state::make_room() {
 bool channel_state::wait_read(channel::read_awaiter& a) {
     reading_ = &a;
     timed_out_ = false;
-    rx_.owner = rx_timer_.owner = this;
-    rx_.on_done = &on_received;
-    rx_timer_.on_done = &on_deadline;
     if (a.slot) {
         a.link.op = &rx_;
         a.slot->link(a.link);
@@ -369,7 +342,6 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
             end_read();
             return false;
         }
-        rx_timer_.code = op_code::timeout;
         rx_timer_.deadline = deadline_;
         sock_.context().start(rx_timer_);
     }
@@ -406,8 +378,8 @@ void channel_state::start_receive() {
     rx_.receiver = nullptr;
     // A multishot receive takes whole blocks: only where one block is no more
     // than a receive may take (the input limits count on it).
-    if (!plain_recv_ && !rxq_ && opt_.multishot_recv && sock_.context().kind() == backend_kind::io_uring &&
-        sock_.context().provided_buffer_size() > 0 && sock_.context().provided_buffer_size() <= opt_.recv_size)
+    reactor& r = sock_.context();
+    if (!rxq_ && opt_.multishot_recv && r.multishot_receive() && r.provided_buffer_size() <= opt_.recv_size)
         rxq_ = std::make_unique<recv_queue>();
     if (!plain_recv_ && (buffered() == 0 || rxq_)) {
         // With nothing unread, wait holding no memory: the reactor's provided
@@ -427,7 +399,7 @@ void channel_state::start_receive() {
     plain_recv_ = false;
     // The buffer grows (doubling) only as bytes arrive: a peer announcing a
     // large count costs memory only for what it really sends.
-    make_room();
+    make_room(opt_.recv_size);
     // Ask for recv_size bytes (or what a read_exactly still lacks), not for all
     // the free space: a grown buffer must not let one receive take more than the
     // limits allow (max_line + one receive).
@@ -448,8 +420,7 @@ void channel_state::received() {
             return;
         }
         int id = std::exchange(rx_.buffer_id, -1);
-        if (res > 0 && buffered() == 0) {
-            free_input();
+        if (res > 0 && buffered() == 0) {  // (start_receive() freed our buffer)
             data_ = reinterpret_cast<char*>(rx_.buffer.data());
             borrowed_ = id;
             rpos_ = 0;
@@ -457,7 +428,10 @@ void channel_state::received() {
             return;
         }
         if (res > 0) {  // bytes behind unread ones (multishot): join them in our own buffer
-            append_input(reinterpret_cast<const char*>(rx_.buffer.data()), static_cast<std::size_t>(res));
+            auto n = static_cast<std::size_t>(res);
+            make_room(n);
+            std::memcpy(in_ + wpos_, rx_.buffer.data(), n);
+            wpos_ += n;
             sock_.context().recycle(id);
             return;
         }

@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -309,8 +310,7 @@ private:
     void send_failed(std::error_code error) noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
-    void make_room();
-    void append_input(const char* p, std::size_t n);
+    void make_room(std::size_t room);
     bool receive();
     void start_receive();
     void received();
@@ -350,6 +350,9 @@ struct [[nodiscard]] channel::read_awaiter {
     }
 
     bool await_ready() {
+        // One read at a time: a second one would free the buffer the first
+        // one's receive may still be filling.
+        if (st->reading_) throw std::logic_error("channel: a read is already waiting on this channel");
         st->begin_read();  // a new read: nothing is known about the buffer yet
         return st->try_read(kind, term, n, result);
     }

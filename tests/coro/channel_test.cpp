@@ -1802,6 +1802,42 @@ TEST_CASE("channel: each waiting read arms the channel's one deadline timer and 
     CHECK(r.pending_count() == 0);
 }
 
+namespace {
+
+task<std::string> second_reader(channel& ch) {
+    try {
+        (void)co_await ch.read_some();
+        co_return "read";
+    } catch (const std::logic_error&) {
+        co_return "refused";
+    }
+}
+
+task<std::string> two_readers(reactor& r, channel& ch, coronet::socket& peer) {
+    std::string first;
+    auto reader = [](channel& c, std::string* out) -> task<void> { *out = own(co_await c.read_until("\n")).value_or("eof"); };
+    auto second = [](reactor& r, channel& c, coronet::socket& p, std::string* out) -> task<void> {
+        co_await sleep_for(r, 5ms);  // the first read waits by now
+        std::string got = co_await second_reader(c);
+        co_await send_all(p, std::string_view("line\n"));
+        *out = got;
+    };
+    std::string refused;
+    co_await when_all(reader(ch, &first), second(r, ch, peer, &refused));
+    co_return first + "," + refused;
+}
+
+}  // namespace
+
+TEST_CASE("channel: a second read while one waits is refused, and the first still gets its line",
+          "[channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    channel ch(std::move(a));
+    CHECK(r.run(two_readers(r, ch, b)) == "line,refused");
+}
+
 // --- provided buffers: no receive memory while idle ----------------------------------
 
 namespace {
