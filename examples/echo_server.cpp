@@ -55,14 +55,9 @@ int main(int argc, char** argv) {
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
-    auto listening = [threads](const coronet::address& bound, std::string_view backend_used) {
-        std::printf("echo_server: listening on %s (backend %.*s, %u thread%s)\n",
-                    bound.to_string().c_str(), int(backend_used.size()), backend_used.data(),
-                    threads, threads == 1 ? "" : "s");
-    };
     return serve::run({.program = "echo_server",
                        .at = at,
                        .backend = *coronet::parse_backend_kind(backend),
                        .threads = threads},
-                      serve_thread, listening);
+                      serve_thread);
 }

@@ -171,14 +171,9 @@ int main(int argc, char** argv) {
 
     kv::store db(threads > 1 ? kv::sharing::many_threads : kv::sharing::one_thread);
     auto thread_main = [&db, lim](serve::thread& t) { serve_thread(t, &db, lim); };
-    auto listening = [threads](const coronet::address& bound, std::string_view backend_used) {
-        std::printf("kv_server: listening on %s (backend %.*s, %u thread%s)\n",
-                    bound.to_string().c_str(), int(backend_used.size()), backend_used.data(),
-                    threads, threads == 1 ? "" : "s");
-    };
     return serve::run({.program = "kv_server",
                        .at = at,
                        .backend = *coronet::parse_backend_kind(backend),
                        .threads = threads},
-                      thread_main, listening);
+                      thread_main);
 }

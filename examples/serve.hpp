@@ -128,10 +128,11 @@ struct options {
 };
 
 // Starts o.threads threads, each running body; calls listening(address, backend name) once all
-// are up, with the signal handlers installed. Returns main()'s exit status: 1 when a thread
+// are up, with the signal handlers installed (without one, prints "<program>: listening on
+// <address> (backend <name>, <n> threads)"). Returns main()'s exit status: 1 when a thread
 // failed to start (said on stderr), else 0 once every thread has ended.
 inline int run(const options& o, std::function<void(thread&)> body,
-               const std::function<void(const coronet::address&, std::string_view)>& listening) {
+               const std::function<void(const coronet::address&, std::string_view)>& listening = {}) {
     auto thread_main = [&body](thread t) {
         try {
             body(t);
@@ -162,7 +163,13 @@ inline int run(const options& o, std::function<void(thread&)> body,
     }
     std::signal(SIGINT, stop_all);
     std::signal(SIGTERM, stop_all);
-    listening(at, backend_used);
+    if (listening) {
+        listening(at, backend_used);
+    } else {
+        std::printf("%.*s: listening on %s (backend %.*s, %u thread%s)\n", int(o.program.size()),
+                    o.program.data(), at.to_string().c_str(), int(backend_used.size()), backend_used.data(),
+                    o.threads, o.threads == 1 ? "" : "s");
+    }
     std::fflush(stdout);
     for (auto& t : workers)
         t.join();
