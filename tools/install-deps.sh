@@ -21,7 +21,7 @@ set -euo pipefail
 PKGS_build=(
     bazel-bootstrap bazel-rules-java
     g++ make python3 git
-    liburing-dev catch2 zlib1g-dev
+    liburing-dev catch2 zlib1g-dev libssl-dev libc-ares-dev
 )
 # Peers for the interop tests (curl, redis, nginx, wrk, h2load/nghttp) and
 # clang with its sanitizer runtimes, libFuzzer's among them
@@ -33,6 +33,7 @@ PKGS_test=(
     curl redis-server redis-tools nginx-light wrk nghttp2-client
     clang libclang-rt-14-dev
     libbenchmark-dev libboost-dev
+    openssl dnsmasq-base socat cmake pkg-config
 )
 # Plots, syscall counts and traces, and callgrind profiles (PROFILE=1) for
 # benchmarks/run.sh.
