@@ -48,10 +48,19 @@ async_chat::~async_chat() = default;
 // --- starting ----------------------------------------------------------------
 
 void async_chat::begin(reactor& r, socket s) {
+    attach(std::move(s));
+    launch(r);
+}
+
+void async_chat::begin(reactor& r, std::unique_ptr<transport> t) {
+    attach(std::move(t));
+    launch(r);
+}
+
+void async_chat::launch(reactor& r) {
     reactor_ = &r;
     connect_slot_.owner = &r;
     started_ = true;
-    attach(std::move(s));
     spawn(r, drive(shared_from_this(), std::nullopt), "async_chat");
 }
 
@@ -73,8 +82,20 @@ void async_chat::attach(socket s) {
         } catch (...) {  // the peer is gone already; repr() just lacks its address
         }
     }
-    ch_ = channel(std::move(s),
-                  channel_options{.recv_size = std::max<std::size_t>(ac_in_buffer_size, 1)});
+    adopt(channel(std::move(s),
+                  channel_options{.recv_size = std::max<std::size_t>(ac_in_buffer_size, 1)}));
+}
+
+void async_chat::attach(std::unique_ptr<transport> t) {
+    if (socket* s = t->underlying_socket()) fd_ = s->native_handle();
+    if (peer_.empty()) peer_ = t->peer_name();
+    adopt(channel(std::move(t),
+                  channel_options{.recv_size = std::max<std::size_t>(ac_in_buffer_size, 1)}));
+}
+
+// Takes the connected channel and hands it what was queued before.
+void async_chat::adopt(channel ch) {
+    ch_ = std::move(ch);
     for (auto& item : pending_) {
         if (item.source)
             ch_.push(std::move(item.source));

@@ -86,6 +86,10 @@ public:
     template <class T, class... A>
         requires std::derived_from<T, async_chat>
     static std::shared_ptr<T> start(reactor& r, socket s, A&&... args);
+    // The same over a transport: TLS, or an in-memory pipe (tests).
+    template <class T, class... A>
+        requires std::derived_from<T, async_chat>
+    static std::shared_ptr<T> start(reactor& r, std::unique_ptr<transport> t, A&&... args);
     // Makes a T from args on the heap, not yet connected: call connect() next.
     template <class T, class... A>
         requires std::derived_from<T, async_chat>
@@ -184,7 +188,11 @@ private:
     };
 
     void begin(reactor& r, socket s);
+    void begin(reactor& r, std::unique_ptr<transport> t);
+    void launch(reactor& r);
     void attach(socket s);
+    void attach(std::unique_ptr<transport> t);
+    void adopt(channel ch);
     void handle_read(std::string_view data);
     void consume(std::size_t n) noexcept;
     void set_count(std::size_t n) noexcept { terminator_ = n; }
@@ -228,6 +236,14 @@ template <class T, class... A>
                                                                                    A&&... args) {
         auto p = std::make_shared<T>(std::forward<A>(args)...);
         static_cast<async_chat&>(*p).begin(r, std::move(s));
+        return p;
+    }
+
+template <class T, class... A>
+    requires std::derived_from<T, async_chat> std::shared_ptr<T> async_chat::start(
+        reactor& r, std::unique_ptr<transport> t, A&&... args) {
+        auto p = std::make_shared<T>(std::forward<A>(args)...);
+        static_cast<async_chat&>(*p).begin(r, std::move(t));
         return p;
     }
 

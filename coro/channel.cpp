@@ -182,9 +182,9 @@ void output_fifo::release() noexcept {
     q_ = nullptr;
 }
 
-channel_state::channel_state(socket s, channel_options o)
-    : sock_(std::move(s)), opt_(o), drained_(sock_.context()), flushed_(sock_.context()),
-      ended_(sock_.context()) {
+channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_options o)
+    : sock_(std::move(s)), r_(t ? &t->context() : &sock_.context()), tx_(std::move(t)), opt_(o),
+      drained_(*r_), flushed_(*r_), ended_(*r_) {
     rx_.owner = rx_timer_.owner = this;
     rx_.on_done = &on_received;
     rx_timer_.on_done = &on_deadline;
@@ -196,11 +196,12 @@ channel_state::~channel_state() {
     // abandoned (cancelled and waited for) before the fd and the buffers go,
     // and a turn already scheduled for it is withdrawn.
     if (sender_) {
-        sock_.context().unpost(sender_);
+        r_->unpost(sender_);
         sender_.destroy();  // clears sender_
     }
     abandon_read();  // a reader outliving its channel is never resumed
-    if (rxq_) sock_.context().close_receiver(*rxq_);  // the kernel lets go of it; its blocks go back
+    if (rxq_) r_->close_receiver(*rxq_);  // the kernel lets go of it; its blocks go back
+    if (tx_ && !closed_) shut_down();  // TLS: close_notify, as any close sends it
     free_input();
 }
 
@@ -266,7 +267,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 // The provided block the unread bytes were in goes back to the reactor.
 void channel_state::return_block() noexcept {
     if (borrowed_ < 0) return;
-    sock_.context().recycle(borrowed_);
+    r_->recycle(borrowed_);
     borrowed_ = -1;
     data_ = in_;
 }
@@ -343,7 +344,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
             return false;
         }
         rx_timer_.deadline = deadline_;
-        sock_.context().start(rx_timer_);
+        r_->start(rx_timer_);
     }
     if (receive()) return true;
     end_read();
@@ -353,7 +354,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
 // Receives until the read is answered or has failed (false), or until a
 // receive has to wait (true: on_received goes on from there).
 bool channel_state::receive() {
-    reactor& r = sock_.context();
+    reactor& r = *r_;
     for (;;) {
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
@@ -363,7 +364,7 @@ bool channel_state::receive() {
             fail_read(std::make_error_code(std::errc::operation_canceled), "read");
         } else {
             start_receive();
-            if (!r.start(rx_)) return true;
+            if (!(tx_ ? tx_->start_recv(rx_) : r.start(rx_))) return true;
             received();
         }
         if (read_answered()) return false;
@@ -378,10 +379,10 @@ void channel_state::start_receive() {
     rx_.receiver = nullptr;
     // A multishot receive takes whole blocks: only where one block is no more
     // than a receive may take (the input limits count on it).
-    reactor& r = sock_.context();
+    reactor& r = *r_;
     if (!rxq_ && opt_.multishot_recv && r.multishot_receive() && r.provided_buffer_size() <= opt_.recv_size)
         rxq_ = std::make_unique<recv_queue>();
-    if (!plain_recv_ && (buffered() == 0 || rxq_)) {
+    if (!plain_recv_ && !tx_ && (buffered() == 0 || rxq_)) {
         // With nothing unread, wait holding no memory: the reactor's provided
         // block arrives with the bytes, and reads answer from it. One receive
         // takes no more than the limits allow, as below (a multishot receive
@@ -432,10 +433,10 @@ void channel_state::received() {
             make_room(n);
             std::memcpy(in_ + wpos_, rx_.buffer.data(), n);
             wpos_ += n;
-            sock_.context().recycle(id);
+            r_->recycle(id);
             return;
         }
-        sock_.context().recycle(id);  // no bytes: nothing to hold
+        r_->recycle(id);  // no bytes: nothing to hold
     } else if (res > 0) {
         wpos_ += static_cast<std::size_t>(res);
         return;
@@ -444,8 +445,12 @@ void channel_state::received() {
         eof_ = true;
         return;
     }
-    std::error_code ec(-res, std::system_category());
-    if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
+    std::error_code ec = error_of(res);
+    if (tx_ && res == result_of(errc::transport_failed) && tx_->error()) ec = tx_->error();
+    if (ec == errc::stream_truncated) {  // TLS without close_notify: an end, never data
+        eof_ = true;
+        reason_ = ec;
+    } else if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
         if (timed_out_)
             fail_read(make_error_code(errc::timed_out), "read");
         else
@@ -483,13 +488,13 @@ void channel_state::end_read() noexcept {
         a.slot->unlink(a.link);
         if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
     }
-    sock_.context().abandon(rx_timer_);  // a timer leaves the heap at once
+    r_->abandon(rx_timer_);  // a timer leaves the heap at once
 }
 
 void channel_state::abandon_read() noexcept {
     if (!reading_) return;
     channel::read_awaiter* a = reading_;
-    sock_.context().abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
+    r_->abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
     end_read();
     a->st = nullptr;
 }
@@ -507,7 +512,7 @@ void channel_state::on_deadline(operation& op) {
     channel_state* st = static_cast<channel_op&>(op).owner;
     if (op.result == -ECANCELED || !st->reading_) return;
     st->timed_out_ = true;
-    st->sock_.context().cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
+    (*st->r_).cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
 }
 
 // --- output ----------------------------------------------------------------
@@ -550,7 +555,7 @@ void channel_state::kick_sender() {
     if (closed_) return;
     if (!sender_) {  // never started, or ended with nothing to send
         sender_ = send_loop().handle;
-        sock_.context().post(sender_);
+        r_->post(sender_);
     }
 }
 
@@ -614,7 +619,7 @@ void channel_state::count_sent(std::size_t n, bool from_file) noexcept {
 // The head's file_producer when it should be sent zero-copy: a regular file
 // with more than zero_copy_min bytes left and nothing of it read into memory.
 file_producer* channel_state::zero_copy_head() noexcept {
-    if (out_.empty() || !out_.front().bytes.empty()) return nullptr;
+    if (tx_ || out_.empty() || !out_.front().bytes.empty()) return nullptr;  // a transport copies
     return zero_copy_file(out_.front().source);
 }
 
@@ -676,7 +681,11 @@ sender_task channel_state::send_loop() {
         }
         std::size_t sent = 0;
         try {
-            sent = co_await sock_.sendv(std::span(iov.data(), count));
+            auto pieces = std::span<const iovec>(iov.data(), count);
+            if (tx_)
+                sent = co_await transport_send_awaiter(*tx_, pieces);
+            else
+                sent = co_await sock_.sendv(pieces);
         } catch (const std::system_error& e) {
             send_failed(e.code());
             break;
@@ -705,7 +714,7 @@ sender_task channel_state::send_loop() {
     }
     if (closing_ && !closed_) {
         closed_ = true;
-        ::shutdown(sock_.native_handle(), SHUT_RDWR);  // a pending read sees end of stream
+        shut_down();  // a pending read sees end of stream
     }
     output_ended();
 }
@@ -750,11 +759,21 @@ void channel_state::discard() noexcept {
     queued_ -= std::min(queued_, head_sent_);
 }
 
+// Both directions end: a TLS peer gets close_notify first (never waited for).
+void channel_state::shut_down() noexcept {
+    if (tx_) {
+        tx_->shutdown_send();
+        tx_->close();
+    } else if (sock_) {
+        ::shutdown(sock_.native_handle(), SHUT_RDWR);
+    }
+}
+
 void channel_state::close_now() noexcept {
     if (closed_) return;
     closed_ = true;
     discard();
-    if (sock_) ::shutdown(sock_.native_handle(), SHUT_RDWR);  // pending recv/send finish now
+    shut_down();  // pending recv/send finish now
     output_ended();
 }
 
@@ -773,7 +792,9 @@ task<void> drain(detail::channel_state* st) {
 
 channel::channel() noexcept = default;
 channel::channel(socket s, channel_options options)
-    : state_(std::make_unique<detail::channel_state>(std::move(s), options)) {}
+    : state_(std::make_unique<detail::channel_state>(std::move(s), nullptr, options)) {}
+channel::channel(std::unique_ptr<transport> t, channel_options options)
+    : state_(std::make_unique<detail::channel_state>(socket{}, std::move(t), options)) {}
 channel::channel(channel&&) noexcept = default;
 channel& channel::operator=(channel&& o) noexcept {
     if (this != &o) {
@@ -789,7 +810,7 @@ namespace {
 // because the handler returned before the sender ran.
 task<void> linger(std::unique_ptr<detail::channel_state> st) {
     try {
-        co_await with_timeout(st->sock_.context(), drain(st.get()), st->opt_.linger);
+        co_await with_timeout((*st->r_), drain(st.get()), st->opt_.linger);
     } catch (const std::system_error&) {
         // a reset peer or the linger time: the connection goes as it would have
     }
@@ -801,7 +822,7 @@ channel::~channel() {
     if (!state_) return;
     auto& st = *state_;
     if (st.closed_ || st.send_error_ || (st.out_.empty() && !st.closing_)) return;
-    reactor& r = st.sock_.context();
+    reactor& r = (*st.r_);
     st.start_closing();
     spawn(r, linger(std::move(state_)), "channel linger");
 }
@@ -861,7 +882,12 @@ void channel::close() noexcept { state_->close_now(); }
 std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->queued_; }
 channel::send_counters channel::sent() const noexcept { return state_->counters_; }
 bool channel::closed() const noexcept { return state_->closed_; }
-socket& channel::sock() noexcept { return state_->sock_; }
-reactor& channel::context() const noexcept { return state_->sock_.context(); }
+socket& channel::sock() noexcept {
+    if (state_->tx_)
+        if (socket* s = state_->tx_->underlying_socket()) return *s;
+    return state_->sock_;
+}
+transport* channel::via() const noexcept { return state_->tx_.get(); }
+reactor& channel::context() const noexcept { return (*state_->r_); }
 
 }  // namespace coronet

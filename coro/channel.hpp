@@ -28,6 +28,11 @@
 // with_timeout() can cut them short. A channel destroyed with output still
 // queued lingers in the background (up to channel_options::linger) to send it
 // and then closes: nothing pushed is lost because the handler returned.
+//
+// Transport: a channel runs over a plain socket (the fast path: gathered sends,
+// sendfile, the multishot receive) or over any transport (lib/transport.hpp):
+// TLS (coro/tls.hpp) or an in-memory pair for tests (lib/memory_transport.hpp).
+// The reads, pushes and waits above behave the same on all of them.
 // Medusa ancestor: asynchat.async_chat.
 
 #include <chrono>
@@ -49,6 +54,7 @@
 #include <coronet/lib/event.hpp>
 #include <coronet/lib/recv_queue.hpp>
 #include <coronet/lib/socket.hpp>
+#include <coronet/lib/transport.hpp>
 
 namespace coronet {
 
@@ -73,9 +79,12 @@ class channel {
 public:
     channel() noexcept;
     explicit channel(socket s, channel_options options = {});
+    // Over a transport: TLS, an in-memory pipe (no sendfile, no provided buffers).
+    explicit channel(std::unique_ptr<transport> t, channel_options options = {});
     channel(channel&&) noexcept;
     channel& operator=(channel&&) noexcept;
-    // Closes the connection now; pending sends are cancelled, unsent output dropped.
+    // Output still queued is sent in the background (up to channel_options::linger),
+    // then the connection closes; with nothing queued it closes now.
     ~channel();
 
     // --- input ---
@@ -143,7 +152,11 @@ public:
     // True after close() or once close_when_done() has closed the connection.
     bool closed() const noexcept;
 
+    // The socket underneath (for a TLS channel, the one carrying the records);
+    // an empty socket for an in-memory channel.
     socket& sock() noexcept;
+    // The transport, or nullptr for a plain socket.
+    transport* via() const noexcept;
     reactor& context() const noexcept;
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
@@ -229,7 +242,7 @@ private:
 
 class channel_state {
 public:
-    channel_state(socket s, channel_options o);
+    channel_state(socket s, std::unique_ptr<transport> t, channel_options o);
     ~channel_state();
 
     // A read begins: nothing is known about the buffer yet, and receive memory
@@ -258,7 +271,9 @@ public:
     void discard() noexcept;
     void close_now() noexcept;
 
-    socket sock_;
+    socket sock_;  // plain: the connection; else empty
+    reactor* r_;
+    std::unique_ptr<transport> tx_;  // nullptr: the plain socket
     channel_options opt_;
 
     // input: the unread bytes are data_[rpos_, wpos_), in our own buffer in_
@@ -308,6 +323,7 @@ private:
     void fill_producer(std::size_t i);
     file_producer* zero_copy_head() noexcept;
     void send_failed(std::error_code error) noexcept;
+    void shut_down() noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return wpos_ - rpos_; }
     void make_room(std::size_t room);

@@ -33,11 +33,20 @@ public:
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
+        if (!enter(h)) return false;
+        return !reactor_.start(op_);
+    }
+
+protected:
+    // Records the waiter and joins its cancellable scope; false when the scope
+    // was cancelled already (op_.result is then -ECANCELED: do not start).
+    template <class Promise>
+    bool enter(std::coroutine_handle<Promise> h) noexcept {
         op_.waiter = h;
         if constexpr (requires { h.promise().cancel_slot(); }) {
             slot_ = h.promise().cancel_slot();
             if (slot_) {
-                if (slot_->requested) {  // the scope was cancelled already
+                if (slot_->requested) {
                     op_.result = -ECANCELED;
                     return false;
                 }
@@ -45,10 +54,9 @@ public:
                 slot_->link(link_);
             }
         }
-        return !reactor_.start(op_);
+        return true;
     }
 
-protected:
     // op_.result, once the operation has finished (and the scope forgets it).
     int finish() noexcept {
         if (slot_) {

@@ -17,6 +17,8 @@ public:
         case errc::backend_unavailable: return "backend unavailable";
         case errc::message_too_long: return "message too long";
         case errc::channel_closed: return "channel closed";
+        case errc::stream_truncated: return "stream truncated (the peer closed without close_notify)";
+        case errc::transport_failed: return "transport failed";
         }
         return "unknown coronet error " + std::to_string(code);
     }

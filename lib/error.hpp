@@ -22,6 +22,8 @@ enum class errc {
     backend_unavailable,        // the requested backend cannot be set up here
     message_too_long,           // a length-prefixed item exceeds its limit
     channel_closed,             // the channel was closed while the operation waited
+    stream_truncated,           // the peer ended the stream without TLS's close_notify
+    transport_failed,           // a transport failed; transport::error() says how (a TLS alert...)
 };
 
 // The category of coronet::errc ("coronet").

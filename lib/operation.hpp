@@ -23,6 +23,7 @@ namespace coronet {
 
 struct accept_queue;
 struct recv_queue;
+class op_performer;
 
 // What the operation does; the verbs match the system calls.
 enum class op_code : std::uint8_t {
@@ -44,8 +45,9 @@ enum class op_code : std::uint8_t {
                     // not applied
 };
 
-// Where an operation is in its life.
-enum class op_state : std::uint8_t { idle, pending, done };
+// Where an operation is in its life. `held`: pending in an op_performer (a
+// transport: TLS, an in-memory pipe) rather than in the backend.
+enum class op_state : std::uint8_t { idle, pending, done, held };
 
 struct operation {
     op_code code = op_code::recv;
@@ -68,7 +70,10 @@ struct operation {
             std::size_t provided_max;         // most bytes to take (0: a whole block)
             recv_queue* receiver;             // the connection's multishot queue, or nullptr
         };
-        msghdr* msg;                          // sendmsg
+        __extension__ struct {                // sendmsg; and recv/sendmsg held by a performer
+            msghdr* msg;                      // sendmsg
+            op_performer* performer;          // held: who performs it (reactor::hold)
+        };
         __extension__ struct {                // accept / connect
             sockaddr* addr;                   // accept (out) / connect (in)
             socklen_t addrlen;                // accept: capacity in, length out
@@ -85,6 +90,20 @@ struct operation {
     };
 };
 
+// Performs operations outside the backend (a transport: TLS, an in-memory pipe;
+// lib/transport.hpp). It takes an operation with reactor::hold() and ends it
+// with reactor::finish(), exactly once, as a backend would.
+class op_performer {
+public:
+    // Requests cancellation of op if it is still held here: op still finishes,
+    // once (-ECANCELED, or what it got). Ignores an op it no longer holds.
+    virtual void cancel(operation& op) noexcept = 0;
+    // op's owner is dying: forget op now and never touch it or its buffers again.
+    virtual void abandon(operation& op) noexcept = 0;
+
+protected:
+    ~op_performer() = default;
+};
 
 // An intrusive FIFO of operations, linked through operation::next.
 class op_list {

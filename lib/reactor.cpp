@@ -175,6 +175,7 @@ bool reactor::start(operation& op) {
 }
 
 void reactor::cancel(operation& op) noexcept {
+    if (op.state == op_state::held) return op.performer->cancel(op);
     if (op.state != op_state::pending) return;
     if (op.code == op_code::timeout) {
         if (op.phase == 0) return;  // already expired, queued for resumption
@@ -193,7 +194,25 @@ void reactor::complete(operation& op, int result) noexcept {
     done_.push_back(op);
 }
 
+void reactor::hold(operation& op, op_performer& by) noexcept {
+    op.state = op_state::held;
+    op.performer = &by;
+    ++pending_;
+}
+
+void reactor::finish(operation& op, int result) noexcept {
+    op.result = result;
+    done_.push_back(op);  // still held (cancel reaches the performer) until resumed
+}
+
 void reactor::abandon(operation& op) noexcept {
+    if (op.state == op_state::held) {
+        op.performer->abandon(op);  // it lets go of op's buffers now
+        op.state = op_state::idle;
+        --pending_;
+        if (!done_.remove(op)) resuming_.remove(op);
+        return;
+    }
     if (op.state != op_state::pending) return;
     op.state = op_state::idle;
     --pending_;

@@ -122,6 +122,13 @@ public:
     // op's owner is dying while op may be pending: cancel it and wait until the
     // kernel is done with it, without resuming its waiter.
     void abandon(operation& op) noexcept;
+    // An operation performed outside the backend (a transport: TLS, an in-memory
+    // pipe) is pending in `by` from hold() until finish(); cancel() and
+    // abandon() reach it through `by`.
+    void hold(operation& op, op_performer& by) noexcept;
+    // A held operation finished with `result`: resumed (or its on_done called)
+    // on this turn, like a backend's completion.
+    void finish(operation& op, int result) noexcept;
     // Resumes h on a later turn of this loop (this thread only).
     void post(std::coroutine_handle<> h);
     // Withdraws every scheduled resumption of h (its frame is about to be destroyed).

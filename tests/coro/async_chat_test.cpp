@@ -148,9 +148,9 @@ struct echo_client : async_chat {
     }
 };
 
-enum class transport { socket_pair, tcp };
+enum class wire { socket_pair, tcp };
 
-const char* to_string(transport t) { return t == transport::tcp ? "loopback TCP" : "socket pair"; }
+const char* to_string(wire t) { return t == wire::tcp ? "loopback TCP" : "socket pair"; }
 
 // An echo_client started on one end of `how`, and the echo_server task for the other end.
 struct session {
@@ -159,8 +159,8 @@ struct session {
 };
 
 template <class Term>
-session open_session(reactor& r, transport how, Term term, std::size_t chunk) {
-    if (how == transport::socket_pair) {
+session open_session(reactor& r, wire how, Term term, std::size_t chunk) {
+    if (how == wire::socket_pair) {
         auto [mine, theirs] = coronet::socket::pair(r);
         auto c = async_chat::start<echo_client>(r, std::move(mine), term);
         return {c, echo_server(std::move(theirs), chunk, c)};
@@ -180,7 +180,7 @@ std::string finish(reactor& r, session& s) {
 
 // The conversation of CPython's line_terminator_check.
 void line_terminator_check(backend_kind kind, const std::string& term) {
-    auto how = GENERATE(transport::socket_pair, transport::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp);
     INFO("transport: " << to_string(how));
     for (std::size_t chunk : {1, 2, 3}) {
         INFO("chunk size: " << chunk);
@@ -194,14 +194,14 @@ void line_terminator_check(backend_kind kind, const std::string& term) {
         CHECK(s.client->contents == std::vector<std::string>{"hello world", "I'm not dead yet!"});
         CHECK(s.client->errors == 0);
         CHECK(s.client->closes == 1);
-        CHECK(s.client->connects == (how == transport::tcp ? 1 : 0));
+        CHECK(s.client->connects == (how == wire::tcp ? 1 : 0));
         CHECK(s.client->closed());
     }
 }
 
 // The conversation of CPython's numeric_terminator_check.
 void numeric_terminator_check(backend_kind kind, std::size_t count) {
-    auto how = GENERATE(transport::socket_pair, transport::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp);
     INFO("transport: " << to_string(how));
     for (std::size_t chunk : {1, 2, 3}) {
         INFO("chunk size: " << chunk);
@@ -319,7 +319,7 @@ TEST_CASE("async_chat: A5 integer terminator 6 delivers the first 6 bytes once",
 
 TEST_CASE("async_chat: A6 no terminator collects everything and never finds one", "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(transport::socket_pair, transport::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp);
     INFO("transport: " << to_string(how));
     for (int form = 0; form < 3; ++form) {  // no_terminator, 0 and "" all mean none
         INFO("form: " << (form == 0 ? "no_terminator" : form == 1 ? "0" : "\"\""));
@@ -339,7 +339,7 @@ TEST_CASE("async_chat: A6 no terminator collects everything and never finds one"
 TEST_CASE("async_chat: A7 a simple_producer with buffer_size 8 carries both lines",
           "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(transport::socket_pair, transport::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp);
     INFO("transport: " << to_string(how));
     reactor r{{.backend = kind}};
     auto s = open_session(r, how, "\n", 3);
@@ -350,7 +350,7 @@ TEST_CASE("async_chat: A7 a simple_producer with buffer_size 8 carries both line
 
 TEST_CASE("async_chat: A8 plain bytes pushed directly carry both lines", "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(transport::socket_pair, transport::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp);
     INFO("transport: " << to_string(how));
     reactor r{{.backend = kind}};
     auto s = open_session(r, how, "\n", 3);
@@ -362,7 +362,7 @@ TEST_CASE("async_chat: A8 plain bytes pushed directly carry both lines", "[async
 TEST_CASE("async_chat: A9 an empty line calls found_terminator without collecting",
           "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(transport::socket_pair, transport::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp);
     INFO("transport: " << to_string(how));
     for (std::size_t chunk : {1, 2, 3, 64}) {
         INFO("chunk size: " << chunk);

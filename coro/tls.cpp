@@ -1,0 +1,644 @@
+#include <coronet/coro/tls.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <map>
+#include <stdexcept>
+#include <utility>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <coronet/coro/timeout.hpp>
+#include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
+
+namespace coronet {
+namespace {
+
+constexpr std::size_t record_buffer = 17 * 1024;     // one full record and its header
+constexpr std::size_t max_plain_per_send = 256 * 1024;  // plaintext encrypted per send (bounded memory)
+constexpr std::size_t sessions_kept = 256;           // client: hosts whose last session is kept
+
+class tls_error_category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "tls"; }
+    std::string message(int code) const override {
+        char buf[256];
+        ERR_error_string_n(static_cast<unsigned long>(code), buf, sizeof buf);
+        const char* reason = ERR_reason_error_string(static_cast<unsigned long>(code));
+        return reason ? reason : buf;
+    }
+};
+
+// The first error on OpenSSL's queue as an error_code (the queue is cleared).
+std::error_code take_error() noexcept {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return make_error_code(errc::transport_failed);
+    if (ERR_SYSTEM_ERROR(e)) return {ERR_GET_REASON(e), std::system_category()};
+    return {static_cast<int>(e & 0x7fffffff), tls_category()};
+}
+
+std::string what_of(const std::string& context, std::string_view detail) {
+    return context + (detail.empty() ? "" : ": " + std::string(detail));
+}
+
+[[noreturn]] void throw_tls(const std::string& what) {
+    std::error_code ec = take_error();
+    throw std::system_error(ec, what);
+}
+
+int version_of(tls_version v) { return v == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+
+// ALPN's wire format: each name prefixed by its length.
+std::string alpn_wire(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+        if (n.empty() || n.size() > 255) throw std::invalid_argument("tls: bad ALPN protocol name '" + n + "'");
+        out += static_cast<char>(n.size());
+        out += n;
+    }
+    return out;
+}
+
+bool is_ip_literal(const std::string& host) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+const std::error_category& tls_category() noexcept {
+    static const tls_error_category instance;
+    return instance;
+}
+
+// --- tls_context ------------------------------------------------------------------
+
+struct tls_context::state {
+    SSL_CTX* ctx = nullptr;
+    bool server = false;
+    std::string alpn;  // wire format
+    std::vector<std::pair<std::string, SSL_CTX*>> names;  // SNI: host name -> context
+    // Client: each host's last session (resumption), at most sessions_kept, oldest dropped first.
+    std::list<std::pair<std::string, SSL_SESSION*>> sessions;
+    std::map<std::string, decltype(sessions)::iterator> session_index;
+    bool resumption = false;
+
+    ~state() {
+        for (auto& [name, c] : names) SSL_CTX_free(c);
+        for (auto& [host, s] : sessions) SSL_SESSION_free(s);
+        SSL_CTX_free(ctx);
+    }
+    void keep_session(const std::string& host, SSL_SESSION* s) {
+        if (auto it = session_index.find(host); it != session_index.end()) {
+            SSL_SESSION_free(it->second->second);
+            sessions.erase(it->second);
+            session_index.erase(it);
+        }
+        sessions.emplace_front(host, s);
+        session_index[host] = sessions.begin();
+        if (sessions.size() > sessions_kept) {
+            SSL_SESSION_free(sessions.back().second);
+            session_index.erase(sessions.back().first);
+            sessions.pop_back();
+        }
+    }
+    SSL_SESSION* session_for(const std::string& host) const {
+        auto it = session_index.find(host);
+        return it == session_index.end() ? nullptr : it->second->second;
+    }
+};
+
+namespace {
+
+int state_index() {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+int host_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+tls_context::state* state_of(SSL* ssl) {
+    return static_cast<tls_context::state*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), state_index()));
+}
+
+void load_certificate(SSL_CTX* ctx, const tls_certificate& c) {
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, c.cert_file.c_str()) != 1)
+        throw_tls("tls: loading the certificate chain " + c.cert_file);
+    if (SSL_CTX_use_PrivateKey_file(ctx, c.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        throw_tls("tls: loading the private key " + c.key_file);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        throw_tls("tls: the key " + c.key_file + " does not match " + c.cert_file);
+}
+
+SSL_CTX* new_server_ctx(const tls_server_options& o, tls_context::state* st) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) throw_tls("tls: SSL_CTX_new");
+    SSL_CTX_set_ex_data(ctx, state_index(), st);
+    SSL_CTX_set_min_proto_version(ctx, version_of(o.min_version));
+    SSL_CTX_set_max_proto_version(ctx, version_of(o.max_version));
+    // Idle connections hold no record buffers; a write may come from a moved buffer.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!o.session_tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    } else {
+        static const unsigned char id[] = "coronet";
+        SSL_CTX_set_session_id_context(ctx, id, sizeof id - 1);
+    }
+    return ctx;
+}
+
+int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+    tls_context::state* st = state_of(ssl);
+    if (!st || st->alpn.empty()) return SSL_TLSEXT_ERR_NOACK;
+    unsigned char* chosen = nullptr;
+    if (SSL_select_next_proto(&chosen, outlen, reinterpret_cast<const unsigned char*>(st->alpn.data()),
+                              static_cast<unsigned>(st->alpn.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;  // no protocol in common (RFC 7301 §3.2)
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int select_certificate(SSL* ssl, int*, void*) {
+    tls_context::state* st = state_of(ssl);
+    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!st || !name) return SSL_TLSEXT_ERR_OK;
+    for (auto& [host, ctx] : st->names) {
+        if (strcasecmp(host.c_str(), name) == 0) {
+            SSL_set_SSL_CTX(ssl, ctx);
+            break;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int new_session(SSL* ssl, SSL_SESSION* session) {
+    tls_context::state* st = state_of(ssl);
+    auto* host = static_cast<std::string*>(SSL_get_ex_data(ssl, host_index()));
+    if (!st || !st->resumption || !host || host->empty()) return 0;
+    st->keep_session(*host, session);
+    return 1;  // we keep the reference
+}
+
+}  // namespace
+
+tls_context tls_context::server(const tls_server_options& o) {
+    auto st = std::make_shared<state>();
+    st->server = true;
+    st->alpn = alpn_wire(o.alpn);
+    st->ctx = new_server_ctx(o, st.get());
+    load_certificate(st->ctx, o.certificate);
+    SSL_CTX_set_alpn_select_cb(st->ctx, select_alpn, nullptr);
+    SSL_CTX_set_tlsext_servername_callback(st->ctx, select_certificate);
+    // Kept for add_server_name(): the same settings for every name's context.
+    return tls_context(std::move(st));
+}
+
+void tls_context::add_server_name(const std::string& host_name, const tls_certificate& certificate) {
+    if (!state_->server) throw std::logic_error("tls_context::add_server_name: not a server context");
+    tls_server_options o;
+    o.min_version = SSL_CTX_get_min_proto_version(state_->ctx) == TLS1_3_VERSION ? tls_version::tls1_3
+                                                                                 : tls_version::tls1_2;
+    o.max_version = SSL_CTX_get_max_proto_version(state_->ctx) == TLS1_2_VERSION ? tls_version::tls1_2
+                                                                                 : tls_version::tls1_3;
+    o.session_tickets = (SSL_CTX_get_options(state_->ctx) & SSL_OP_NO_TICKET) == 0;
+    SSL_CTX* ctx = new_server_ctx(o, state_.get());
+    try {
+        load_certificate(ctx, certificate);
+    } catch (...) {
+        SSL_CTX_free(ctx);
+        throw;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+    state_->names.emplace_back(host_name, ctx);
+}
+
+tls_context tls_context::client(const tls_client_options& o) {
+    auto st = std::make_shared<state>();
+    st->alpn = alpn_wire(o.alpn);
+    st->resumption = o.session_resumption;
+    st->ctx = SSL_CTX_new(TLS_client_method());
+    if (!st->ctx) throw_tls("tls: SSL_CTX_new");
+    SSL_CTX* ctx = st->ctx;
+    SSL_CTX_set_ex_data(ctx, state_index(), st.get());
+    SSL_CTX_set_min_proto_version(ctx, version_of(o.min_version));
+    SSL_CTX_set_max_proto_version(ctx, version_of(o.max_version));
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (o.insecure_no_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        ERR_clear_error();
+        if (!o.ca_file.empty()) {
+            if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1)
+                throw_tls("tls: loading the CA file " + o.ca_file);
+        } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            throw_tls("tls: loading the system's trusted certificates");
+        }
+    }
+    if (o.session_resumption) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, new_session);
+    }
+    return tls_context(std::move(st));
+}
+
+bool tls_context::is_server() const noexcept { return state_->server; }
+SSL_CTX* tls_context::native_handle() const noexcept { return state_->ctx; }
+
+// --- tls_stream ---------------------------------------------------------------------
+
+tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
+    : sock_(std::move(s)), ctx_(std::move(ctx)), host_(std::move(host_name)),
+      in_(new std::byte[record_buffer]) {
+    try {
+        peer_ = sock_.peer_address().to_string();
+    } catch (...) {  // gone already: the handshake will say so
+        peer_ = "fd " + std::to_string(sock_.native_handle());
+    }
+    ERR_clear_error();
+    ssl_ = SSL_new(ctx_.native_handle());
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    if (!ssl_ || !rbio_ || !wbio_) {
+        BIO_free(rbio_);
+        BIO_free(wbio_);
+        SSL_free(ssl_);
+        throw_tls("tls: SSL_new");
+    }
+    BIO_set_mem_eof_return(rbio_, -1);  // empty is "retry", not end of stream
+    BIO_set_mem_eof_return(wbio_, -1);
+    SSL_set_bio(ssl_, rbio_, wbio_);    // ssl_ owns both now
+    if (ctx_.is_server()) {
+        SSL_set_accept_state(ssl_);
+    } else {
+        SSL_set_connect_state(ssl_);
+        SSL_set_ex_data(ssl_, host_index(), &host_);
+        if (!host_.empty()) {
+            if (!is_ip_literal(host_)) SSL_set_tlsext_host_name(ssl_, host_.c_str());
+            if (SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) {
+                X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+                if (is_ip_literal(host_))
+                    X509_VERIFY_PARAM_set1_ip_asc(param, host_.c_str());
+                else
+                    SSL_set1_host(ssl_, host_.c_str());
+            }
+            if (auto* st = static_cast<tls_context::state*>(
+                    SSL_CTX_get_ex_data(ctx_.native_handle(), state_index()));
+                st && st->resumption)
+                if (SSL_SESSION* session = st->session_for(host_)) SSL_set_session(ssl_, session);
+        }
+        const std::string& alpn = static_cast<tls_context::state*>(
+                                      SSL_CTX_get_ex_data(ctx_.native_handle(), state_index()))
+                                      ->alpn;
+        if (!alpn.empty())
+            SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(alpn.data()),
+                                static_cast<unsigned>(alpn.size()));
+    }
+    net_rx_.owner = net_tx_.owner = this;
+    net_rx_.on_done = &on_net_recv;
+    net_tx_.on_done = &on_net_send;
+}
+
+tls_stream::~tls_stream() {
+    reading_ = writing_ = nullptr;
+    reactor& r = context();
+    r.abandon(net_rx_);  // the kernel lets go of in_ before it goes
+    r.abandon(net_tx_);  // ... and of out_
+    SSL_free(ssl_);
+}
+
+std::string tls_stream::alpn() const {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &n);
+    return std::string(reinterpret_cast<const char*>(p), p ? n : 0);
+}
+std::string tls_stream::version() const { return SSL_get_version(ssl_); }
+std::string tls_stream::cipher() const {
+    const char* c = SSL_get_cipher_name(ssl_);
+    return c ? c : "";
+}
+std::string tls_stream::server_name() const {
+    const char* n = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+    return n ? n : "";
+}
+bool tls_stream::session_reused() const noexcept { return SSL_session_reused(ssl_) == 1; }
+
+// Moves the records OpenSSL wrote into out_ (to be sent).
+void tls_stream::collect_output() {
+    std::size_t pending = BIO_ctrl_pending(wbio_);
+    if (pending == 0) return;
+    if (out_sent_ == out_.size()) {
+        out_.clear();
+        out_sent_ = 0;
+    }
+    std::size_t at = out_.size();
+    out_.resize(at + pending);
+    int n = BIO_read(wbio_, out_.data() + at, static_cast<int>(pending));
+    out_.resize(at + static_cast<std::size_t>(std::max(n, 0)));
+}
+
+std::span<std::byte> tls_stream::in_space() noexcept { return {in_.get(), record_buffer}; }
+
+task<void> tls_stream::handshake() {
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(ssl_);
+        int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+        collect_output();  // our flight (and, at the end, a server's session tickets)
+        while (out_sent_ < out_.size()) {
+            auto left = std::as_bytes(std::span(out_).subspan(out_sent_));
+            out_sent_ += co_await sock_.send(left);
+        }
+        if (r == 1) co_return;
+        if (e != SSL_ERROR_WANT_READ) {
+            std::string context = "tls handshake with " + (host_.empty() ? peer_ : host_);
+            long verify = SSL_get_verify_result(ssl_);
+            if (verify != X509_V_OK)
+                context = what_of(context, std::string("certificate verify failed (") +
+                                               X509_verify_cert_error_string(verify) + ")");
+            if (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL) throw_tls(context);
+            throw std::system_error(make_error_code(errc::transport_failed), context);
+        }
+        std::size_t n = co_await sock_.recv(in_space());
+        if (n == 0)
+            throw std::system_error(make_error_code(errc::stream_truncated),
+                                    "tls handshake with " + peer_ + ": the peer closed the connection");
+        BIO_write(rbio_, in_.get(), static_cast<int>(n));
+    }
+}
+
+// --- receiving ---
+
+int tls_stream::fail(const char* what) noexcept {
+    error_ = take_error();
+    if (log_enabled(log_level::debug))
+        log(log_level::debug, std::string("tls ") + what + " with " + peer_ + ": " + error_.message());
+    return result_of(errc::transport_failed);
+}
+
+// Plaintext into `into`: bytes, 0 at close_notify, an error, or want_more.
+int tls_stream::decrypt(std::span<std::byte> into) noexcept {
+    ERR_clear_error();
+    int r = SSL_read(ssl_, into.data(), static_cast<int>(std::min<std::size_t>(into.size(), INT32_MAX)));
+    if (r > 0) return r;
+    int e = SSL_get_error(ssl_, r);
+    switch (e) {
+    case SSL_ERROR_ZERO_RETURN: return 0;  // the peer's close_notify: a clean end
+    case SSL_ERROR_WANT_READ:
+        if (closed_) return 0;             // we closed: our own end of stream
+        if (net_error_) return net_error_;
+        if (net_eof_) return result_of(errc::stream_truncated);  // no close_notify
+        return want_more;
+    case SSL_ERROR_SYSCALL:
+        if (net_eof_ || closed_) return closed_ ? 0 : result_of(errc::stream_truncated);
+        [[fallthrough]];
+    default: return fail("read");
+    }
+}
+
+bool tls_stream::start_recv(operation& op) {
+    int n = decrypt(op.buffer);
+    collect_output();  // what reading made OpenSSL write (a KeyUpdate, an alert)
+    pump_send();
+    if (n != want_more) {
+        op.result = n;
+        return true;
+    }
+    context().hold(op, *this);
+    reading_ = &op;
+    cancel_rx_ = false;
+    pump_recv();
+    return false;
+}
+
+// Receives records until the waiting read has plaintext (or fails).
+void tls_stream::pump_recv() noexcept {
+    reactor& r = context();
+    while (reading_ && !rx_busy_) {
+        if (cancel_rx_) {
+            r.finish(*std::exchange(reading_, nullptr), -ECANCELED);
+            return;
+        }
+        net_rx_.code = op_code::recv;
+        net_rx_.fd = sock_.native_handle();
+        net_rx_.buffer = in_space();
+        net_rx_.result = 0;
+        rx_busy_ = true;
+        bool done_now = false;
+        try {
+            done_now = r.start(net_rx_);
+        } catch (...) {
+            net_rx_.result = -ENOMEM;
+            done_now = true;
+        }
+        if (!done_now) return;  // on_net_recv goes on
+        rx_busy_ = false;
+        took(net_rx_.result);
+    }
+}
+
+// Takes in what a receive of records brought, and answers the waiting read if it can.
+void tls_stream::took(int res) noexcept {
+    if (res > 0)
+        BIO_write(rbio_, in_.get(), res);
+    else if (res == 0)
+        net_eof_ = true;
+    else if (res != -ECANCELED)
+        net_error_ = res;
+    if (!reading_) return;
+    int n = decrypt(reading_->buffer);
+    collect_output();
+    pump_send();
+    if (n == want_more && res == -ECANCELED) n = -ECANCELED;
+    if (n != want_more) context().finish(*std::exchange(reading_, nullptr), n);
+}
+
+void tls_stream::on_net_recv(operation& op) {
+    tls_stream* s = static_cast<net_op&>(op).owner;
+    s->rx_busy_ = false;
+    s->took(op.result);
+    s->pump_recv();
+}
+
+// --- sending ---
+
+bool tls_stream::start_send(operation& op) {
+    if (net_error_ || shut_ || closed_) {
+        op.result = net_error_ ? net_error_ : -EPIPE;
+        return true;
+    }
+    std::size_t taken = 0;
+    const msghdr& msg = *op.msg;
+    for (std::size_t i = 0; i < msg.msg_iovlen && taken < max_plain_per_send; ++i) {
+        const iovec& v = msg.msg_iov[i];
+        std::size_t len = std::min(v.iov_len, max_plain_per_send - taken);
+        if (len == 0) continue;
+        ERR_clear_error();
+        std::size_t written = 0;
+        if (SSL_write_ex(ssl_, v.iov_base, len, &written) != 1) {
+            if (taken > 0) break;  // report what went; the error comes next time
+            op.result = fail("write");
+            return true;
+        }
+        taken += written;
+    }
+    collect_output();  // every record of this send, sent together
+    write_result_ = static_cast<int>(taken);
+    if (out_sent_ == out_.size()) {
+        op.result = write_result_;
+        return true;
+    }
+    context().hold(op, *this);
+    writing_ = &op;
+    cancel_tx_ = false;
+    pump_send();
+    return false;
+}
+
+// Sends out_ until it is all gone (or the socket fails).
+void tls_stream::pump_send() noexcept {
+    reactor& r = context();
+    while (!tx_busy_ && out_sent_ < out_.size() && !net_error_) {
+        if (cancel_tx_ && writing_) {
+            r.finish(*std::exchange(writing_, nullptr), -ECANCELED);
+            return;
+        }
+        net_tx_.code = op_code::send;
+        net_tx_.fd = sock_.native_handle();
+        net_tx_.buffer = std::as_writable_bytes(std::span(out_).subspan(out_sent_));
+        net_tx_.result = 0;
+        tx_busy_ = true;
+        bool done_now = false;
+        try {
+            done_now = r.start(net_tx_);
+        } catch (...) {
+            net_tx_.result = -ENOMEM;
+            done_now = true;
+        }
+        if (!done_now) return;  // on_net_send goes on
+        tx_busy_ = false;
+        sent(net_tx_.result);
+    }
+    if (writing_ && (out_sent_ == out_.size() || net_error_))
+        r.finish(*std::exchange(writing_, nullptr), net_error_ ? net_error_ : write_result_);
+}
+
+void tls_stream::sent(int res) noexcept {
+    if (res > 0) {
+        out_sent_ += static_cast<std::size_t>(res);
+        if (out_sent_ == out_.size()) {
+            out_.clear();
+            out_sent_ = 0;
+        }
+    } else if (res == -ECANCELED) {
+        cancel_tx_ = true;
+    } else {
+        net_error_ = res < 0 ? res : -EPIPE;
+        out_.clear();
+        out_sent_ = 0;
+    }
+}
+
+void tls_stream::on_net_send(operation& op) {
+    tls_stream* s = static_cast<net_op&>(op).owner;
+    s->tx_busy_ = false;
+    s->sent(op.result);
+    if (s->cancel_tx_ && s->writing_) {
+        s->context().finish(*std::exchange(s->writing_, nullptr), -ECANCELED);
+        return;
+    }
+    s->pump_send();
+}
+
+// --- ending ---
+
+void tls_stream::shutdown_send() noexcept {
+    if (shut_ || closed_ || net_error_ || !SSL_is_init_finished(ssl_)) return;
+    shut_ = true;
+    ERR_clear_error();
+    SSL_shutdown(ssl_);  // writes our close_notify; we never wait for the peer's
+    collect_output();
+    if (tx_busy_) return;  // it follows what is in flight
+    // Nothing in flight: the few bytes go straight to the socket, now.
+    while (out_sent_ < out_.size()) {
+        ssize_t n = ::send(sock_.native_handle(), out_.data() + out_sent_, out_.size() - out_sent_,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out_sent_ += static_cast<std::size_t>(n);
+    }
+    out_.clear();
+    out_sent_ = 0;
+}
+
+void tls_stream::close() noexcept {
+    if (closed_) return;
+    closed_ = true;
+    if (sock_) ::shutdown(sock_.native_handle(), SHUT_RDWR);  // what is in flight ends now
+    reactor& r = context();
+    if (reading_ && !rx_busy_) r.finish(*std::exchange(reading_, nullptr), 0);
+}
+
+void tls_stream::cancel(operation& op) noexcept {
+    reactor& r = context();
+    if (&op == reading_) {
+        cancel_rx_ = true;
+        if (rx_busy_)
+            r.cancel(net_rx_);  // finishes (ECANCELED, or with records) and ends the read
+        else
+            r.finish(*std::exchange(reading_, nullptr), -ECANCELED);
+    } else if (&op == writing_) {
+        cancel_tx_ = true;
+        if (tx_busy_)
+            r.cancel(net_tx_);
+        else
+            r.finish(*std::exchange(writing_, nullptr), -ECANCELED);
+    }
+}
+
+void tls_stream::abandon(operation& op) noexcept {
+    if (&op == reading_) reading_ = nullptr;
+    if (&op == writing_) writing_ = nullptr;
+}
+
+// --- handshakes -----------------------------------------------------------------------
+
+namespace {
+
+task<void> run_handshake(tls_stream* s) { co_await s->handshake(); }
+
+}  // namespace
+
+task<std::unique_ptr<tls_stream>> tls_accept(socket s, tls_context ctx, tls_handshake_options options) {
+    if (!ctx.is_server()) throw std::logic_error("tls_accept: a client context");
+    reactor& r = s.context();
+    auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::string());
+    co_await with_timeout(r, run_handshake(stream.get()), options.timeout);
+    co_return stream;
+}
+
+task<std::unique_ptr<tls_stream>> tls_connect(socket s, tls_context ctx, std::string host_name,
+                                              tls_handshake_options options) {
+    if (ctx.is_server()) throw std::logic_error("tls_connect: a server context");
+    reactor& r = s.context();
+    auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name));
+    co_await with_timeout(r, run_handshake(stream.get()), options.timeout);
+    co_return stream;
+}
+
+}  // namespace coronet
