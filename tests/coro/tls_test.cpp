@@ -1,0 +1,325 @@
+// tests/coro/tls_test.cpp: coro/tls.hpp, TLS under a channel, on every backend.
+//
+// A server and a client in one reactor over loopback TCP, with certificates
+// made at run time (tests/support/tls_certs.hpp). Interoperability with real
+// clients and servers (curl, openssl s_client, Python, nginx, wrk) is tested
+// through the examples in tests/examples/.
+#include <coronet/coro/tls.hpp>
+
+#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGIFICATION
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <tuple>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+
+#include <coronet/coro/channel.hpp>
+#include <coronet/coro/producer.hpp>
+#include <coronet/coro/timeout.hpp>
+#include <coronet/coro/when_all.hpp>
+#include <coronet/lib/address.hpp>
+#include <coronet/lib/socket.hpp>
+
+#include "tests/support/backends.hpp"
+#include "tests/support/tls_certs.hpp"
+
+using namespace coronet;
+using namespace std::chrono_literals;
+using coronet::testing::certs;
+
+namespace {
+
+tls_context server_ctx(tls_server_options o = {}) {
+    if (o.certificate.cert_file.empty()) o.certificate = {certs().cert, certs().key};
+    return tls_context::server(o);
+}
+
+tls_context client_ctx(tls_client_options o = {}) {
+    if (o.ca_file.empty() && !o.insecure_no_verify) o.ca_file = certs().ca;
+    return tls_context::client(o);
+}
+
+tls_context self_signed_ctx() {
+    tls_server_options o;
+    o.certificate = {certs().self_cert, certs().self_key};
+    return tls_context::server(o);
+}
+
+tls_context insecure_ctx() {
+    tls_client_options o;
+    o.insecure_no_verify = true;
+    return tls_context::client(o);
+}
+
+// What the server saw of one connection.
+struct served {
+    std::string alpn, version, sni;
+    bool reused = false;
+    std::vector<std::string> lines;
+    std::error_code end;  // close_reason() at end of stream
+};
+
+// Accepts one connection, echoes lines until end of stream.
+task<served> echo_lines(coronet::socket& listener, tls_context ctx) {
+    coronet::socket s = co_await listener.accept();
+    auto stream = co_await tls_accept(std::move(s), ctx);
+    served out{stream->alpn(), stream->version(), stream->server_name(), stream->session_reused(), {}, {}};
+    channel ch(std::move(stream));
+    for (;;) {
+        auto line = co_await ch.read_until("\n");
+        if (!line) break;
+        out.lines.emplace_back(*line);
+        ch.push(std::string(*line) + "\n");
+    }
+    out.end = ch.close_reason();
+    co_await ch.close_when_done();
+    co_return out;
+}
+
+// What the client saw.
+struct talked {
+    std::string alpn, version, peer_cn;
+    bool reused = false;
+    std::vector<std::string> replies;
+};
+
+std::string subject_cn(SSL* ssl) {
+    X509* cert = SSL_get1_peer_certificate(ssl);
+    if (!cert) return {};
+    char buf[256] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof buf);
+    X509_free(cert);
+    return buf;
+}
+
+task<talked> say_lines(reactor& r, address to, tls_context ctx, std::string host,
+                       std::vector<std::string> lines) {
+    coronet::socket s = co_await coronet::socket::connect(r, to);
+    auto stream = co_await tls_connect(std::move(s), ctx, host);
+    talked out{stream->alpn(), stream->version(), subject_cn(stream->native_handle()),
+               stream->session_reused(), {}};
+    channel ch(std::move(stream));
+    for (const auto& l : lines) ch.push(l + "\n");
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        auto reply = co_await ch.read_until("\n");
+        if (!reply) break;
+        out.replies.emplace_back(*reply);
+    }
+    co_await ch.close_when_done();  // close_notify: the server sees a clean end
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("tls: lines echo over TLS 1.3 and 1.2 with the certificate verified", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    auto version = GENERATE(tls_version::tls1_2, tls_version::tls1_3);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    tls_server_options so;
+    so.alpn = {"http/1.1"};
+    so.max_version = version;
+    auto sctx = server_ctx(so);
+    tls_client_options co;
+    co.alpn = {"h2", "http/1.1"};
+    auto cctx = client_ctx(co);
+    std::vector<std::string> lines = {"hello world", "", "I'm not dead yet!"};
+    auto [srv, cli] = r.run(when_all(echo_lines(listener, sctx),
+                                     say_lines(r, listener.local_address(), cctx, "localhost", lines)));
+    CHECK(cli.replies == lines);
+    CHECK(srv.lines == lines);
+    CHECK(srv.alpn == "http/1.1");
+    CHECK(cli.alpn == "http/1.1");
+    CHECK(cli.version == (version == tls_version::tls1_3 ? "TLSv1.3" : "TLSv1.2"));
+    CHECK(srv.sni == "localhost");
+    CHECK(cli.peer_cn == "localhost");
+    CHECK_FALSE(srv.end);  // close_notify came: a clean end, not a truncation
+}
+
+TEST_CASE("tls: the client verifies the certificate and the host name", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+
+    auto refused = [&](tls_context sctx, tls_context cctx, std::string host) {
+        auto server = [](coronet::socket& l, tls_context ctx) -> task<void> {
+            coronet::socket s = co_await l.accept();
+            try {
+                auto stream = co_await tls_accept(std::move(s), ctx);
+            } catch (const std::system_error&) {  // the client's alert
+            }
+        };
+        auto client = [](reactor& r, address to, tls_context ctx, std::string host) -> task<std::string> {
+            coronet::socket s = co_await coronet::socket::connect(r, to);
+            try {
+                auto stream = co_await tls_connect(std::move(s), ctx, host);
+            } catch (const std::system_error& e) {
+                co_return e.what();
+            }
+            co_return "";
+        };
+        auto [ignored, message] =
+            r.run(when_all(server(listener, sctx), client(r, listener.local_address(), cctx, host)));
+        return message;
+    };
+
+    SECTION("a self-signed certificate is not trusted") {
+        std::string m = refused(self_signed_ctx(),
+                                client_ctx(), "localhost");
+        INFO(m);
+        CHECK(m.find("certificate verify failed") != std::string::npos);
+        CHECK(m.find("self-signed") != std::string::npos);
+    }
+    SECTION("a certificate for another name is refused") {
+        std::string m = refused(server_ctx(), client_ctx(), "not-localhost.test");
+        INFO(m);
+        CHECK(m.find("certificate verify failed") != std::string::npos);
+        CHECK(m.find("not-localhost.test") != std::string::npos);
+    }
+    SECTION("the system store does not know the test CA") {
+        std::string m = refused(server_ctx(), tls_context::client(), "localhost");
+        INFO(m);
+        CHECK(m.find("certificate verify failed") != std::string::npos);
+    }
+    SECTION("insecure_no_verify accepts anything") {
+        std::string m = refused(self_signed_ctx(),
+                                insecure_ctx(), "wrong.test");
+        CHECK(m.empty());
+    }
+}
+
+TEST_CASE("tls: the server picks its certificate by SNI", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto sctx = server_ctx();
+    sctx.add_server_name("other.test", {certs().other_cert, certs().other_key});
+    auto name = GENERATE(std::string("other.test"), std::string("localhost"));
+    auto [srv, cli] = r.run(when_all(echo_lines(listener, sctx),
+                                     say_lines(r, listener.local_address(), client_ctx(), name, {"x"})));
+    CHECK(srv.sni == name);
+    CHECK(cli.peer_cn == name);
+    CHECK(cli.replies == std::vector<std::string>{"x"});
+}
+
+TEST_CASE("tls: a second connection resumes the session", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    auto version = GENERATE(tls_version::tls1_2, tls_version::tls1_3);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    tls_server_options so;
+    so.max_version = version;
+    auto sctx = server_ctx(so);
+    auto cctx = client_ctx();
+    auto [s1, c1] = r.run(when_all(echo_lines(listener, sctx),
+                                   say_lines(r, listener.local_address(), cctx, "localhost", {"one"})));
+    auto [s2, c2] = r.run(when_all(echo_lines(listener, sctx),
+                                   say_lines(r, listener.local_address(), cctx, "localhost", {"two"})));
+    CHECK_FALSE(c1.reused);
+    CHECK(c2.reused);
+    CHECK(s2.reused);
+    CHECK(c2.replies == std::vector<std::string>{"two"});
+}
+
+TEST_CASE("tls: a peer that closes without close_notify is a truncation, not data", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto client = [](reactor& r, address to, tls_context ctx) -> task<void> {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+        auto stream = co_await tls_connect(std::move(s), ctx, "localhost");
+        channel ch(std::move(stream));
+        co_await ch.write(std::string("partial line without its end"));
+        co_await ch.flush();
+        ::shutdown(ch.sock().native_handle(), SHUT_RDWR);  // TCP ends, no close_notify
+    };
+    auto [srv, ignored] =
+        r.run(when_all(echo_lines(listener, server_ctx()), client(r, listener.local_address(), client_ctx())));
+    CHECK(srv.lines.empty());
+    CHECK(srv.end == errc::stream_truncated);
+}
+
+TEST_CASE("tls: 4 MiB each way through producers, every byte intact", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    std::string big(4 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+
+    auto server = [](coronet::socket& l, tls_context ctx, const std::string& expect) -> task<bool> {
+        coronet::socket s = co_await l.accept();
+        channel ch(co_await tls_accept(std::move(s), ctx));
+        auto got = co_await ch.read_exactly(expect.size());
+        bool same = got && *got == expect;
+        co_await ch.write(simple_producer(expect, 60'000));  // back, in producer-sized pieces
+        co_await ch.close_when_done();
+        co_return same;
+    };
+    auto client = [](reactor& r, address to, tls_context ctx, const std::string& data) -> task<bool> {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+        channel ch(co_await tls_connect(std::move(s), ctx, "127.0.0.1"));
+        ch.set_max_buffer(data.size());
+        co_await ch.write(data);
+        auto back = co_await ch.read_exactly(data.size());
+        co_return back && *back == data;
+    };
+    auto [server_ok, client_ok] =
+        r.run(when_all(server(listener, server_ctx(), big), client(r, listener.local_address(), client_ctx(), big)));
+    CHECK(server_ok);
+    CHECK(client_ok);
+}
+
+TEST_CASE("tls: a client that says nothing is dropped at the handshake timeout", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto server = [](coronet::socket& l, tls_context ctx) -> task<std::error_code> {
+        coronet::socket s = co_await l.accept();
+        try {
+            auto stream = co_await tls_accept(std::move(s), ctx, {.timeout = 200ms});
+        } catch (const std::system_error& e) {
+            co_return e.code();
+        }
+        co_return std::error_code{};
+    };
+    auto silent = [](reactor& r, address to) -> task<std::size_t> {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+        std::array<std::byte, 64> buf;
+        co_return co_await s.recv(buf);  // the server gives up: end of stream
+    };
+    auto [code, got] = r.run(when_all(server(listener, server_ctx()), silent(r, listener.local_address())));
+    CHECK(code == errc::timed_out);
+    CHECK(got == 0);
+}
+
+TEST_CASE("tls: plaintext sent to a TLS server fails the handshake with OpenSSL's reason", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto server = [](coronet::socket& l, tls_context ctx) -> task<std::string> {
+        coronet::socket s = co_await l.accept();
+        try {
+            auto stream = co_await tls_accept(std::move(s), ctx);
+        } catch (const std::system_error& e) {
+            co_return std::string(e.code().category().name()) + ": " + e.what();
+        }
+        co_return "";
+    };
+    auto plain = [](reactor& r, address to) -> task<void> {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+        co_await s.send(std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        std::array<std::byte, 256> buf;
+        while (co_await s.recv(buf) > 0) {
+        }
+    };
+    auto [message, ignored] = r.run(when_all(server(listener, server_ctx()), plain(r, listener.local_address())));
+    INFO(message);
+    CHECK(message.rfind("tls: ", 0) == 0);
+    CHECK(message.find("http request") != std::string::npos);
+}
