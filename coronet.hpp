@@ -5,16 +5,18 @@
 // header and target an application needs (the examples/ use nothing else). It pulls in the
 // reactor layer (lib/: reactor, sockets, addresses, timers, errors, logging; asyncore.py) and
 // the coroutine layer on top of it (coro/: task, when_all, spawn, with_timeout, socket helpers,
-// channels, the async_chat adapter, producers; asynchat.py and producers.py). Medusa ancestor:
+// channels over sockets, TLS or in-memory pairs, the async_chat adapter, producers; asynchat.py and producers.py). Medusa ancestor:
 // `import asyncore, asynchat`.
 
 // lib/: the reactor layer.
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/log.hpp>
+#include <coronet/lib/memory_transport.hpp>
 #include <coronet/lib/reactor.hpp>
 #include <coronet/lib/socket.hpp>
 #include <coronet/lib/timer.hpp>
+#include <coronet/lib/transport.hpp>
 
 // coro/: the coroutine layer.
 #include <coronet/coro/async_chat.hpp>
@@ -25,4 +27,5 @@
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/timeout.hpp>
+#include <coronet/coro/tls.hpp>
 #include <coronet/coro/when_all.hpp>

@@ -879,6 +879,12 @@ channel::wait_awaiter channel::close_when_done() {
 
 void channel::discard_buffers() noexcept { state_->discard(); }
 void channel::close() noexcept { state_->close_now(); }
+void channel::shutdown_send() noexcept {
+    if (state_->tx_)
+        state_->tx_->shutdown_send();
+    else
+        state_->sock_.shutdown_send();
+}
 std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->queued_; }
 channel::send_counters channel::sent() const noexcept { return state_->counters_; }
 bool channel::closed() const noexcept { return state_->closed_; }

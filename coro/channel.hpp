@@ -140,6 +140,9 @@ public:
     void discard_buffers() noexcept;
     // Closes now: unsent output is dropped and a pending read sees end of stream.
     void close() noexcept;
+    // Ends our output now (flush first): the peer sees end of stream (TLS: our
+    // close_notify); reading goes on.
+    void shutdown_send() noexcept;
     // Bytes queued and not yet handed to the kernel.
     std::size_t queued() const noexcept;
     // What the output side has handed to the kernel so far.

@@ -262,8 +262,7 @@ SSL_CTX* tls_context::native_handle() const noexcept { return state_->ctx; }
 // --- tls_stream ---------------------------------------------------------------------
 
 tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
-    : sock_(std::move(s)), ctx_(std::move(ctx)), host_(std::move(host_name)),
-      in_(new std::byte[record_buffer]) {
+    : sock_(std::move(s)), ctx_(std::move(ctx)), host_(std::move(host_name)) {
     try {
         peer_ = sock_.peer_address().to_string();
     } catch (...) {  // gone already: the handshake will say so
@@ -352,10 +351,47 @@ void tls_stream::collect_output() {
     out_.resize(at + static_cast<std::size_t>(std::max(n, 0)));
 }
 
-std::span<std::byte> tls_stream::in_space() noexcept { return {in_.get(), record_buffer}; }
+// Our own receive buffer, for when every provided block is out (made then, kept after).
+std::span<std::byte> tls_stream::in_space() {
+    if (!in_) in_.reset(new std::byte[record_buffer]);
+    return {in_.get(), record_buffer};
+}
+
+// True when OpenSSL has a whole record to read (or bytes that are no record at all, which it
+// will refuse). Until then it is not called: a peer that stops mid-record costs no record
+// buffer inside OpenSSL, only the bytes it sent.
+bool tls_stream::whole_record_pending() const noexcept {
+    char* p = nullptr;
+    long n = BIO_get_mem_data(rbio_, &p);
+    if (n < 5) return false;
+    auto type = static_cast<unsigned char>(p[0]);
+    if (type < 20 || type > 24) return true;  // not a TLS record: let OpenSSL say so
+    std::size_t len = 5 + (static_cast<std::size_t>(static_cast<unsigned char>(p[3])) << 8 |
+                           static_cast<unsigned char>(p[4]));
+    return len > record_buffer || static_cast<std::size_t>(n) >= len;
+}
 
 task<void> tls_stream::handshake() {
+    // A server starts by waiting for a whole ClientHello record: OpenSSL sets up its
+    // buffers (tens of KiB) at the first call, which a client that stalls never earns.
+    bool need_input = ctx_.is_server();
     for (;;) {
+        while (need_input) {
+            // Into a provided block while there is one: a handshake that waits holds no buffer.
+            provided_bytes got = co_await sock_.recv_provided(record_buffer);
+            std::span<const std::byte> bytes = got.bytes;
+            if (got.no_buffer) {
+                auto space = in_space();
+                bytes = space.first(co_await sock_.recv(space));
+            }
+            if (bytes.empty())
+                throw std::system_error(make_error_code(errc::stream_truncated),
+                                        "tls handshake with " + peer_ + ": the peer closed the connection");
+            BIO_write(rbio_, bytes.data(), static_cast<int>(bytes.size()));
+            context().recycle(got.buffer_id);
+            need_input = !whole_record_pending();
+        }
+        need_input = true;
         ERR_clear_error();
         int r = SSL_do_handshake(ssl_);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
@@ -374,11 +410,6 @@ task<void> tls_stream::handshake() {
             if (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL) throw_tls(context);
             throw std::system_error(make_error_code(errc::transport_failed), context);
         }
-        std::size_t n = co_await sock_.recv(in_space());
-        if (n == 0)
-            throw std::system_error(make_error_code(errc::stream_truncated),
-                                    "tls handshake with " + peer_ + ": the peer closed the connection");
-        BIO_write(rbio_, in_.get(), static_cast<int>(n));
     }
 }
 
@@ -434,10 +465,19 @@ void tls_stream::pump_recv() noexcept {
             r.finish(*std::exchange(reading_, nullptr), -ECANCELED);
             return;
         }
-        net_rx_.code = op_code::recv;
         net_rx_.fd = sock_.native_handle();
-        net_rx_.buffer = in_space();
         net_rx_.result = 0;
+        if (plain_recv_) {  // every provided block was out last time
+            plain_recv_ = false;
+            net_rx_.code = op_code::recv;
+            net_rx_.buffer = in_space();
+        } else {  // a waiting read holds no buffer: the block comes with the bytes
+            net_rx_.code = op_code::recv_provided;
+            net_rx_.buffer = {};
+            net_rx_.buffer_id = -1;
+            net_rx_.provided_max = record_buffer;
+            net_rx_.receiver = nullptr;
+        }
         rx_busy_ = true;
         bool done_now = false;
         try {
@@ -454,11 +494,20 @@ void tls_stream::pump_recv() noexcept {
 
 // Takes in what a receive of records brought, and answers the waiting read if it can.
 void tls_stream::took(int res) noexcept {
-    if (res > 0)
+    if (net_rx_.code == op_code::recv_provided) {
+        int id = std::exchange(net_rx_.buffer_id, -1);
+        if (res > 0) BIO_write(rbio_, net_rx_.buffer.data(), res);
+        context().recycle(id);
+        if (res == -ENOBUFS) {  // nothing received: the next receive uses our own buffer
+            plain_recv_ = true;
+            res = -EAGAIN;
+        }
+    } else if (res > 0) {
         BIO_write(rbio_, in_.get(), res);
-    else if (res == 0)
+    }
+    if (res == 0)
         net_eof_ = true;
-    else if (res != -ECANCELED)
+    else if (res < 0 && res != -ECANCELED && res != -EAGAIN)
         net_error_ = res;
     if (!reading_) return;
     int n = decrypt(reading_->buffer);

@@ -42,14 +42,14 @@ enum class tls_version { tls1_2, tls1_3 };
 
 // A server's certificate and key (PEM files: the chain, leaf first, and its key).
 struct tls_certificate {
-    std::string cert_file;
-    std::string key_file;
+    std::string cert_file{};
+    std::string key_file{};
 };
 
 // What a server context is built from.
 struct tls_server_options {
-    tls_certificate certificate;         // served when no SNI name matches (or none is sent)
-    std::vector<std::string> alpn;       // protocols accepted, preferred first ("http/1.1")
+    tls_certificate certificate{};       // served when no SNI name matches (or none is sent)
+    std::vector<std::string> alpn{};     // protocols accepted, preferred first ("http/1.1")
     tls_version min_version = tls_version::tls1_2;
     tls_version max_version = tls_version::tls1_3;
     bool session_tickets = true;         // resumption by ticket (and TLS 1.2 session ids)
@@ -57,9 +57,9 @@ struct tls_server_options {
 
 // What a client context is built from.
 struct tls_client_options {
-    std::string ca_file;                 // trust these CAs (PEM) instead of the system store
+    std::string ca_file{};               // trust these CAs (PEM) instead of the system store
     bool insecure_no_verify = false;     // accepts any certificate and name: tests only
-    std::vector<std::string> alpn;       // protocols offered, preferred first
+    std::vector<std::string> alpn{};     // protocols offered, preferred first
     tls_version min_version = tls_version::tls1_2;
     tls_version max_version = tls_version::tls1_3;
     bool session_resumption = true;      // keeps each host's last session and offers it again
@@ -88,7 +88,7 @@ private:
 
 // How a handshake runs.
 struct tls_handshake_options {
-    std::chrono::milliseconds timeout{10'000};  // errc::timed_out past it
+    reactor::clock::duration timeout = std::chrono::seconds(10);  // errc::timed_out past it
 };
 
 class tls_stream;
@@ -151,7 +151,8 @@ private:
     void sent(int res) noexcept;
     static void on_net_recv(operation& op);
     static void on_net_send(operation& op);
-    std::span<std::byte> in_space() noexcept;
+    std::span<std::byte> in_space();
+    bool whole_record_pending() const noexcept;
 
     socket sock_;
     tls_context ctx_;
@@ -162,10 +163,11 @@ private:
     std::string host_;
     std::error_code error_;
 
-    std::unique_ptr<std::byte[]> in_;  // ciphertext receive buffer
+    std::unique_ptr<std::byte[]> in_;  // our receive buffer, when no provided block was free
     net_op net_rx_, net_tx_;
     bool rx_busy_ = false, tx_busy_ = false;
     bool net_eof_ = false;
+    bool plain_recv_ = false;  // the next receive of records uses in_ (blocks ran out)
     bool cancel_rx_ = false, cancel_tx_ = false;
     bool shut_ = false, closed_ = false;
     int net_error_ = 0;          // the socket's error (-errno), once it failed

@@ -43,12 +43,13 @@ struct server {
     std::string hello{}, hello_date{};  // the keep-alive GET /hello response and its Date
     std::unordered_set<connection*> connections{};
     coronet::cancel_slot accepting{};  // request() stops the accept loop
+    std::optional<coronet::tls_context> tls{};  // --tls-cert/--tls-key: HTTPS
     bool draining = false;             // shutting down: close each connection after its response
 };
 
 // One client connection; its strings are reused from request to request.
 struct connection {
-    connection(server& s, coronet::socket sock) : srv(s), ch(std::move(sock)) {
+    connection(server& s, coronet::channel over) : srv(s), ch(std::move(over)) {
         ch.set_max_line(http::max_line);
         srv.connections.insert(this);
     }
@@ -273,7 +274,7 @@ coronet::task<bool> flush(connection& c) {
 coronet::task<> close_gently(connection& c) {
     bool flushed = co_await flush(c);
     if (!flushed) co_return;
-    c.ch.sock().shutdown_send();
+    c.ch.shutdown_send();
     c.ch.set_read_deadline(clock_type::now() + 2s);
     try {
         for (;;) {
@@ -286,7 +287,13 @@ coronet::task<> close_gently(connection& c) {
 
 // One connection: requests in, responses out, in order, until either side is done.
 coronet::task<> session(coronet::socket s, server* srv) {
-    connection c(*srv, std::move(s));
+    coronet::channel over;
+    if (srv->tls)  // the handshake, bounded by the idle timeout; a failure is logged by spawn
+        over = coronet::channel(co_await coronet::tls_accept(std::move(s), *srv->tls,
+                                                             {.timeout = srv->idle_timeout}));
+    else
+        over = coronet::channel(std::move(s));
+    connection c(*srv, std::move(over));
     for (;;) {
         int status = co_await read_request(c);
         if (status == 0 && c.req.content_length.value_or(0) > 0) status = co_await skip_body(c);
@@ -313,8 +320,9 @@ coronet::task<> session(coronet::socket s, server* srv) {
 
 // One thread: its own reactor and listener; after SIGINT or SIGTERM, its own gentle shutdown.
 void serve_thread(serve::thread& t, const std::filesystem::path& root,
-                  clock_type::duration idle_timeout) {
+                  clock_type::duration idle_timeout, const coronet::tls_server_options* tls) {
     server srv{.root = root, .idle_timeout = idle_timeout};  // outlives r's sessions
+    if (tls) srv.tls = coronet::tls_context::server(*tls);  // one per thread: its session cache
     coronet::reactor r{{.backend = t.backend()}};
     // One session per connection, until shutdown cancels the loop (srv.accepting).
     auto acceptor = serve::accept_each(t.listen(r), [&r, &srv](coronet::socket s) {
@@ -337,7 +345,7 @@ void serve_thread(serve::thread& t, const std::filesystem::path& root,
 }
 
 int main(int argc, char** argv) {
-    std::string host = "127.0.0.1", root = ".", backend = "auto";
+    std::string host = "127.0.0.1", root = ".", backend = "auto", tls_cert, tls_key;
     unsigned port = 8080, threads = 1, idle_timeout = 30;
     cli::parser args("http_server", "Serves the files under --root over HTTP/1.1 (GET and HEAD).");
     args.flag("host", host, "address to listen on");
@@ -348,19 +356,29 @@ int main(int argc, char** argv) {
                 "the reactor's backend");
     args.flag("idle-timeout", idle_timeout, 1u, 3600u,
               "seconds to wait for a request and its whole head (and a stalled reader)");
+    args.flag("tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key)");
+    args.flag("tls-key", tls_key, "PEM private key of --tls-cert");
     args.parse(argc, argv);
+    if (tls_cert.empty() != tls_key.empty()) args.fail("--tls-cert and --tls-key go together");
+    std::optional<coronet::tls_server_options> tls;
+    if (!tls_cert.empty()) {
+        tls = coronet::tls_server_options{.certificate = {tls_cert, tls_key}, .alpn = {"http/1.1"}};
+        args.convert("--tls-cert", [&] { return coronet::tls_context::server(*tls); });  // loads?
+    }
     std::error_code ec;
     auto dir = std::filesystem::canonical(root, ec);
     if (ec) args.fail("--root: " + root + ": " + ec.message());
     if (!std::filesystem::is_directory(dir)) args.fail("--root: " + root + ": not a directory");
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
-    auto thread_main = [&dir, idle = std::chrono::seconds(idle_timeout)](serve::thread& t) {
-        serve_thread(t, dir, idle);
+    auto thread_main = [&dir, &tls, idle = std::chrono::seconds(idle_timeout)](serve::thread& t) {
+        serve_thread(t, dir, idle, tls ? &*tls : nullptr);
     };
-    auto listening = [&dir](const coronet::address& bound, std::string_view backend_used) {
-        std::printf("http_server: serving %s on http://%s/ (backend %.*s)\n", dir.c_str(),
-                    bound.to_string().c_str(), int(backend_used.size()), backend_used.data());
+    auto listening = [&dir, https = tls.has_value()](const coronet::address& bound,
+                                                      std::string_view backend_used) {
+        std::printf("http_server: serving %s on %s://%s/ (backend %.*s)\n", dir.c_str(),
+                    https ? "https" : "http", bound.to_string().c_str(), int(backend_used.size()),
+                    backend_used.data());
     };
     return serve::run({.program = "http_server",
                        .at = at,
