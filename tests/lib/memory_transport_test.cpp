@@ -246,6 +246,17 @@ TEST_CASE("memory_transport: a reset fails the peer's receives and sends with EC
         CHECK(g == error(ECONNRESET));
         CHECK(r.run(send(*a, "x")) == -ECONNRESET);
     }
+    SECTION("a send waiting for room") {
+        auto [a, b] = memory_transport::pair(r, {.capacity = 4});
+        CHECK(r.run(send(*a, "full")) == 4);
+        auto resetter = [&]() -> task<void> {
+            co_await one_turn(r);
+            b->reset();
+        };
+        auto [n, unused] = r.run(when_all(send(*a, "waits"), resetter()));
+        CHECK(n == -ECONNRESET);
+        CHECK(r.run(receive(*a)) == error(ECONNRESET));
+    }
     CHECK(r.pending_count() == 0);
 }
 
