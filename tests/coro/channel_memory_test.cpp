@@ -126,6 +126,35 @@ task<std::string> drain_slowly(reactor& r, memory_transport& peer, std::size_t* 
 
 }  // namespace
 
+// --- the README's example ------------------------------------------------------------
+
+namespace {
+
+// A protocol handler: answers each line with its length, then closes.
+task<void> line_lengths(channel ch) {
+    for (;;) {
+        auto line = co_await ch.read_until("\r\n");
+        if (!line) break;
+        co_await ch.write(std::to_string(line->size()) + "\r\n");
+    }
+    co_await ch.close_when_done();
+}
+
+}  // namespace
+
+TEST_CASE("channel over memory: a handler tested without sockets (the README's example)",
+          "[channel][memory]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [mine, peer] = memory_transport::pair(r);
+    peer->write("hello\r\nwor");  // each write is one receive: split where the test says
+    peer->write("ld!\r\n");
+    peer->shutdown_send();         // the client is done: end of stream after the pieces
+    r.run(line_lengths(channel(std::move(mine))));
+    CHECK(peer->read_all() == "5\r\n6\r\n");
+    CHECK(peer->peer_done());      // the handler closed its end
+}
+
 // --- B21: read_until, split exactly -------------------------------------------------
 
 TEST_CASE("channel over memory: B21 an HTTP request head split at every position is read whole",
