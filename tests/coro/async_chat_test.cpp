@@ -434,6 +434,36 @@ TEST_CASE("async_chat: A10 close_when_done sends what was queued, then closes", 
     }
 }
 
+TEST_CASE("async_chat: A10 in memory, close_when_done sends what was queued to a slow reader, "
+          "then closes",
+          "[async_chat]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [mine, theirs] = memory_transport::pair(r, {.capacity = 1000});
+    auto c = async_chat::start<echo_client>(r, std::move(mine), "\n");
+    std::string large(100000, 'x');
+    c->push(large);
+    c->push("hello world\n");
+    c->close_when_done();
+    c->push("never sent\n");  // after the close marker: dropped
+    auto reader = [](reactor& r, memory_transport& peer) -> task<std::string> {
+        std::string got;
+        while (!(peer.peer_done() && peer.unread() == 0)) {
+            co_await sleep_for(r, 0ms);
+            CHECK(peer.unread() <= 1000);  // the client waited for room
+            got += peer.read_all();
+        }
+        co_return got;
+    };
+    std::string got = r.run(reader(r, *theirs));
+    r.run_for(10s);
+    CHECK(got.size() == large.size() + 12);
+    CHECK((got == large + "hello world\n"));
+    CHECK(c->closed());
+    CHECK(c->closes == 1);
+    CHECK(c->errors == 0);
+}
+
 TEST_CASE("async_chat: A11 push takes any byte-like data and nothing else", "[async_chat]") {
     static_assert(pushable<std::string>);
     static_assert(pushable<const std::string&>);
@@ -612,6 +642,19 @@ TEST_CASE("async_chat: A16 a partial terminator at end of stream is not delivere
         CHECK(c->buffer == "abc");
         CHECK(c->get_terminator() == async_chat::terminator{std::size_t{7}});
         CHECK(c->closes == 1);
+    }
+    SECTION("string terminator, in memory: the stream ends right after a piece ending in \\r") {
+        reactor r{{.backend = kind}};
+        auto [mine, theirs] = memory_transport::pair(r);
+        auto c = async_chat::start<echo_client>(r, std::move(mine), "\r\n");
+        theirs->write("hello\r\nwor");
+        theirs->write("ld\r");
+        theirs.reset();  // end of stream after the pieces
+        r.run_for(10s);
+        CHECK(c->contents == std::vector<std::string>{"hello"});
+        CHECK(c->buffer == "world");  // the "\r" stays held back
+        CHECK(c->closes == 1);
+        CHECK(c->closed());
     }
 }
 

@@ -142,7 +142,7 @@ task<void> line_lengths(channel ch) {
 
 }  // namespace
 
-TEST_CASE("channel over memory: a handler tested without sockets (the README's example)",
+TEST_CASE("channel: in memory, a handler tested without sockets (the README's example)",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -157,7 +157,7 @@ TEST_CASE("channel over memory: a handler tested without sockets (the README's e
 
 // --- B21: read_until, split exactly -------------------------------------------------
 
-TEST_CASE("channel over memory: B21 an HTTP request head split at every position is read whole",
+TEST_CASE("channel: in memory, B21 an HTTP request head split at every position is read whole",
           "[channel][memory]") {
     // "GET / HT" then "TP/1.1\r\n...": every 2-piece split of the head,
     // including between the '\r' and the '\n' of each terminator.
@@ -173,7 +173,7 @@ TEST_CASE("channel over memory: B21 an HTTP request head split at every position
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("channel over memory: B21 read_until finds terminators split at every position, in "
+TEST_CASE("channel: in memory, B21 read_until finds terminators split at every position, in "
           "2 and 3 pieces",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
@@ -201,7 +201,7 @@ TEST_CASE("channel over memory: B21 read_until finds terminators split at every 
 
 // --- B22-B25 ----------------------------------------------------------------------
 
-TEST_CASE("channel over memory: B22 read_exactly takes buffered bytes first and spans pieces",
+TEST_CASE("channel: in memory, B22 read_exactly takes buffered bytes first and spans pieces",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -236,7 +236,7 @@ TEST_CASE("channel over memory: B22 read_exactly takes buffered bytes first and 
     r.run(run());
 }
 
-TEST_CASE("channel over memory: B23 read_some returns what is buffered or else the next piece",
+TEST_CASE("channel: in memory, B23 read_some returns what is buffered or else the next piece",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -273,7 +273,7 @@ TEST_CASE("channel over memory: B23 read_some returns what is buffered or else t
     r.run(run());
 }
 
-TEST_CASE("channel over memory: B24 pipelined requests in one piece are read one by one",
+TEST_CASE("channel: in memory, B24 pipelined requests in one piece are read one by one",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -319,7 +319,7 @@ TEST_CASE("channel over memory: B24 pipelined requests in one piece are read one
     }
 }
 
-TEST_CASE("channel over memory: B25 a half-close is nullopt and the tail stays readable by read_some",
+TEST_CASE("channel: in memory, B25 a half-close is nullopt and the tail stays readable by read_some",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -364,7 +364,7 @@ TEST_CASE("channel over memory: B25 a half-close is nullopt and the tail stays r
     CHECK(peer->read_all() == "bye\r\n");
 }
 
-TEST_CASE("channel over memory: a reset peer is end of stream with ECONNRESET in close_reason()",
+TEST_CASE("channel: in memory, a reset peer is end of stream with ECONNRESET in close_reason()",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -410,7 +410,7 @@ task<std::error_code> read_failing(channel& ch, std::size_t n = 0) {
 
 }  // namespace
 
-TEST_CASE("channel over memory: B26 a read deadline with no input is timed_out and keeps every byte",
+TEST_CASE("channel: in memory, B26 a read deadline with no input is timed_out and keeps every byte",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -446,7 +446,7 @@ TEST_CASE("channel over memory: B26 a read deadline with no input is timed_out a
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("channel over memory: item 19 a line longer than max_line is line_too_long",
+TEST_CASE("channel: in memory, item 19 a line longer than max_line is line_too_long",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -468,7 +468,7 @@ TEST_CASE("channel over memory: item 19 a line longer than max_line is line_too_
 
 // --- output: close_when_done, backpressure, producers ---------------------------------
 
-TEST_CASE("channel over memory: close_when_done sends everything, then the peer sees end of stream",
+TEST_CASE("channel: in memory, close_when_done sends everything, then the peer sees end of stream",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -494,7 +494,7 @@ TEST_CASE("channel over memory: close_when_done sends everything, then the peer 
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("channel over memory: a slow reader makes write() wait (backpressure) and loses nothing",
+TEST_CASE("channel: in memory, a slow reader makes write() wait (backpressure) and loses nothing",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
@@ -560,7 +560,7 @@ struct counting_producer {
 
 }  // namespace
 
-TEST_CASE("channel over memory: C27 a producer is drained as the slow reader takes its bytes",
+TEST_CASE("channel: in memory, C27 a producer is drained as the slow reader takes its bytes",
           "[channel][memory]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
