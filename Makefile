@@ -137,8 +137,8 @@ consumer-check: deps-test
 	    echo 'consumer-check: tests/consumer/run.sh is not there yet, skipped'; \
 	fi
 
-# clang's libFuzzer with ASan and UBSan over the parsers and the channel's input
-# (tests/fuzz/); FUZZ_SECONDS per target, 5 targets: 2.5 minutes at the default.
+# clang's libFuzzer with ASan and UBSan over the parsers, the channel's input and
+# the TLS server (tests/fuzz/); FUZZ_SECONDS per target, 6 targets: 3 minutes at the default.
 fuzz: deps-test
 	$(call step,tools/fuzz.sh --seconds $(FUZZ_SECONDS))
 	@tools/fuzz.sh --seconds $(FUZZ_SECONDS)

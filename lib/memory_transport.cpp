@@ -83,6 +83,10 @@ void memory_pipe::serve_receive(int to) noexcept {
 void memory_pipe::serve_send(int to) noexcept {
     memory_direction& d = into[to];
     if (!d.sending) return;
+    if (into[1 - to].reset) {  // the reader reset: as a new send would, ECONNRESET
+        r->finish(*std::exchange(d.sending, nullptr), -ECONNRESET);
+        return;
+    }
     if (d.reset || !alive[to]) {  // the reader went away
         r->finish(*std::exchange(d.sending, nullptr), -EPIPE);
         return;

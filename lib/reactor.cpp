@@ -175,7 +175,10 @@ bool reactor::start(operation& op) {
 }
 
 void reactor::cancel(operation& op) noexcept {
-    if (op.state == op_state::held) return op.performer->cancel(op);
+    if (op.state == op_state::held) {
+        if (op.performer) op.performer->cancel(op);  // null: finished already, keeps its result
+        return;
+    }
     if (op.state != op_state::pending) return;
     if (op.code == op_code::timeout) {
         if (op.phase == 0) return;  // already expired, queued for resumption
@@ -202,12 +205,15 @@ void reactor::hold(operation& op, op_performer& by) noexcept {
 
 void reactor::finish(operation& op, int result) noexcept {
     op.result = result;
-    done_.push_back(op);  // still held (cancel reaches the performer) until resumed
+    // Still held until resumed, but the performer is done with it (and may die
+    // now): a cancel or an abandon in between must not reach it.
+    op.performer = nullptr;
+    done_.push_back(op);
 }
 
 void reactor::abandon(operation& op) noexcept {
     if (op.state == op_state::held) {
-        op.performer->abandon(op);  // it lets go of op's buffers now
+        if (op.performer) op.performer->abandon(op);  // it lets go of op's buffers now
         op.state = op_state::idle;
         --pending_;
         if (!done_.remove(op)) resuming_.remove(op);

@@ -121,7 +121,7 @@ for t in "${targets[@]}"; do
     if stale "$bin.o" || [ "$archive" -nt "$bin" ]; then
         echo "fuzz.sh: building $t"
         "$CXX" "${flags[@]}" -fsanitize=fuzzer -MMD -c "$repo/tests/fuzz/$t.cpp" -o "$bin.o"
-        "$CXX" "${flags[@]}" -fsanitize=fuzzer "$bin.o" "$archive" -luring -lz -o "$bin"
+        "$CXX" "${flags[@]}" -fsanitize=fuzzer "$bin.o" "$archive" -luring -lz -lssl -lcrypto -o "$bin"
     fi
 done
 [ -n "$build_only" ] && exit 0

@@ -23,6 +23,7 @@
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/log.hpp>
+#include <coronet/lib/memory_transport.hpp>
 #include <coronet/lib/timer.hpp>
 
 #include "tests/support/backends.hpp"
@@ -30,6 +31,8 @@
 // CONFORMANCE.md section A, items 1-20, each on every backend. Most follow CPython's
 // test_asynchat: an echo_client (async_chat) pushes lines to an echo_server, which collects
 // until "QUIT\n" and sends everything back in 1-, 2- or 3-byte pieces, each a receive of its own.
+// A1-A9 run over a socket pair, loopback TCP and the in-memory pair (lib/memory_transport.hpp,
+// the client started with async_chat::start<T>(r, transport)).
 
 using namespace coronet;
 using namespace std::chrono_literals;
@@ -95,6 +98,25 @@ task<std::string> echo_server(coronet::socket s, std::size_t chunk,
     co_return got;
 }
 
+// echo_server over the in-memory pair: each piece it writes is a receive of its own, with no
+// waiting for the client to take the one before. Destroying its end is the client's end of stream.
+task<std::string> echo_server_memory(std::unique_ptr<memory_transport> end, std::size_t chunk) {
+    reactor& r = end->context();
+    std::string got;
+    while (got.find(quit) == std::string::npos && !end->peer_done()) {
+        co_await sleep_for(r, 0ms);  // one turn: the client's sender runs
+        got += end->read_all();
+    }
+    got += end->read_all();
+    std::string back = got;
+    for (auto at = back.find(quit); at != std::string::npos; at = back.find(quit))
+        back.erase(at, quit.size());
+    for (std::size_t i = 0; i < back.size(); i += chunk)
+        end->write(std::string_view(back).substr(i, chunk));
+    end.reset();
+    co_return got;
+}
+
 task<std::string> echo_server_tcp(coronet::socket listener, std::size_t chunk,
                                   std::shared_ptr<async_chat> client) {
     co_return co_await echo_server(co_await listener.accept(), chunk, std::move(client));
@@ -148,9 +170,11 @@ struct echo_client : async_chat {
     }
 };
 
-enum class wire { socket_pair, tcp };
+enum class wire { socket_pair, tcp, memory };
 
-const char* to_string(wire t) { return t == wire::tcp ? "loopback TCP" : "socket pair"; }
+const char* to_string(wire t) {
+    return t == wire::tcp ? "loopback TCP" : t == wire::memory ? "in-memory pair" : "socket pair";
+}
 
 // An echo_client started on one end of `how`, and the echo_server task for the other end.
 struct session {
@@ -164,6 +188,11 @@ session open_session(reactor& r, wire how, Term term, std::size_t chunk) {
         auto [mine, theirs] = coronet::socket::pair(r);
         auto c = async_chat::start<echo_client>(r, std::move(mine), term);
         return {c, echo_server(std::move(theirs), chunk, c)};
+    }
+    if (how == wire::memory) {
+        auto [mine, theirs] = memory_transport::pair(r);
+        auto c = async_chat::start<echo_client>(r, std::move(mine), term);
+        return {c, echo_server_memory(std::move(theirs), chunk)};
     }
     auto listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
     auto c = async_chat::create<echo_client>(r, term);
@@ -180,7 +209,7 @@ std::string finish(reactor& r, session& s) {
 
 // The conversation of CPython's line_terminator_check.
 void line_terminator_check(backend_kind kind, const std::string& term) {
-    auto how = GENERATE(wire::socket_pair, wire::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp, wire::memory);
     INFO("transport: " << to_string(how));
     for (std::size_t chunk : {1, 2, 3}) {
         INFO("chunk size: " << chunk);
@@ -201,7 +230,7 @@ void line_terminator_check(backend_kind kind, const std::string& term) {
 
 // The conversation of CPython's numeric_terminator_check.
 void numeric_terminator_check(backend_kind kind, std::size_t count) {
-    auto how = GENERATE(wire::socket_pair, wire::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp, wire::memory);
     INFO("transport: " << to_string(how));
     for (std::size_t chunk : {1, 2, 3}) {
         INFO("chunk size: " << chunk);
@@ -319,7 +348,7 @@ TEST_CASE("async_chat: A5 integer terminator 6 delivers the first 6 bytes once",
 
 TEST_CASE("async_chat: A6 no terminator collects everything and never finds one", "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(wire::socket_pair, wire::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp, wire::memory);
     INFO("transport: " << to_string(how));
     for (int form = 0; form < 3; ++form) {  // no_terminator, 0 and "" all mean none
         INFO("form: " << (form == 0 ? "no_terminator" : form == 1 ? "0" : "\"\""));
@@ -339,7 +368,7 @@ TEST_CASE("async_chat: A6 no terminator collects everything and never finds one"
 TEST_CASE("async_chat: A7 a simple_producer with buffer_size 8 carries both lines",
           "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(wire::socket_pair, wire::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp, wire::memory);
     INFO("transport: " << to_string(how));
     reactor r{{.backend = kind}};
     auto s = open_session(r, how, "\n", 3);
@@ -350,7 +379,7 @@ TEST_CASE("async_chat: A7 a simple_producer with buffer_size 8 carries both line
 
 TEST_CASE("async_chat: A8 plain bytes pushed directly carry both lines", "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(wire::socket_pair, wire::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp, wire::memory);
     INFO("transport: " << to_string(how));
     reactor r{{.backend = kind}};
     auto s = open_session(r, how, "\n", 3);
@@ -362,7 +391,7 @@ TEST_CASE("async_chat: A8 plain bytes pushed directly carry both lines", "[async
 TEST_CASE("async_chat: A9 an empty line calls found_terminator without collecting",
           "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
-    auto how = GENERATE(wire::socket_pair, wire::tcp);
+    auto how = GENERATE(wire::socket_pair, wire::tcp, wire::memory);
     INFO("transport: " << to_string(how));
     for (std::size_t chunk : {1, 2, 3, 64}) {
         INFO("chunk size: " << chunk);
@@ -403,6 +432,36 @@ TEST_CASE("async_chat: A10 close_when_done sends what was queued, then closes", 
         CHECK(c->closes == 1);  // asynchat calls handle_close() when the marker is reached
         CHECK(c->errors == 0);
     }
+}
+
+TEST_CASE("async_chat: A10 in memory, close_when_done sends what was queued to a slow reader, "
+          "then closes",
+          "[async_chat]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [mine, theirs] = memory_transport::pair(r, {.capacity = 1000});
+    auto c = async_chat::start<echo_client>(r, std::move(mine), "\n");
+    std::string large(100000, 'x');
+    c->push(large);
+    c->push("hello world\n");
+    c->close_when_done();
+    c->push("never sent\n");  // after the close marker: dropped
+    auto reader = [](reactor& r, memory_transport& peer) -> task<std::string> {
+        std::string got;
+        while (!(peer.peer_done() && peer.unread() == 0)) {
+            co_await sleep_for(r, 0ms);
+            CHECK(peer.unread() <= 1000);  // the client waited for room
+            got += peer.read_all();
+        }
+        co_return got;
+    };
+    std::string got = r.run(reader(r, *theirs));
+    r.run_for(10s);
+    CHECK(got.size() == large.size() + 12);
+    CHECK((got == large + "hello world\n"));
+    CHECK(c->closed());
+    CHECK(c->closes == 1);
+    CHECK(c->errors == 0);
 }
 
 TEST_CASE("async_chat: A11 push takes any byte-like data and nothing else", "[async_chat]") {
@@ -583,6 +642,19 @@ TEST_CASE("async_chat: A16 a partial terminator at end of stream is not delivere
         CHECK(c->buffer == "abc");
         CHECK(c->get_terminator() == async_chat::terminator{std::size_t{7}});
         CHECK(c->closes == 1);
+    }
+    SECTION("string terminator, in memory: the stream ends right after a piece ending in \\r") {
+        reactor r{{.backend = kind}};
+        auto [mine, theirs] = memory_transport::pair(r);
+        auto c = async_chat::start<echo_client>(r, std::move(mine), "\r\n");
+        theirs->write("hello\r\nwor");
+        theirs->write("ld\r");
+        theirs.reset();  // end of stream after the pieces
+        r.run_for(10s);
+        CHECK(c->contents == std::vector<std::string>{"hello"});
+        CHECK(c->buffer == "world");  // the "\r" stays held back
+        CHECK(c->closes == 1);
+        CHECK(c->closed());
     }
 }
 

@@ -3,7 +3,9 @@
 // Every test runs on every backend (io_uring, epoll, select) over a Unix
 // socketpair unless TCP is the subject. Test names carry the item of the
 // asynchat conformance checklist (CONFORMANCE.md) they check: B21-B26 (input),
-// C27, C38, C39 and items 10, 11, 19, 20 (output and limits).
+// C27, C38, C39 and items 10, 11, 19, 20 (output and limits). The input cases
+// run again over the in-memory transport, where splitting is exact, in
+// channel_memory_test.cpp (same ids).
 //
 // Where a test needs data to arrive as separate receives, the writer sends one
 // piece and then waits until the reader's socket has nothing left unread
