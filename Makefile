@@ -48,7 +48,7 @@ BAZEL_TEST := $(BAZEL) test --keep_going --test_output=errors $(BAZEL_UI) $(BAZE
 step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
 
 .PHONY: help deps deps-test deps-bench build test bazel-test asan ubsan tsan \
-        check-layers check-snippets consumer-check fuzz run bench tsan-threads stress format format-check clean distclean
+        check-layers check-snippets check-docs consumer-check fuzz run bench tsan-threads stress format format-check clean distclean
 
 help:
 	@echo 'coronet make targets:'
@@ -64,6 +64,7 @@ help:
 	@echo '  make bench        benchmarks/run.sh (QUICK=1 for a short run)'
 	@echo '  make check-layers lib/ must not include coro/'
 	@echo '  make check-snippets README/docs code blocks must match the examples'
+	@echo '  make check-docs   docs/ copies of the README commands and benchmark results are current'
 	@echo '  make fuzz         tools/fuzz.sh: each libFuzzer target in tests/fuzz/ for FUZZ_SECONDS'
 	@echo '  make format       clang-format lib/ coro/ examples/ tests/ benchmarks/ in place'
 	@echo '  make format-check the same, changing nothing; fails if a file would change'
@@ -90,7 +91,7 @@ build: deps
 	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
 
 # `make -k test` goes on after a failing step, so that every step reports.
-test: bazel-test asan tsan-threads check-layers check-snippets consumer-check fuzz
+test: bazel-test asan tsan-threads check-layers check-snippets check-docs consumer-check fuzz
 
 bazel-test: deps-test
 	$(call step,bazel test $(TEST_TARGETS))
@@ -127,6 +128,12 @@ check-layers:
 check-snippets:
 	$(call step,tools/check-snippets.py)
 	@python3 tools/check-snippets.py
+
+# docs/ (what `make run` serves) holds copies of the README's start commands and the latest
+# benchmark picture and goals table; `make bench` refreshes them (tools/sync-docs.py).
+check-docs:
+	$(call step,tools/sync-docs.py --check)
+	@python3 tools/sync-docs.py --check
 
 # A separate Bazel workspace that depends on coronet as an external repository.
 consumer-check: deps-test
@@ -165,6 +172,7 @@ bench: deps-bench
 	else \
 	    echo 'bench: benchmarks/run.sh is not there yet'; exit 1; \
 	fi
+	@python3 tools/sync-docs.py
 
 # --- formatting ------------------------------------------------------------------
 
