@@ -159,11 +159,11 @@ check-build-lists:
 
 # The CMake build (libcoronet.so and .a, examples, unit tests), ctest, then tests/consumer-cmake:
 # install into a scratch prefix, build an echo server with find_package(coronet) and one with
-# pkg-config, and echo through each.
+# pkg-config, and echo through each. (MAKEFLAGS unset: the inner make prints no directory lines.)
 cmake-check: deps-test
 	$(call step,cmake --build $(CMAKE_BUILD_DIR) then ctest then tests/consumer-cmake/run.sh)
 	@cmake -S . -B $(CMAKE_BUILD_DIR) >/dev/null
-	@cmake --build $(CMAKE_BUILD_DIR) -j $(CMAKE_JOBS)
+	@env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS cmake --build $(CMAKE_BUILD_DIR) -j $(CMAKE_JOBS)
 	@ctest --test-dir $(CMAKE_BUILD_DIR) -j $(CMAKE_JOBS) --output-on-failure --timeout 600
 	@CMAKE_JOBS=$(CMAKE_JOBS) bash tests/consumer-cmake/run.sh $(CMAKE_BUILD_DIR)
 
