@@ -86,7 +86,9 @@ def cmake_home(path, bazel_rule=""):
             return f"add the line `    {path}` to CORONET_EXAMPLE_HEADERS"
         if bazel_rule.startswith("cc_binary"):
             prog = bazel_rule.split()[1]
-            return f"add `{path}` to the \"{prog} ...\" line of CORONET_EXAMPLES (a new program: a new line \"{prog} {path}\")"
+            if re.search(rf'"{prog}\s', (root / "cmake" / "sources.cmake").read_text()):
+                return f"add `{path}` to the \"{prog} ...\" line of CORONET_EXAMPLES"
+            return f"add the line `    \"{prog} {path}\"` to CORONET_EXAMPLES (a new program)"
         return f"add `{path}` to the CORONET_EXAMPLES line of each program that uses {bazel_rule}"
     return f"add the line `    {path}` to CORONET_TESTS"
 
