@@ -123,7 +123,8 @@ fi
 # The installed packages, one query for all (name, then dpkg's status words).
 declare -A installed=()
 while IFS=$'\t' read -r name status; do
-    [ "$status" = "install ok installed" ] && installed[${name%%:*}]=1
+    # "install ok installed", or "hold ok installed" for a package the user pinned.
+    [[ $status == *" ok installed" ]] && installed[${name%%:*}]=1
 done < <("$DPKG_QUERY" -W -f='${Package}\t${Status}\n' 2>/dev/null || true)
 
 # met NEED: is any alternative installed?

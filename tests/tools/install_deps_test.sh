@@ -80,6 +80,17 @@ for b in libboost-dev libboost1.83-dev; do
     [ "$out" = "install-deps: nothing to install" ] || fail "$b: $out"
 done
 
+# 4b. A Boost the user holds (apt-mark hold) is installed too; one removed but for its
+#     configuration files is not.
+f=$(state_with -libboost1.81-dev)
+printf 'libboost1.81-dev\thold ok installed\n' >>"$f"
+run "$f" test
+[ "$out" = "install-deps: nothing to install" ] || fail "held boost 1.81: $out"
+f=$(state_with -libboost1.81-dev)
+printf 'libboost1.81-dev\tdeinstall ok config-files\n' >>"$f"
+run "$f" test
+grep -qx 'apt-get install -y --no-install-recommends libboost-dev' <<<"$out" || fail "removed boost 1.81: $out"
+
 # 5. The other needs with alternatives: make-guile, pkgconf alone, dnsmasq-base-lua, gnuplot-qt
 #    and nginx-full (with nginx) each meet theirs.
 run "$(state_with -make +make-guile -pkg-config -dnsmasq-base +dnsmasq-base-lua \
