@@ -110,13 +110,13 @@ describe() {
         fi
     done
     local s
-    s=$(printf '%s, ' "${out[@]}")
-    echo "${s%, }"
+    s=$(printf '%s or ' "${out[@]}")
+    echo "${s% or }"
 }
 
 if ! command -v "$DPKG_QUERY" >/dev/null 2>&1; then
     echo "install-deps: dpkg-query not found; this script knows Debian/Ubuntu only." >&2
-    echo "install-deps: packages wanted: $(for n in "${want[@]}"; do describe "$n"; done | sort -u | tr '\n' ';')" >&2
+    echo "install-deps: packages wanted: $(for n in "${want[@]}"; do describe "$n"; done | sort -u | paste -sd';' | sed 's/;/; /g')" >&2
     exit 1
 fi
 
