@@ -23,6 +23,9 @@ BAZEL       ?= bazel
 BAZEL_FLAGS ?=
 # Targets that the test steps run.
 TEST_TARGETS ?= //...
+# The CMake build of `make cmake-check` (a step of `make test`), and its parallel jobs.
+CMAKE_BUILD_DIR ?= build/cmake
+CMAKE_JOBS      ?= 2
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -48,13 +51,14 @@ BAZEL_TEST := $(BAZEL) test --keep_going --test_output=errors $(BAZEL_UI) $(BAZE
 step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
 
 .PHONY: help deps deps-test deps-bench build test bazel-test asan ubsan tsan \
-        check-layers check-snippets consumer-check fuzz run bench tsan-threads stress format format-check clean distclean
+        check-layers check-snippets check-docs check-build-lists consumer-check cmake-check fuzz run bench tsan-threads stress format format-check clean distclean
 
 help:
 	@echo 'coronet make targets:'
 	@echo '  make run          build with --config=opt and start $(RUN_TARGET) $(RUN_ARGS)'
 	@echo '  make test         bazel test //..., then under --config=asan, then'
-	@echo '                    tools/check-layers.sh, the consumer workspace check and make fuzz'
+	@echo '                    tools/check-layers.sh, the snippet, docs and build-list checks, the'
+	@echo '                    consumer workspace check, make cmake-check and make fuzz'
 	@echo '  make build        bazel build //...'
 	@echo '  make asan|ubsan|tsan   bazel test --config=X //...'
 	@echo '  make tsan-threads the threaded tests (servers with --threads 2, the shared'
@@ -64,13 +68,16 @@ help:
 	@echo '  make bench        benchmarks/run.sh (QUICK=1 for a short run)'
 	@echo '  make check-layers lib/ must not include coro/'
 	@echo '  make check-snippets README/docs code blocks must match the examples'
+	@echo '  make check-docs   docs/ copies of the README commands and benchmark results are current'
+	@echo '  make check-build-lists  Bazel and CMake (cmake/sources.cmake) list the same files'
+	@echo '  make cmake-check  the CMake build, ctest, and tests/consumer-cmake (find_package, pkg-config)'
 	@echo '  make fuzz         tools/fuzz.sh: each libFuzzer target in tests/fuzz/ for FUZZ_SECONDS'
 	@echo '  make format       clang-format lib/ coro/ examples/ tests/ benchmarks/ in place'
 	@echo '  make format-check the same, changing nothing; fails if a file would change'
 	@echo '  make clean        bazel clean (distclean: bazel clean --expunge)'
 	@echo 'Each target first installs the Debian packages it needs (tools/install-deps.sh).'
 	@echo 'Variables: RUN_TARGET RUN_ARGS QUICK BAZEL_FLAGS TEST_TARGETS FUZZ_SECONDS'
-	@echo '           SOAK_SECONDS STRESS_FUZZ_SECONDS'
+	@echo '           SOAK_SECONDS STRESS_FUZZ_SECONDS CMAKE_BUILD_DIR CMAKE_JOBS'
 
 # --- Debian packages -------------------------------------------------------------
 
@@ -90,7 +97,8 @@ build: deps
 	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
 
 # `make -k test` goes on after a failing step, so that every step reports.
-test: bazel-test asan tsan-threads check-layers check-snippets consumer-check fuzz
+test: bazel-test asan tsan-threads check-layers check-snippets check-docs check-build-lists \
+      consumer-check cmake-check fuzz
 
 bazel-test: deps-test
 	$(call step,bazel test $(TEST_TARGETS))
@@ -128,6 +136,12 @@ check-snippets:
 	$(call step,tools/check-snippets.py)
 	@python3 tools/check-snippets.py
 
+# docs/ (what `make run` serves) holds copies of the README's start commands and the latest
+# benchmark picture and goals table; `make bench` refreshes them (tools/sync-docs.py).
+check-docs:
+	$(call step,tools/sync-docs.py --check)
+	@python3 tools/sync-docs.py --check
+
 # A separate Bazel workspace that depends on coronet as an external repository.
 consumer-check: deps-test
 	$(call step,consumer workspace check)
@@ -136,6 +150,22 @@ consumer-check: deps-test
 	else \
 	    echo 'consumer-check: tests/consumer/run.sh is not there yet, skipped'; \
 	fi
+
+# Bazel and CMake build the same files: lib/, coro/, examples/ and the unit tests' BUILD files
+# against cmake/sources.cmake; names each file missing from one build.
+check-build-lists:
+	$(call step,tools/check-build-lists.py)
+	@python3 tools/check-build-lists.py
+
+# The CMake build (libcoronet.so and .a, examples, unit tests), ctest, then tests/consumer-cmake:
+# install into a scratch prefix, build an echo server with find_package(coronet) and one with
+# pkg-config, and echo through each. (MAKEFLAGS unset: the inner make prints no directory lines.)
+cmake-check: deps-test
+	$(call step,cmake --build $(CMAKE_BUILD_DIR) then ctest then tests/consumer-cmake/run.sh)
+	@cmake -S . -B $(CMAKE_BUILD_DIR) >/dev/null
+	@env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS cmake --build $(CMAKE_BUILD_DIR) -j $(CMAKE_JOBS)
+	@ctest --test-dir $(CMAKE_BUILD_DIR) -j $(CMAKE_JOBS) --output-on-failure --timeout 600
+	@CMAKE_JOBS=$(CMAKE_JOBS) bash tests/consumer-cmake/run.sh $(CMAKE_BUILD_DIR)
 
 # clang's libFuzzer with ASan and UBSan over the parsers, the channel's input and
 # the TLS server (tests/fuzz/); FUZZ_SECONDS per target, 6 targets: 3 minutes at the default.
@@ -165,6 +195,7 @@ bench: deps-bench
 	else \
 	    echo 'bench: benchmarks/run.sh is not there yet'; exit 1; \
 	fi
+	@python3 tools/sync-docs.py
 
 # --- formatting ------------------------------------------------------------------
 

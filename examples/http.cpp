@@ -289,7 +289,7 @@ std::string_view mime_type(std::string_view filename) {
         {"mjs", "text/javascript; charset=utf-8"},
         {"json", "application/json"},
         {"txt", "text/plain; charset=utf-8"},
-        {"md", "text/markdown; charset=utf-8"},
+        {"md", "text/plain; charset=utf-8"},  // text/markdown: Firefox downloads it
         {"csv", "text/csv; charset=utf-8"},
         {"xml", "application/xml"},
         {"svg", "image/svg+xml"},

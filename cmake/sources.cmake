@@ -1,0 +1,106 @@
+# cmake/sources.cmake: every file CMake builds for coronet, one per line, beside the Bazel
+# BUILD files that list the same files (lib/BUILD.bazel, coro/BUILD.bazel, BUILD.bazel,
+# examples/BUILD.bazel, tests/lib/BUILD.bazel, tests/coro/BUILD.bazel).
+# tools/check-build-lists.py (`make check-build-lists`, a step of `make test`) fails when a
+# file is in one build and not the other. Adding a file to lib/ or coro/: one line here.
+
+# lib/: the reactor layer (asyncore.py).
+set(CORONET_LIB_SOURCES
+    lib/address.cpp
+    lib/buffer_pool.cpp
+    lib/epoll_backend.cpp
+    lib/error.cpp
+    lib/log.cpp
+    lib/perform.cpp
+    lib/reactor.cpp
+    lib/readiness_backend.cpp
+    lib/select_backend.cpp
+    lib/socket.cpp
+    lib/uring_backend.cpp
+)
+set(CORONET_LIB_HEADERS
+    lib/accept_queue.hpp
+    lib/address.hpp
+    lib/awaiter.hpp
+    lib/backend.hpp
+    lib/buffer_pool.hpp
+    lib/epoll_backend.hpp
+    lib/error.hpp
+    lib/event.hpp
+    lib/log.hpp
+    lib/operation.hpp
+    lib/perform.hpp
+    lib/reactor.hpp
+    lib/readiness_backend.hpp
+    lib/recv_queue.hpp
+    lib/select_backend.hpp
+    lib/socket.hpp
+    lib/timer.hpp
+    lib/uring_backend.hpp
+)
+
+# coro/: the coroutine layer (asynchat.py, producers.py).
+set(CORONET_CORO_SOURCES
+    coro/async_chat.cpp
+    coro/channel.cpp
+    coro/frame_pool.cpp
+    coro/net.cpp
+    coro/producer.cpp
+    coro/scan.cpp
+    coro/spawn.cpp
+    coro/timeout.cpp
+)
+set(CORONET_CORO_HEADERS
+    coro/async_chat.hpp
+    coro/channel.hpp
+    coro/frame_pool.hpp
+    coro/net.hpp
+    coro/producer.hpp
+    coro/scan.hpp
+    coro/spawn.hpp
+    coro/task.hpp
+    coro/timeout.hpp
+    coro/when_all.hpp
+)
+
+# The umbrella header, <coronet/coronet.hpp>.
+set(CORONET_TOP_HEADERS
+    coronet.hpp
+)
+
+# examples/: the headers they share, then one line per program: NAME SOURCE...
+set(CORONET_EXAMPLE_HEADERS
+    examples/cli.hpp
+    examples/http.hpp
+    examples/resp.hpp
+    examples/serve.hpp
+)
+set(CORONET_EXAMPLES
+    "echo_server examples/echo_server.cpp"
+    "kv_server examples/kv_server.cpp examples/resp.cpp"
+    "http_server examples/http_server.cpp examples/http.cpp"
+    "proxy examples/proxy.cpp"
+    "http_client examples/http_client.cpp"
+    "chat_server examples/chat_server.cpp"
+)
+
+# Unit tests (Catch2), one per line: each file is one test program named after it.
+set(CORONET_TESTS
+    tests/lib/address_test.cpp
+    tests/lib/awaiter_test.cpp
+    tests/lib/error_test.cpp
+    tests/lib/half_close_test.cpp
+    tests/lib/reactor_test.cpp
+    tests/lib/readiness_backend_test.cpp
+    tests/lib/recv_queue_test.cpp
+    tests/lib/socket_test.cpp
+    tests/lib/timer_test.cpp
+    tests/lib/uring_backend_test.cpp
+    tests/coro/async_chat_test.cpp
+    tests/coro/channel_test.cpp
+    tests/coro/frame_pool_test.cpp
+    tests/coro/producer_test.cpp
+    tests/coro/scan_test.cpp
+    tests/coro/task_test.cpp
+    tests/coro/timeout_test.cpp
+)
