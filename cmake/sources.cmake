@@ -11,6 +11,7 @@ set(CORONET_LIB_SOURCES
     lib/epoll_backend.cpp
     lib/error.cpp
     lib/log.cpp
+    lib/memory_transport.cpp
     lib/perform.cpp
     lib/reactor.cpp
     lib/readiness_backend.cpp
@@ -28,6 +29,7 @@ set(CORONET_LIB_HEADERS
     lib/error.hpp
     lib/event.hpp
     lib/log.hpp
+    lib/memory_transport.hpp
     lib/operation.hpp
     lib/perform.hpp
     lib/reactor.hpp
@@ -36,6 +38,7 @@ set(CORONET_LIB_HEADERS
     lib/select_backend.hpp
     lib/socket.hpp
     lib/timer.hpp
+    lib/transport.hpp
     lib/uring_backend.hpp
 )
 
@@ -49,6 +52,7 @@ set(CORONET_CORO_SOURCES
     coro/scan.cpp
     coro/spawn.cpp
     coro/timeout.cpp
+    coro/tls.cpp
 )
 set(CORONET_CORO_HEADERS
     coro/async_chat.hpp
@@ -60,6 +64,7 @@ set(CORONET_CORO_HEADERS
     coro/spawn.hpp
     coro/task.hpp
     coro/timeout.hpp
+    coro/tls.hpp
     coro/when_all.hpp
 )
 
@@ -90,6 +95,7 @@ set(CORONET_TESTS
     tests/lib/awaiter_test.cpp
     tests/lib/error_test.cpp
     tests/lib/half_close_test.cpp
+    tests/lib/memory_transport_test.cpp
     tests/lib/reactor_test.cpp
     tests/lib/readiness_backend_test.cpp
     tests/lib/recv_queue_test.cpp
@@ -97,10 +103,12 @@ set(CORONET_TESTS
     tests/lib/timer_test.cpp
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
+    tests/coro/channel_memory_test.cpp
     tests/coro/channel_test.cpp
     tests/coro/frame_pool_test.cpp
     tests/coro/producer_test.cpp
     tests/coro/scan_test.cpp
     tests/coro/task_test.cpp
     tests/coro/timeout_test.cpp
+    tests/coro/tls_test.cpp
 )
