@@ -1,6 +1,7 @@
 #include <coronet/coro/tls.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -633,6 +634,23 @@ void tls_stream::shutdown_send() noexcept {
     }
     out_.clear();
     out_sent_ = 0;
+}
+
+task<bool> tls_stream::shutdown(reactor::clock::duration wait) {
+    shutdown_send();
+    try {
+        co_return co_await with_timeout(context(), drain_to_close_notify(), wait);
+    } catch (const std::system_error&) {  // no close_notify in time, a truncation, a failure
+        co_return false;
+    }
+}
+
+task<bool> tls_stream::drain_to_close_notify() {
+    std::array<std::byte, 2048> dropped;
+    for (;;) {
+        std::size_t n = co_await transport_recv_awaiter(*this, dropped);
+        if (n == 0) co_return (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+    }
 }
 
 void tls_stream::close() noexcept {

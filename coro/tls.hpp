@@ -135,6 +135,11 @@ public:
 
     // The handshake (tls_accept / tls_connect run it); throws on failure.
     task<void> handshake();
+    // Sends close_notify, then waits up to `wait` for the peer's, reading and
+    // dropping what comes before it: true when it came. Closing never waits
+    // otherwise (RFC 8446 §6.1; waiting unasked is the classic shutdown hang).
+    // Not while a channel read waits on this stream.
+    task<bool> shutdown(reactor::clock::duration wait);
 
 private:
     struct net_op : operation {
@@ -142,6 +147,7 @@ private:
     };
     static constexpr int want_more = -0x7fffffff;  // decrypt(): no plaintext yet
 
+    task<bool> drain_to_close_notify();
     int decrypt(std::span<std::byte> into) noexcept;
     int fail(const char* what) noexcept;
     void collect_output();

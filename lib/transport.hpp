@@ -54,6 +54,31 @@ public:
     virtual std::string peer_name() const = 0;
 };
 
+// co_await: bytes a transport received into buffer, 0 at end of stream; throws
+// std::system_error on errors (a truncated TLS stream among them).
+class [[nodiscard]] transport_recv_awaiter : public op_awaiter {
+public:
+    transport_recv_awaiter(transport& t, std::span<std::byte> buffer) noexcept
+        : op_awaiter(t.context()), via_(t) {
+        op_.code = op_code::recv;
+        op_.buffer = buffer;
+    }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        if (!enter(h)) return false;
+        return !via_.start_recv(op_);
+    }
+    std::size_t await_resume() {
+        int n = finish();
+        if (n == result_of(errc::transport_failed) && via_.error())
+            throw std::system_error(via_.error(), "recv");
+        return static_cast<std::size_t>(throw_if_error(n, "recv"));
+    }
+
+private:
+    transport& via_;
+};
+
 // co_await: bytes a transport took from the gathered buffers (maybe fewer than
 // all of them); throws std::system_error on errors. The iovecs must outlive it.
 class [[nodiscard]] transport_send_awaiter : public op_awaiter {

@@ -25,6 +25,7 @@
 #include <coronet/coro/when_all.hpp>
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/socket.hpp>
+#include <coronet/lib/timer.hpp>
 
 #include "tests/support/backends.hpp"
 #include "tests/support/tls_certs.hpp"
@@ -322,4 +323,33 @@ TEST_CASE("tls: plaintext sent to a TLS server fails the handshake with OpenSSL'
     INFO(message);
     CHECK(message.rfind("tls: ", 0) == 0);
     CHECK(message.find("http request") != std::string::npos);
+}
+
+TEST_CASE("tls: shutdown() waits for the peer's close_notify only as long as asked", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    // The server answers close_notify with its own (a channel closing), or never (`answer` false).
+    auto server = [](coronet::socket& l, tls_context ctx, bool answer) -> task<void> {
+        coronet::socket s = co_await l.accept();
+        channel ch(co_await tls_accept(std::move(s), ctx));
+        auto got = co_await ch.read_some();  // nullopt: the client's close_notify
+        if (!answer) co_await sleep_for(ch.context(), 1s);
+        CHECK_FALSE(got);
+    };
+    auto client = [](reactor& r, address to, tls_context ctx) -> task<bool> {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+        auto stream = co_await tls_connect(std::move(s), ctx, "localhost");
+        co_return co_await stream->shutdown(300ms);
+    };
+    SECTION("the peer answers: a clean two-way close") {
+        auto [ignored, clean] =
+            r.run(when_all(server(listener, server_ctx(), true), client(r, listener.local_address(), client_ctx())));
+        CHECK(clean);
+    }
+    SECTION("the peer stays silent: false after the wait, no hang") {
+        auto [ignored, clean] =
+            r.run(when_all(server(listener, server_ctx(), false), client(r, listener.local_address(), client_ctx())));
+        CHECK_FALSE(clean);
+    }
 }
