@@ -22,6 +22,12 @@ enum class errc {
     backend_unavailable,        // the requested backend cannot be set up here
     message_too_long,           // a length-prefixed item exceeds its limit
     channel_closed,             // the channel was closed while the operation waited
+    // --- name resolution (resolve(), connect to a host name) ---
+    host_not_found,             // the name does not exist, or has no address
+    dns_timed_out,              // no DNS server answered in time
+    dns_refused,                // the DNS server refused the query (or the connection)
+    dns_failed,                 // the DNS server failed (SERVFAIL), or an answer was malformed
+    no_address_connected,       // connecting to a name: every address failed
 };
 
 // The category of coronet::errc ("coronet").

@@ -42,6 +42,10 @@ enum class op_code : std::uint8_t {
                     // With `receiver` set, io_uring serves it from a multishot receive
                     // (lib/recv_queue.hpp), which fills whole blocks: provided_max is then
                     // not applied
+    // --- datagrams ---
+    recvmsg,  // recvmsg(fd, msg, MSG_TRUNC): one datagram and its sender (msg->msg_name);
+              // the result is the datagram's full length, more than the buffers when it
+              // was truncated
 };
 
 // Where an operation is in its life.
@@ -68,7 +72,7 @@ struct operation {
             std::size_t provided_max;         // most bytes to take (0: a whole block)
             recv_queue* receiver;             // the connection's multishot queue, or nullptr
         };
-        msghdr* msg;                          // sendmsg
+        msghdr* msg;                          // sendmsg / recvmsg
         __extension__ struct {                // accept / connect
             sockaddr* addr;                   // accept (out) / connect (in)
             socklen_t addrlen;                // accept: capacity in, length out
