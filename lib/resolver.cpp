@@ -1,11 +1,15 @@
 #include <coronet/lib/resolver.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 #include <cerrno>
 #include <mutex>
 #include <system_error>
 
 #include <ares.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 
 #include <coronet/lib/error.hpp>
@@ -41,6 +45,18 @@ int result_of_status(int status) noexcept {
     }
 }
 
+// host as an IPv4 or IPv6 literal with a numeric port, or nullopt.
+std::optional<address> numeric(const std::string& host, const std::string& service) {
+    in6_addr any{};
+    if (inet_pton(AF_INET, host.c_str(), &any) != 1 && inet_pton(AF_INET6, host.c_str(), &any) != 1)
+        return std::nullopt;
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(service.data(), service.data() + service.size(), port);
+    if (service.empty() || ec != std::errc() || end != service.data() + service.size() || port > 65535)
+        return std::nullopt;
+    return address::from_host_port(host, port);
+}
+
 ares_channel channel_of(ares_channeldata* c) noexcept { return c; }
 
 }  // namespace
@@ -73,6 +89,13 @@ void resolve_awaiter::abandon_all() noexcept {
 bool resolve_awaiter::begin() {
     if (slot_ && slot_->requested) {  // the scope was cancelled already
         result_ = -ECANCELED;
+        return false;
+    }
+    // A literal needs no lookup. (c-ares 1.18 sends an IPv4 literal with
+    // AF_UNSPEC to the DNS server anyway, and waits for its timeout.)
+    if (auto literal = numeric(host_, service_); literal && (options_.family == AF_UNSPEC ||
+                                                             options_.family == literal->family())) {
+        addresses_.push_back(*literal);
         return false;
     }
     library_init();
