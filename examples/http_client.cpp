@@ -1,11 +1,13 @@
 // examples/http_client.cpp: fetches every URL on the command line at once (the seed's asynhttp).
 //
-// One task per URL, all running together on one reactor: connect, send an HTTP/1.0 GET, read
-// until the server closes (HTTP/1.0: the end of the body is the end of the stream), then print
+// One task per URL, all running together on one reactor: resolve the host name (on the loop:
+// a slow DNS server delays only its own URL), connect (Happy Eyeballs: every address, IPv6
+// first), send an HTTP/1.0 GET, read until the server closes (HTTP/1.0: the end of the body is the end of the stream), then print
 // the whole response at once under a `==> URL (status, body bytes)` line, so responses never
 // interleave, whichever finishes first. A fetch that fails (refused, reset, not HTTP, slower
 // than --timeout) is one line on stderr and makes the exit status 1; a 404 is a response like
-// any other, as with curl. CORONET_BACKEND=io_uring|epoll|select picks the reactor's backend.
+// any other, as with curl. --dns-server HOST:PORT asks that DNS server instead of
+// /etc/resolv.conf's. CORONET_BACKEND=io_uring|epoll|select picks the reactor's backend.
 // Medusa ancestor: asynhttp.py, the first program in "Programming in Python with Medusa".
 //
 // Try: python3 -m http.server --bind 127.0.0.1 8000 &
@@ -51,9 +53,9 @@ url parse_url(const std::string& text) {
     return u;
 }
 
-// The seed's http_client: connect, send the request, read until the server closes.
-coronet::task<std::string> fetch(coronet::reactor& r, coronet::address to, url u) {
-    coronet::channel ch(co_await coronet::socket::connect(r, to));
+// The seed's http_client: connect (resolving the name), send the request, read until the server closes.
+coronet::task<std::string> fetch(coronet::reactor& r, url u, coronet::connect_host_options how) {
+    coronet::channel ch(co_await coronet::connect(r, u.host, u.port, how));
     ch.push("GET " + u.path + " HTTP/1.0\r\nHost: " + u.authority + "\r\n\r\n");
     std::string response;
     while (auto data = co_await ch.read_some())  // nullopt: the server closed (handle_close)
@@ -70,10 +72,10 @@ void report(const url& u, const std::string& why, int& failed) {
 
 // Fetches u within the timeout, then prints the response in one piece, or one line on stderr.
 // The try/catch is the point here: a failure is counted and reported, not just logged by spawn.
-coronet::task<> fetch_and_print(coronet::reactor& r, coronet::address to, url u,
+coronet::task<> fetch_and_print(coronet::reactor& r, url u, coronet::connect_host_options how,
                                 std::chrono::seconds timeout, int& failed) {
     try {
-        std::string response = co_await coronet::with_timeout(r, fetch(r, to, u), timeout);
+        std::string response = co_await coronet::with_timeout(r, fetch(r, u, how), timeout);
         // "HTTP/1.x NNN reason\r\n", headers, an empty line, then the body.
         auto head_end = response.find("\r\n\r\n");
         int status = 0;
@@ -98,9 +100,11 @@ coronet::task<> fetch_and_print(coronet::reactor& r, coronet::address to, url u,
 int main(int argc, char** argv) try {
     std::vector<std::string> texts;
     unsigned timeout = 30;
+    std::string dns_server;
     cli::parser args("http_client",
                      "Fetches every URL at once over HTTP/1.0 and prints each whole response.");
     args.flag("timeout", timeout, 1u, 3600u, "seconds each fetch may take");
+    args.flag("dns-server", dns_server, "HOST:PORT of the DNS server to ask (default: resolv.conf's)");
     args.positionals("url", texts, "http://host[:port]/path, as many as you like");
     args.parse(argc, argv);
     std::vector<url> urls;
@@ -114,16 +118,10 @@ int main(int argc, char** argv) try {
 
     coronet::reactor r;
     int failed = 0;
-    for (const auto& u : urls) {
-        coronet::address to;
-        try {
-            to = coronet::address::from_host_port(u.host, u.port);  // names resolve, blocking
-        } catch (const std::exception& e) {
-            report(u, e.what(), failed);
-            continue;
-        }
-        coronet::spawn(r, fetch_and_print(r, to, u, std::chrono::seconds(timeout), failed), u.text);
-    }
+    coronet::connect_host_options how{.resolve = {.servers = dns_server},
+                                      .timeout = std::chrono::seconds(timeout)};
+    for (const auto& u : urls)  // every URL at once, name resolution included
+        coronet::spawn(r, fetch_and_print(r, u, how, std::chrono::seconds(timeout), failed), u.text);
     r.run();  // until every fetch has finished: asyncore.loop() with an empty socket_map
     return failed ? 1 : 0;
 } catch (const std::exception& e) {  // no reactor (CORONET_BACKEND names a missing backend)
