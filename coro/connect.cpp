@@ -9,10 +9,17 @@
 namespace coronet {
 namespace {
 
+// (Each awaiter is a named local, with no temporary beside it in the co_await: with GCC 12.2 a
+// braced resolve_options{...} temporary in `co_await resolve(...)` left the awaiter destroyed
+// at the wrong place in the frame when a dying reactor destroyed the waiting coroutine; ASan
+// caught it in tests/lib/resolver_test.cpp. A precaution here: this form was never caught.)
 task<socket> resolve_and_race(reactor& r, std::string host, unsigned port, connect_host_options o) {
-    std::vector<address> addresses = co_await resolve(r, host, std::to_string(port), o.resolve);
-    co_return co_await happy_eyeballs(r, std::move(addresses),
-                                      {.attempt_delay = o.attempt_delay, .connect = {.nodelay = o.nodelay}});
+    std::string service = std::to_string(port);
+    auto resolving = resolve(r, host, service, o.resolve);
+    std::vector<address> addresses = co_await resolving;
+    happy_eyeballs_options race{.attempt_delay = o.attempt_delay, .connect = {.nodelay = o.nodelay}};
+    auto racing = happy_eyeballs(r, std::move(addresses), race);
+    co_return co_await racing;
 }
 
 }  // namespace

@@ -9,7 +9,9 @@
 // is slow every other connection keeps being served. Failures throw
 // std::system_error naming the host, with a coronet::errc: host_not_found,
 // dns_timed_out, dns_refused, dns_failed. A with_timeout() around it cancels
-// it. Medusa ancestor: none (asyncore left names to the blocking socket
+// it. (GCC 12.2: pass the options as a named variable, not a braced temporary
+// inside the co_await expression, in a coroutine that may be destroyed while it
+// waits: see coro/connect.cpp.) Medusa ancestor: none (asyncore left names to the blocking socket
 // module); the anchors are Asio's async_resolve and Seastar's c-ares resolver.
 
 #include <chrono>

@@ -6,6 +6,7 @@
 #include <string>
 #include <system_error>
 
+#include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/reactor.hpp>
@@ -98,4 +99,30 @@ TEST_CASE("connect: an unknown name, and a name nobody listens on, are clear err
     CHECK(ec == std::errc::connection_refused);
     INFO(what);
     CHECK(what.find("127.0.0.1:" + std::to_string(l.port)) != std::string::npos);
+}
+
+namespace {
+task<void> connect_forever(reactor& r, std::string host, unsigned port, std::string server) {
+    coronet::connect_host_options o{.resolve = {.servers = server}};
+    coronet::socket s = co_await coronet::connect(r, host, port, o);
+}
+}  // namespace
+
+TEST_CASE("connect: a reactor destroyed while connecting lets go of everything", "[connect]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    SECTION("while the name resolves") {
+        slow_dns_server dns(2.0);
+        reactor r{{.backend = kind}};
+        coronet::spawn(r, connect_forever(r, "slow.test", 80, dns.server()), "connect");
+        r.run_for(100ms);
+        CHECK(r.task_count() == 1);
+    }
+    SECTION("while the addresses race") {
+        dnsmasq_server dns(hosts);
+        dual_listeners l(side::stuck, side::stuck);
+        reactor r{{.backend = kind}};
+        coronet::spawn(r, connect_forever(r, "dual.test", l.port, dns.server()), "connect");
+        r.run_for(500ms);
+        CHECK(r.task_count() == 1);
+    }
 }

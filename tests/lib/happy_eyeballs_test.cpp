@@ -8,6 +8,7 @@
 #include <system_error>
 #include <vector>
 
+#include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/timeout.hpp>
 #include <coronet/lib/address.hpp>
@@ -99,4 +100,20 @@ TEST_CASE("happy_eyeballs: when every address refuses, the error says so and lis
     CHECK(ec == std::errc::connection_refused);
     CHECK(what.find("[::1]:" + std::to_string(l.port)) != std::string::npos);
     CHECK(what.find("127.0.0.1:" + std::to_string(l.port)) != std::string::npos);
+}
+
+namespace {
+task<void> race_forever(reactor& r, std::vector<address> to) {
+    (void)co_await coronet::happy_eyeballs(r, std::move(to));
+}
+}  // namespace
+
+TEST_CASE("happy_eyeballs: a reactor destroyed mid-race closes every attempt", "[happy_eyeballs]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    dual_listeners l(side::stuck, side::stuck);
+    reactor r{{.backend = kind}};
+    coronet::spawn(r, race_forever(r, both(l.port)), "race");
+    r.run_for(400ms);  // both attempts started and stuck
+    CHECK(r.task_count() == 1);
+    CHECK(r.pending_count() == 3);  // two connects and the timer
 }

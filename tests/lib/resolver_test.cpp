@@ -9,6 +9,7 @@
 #include <system_error>
 #include <vector>
 
+#include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/timeout.hpp>
 #include <coronet/coro/when_all.hpp>
@@ -166,4 +167,27 @@ TEST_CASE("resolver: with_timeout cancels a resolution in progress", "[resolver]
     CHECK(ec == coronet::errc::timed_out);
     CHECK(std::chrono::steady_clock::now() - start < 1500ms);
     CHECK(r.pending_count() == 0);
+}
+
+namespace {
+task<void> resolve_forever(reactor& r, std::string server) {
+    resolve_options o{.servers = server};  // named: see the GCC 12.2 note in lib/resolver.hpp
+    (void)co_await coronet::resolve(r, "slow.test", "80", o);
+}
+}  // namespace
+
+TEST_CASE("resolver: a reactor destroyed while a resolution waits lets go of everything", "[resolver]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    slow_dns_server dns(2.0);
+    {
+        reactor r{{.backend = kind}};
+        coronet::spawn(r, resolve_forever(r, dns.server()), "resolve");
+        r.run_for(100ms);
+        CHECK(r.task_count() == 1);  // still waiting for the answer
+        CHECK(r.pending_count() > 0);
+    }  // the task's frame dies with the reactor: its watches and c-ares' sockets go (ASan checks)
+    // The process keeps no descriptor of it: a new reactor resolves as before.
+    reactor r{{.backend = kind}};
+    CHECK(r.run(coronet::with_timeout(r, resolve_text(r, "127.0.0.1", "1", {}), 5s)) ==
+          std::vector<std::string>{"127.0.0.1:1"});
 }
