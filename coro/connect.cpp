@@ -17,7 +17,8 @@ task<socket> resolve_and_race(reactor& r, std::string host, unsigned port, conne
     std::string service = std::to_string(port);
     auto resolving = resolve(r, host, service, o.resolve);
     std::vector<address> addresses = co_await resolving;
-    happy_eyeballs_options race{.attempt_delay = o.attempt_delay, .connect = {.nodelay = o.nodelay}};
+    happy_eyeballs_options race{.attempt_delay = o.attempt_delay,
+                                .connect = {.nodelay = o.nodelay}};
     auto racing = happy_eyeballs(r, std::move(addresses), race);
     co_return co_await racing;
 }
@@ -26,7 +27,8 @@ task<socket> resolve_and_race(reactor& r, std::string host, unsigned port, conne
 
 task<socket> connect(reactor& r, std::string host, unsigned port, connect_host_options options) {
     try {
-        co_return co_await with_timeout(r, resolve_and_race(r, host, port, options), options.timeout);
+        co_return co_await with_timeout(r, resolve_and_race(r, host, port, options),
+                                        options.timeout);
     } catch (const std::system_error& e) {
         if (e.code() != errc::timed_out) throw;
     }

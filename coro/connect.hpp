@@ -28,6 +28,7 @@ struct connect_host_options {
 };
 
 // Connects to host (a name or a literal) on port; throws std::system_error.
-task<socket> connect(reactor& r, std::string host, unsigned port, connect_host_options options = {});
+task<socket> connect(reactor& r, std::string host, unsigned port,
+                     connect_host_options options = {});
 
 }  // namespace coronet

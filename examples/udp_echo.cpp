@@ -26,7 +26,8 @@ coronet::task<> echo(coronet::datagram_socket s) {
     for (;;) {
         coronet::datagram d = co_await s.recv_from(buf);
         if (d.truncated)
-            coronet::log(coronet::log_level::warning, "datagram from " + d.from.to_string() + " truncated");
+            coronet::log(coronet::log_level::warning,
+                         "datagram from " + d.from.to_string() + " truncated");
         co_await s.send_to(std::span(buf).first(d.size), d.from);
     }
 }
@@ -37,14 +38,15 @@ int main(int argc, char** argv) {
     cli::parser args("udp_echo", "Sends every UDP datagram back to its sender.");
     args.flag("host", host, "address to listen on");
     args.flag("port", port, 0u, 65535u, "UDP port; 0 picks a free one");
-    args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"}, "the reactor's backend");
+    args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
+                "the reactor's backend");
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
     try {
         coronet::reactor r{{.backend = *coronet::parse_backend_kind(backend)}};
         auto s = coronet::datagram_socket::bind(r, at);
-        std::printf("udp_echo: listening on %s (backend %s)\n", s.local_address().to_string().c_str(),
-                    std::string(r.backend_name()).c_str());
+        std::printf("udp_echo: listening on %s (backend %s)\n",
+                    s.local_address().to_string().c_str(), std::string(r.backend_name()).c_str());
         std::fflush(stdout);
         running = &r;
         std::signal(SIGINT, stop);

@@ -40,7 +40,8 @@ datagram recv_from_awaiter::await_resume() {
 send_to_awaiter::send_to_awaiter(reactor& r, int fd, std::span<const std::byte> data,
                                  const address* to) noexcept
     : op_awaiter(r) {
-    iov_ = {.iov_base = const_cast<std::byte*>(data.data()), .iov_len = data.size()};  // never written
+    iov_ = {.iov_base = const_cast<std::byte*>(data.data()),
+            .iov_len = data.size()};  // never written
     if (to) {
         to_ = *to;
         msg_.msg_name = to_.data();
@@ -82,11 +83,13 @@ void datagram_socket::close() noexcept {
 }
 
 void datagram_socket::set_receive_buffer(int bytes) {
-    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) < 0) throw_errno("setsockopt(SO_RCVBUF)");
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) < 0)
+        throw_errno("setsockopt(SO_RCVBUF)");
 }
 
 void datagram_socket::set_send_buffer(int bytes) {
-    if (::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0) throw_errno("setsockopt(SO_SNDBUF)");
+    if (::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
+        throw_errno("setsockopt(SO_SNDBUF)");
 }
 
 address datagram_socket::local_address() const {

@@ -27,10 +27,10 @@ namespace coronet {
 
 // One datagram received: how many bytes landed in the buffer, and from whom.
 struct datagram {
-    std::size_t size = 0;    // bytes in the buffer (0 is a valid, empty datagram)
-    bool truncated = false;  // the datagram was longer than the buffer; the rest was dropped
+    std::size_t size = 0;       // bytes in the buffer (0 is a valid, empty datagram)
+    bool truncated = false;     // the datagram was longer than the buffer; the rest was dropped
     std::size_t full_size = 0;  // the datagram's length as sent
-    address from;            // the sender
+    address from;               // the sender
 };
 
 // co_await: the next datagram; throws std::system_error (ECONNREFUSED, ...).
@@ -38,6 +38,7 @@ class [[nodiscard]] recv_from_awaiter : public op_awaiter {
 public:
     recv_from_awaiter(reactor& r, int fd, std::span<std::byte> buffer) noexcept;
     datagram await_resume();
+
 private:
     std::span<std::byte> buffer_;
     iovec iov_{};
@@ -49,8 +50,12 @@ private:
 class [[nodiscard]] send_to_awaiter : public op_awaiter {
 public:
     // to == nullptr: the connected peer.
-    send_to_awaiter(reactor& r, int fd, std::span<const std::byte> data, const address* to) noexcept;
-    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "sendmsg")); }
+    send_to_awaiter(reactor& r, int fd, std::span<const std::byte> data,
+                    const address* to) noexcept;
+    std::size_t await_resume() {
+        return static_cast<std::size_t>(throw_if_error(finish(), "sendmsg"));
+    }
+
 private:
     iovec iov_{};
     msghdr msg_{};
@@ -87,10 +92,16 @@ public:
         return send_to(std::as_bytes(std::span(data)), to);
     }
     // Sends data as one datagram to the connected peer.
-    send_to_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data, nullptr}; }
-    send_to_awaiter send(std::string_view data) noexcept { return send(std::as_bytes(std::span(data))); }
+    send_to_awaiter send(std::span<const std::byte> data) noexcept {
+        return {*reactor_, fd_, data, nullptr};
+    }
+    send_to_awaiter send(std::string_view data) noexcept {
+        return send(std::as_bytes(std::span(data)));
+    }
     // Receives one datagram into buffer, with its sender.
-    recv_from_awaiter recv_from(std::span<std::byte> buffer) noexcept { return {*reactor_, fd_, buffer}; }
+    recv_from_awaiter recv_from(std::span<std::byte> buffer) noexcept {
+        return {*reactor_, fd_, buffer};
+    }
 
     // Closes now (idempotent). No operation may be pending on it.
     void close() noexcept;

@@ -107,8 +107,9 @@ void happy_eyeballs_awaiter::advance() {
     if (in_flight_ == 0) return finish(result_);  // every address failed
     // The timer starts the next attempt; with none left it only carries a cancel.
     reactor_.abandon(timer_.op);
-    timer_.op.deadline = reactor::clock::now() + (next_ < count_ ? std::chrono::milliseconds(options_.attempt_delay)
-                                                                 : std::chrono::milliseconds(3600 * 1000));
+    timer_.op.deadline =
+        reactor::clock::now() + (next_ < count_ ? std::chrono::milliseconds(options_.attempt_delay)
+                                                : std::chrono::milliseconds(3600 * 1000));
     timer_.op.result = 0;
     reactor_.start(timer_.op);
 }
@@ -133,7 +134,8 @@ void happy_eyeballs_awaiter::on_op_done(operation& op) {
     auto& d = reinterpret_cast<detail::eyeball_op&>(op);  // op is its first member
     happy_eyeballs_awaiter* self = d.owner;
     if (self->finished_) return;
-    if (op.result == -ECANCELED || (self->slot_ && self->slot_->requested)) return self->finish(-ECANCELED);
+    if (op.result == -ECANCELED || (self->slot_ && self->slot_->requested))
+        return self->finish(-ECANCELED);
     if (d.index < 0) return self->advance();  // the attempt delay passed: one more
     --self->in_flight_;
     if (op.result == 0) {
@@ -159,7 +161,8 @@ socket happy_eyeballs_awaiter::await_resume() {
     std::string tried;
     for (int i = 0; i < count_; ++i)
         tried += (i ? ", " : "") + attempts_[i].to.to_string();
-    throw std::system_error(error_of(result_), "connect " + (tried.empty() ? "(no address)" : tried));
+    throw std::system_error(error_of(result_),
+                            "connect " + (tried.empty() ? "(no address)" : tried));
 }
 
 }  // namespace coronet

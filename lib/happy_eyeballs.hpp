@@ -49,7 +49,8 @@ struct eyeball_op {
 // std::system_error with the last attempt's error when none did.
 class [[nodiscard]] happy_eyeballs_awaiter {
 public:
-    happy_eyeballs_awaiter(reactor& r, std::vector<address> addresses, happy_eyeballs_options options);
+    happy_eyeballs_awaiter(reactor& r, std::vector<address> addresses,
+                           happy_eyeballs_options options);
     ~happy_eyeballs_awaiter();
     happy_eyeballs_awaiter(const happy_eyeballs_awaiter&) = delete;
     happy_eyeballs_awaiter& operator=(const happy_eyeballs_awaiter&) = delete;

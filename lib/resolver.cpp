@@ -1,10 +1,10 @@
 #include <coronet/lib/resolver.hpp>
 
 #include <algorithm>
-#include <charconv>
-#include <optional>
 #include <cerrno>
+#include <charconv>
 #include <mutex>
+#include <optional>
 #include <system_error>
 
 #include <ares.h>
@@ -52,7 +52,8 @@ std::optional<address> numeric(const std::string& host, const std::string& servi
         return std::nullopt;
     unsigned port = 0;
     auto [end, ec] = std::from_chars(service.data(), service.data() + service.size(), port);
-    if (service.empty() || ec != std::errc() || end != service.data() + service.size() || port > 65535)
+    if (service.empty() || ec != std::errc() || end != service.data() + service.size() ||
+        port > 65535)
         return std::nullopt;
     return address::from_host_port(host, port);
 }
@@ -63,7 +64,10 @@ ares_channel channel_of(ares_channeldata* c) noexcept { return c; }
 
 resolve_awaiter::resolve_awaiter(reactor& r, std::string host, std::string service,
                                  resolve_options options)
-    : reactor_(r), host_(std::move(host)), service_(std::move(service)), options_(std::move(options)) {
+    : reactor_(r),
+      host_(std::move(host)),
+      service_(std::move(service)),
+      options_(std::move(options)) {
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
     timer_.op.on_done = &on_op_done;
@@ -75,7 +79,8 @@ resolve_awaiter::~resolve_awaiter() {
     if (slot_) slot_->unlink(link_);
     if (posted_ && !resumed_) reactor_.unpost(waiter_);  // the frame dies before its resumption
     if (channel_) ares_destroy(channel_of(std::exchange(channel_, nullptr)));  // closes its sockets
-    for (fd_watch* w : watches_) delete w;
+    for (fd_watch* w : watches_)
+        delete w;
 }
 
 void resolve_awaiter::abandon_all() noexcept {
@@ -93,8 +98,8 @@ bool resolve_awaiter::begin() {
     }
     // A literal needs no lookup. (c-ares 1.18 sends an IPv4 literal with
     // AF_UNSPEC to the DNS server anyway, and waits for its timeout.)
-    if (auto literal = numeric(host_, service_); literal && (options_.family == AF_UNSPEC ||
-                                                             options_.family == literal->family())) {
+    if (auto literal = numeric(host_, service_);
+        literal && (options_.family == AF_UNSPEC || options_.family == literal->family())) {
         addresses_.push_back(*literal);
         return false;
     }
@@ -105,7 +110,8 @@ bool resolve_awaiter::begin() {
     o.timeout = static_cast<int>(options_.attempt_timeout.count());
     o.tries = std::max(1, options_.tries);
     ares_channel ch = nullptr;
-    int status = ares_init_options(&ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    int status =
+        ares_init_options(&ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
     if (status != ARES_SUCCESS) {
         result_ = result_of_status(status);
         return false;
@@ -250,16 +256,19 @@ void resolve_awaiter::on_result(void* data, int status, int, ares_addrinfo* resu
     if (result) {
         for (ares_addrinfo_node* n = result->nodes; n; n = n->ai_next) {
             address a(n->ai_addr, n->ai_addrlen);
-            bool seen = std::any_of(self->addresses_.begin(), self->addresses_.end(), [&](const address& b) {
-                return b.size() == a.size() && std::equal(reinterpret_cast<const char*>(a.data()),
-                                                          reinterpret_cast<const char*>(a.data()) + a.size(),
-                                                          reinterpret_cast<const char*>(b.data()));
-            });
+            bool seen = std::any_of(
+                self->addresses_.begin(), self->addresses_.end(), [&](const address& b) {
+                    return b.size() == a.size() &&
+                           std::equal(reinterpret_cast<const char*>(a.data()),
+                                      reinterpret_cast<const char*>(a.data()) + a.size(),
+                                      reinterpret_cast<const char*>(b.data()));
+                });
             if (!seen) self->addresses_.push_back(a);
         }
         ares_freeaddrinfo(result);
     }
-    if (self->result_ == 0 && self->addresses_.empty()) self->result_ = result_of(errc::host_not_found);
+    if (self->result_ == 0 && self->addresses_.empty())
+        self->result_ = result_of(errc::host_not_found);
 }
 
 std::vector<address> resolve_awaiter::await_resume() {

@@ -25,7 +25,8 @@ namespace {
 
 const char* hosts = "127.0.0.1 dual.test\n::1 dual.test\n";
 
-task<std::string> connect_peer(reactor& r, std::string host, unsigned port, coronet::connect_host_options o) {
+task<std::string> connect_peer(reactor& r, std::string host, unsigned port,
+                               coronet::connect_host_options o) {
     coronet::socket s = co_await coronet::connect(r, host, port, o);
     co_return s.peer_address().to_string();
 }
@@ -43,7 +44,8 @@ std::pair<std::error_code, std::string> connect_error(reactor& r, std::string ho
 
 }  // namespace
 
-TEST_CASE("connect: a name with ::1 and 127.0.0.1 where only 127.0.0.1 listens connects", "[connect]") {
+TEST_CASE("connect: a name with ::1 and 127.0.0.1 where only 127.0.0.1 listens connects",
+          "[connect]") {
     CORONET_FOR_EACH_BACKEND(kind);
     dnsmasq_server dns(hosts);
     dual_listeners l(side::absent, side::open);
@@ -53,7 +55,8 @@ TEST_CASE("connect: a name with ::1 and 127.0.0.1 where only 127.0.0.1 listens c
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("connect: a name whose first address drops SYNs connects through the second", "[connect]") {
+TEST_CASE("connect: a name whose first address drops SYNs connects through the second",
+          "[connect]") {
     CORONET_FOR_EACH_BACKEND(kind);
     dnsmasq_server dns(hosts);
     dual_listeners l(side::stuck, side::open);
@@ -71,7 +74,8 @@ TEST_CASE("connect: the overall timeout covers resolution and every attempt", "[
         dnsmasq_server dns(hosts);
         dual_listeners l(side::stuck, side::stuck);
         auto start = std::chrono::steady_clock::now();
-        auto [ec, what] = connect_error(r, "dual.test", l.port, {.resolve = {.servers = dns.server()}, .timeout = 600ms});
+        auto [ec, what] = connect_error(r, "dual.test", l.port,
+                                        {.resolve = {.servers = dns.server()}, .timeout = 600ms});
         CHECK(ec == coronet::errc::timed_out);
         CHECK(what.find("dual.test") != std::string::npos);
         CHECK(std::chrono::steady_clock::now() - start < 3s);
@@ -79,7 +83,8 @@ TEST_CASE("connect: the overall timeout covers resolution and every attempt", "[
     SECTION("the DNS server is slow") {
         slow_dns_server dns(2.0);
         auto start = std::chrono::steady_clock::now();
-        auto [ec, what] = connect_error(r, "slow.test", 80, {.resolve = {.servers = dns.server()}, .timeout = 300ms});
+        auto [ec, what] = connect_error(r, "slow.test", 80,
+                                        {.resolve = {.servers = dns.server()}, .timeout = 300ms});
         CHECK(ec == coronet::errc::timed_out);
         CHECK(std::chrono::steady_clock::now() - start < 1500ms);
     }
@@ -95,7 +100,8 @@ TEST_CASE("connect: an unknown name, and a name nobody listens on, are clear err
     CHECK(what.find("nosuch.test") != std::string::npos);
 
     dual_listeners l(side::absent, side::absent);
-    std::tie(ec, what) = connect_error(r, "dual.test", l.port, {.resolve = {.servers = dns.server()}});
+    std::tie(ec, what) =
+        connect_error(r, "dual.test", l.port, {.resolve = {.servers = dns.server()}});
     CHECK(ec == std::errc::connection_refused);
     INFO(what);
     CHECK(what.find("127.0.0.1:" + std::to_string(l.port)) != std::string::npos);

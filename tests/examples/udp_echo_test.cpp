@@ -64,15 +64,17 @@ TEST_CASE("udp_echo: real clients get every datagram back whole, on every backen
     unsigned port = port_after(line, "listening on 127.0.0.1:");
 
     // socat reads the line from its stdin, sends it as one datagram, prints the echo.
-    auto line_back = run({"/bin/sh", "-c",
-                          "printf 'hello, datagram\\n' | " + tool("socat", "apt-get install socat") +
-                              " -t 2 - UDP:127.0.0.1:" + std::to_string(port)},
-                         10s);
+    auto line_back =
+        run({"/bin/sh", "-c",
+             "printf 'hello, datagram\\n' | " + tool("socat", "apt-get install socat") +
+                 " -t 2 - UDP:127.0.0.1:" + std::to_string(port)},
+            10s);
     INFO("socat stderr: " << line_back.err);
     CHECK(line_back.out == "hello, datagram\n");
 
     for (const char* burst : {"1", "8"}) {
-        auto py = run({"/usr/bin/python3", "-c", python_client, std::to_string(port), "2000", burst}, 60s);
+        auto py = run(
+            {"/usr/bin/python3", "-c", python_client, std::to_string(port), "2000", burst}, 60s);
         INFO("burst " << burst << ": " << py.out << py.err);
         CHECK(exited_with(py.status, 0));
         CHECK(py.out == "ok 2000\n");

@@ -54,7 +54,8 @@ task<int> echo_client(datagram_socket& c, address server, int count) {
         std::size_t sent = co_await c.send_to(p, server);
         if (sent != p.size()) break;
         coronet::datagram d = co_await c.recv_from(buf);
-        if (d.truncated || d.size != p.size() || !std::equal(p.begin(), p.end(), buf.begin())) break;
+        if (d.truncated || d.size != p.size() || !std::equal(p.begin(), p.end(), buf.begin()))
+            break;
         if (d.from.to_string() != server.to_string()) break;
         ++matched;
     }
@@ -62,13 +63,13 @@ task<int> echo_client(datagram_socket& c, address server, int count) {
 }
 
 task<int> echo_both(reactor& r, datagram_socket& server, datagram_socket& client, int count) {
-    auto [unused, matched] =
-        co_await coronet::when_all(echo_server(server, count), echo_client(client, server.local_address(), count));
+    auto [unused, matched] = co_await coronet::when_all(
+        echo_server(server, count), echo_client(client, server.local_address(), count));
     co_return matched;
 }
 
-task<coronet::datagram> send_then_receive(datagram_socket& from, datagram_socket& to, std::string what,
-                                          std::span<std::byte> into) {
+task<coronet::datagram> send_then_receive(datagram_socket& from, datagram_socket& to,
+                                          std::string what, std::span<std::byte> into) {
     co_await from.send_to(what, to.local_address());
     co_return co_await to.recv_from(into);
 }
@@ -86,7 +87,8 @@ task<std::error_code> refused_on_connected(datagram_socket& c) {
 
 }  // namespace
 
-TEST_CASE("datagram_socket: 10,000 datagrams of mixed sizes echo byte for byte", "[datagram_socket]") {
+TEST_CASE("datagram_socket: 10,000 datagrams of mixed sizes echo byte for byte",
+          "[datagram_socket]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto server = datagram_socket::bind(r, address::parse("127.0.0.1:0"));
@@ -96,7 +98,8 @@ TEST_CASE("datagram_socket: 10,000 datagrams of mixed sizes echo byte for byte",
     CHECK(matched == 10'000);
 }
 
-TEST_CASE("datagram_socket: several datagrams queued are received one by one", "[datagram_socket]") {
+TEST_CASE("datagram_socket: several datagrams queued are received one by one",
+          "[datagram_socket]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto a = datagram_socket::bind(r, address::parse("127.0.0.1:0"));
@@ -104,7 +107,8 @@ TEST_CASE("datagram_socket: several datagrams queued are received one by one", "
     // All three arrive before the first receive: boundaries are kept, none is lost
     // (the readiness backends must not take a short datagram for a drained stream).
     auto three = [](datagram_socket& a, datagram_socket& b) -> task<std::string> {
-        for (const char* m : {"one", "two!", "three"}) co_await a.send_to(std::string(m), b.local_address());
+        for (const char* m : {"one", "two!", "three"})
+            co_await a.send_to(std::string(m), b.local_address());
         std::string got;
         std::byte buf[100];
         for (int i = 0; i < 3; ++i) {
@@ -116,14 +120,15 @@ TEST_CASE("datagram_socket: several datagrams queued are received one by one", "
     CHECK(r.run(coronet::with_timeout(r, three(a, b), 10s)) == "one|two!|three|");
 }
 
-TEST_CASE("datagram_socket: a datagram larger than the buffer is reported truncated", "[datagram_socket]") {
+TEST_CASE("datagram_socket: a datagram larger than the buffer is reported truncated",
+          "[datagram_socket]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto a = datagram_socket::bind(r, address::parse("127.0.0.1:0"));
     auto b = datagram_socket::bind(r, address::parse("127.0.0.1:0"));
     std::byte small[8];
-    coronet::datagram d =
-        r.run(coronet::with_timeout(r, send_then_receive(a, b, "twenty bytes, truly!", small), 10s));
+    coronet::datagram d = r.run(
+        coronet::with_timeout(r, send_then_receive(a, b, "twenty bytes, truly!", small), 10s));
     CHECK(d.truncated);
     CHECK(d.size == 8);
     CHECK(d.full_size == 20);
@@ -163,7 +168,8 @@ TEST_CASE("datagram_socket: IPv6 loopback works too", "[datagram_socket]") {
         return;
     }
     std::byte buf[32];
-    coronet::datagram d = r.run(coronet::with_timeout(r, send_then_receive(a, b, "over six", buf), 10s));
+    coronet::datagram d =
+        r.run(coronet::with_timeout(r, send_then_receive(a, b, "over six", buf), 10s));
     CHECK(d.size == 8);
     CHECK(d.from.to_string() == a.local_address().to_string());
 }

@@ -29,7 +29,8 @@ namespace {
 
 std::vector<address> both(unsigned port) {
     // IPv4 first on purpose: Happy Eyeballs tries ::1 first anyway.
-    return {address::parse("127.0.0.1:" + std::to_string(port)), address::parse("[::1]:" + std::to_string(port))};
+    return {address::parse("127.0.0.1:" + std::to_string(port)),
+            address::parse("[::1]:" + std::to_string(port))};
 }
 
 // The peer the race connected to.
@@ -45,11 +46,14 @@ TEST_CASE("happy_eyeballs: IPv6 first, then the families alternate", "[happy_eye
     auto order = coronet::interleave_families(
         {a("127.0.0.1:1"), a("127.0.0.2:1"), a("127.0.0.3:1"), a("[::1]:1"), a("[::2]:1")});
     std::vector<std::string> got;
-    for (auto& x : order) got.push_back(x.to_string());
-    CHECK(got == std::vector<std::string>{"[::1]:1", "127.0.0.1:1", "[::2]:1", "127.0.0.2:1", "127.0.0.3:1"});
+    for (auto& x : order)
+        got.push_back(x.to_string());
+    CHECK(got == std::vector<std::string>{"[::1]:1", "127.0.0.1:1", "[::2]:1", "127.0.0.2:1",
+                                          "127.0.0.3:1"});
 }
 
-TEST_CASE("happy_eyeballs: a refused first address moves on to the next at once", "[happy_eyeballs]") {
+TEST_CASE("happy_eyeballs: a refused first address moves on to the next at once",
+          "[happy_eyeballs]") {
     CORONET_FOR_EACH_BACKEND(kind);
     dual_listeners l(side::absent, side::open);
     reactor r{{.backend = kind}};
@@ -60,14 +64,17 @@ TEST_CASE("happy_eyeballs: a refused first address moves on to the next at once"
     CHECK(r.channel_count() == 0);
 }
 
-TEST_CASE("happy_eyeballs: a first address that drops SYNs is passed over for the second", "[happy_eyeballs]") {
+TEST_CASE("happy_eyeballs: a first address that drops SYNs is passed over for the second",
+          "[happy_eyeballs]") {
     CORONET_FOR_EACH_BACKEND(kind);
     dual_listeners l(side::stuck, side::open);
     reactor r{{.backend = kind}};
     auto start = std::chrono::steady_clock::now();
     CHECK(r.run(race(r, both(l.port))) == "127.0.0.1:" + std::to_string(l.port));
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-    std::fprintf(stderr, "happy_eyeballs (%s): connected through the second address after %lld ms\n",
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    std::fprintf(stderr,
+                 "happy_eyeballs (%s): connected through the second address after %lld ms\n",
                  std::string(coronet::to_string(kind)).c_str(), static_cast<long long>(ms.count()));
     CHECK(ms >= 200ms);  // the first attempt had its 250 ms, so it was tried first
     CHECK(ms < 2s);      // and the second did not wait for its SYN timeout (1 s and more)
@@ -79,13 +86,15 @@ TEST_CASE("happy_eyeballs: when none answers, with_timeout ends the race", "[hap
     dual_listeners l(side::stuck, side::stuck);
     reactor r{{.backend = kind}};
     auto start = std::chrono::steady_clock::now();
-    std::error_code ec = error_thrown_by([&] { r.run(coronet::with_timeout(r, race(r, both(l.port)), 600ms)); });
+    std::error_code ec =
+        error_thrown_by([&] { r.run(coronet::with_timeout(r, race(r, both(l.port)), 600ms)); });
     CHECK(ec == coronet::errc::timed_out);
     CHECK(std::chrono::steady_clock::now() - start < 3s);
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("happy_eyeballs: when every address refuses, the error says so and lists them", "[happy_eyeballs]") {
+TEST_CASE("happy_eyeballs: when every address refuses, the error says so and lists them",
+          "[happy_eyeballs]") {
     CORONET_FOR_EACH_BACKEND(kind);
     dual_listeners l(side::absent, side::absent);
     reactor r{{.backend = kind}};

@@ -39,13 +39,15 @@ const char* hosts =
 task<std::vector<std::string>> resolve_text(reactor& r, std::string host, std::string service,
                                             resolve_options o) {
     std::vector<std::string> out;
-    for (const address& a : co_await coronet::resolve(r, host, service, o)) out.push_back(a.to_string());
+    for (const address& a : co_await coronet::resolve(r, host, service, o))
+        out.push_back(a.to_string());
     std::sort(out.begin(), out.end());
     co_return out;
 }
 
 // What resolving throws (std::error_code{} when it succeeds), and the message.
-task<std::pair<std::error_code, std::string>> resolve_error(reactor& r, std::string host, resolve_options o) {
+task<std::pair<std::error_code, std::string>> resolve_error(reactor& r, std::string host,
+                                                            resolve_options o) {
     try {
         (void)co_await coronet::resolve(r, host, "80", o);
     } catch (const std::system_error& e) {
@@ -64,7 +66,8 @@ task<int> ticker(reactor& r, const bool* stop) {
     co_return ticks;
 }
 
-task<std::vector<std::string>> resolve_then_stop(reactor& r, std::string host, resolve_options o, bool* stop) {
+task<std::vector<std::string>> resolve_then_stop(reactor& r, std::string host, resolve_options o,
+                                                 bool* stop) {
     auto got = co_await resolve_text(r, host, "80", o);
     *stop = true;
     co_return got;
@@ -73,13 +76,15 @@ task<std::vector<std::string>> resolve_then_stop(reactor& r, std::string host, r
 task<std::pair<std::vector<std::string>, int>> resolve_while_ticking(reactor& r, std::string host,
                                                                      resolve_options o) {
     bool stop = false;
-    auto [got, ticks] = co_await coronet::when_all(resolve_then_stop(r, host, o, &stop), ticker(r, &stop));
+    auto [got, ticks] =
+        co_await coronet::when_all(resolve_then_stop(r, host, o, &stop), ticker(r, &stop));
     co_return std::pair{got, ticks};
 }
 
 }  // namespace
 
-TEST_CASE("resolver: a name's IPv4 and IPv6 addresses all come back from a real DNS server", "[resolver]") {
+TEST_CASE("resolver: a name's IPv4 and IPv6 addresses all come back from a real DNS server",
+          "[resolver]") {
     CORONET_FOR_EACH_BACKEND(kind);
     dnsmasq_server dns(hosts);
     reactor r{{.backend = kind}};
@@ -117,12 +122,14 @@ TEST_CASE("resolver: an unknown name is a clear error naming it", "[resolver]") 
     CHECK(what.find("no such host") != std::string::npos);
 }
 
-TEST_CASE("resolver: a server that refuses, and one that never answers, are clear errors", "[resolver]") {
+TEST_CASE("resolver: a server that refuses, and one that never answers, are clear errors",
+          "[resolver]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     SECTION("refused (dnsmasq has no upstream for names outside .test)") {
         dnsmasq_server dns(hosts);
-        auto [ec, what] = r.run(resolve_error(r, "example.com", {.servers = dns.server(), .tries = 1}));
+        auto [ec, what] =
+            r.run(resolve_error(r, "example.com", {.servers = dns.server(), .tries = 1}));
         INFO(what);
         CHECK(ec == coronet::errc::dns_refused);
         CHECK(what.find("example.com") != std::string::npos);
@@ -130,8 +137,8 @@ TEST_CASE("resolver: a server that refuses, and one that never answers, are clea
     SECTION("no answer in time") {
         silent_dns_port nobody;
         auto start = std::chrono::steady_clock::now();
-        auto [ec, what] = r.run(resolve_error(r, "slow.test", {.servers = nobody.server(),
-                                                               .attempt_timeout = 200ms, .tries = 1}));
+        auto [ec, what] = r.run(resolve_error(
+            r, "slow.test", {.servers = nobody.server(), .attempt_timeout = 200ms, .tries = 1}));
         INFO(what);
         CHECK(ec == coronet::errc::dns_timed_out);
         CHECK(what.find("slow.test") != std::string::npos);
@@ -146,12 +153,15 @@ TEST_CASE("resolver: while a DNS server takes 2 s, the loop keeps running", "[re
     reactor r{{.backend = kind}};
     auto start = std::chrono::steady_clock::now();
     auto [got, ticks] = r.run(resolve_while_ticking(r, "slow.test", {.servers = dns.server()}));
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
     CHECK(got == std::vector<std::string>{"127.0.0.1:80"});
     // A 10 ms ticker on the same reactor ran all along (about 200 times in 2 s); a
     // blocking resolver would have let it run once or twice.
-    std::fprintf(stderr, "resolver (%s): slow DNS answered after %lld ms; a 10 ms timer ticked %d times meanwhile\n",
-                 std::string(coronet::to_string(kind)).c_str(), static_cast<long long>(ms.count()), ticks);
+    std::fprintf(
+        stderr,
+        "resolver (%s): slow DNS answered after %lld ms; a 10 ms timer ticked %d times meanwhile\n",
+        std::string(coronet::to_string(kind)).c_str(), static_cast<long long>(ms.count()), ticks);
     CHECK(ms >= 1500ms);
     CHECK(ticks >= 50);
 }
@@ -162,7 +172,8 @@ TEST_CASE("resolver: with_timeout cancels a resolution in progress", "[resolver]
     reactor r{{.backend = kind}};
     auto start = std::chrono::steady_clock::now();
     std::error_code ec = error_thrown_by([&] {
-        r.run(coronet::with_timeout(r, resolve_text(r, "slow.test", "80", {.servers = dns.server()}), 200ms));
+        r.run(coronet::with_timeout(
+            r, resolve_text(r, "slow.test", "80", {.servers = dns.server()}), 200ms));
     });
     CHECK(ec == coronet::errc::timed_out);
     CHECK(std::chrono::steady_clock::now() - start < 1500ms);
@@ -176,7 +187,8 @@ task<void> resolve_forever(reactor& r, std::string server) {
 }
 }  // namespace
 
-TEST_CASE("resolver: a reactor destroyed while a resolution waits lets go of everything", "[resolver]") {
+TEST_CASE("resolver: a reactor destroyed while a resolution waits lets go of everything",
+          "[resolver]") {
     CORONET_FOR_EACH_BACKEND(kind);
     slow_dns_server dns(2.0);
     {
