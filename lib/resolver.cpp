@@ -119,7 +119,8 @@ bool resolve_awaiter::begin() {
     channel_ = ch;
     if (!options_.servers.empty() &&
         ares_set_servers_ports_csv(ch, options_.servers.c_str()) != ARES_SUCCESS) {
-        result_ = -EINVAL;  // not HOST[:PORT],...
+        result_ = -EINVAL;  // not IP[:PORT],...
+        bad_servers_ = true;
         return false;
     }
     ares_addrinfo_hints hints{};
@@ -277,6 +278,10 @@ std::vector<address> resolve_awaiter::await_resume() {
         slot_->unlink(link_);
         if (result_ == -ECANCELED) slot_->cut_short = true;
     }
+    if (bad_servers_)
+        throw std::system_error(error_of(result_),
+                                "resolve '" + host_ + "': DNS servers '" + options_.servers +
+                                    "' are not IP[:PORT],... (\"127.0.0.1:5353\")");
     if (result_ < 0) throw std::system_error(error_of(result_), "resolve '" + host_ + "'");
     return std::move(addresses_);
 }

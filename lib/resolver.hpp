@@ -98,6 +98,7 @@ private:
     bool finished_ = false;   // finish() ran
     bool suspended_ = false;  // the waiter is suspended: finish() posts it
     bool posted_ = false, resumed_ = false;
+    bool bad_servers_ = false;  // options_.servers did not parse
     std::coroutine_handle<> waiter_;
     cancel_slot* slot_ = nullptr;
     cancel_link link_;

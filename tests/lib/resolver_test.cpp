@@ -122,6 +122,14 @@ TEST_CASE("resolver: an unknown name is a clear error naming it", "[resolver]") 
     CHECK(what.find("no such host") != std::string::npos);
 }
 
+TEST_CASE("resolver: a DNS server list that does not parse is a clear error", "[resolver]") {
+    reactor r;
+    auto [ec, what] = r.run(resolve_error(r, "web.test", {.servers = "localhost:53"}));
+    INFO(what);
+    CHECK(ec == std::errc::invalid_argument);
+    CHECK(what.find("DNS servers 'localhost:53' are not IP[:PORT]") != std::string::npos);
+}
+
 TEST_CASE("resolver: a server that refuses, and one that never answers, are clear errors",
           "[resolver]") {
     CORONET_FOR_EACH_BACKEND(kind);
