@@ -21,16 +21,24 @@
 
 namespace coronet::testing {
 
-// A UDP port on 127.0.0.1 free a moment ago.
+// A port on 127.0.0.1 free a moment ago for both UDP and TCP (dnsmasq binds both).
 inline unsigned free_udp_port() {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a = loopback(0);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    ::close(fd);
-    return ntohs(a.sin_port);
+    for (int tries = 0; tries < 50; ++tries) {
+        int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int tcp = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(udp >= 0);
+        REQUIRE(tcp >= 0);
+        sockaddr_in a = loopback(0);
+        REQUIRE(::bind(udp, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        socklen_t len = sizeof a;
+        REQUIRE(::getsockname(udp, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        bool both = ::bind(tcp, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(udp);
+        ::close(tcp);
+        if (both) return ntohs(a.sin_port);
+    }
+    FAIL("no port free for both UDP and TCP on 127.0.0.1");
+    return 0;
 }
 
 // dnsmasq on 127.0.0.1:port answering from `hosts` ("127.0.0.1 name.test\n::1 name.test\n").
@@ -46,8 +54,15 @@ public:
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--local=/test/",
                 "--addn-hosts=" + (dir_.path() / "hosts").string(), "--conf-file=/dev/null",
                 "--log-facility=-", "--user=root", "--pid-file="});
-            // dnsmasq reads its hosts file once its sockets are bound: then it answers.
-            if (child_->wait_for_err("names", std::chrono::seconds(10))) break;
+            // dnsmasq reads its hosts file once its sockets are bound: then it answers. If the
+            // port was taken meanwhile it says so and exits: another port, at once.
+            auto deadline = steady::now() + std::chrono::seconds(10);
+            bool ready = false;
+            while (!ready && steady::now() < deadline) {
+                ready = child_->wait_for_err("names", std::chrono::milliseconds(50));
+                if (!ready && child_->wait_exit(std::chrono::milliseconds(0)) != -1) break;
+            }
+            if (ready) break;
             INFO("dnsmasq said: " << child_->err());
             child_->stop(std::chrono::milliseconds(0));
             child_.reset();
