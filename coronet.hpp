@@ -3,17 +3,20 @@
 //
 // `#include <coronet/coronet.hpp>` and depend on `@coronet//:coronet`: this is the one public
 // header and target an application needs (the examples/ use nothing else). It pulls in the
-// reactor layer (lib/: reactor, sockets, addresses, timers, errors, logging; asyncore.py) and
+// reactor layer (lib/: reactor, sockets, datagram sockets, name resolution, addresses, timers, errors, logging; asyncore.py) and
 // the coroutine layer on top of it (coro/: task, when_all, spawn, with_timeout, socket helpers,
 // channels over sockets, TLS or in-memory pairs, the async_chat adapter, producers; asynchat.py and producers.py). Medusa ancestor:
 // `import asyncore, asynchat`.
 
 // lib/: the reactor layer.
 #include <coronet/lib/address.hpp>
+#include <coronet/lib/datagram_socket.hpp>
 #include <coronet/lib/error.hpp>
+#include <coronet/lib/happy_eyeballs.hpp>
 #include <coronet/lib/log.hpp>
 #include <coronet/lib/memory_transport.hpp>
 #include <coronet/lib/reactor.hpp>
+#include <coronet/lib/resolver.hpp>
 #include <coronet/lib/socket.hpp>
 #include <coronet/lib/timer.hpp>
 #include <coronet/lib/transport.hpp>
@@ -21,6 +24,7 @@
 // coro/: the coroutine layer.
 #include <coronet/coro/async_chat.hpp>
 #include <coronet/coro/channel.hpp>
+#include <coronet/coro/connect.hpp>
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/scan.hpp>

@@ -8,13 +8,16 @@
 set(CORONET_LIB_SOURCES
     lib/address.cpp
     lib/buffer_pool.cpp
+    lib/datagram_socket.cpp
     lib/epoll_backend.cpp
     lib/error.cpp
+    lib/happy_eyeballs.cpp
     lib/log.cpp
     lib/memory_transport.cpp
     lib/perform.cpp
     lib/reactor.cpp
     lib/readiness_backend.cpp
+    lib/resolver.cpp
     lib/select_backend.cpp
     lib/socket.cpp
     lib/uring_backend.cpp
@@ -25,9 +28,11 @@ set(CORONET_LIB_HEADERS
     lib/awaiter.hpp
     lib/backend.hpp
     lib/buffer_pool.hpp
+    lib/datagram_socket.hpp
     lib/epoll_backend.hpp
     lib/error.hpp
     lib/event.hpp
+    lib/happy_eyeballs.hpp
     lib/log.hpp
     lib/memory_transport.hpp
     lib/operation.hpp
@@ -35,6 +40,7 @@ set(CORONET_LIB_HEADERS
     lib/reactor.hpp
     lib/readiness_backend.hpp
     lib/recv_queue.hpp
+    lib/resolver.hpp
     lib/select_backend.hpp
     lib/socket.hpp
     lib/timer.hpp
@@ -46,6 +52,7 @@ set(CORONET_LIB_HEADERS
 set(CORONET_CORO_SOURCES
     coro/async_chat.cpp
     coro/channel.cpp
+    coro/connect.cpp
     coro/frame_pool.cpp
     coro/net.cpp
     coro/producer.cpp
@@ -57,6 +64,7 @@ set(CORONET_CORO_SOURCES
 set(CORONET_CORO_HEADERS
     coro/async_chat.hpp
     coro/channel.hpp
+    coro/connect.hpp
     coro/frame_pool.hpp
     coro/net.hpp
     coro/producer.hpp
@@ -87,24 +95,29 @@ set(CORONET_EXAMPLES
     "proxy examples/proxy.cpp"
     "http_client examples/http_client.cpp"
     "chat_server examples/chat_server.cpp"
+    "udp_echo examples/udp_echo.cpp"
 )
 
 # Unit tests (Catch2), one per line: each file is one test program named after it.
 set(CORONET_TESTS
     tests/lib/address_test.cpp
     tests/lib/awaiter_test.cpp
+    tests/lib/datagram_socket_test.cpp
     tests/lib/error_test.cpp
     tests/lib/half_close_test.cpp
+    tests/lib/happy_eyeballs_test.cpp
     tests/lib/memory_transport_test.cpp
     tests/lib/reactor_test.cpp
     tests/lib/readiness_backend_test.cpp
     tests/lib/recv_queue_test.cpp
+    tests/lib/resolver_test.cpp
     tests/lib/socket_test.cpp
     tests/lib/timer_test.cpp
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
     tests/coro/channel_memory_test.cpp
     tests/coro/channel_test.cpp
+    tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
     tests/coro/producer_test.cpp
     tests/coro/scan_test.cpp

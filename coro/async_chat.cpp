@@ -73,6 +73,17 @@ void async_chat::connect(const address& to) {
     spawn(*reactor_, drive(shared_from_this(), to), "async_chat");
 }
 
+void async_chat::connect(std::string host, unsigned port, connect_host_options options) {
+    if (!reactor_)
+        throw std::logic_error("async_chat::connect: make the object with async_chat::create");
+    if (started_) throw std::logic_error("async_chat::connect: already started");
+    started_ = true;
+    host_ = std::move(host);
+    host_port_ = port;
+    host_options_ = std::move(options);
+    spawn(*reactor_, drive(shared_from_this(), std::nullopt), "async_chat");
+}
+
 // Wraps the connected socket in a channel and hands it what was queued before.
 void async_chat::attach(socket s) {
     fd_ = s.native_handle();
@@ -116,10 +127,11 @@ task<socket> async_chat::connect_socket(reactor& r, address to) {
 task<void> async_chat::drive(std::shared_ptr<async_chat> self, std::optional<address> to) {
     async_chat& c = *self;
     bool ok = !c.closed_;
-    if (ok && to) {
+    if (ok && (to || !c.host_.empty())) {
         std::exception_ptr error;
         try {
-            auto connecting = connect_socket(*c.reactor_, *to);
+            auto connecting = to ? connect_socket(*c.reactor_, *to)
+                                 : coronet::connect(*c.reactor_, c.host_, c.host_port_, c.host_options_);
             connecting.set_cancel_slot(&c.connect_slot_);  // close() cancels it
             c.attach(co_await std::move(connecting));
         } catch (...) {

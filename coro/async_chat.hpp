@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <coronet/coro/channel.hpp>
+#include <coronet/coro/connect.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/scan.hpp>  // find_prefix_at_end, asynchat's helper
 #include <coronet/coro/task.hpp>
@@ -96,6 +97,8 @@ public:
     static std::shared_ptr<T> create(reactor& r, A&&... args);
     // Connects (objects from create() only): handle_connect() on success, else handle_error().
     void connect(const address& to);
+    // The same to a host name: resolved on the loop, its addresses raced (coro/connect.hpp).
+    void connect(std::string host, unsigned port, connect_host_options options = {});
 
     // --- events, called on the reactor's thread; an exception escaping one goes to handle_error
     // ---
@@ -218,6 +221,9 @@ private:
     std::string peer_;
     int fd_ = -1;
     channel ch_;
+    std::string host_;  // connect(host, port): the name, its port, and how
+    unsigned host_port_ = 0;
+    connect_host_options host_options_{};
 };
 
 template <detail::byte_count Int>

@@ -28,10 +28,10 @@ public:
     parser(std::string program, std::string summary)
         : program_(std::move(program)), summary_(std::move(summary)) {}
 
-    // --name TEXT.
-    void flag(std::string name, std::string& into, std::string help) {
+    // --name TEXT (or what `shown` says the value is: FILE, HOST:PORT...).
+    void flag(std::string name, std::string& into, std::string help, std::string shown = "TEXT") {
         add({.name = "--" + name,
-             .shown = into.empty() ? "TEXT" : into,
+             .shown = into.empty() ? std::move(shown) : into,
              .help = std::move(help),
              .set = [&into](std::string_view v) {
                  into = v;

@@ -68,8 +68,8 @@ int main(int argc, char** argv) {
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
     args.flag("threads", threads, 1u, 256u, "reactors, one thread and one listener each");
-    args.flag("tls-cert", tls_cert, "PEM certificate chain: speak TLS (with --tls-key)");
-    args.flag("tls-key", tls_key, "PEM private key of --tls-cert");
+    args.flag("tls-cert", tls_cert, "PEM certificate chain: speak TLS (with --tls-key)", "FILE");
+    args.flag("tls-key", tls_key, "PEM private key of --tls-cert", "FILE");
     args.parse(argc, argv);
     if (tls_cert.empty() != tls_key.empty()) args.fail("--tls-cert and --tls-key go together");
     std::optional<coronet::tls_server_options> tls;

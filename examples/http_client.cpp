@@ -1,11 +1,15 @@
 // examples/http_client.cpp: fetches every URL on the command line at once (the seed's asynhttp).
 //
-// One task per URL, all running together on one reactor: connect, send an HTTP/1.0 GET, read
-// until the server closes (HTTP/1.0: the end of the body is the end of the stream), then print
+// One task per URL, all running together on one reactor: resolve the host name (on the loop:
+// a slow DNS server delays only its own URL), connect (Happy Eyeballs: every address, IPv6
+// first), send an HTTP/1.0 GET, read until the server closes (HTTP/1.0: the end of the body is the end of the stream), then print
 // the whole response at once under a `==> URL (status, body bytes)` line, so responses never
 // interleave, whichever finishes first. A fetch that fails (refused, reset, not HTTP, slower
 // than --timeout) is one line on stderr and makes the exit status 1; a 404 is a response like
-// any other, as with curl. CORONET_BACKEND=io_uring|epoll|select picks the reactor's backend.
+// any other, as with curl. --dns-server HOST:PORT asks that DNS server instead of
+// /etc/resolv.conf's. https:// URLs speak TLS, verifying the server's certificate and name
+// against the system's trusted CAs (--cacert FILE: against those; --insecure: not at all).
+// CORONET_BACKEND=io_uring|epoll|select picks the reactor's backend.
 // Medusa ancestor: asynhttp.py, the first program in "Programming in Python with Medusa".
 //
 // Try: python3 -m http.server --bind 127.0.0.1 8000 &
@@ -14,27 +18,37 @@
 #include <coronet/coronet.hpp>
 #include <coronet/examples/cli.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-// An http://host[:port]/path URL, taken apart.
+// An http[s]://host[:port]/path URL, taken apart.
 struct url {
     std::string text;         // as given, for messages
+    bool https = false;
     std::string authority{};  // host[:port], for the Host header
     std::string host{};       // without the [] of an IPv6 literal
     unsigned port = 80;
     std::string path = "/";
 };
 
-// Takes an http:// URL apart; throws std::invalid_argument saying what is wrong with it.
+// Takes an http:// or https:// URL apart; throws std::invalid_argument saying what is wrong.
 url parse_url(const std::string& text) {
     url u{.text = text};
-    if (!text.starts_with("http://")) throw std::invalid_argument("HTTP URLs only, please");
-    std::string_view rest = std::string_view(text).substr(7);
+    if (text.starts_with("https://")) {
+        u.https = true;
+        u.port = 443;
+    } else if (!text.starts_with("http://")) {
+        throw std::invalid_argument("http:// and https:// URLs only, please");
+    }
+    std::string_view rest = std::string_view(text).substr(u.https ? 8 : 7);
     u.authority = rest.substr(0, rest.find('/'));
     if (rest.find('/') != rest.npos) u.path = rest.substr(rest.find('/'));
     std::string_view host = u.authority;
@@ -51,14 +65,33 @@ url parse_url(const std::string& text) {
     return u;
 }
 
-// The seed's http_client: connect, send the request, read until the server closes.
-coronet::task<std::string> fetch(coronet::reactor& r, coronet::address to, url u) {
-    coronet::channel ch(co_await coronet::socket::connect(r, to));
+// True when a response announces its body's length and has all of it.
+bool whole_body(const std::string& response) {
+    auto head_end = response.find("\r\n\r\n");
+    std::string head = response.substr(0, head_end);
+    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto at = head.find("\r\ncontent-length:");
+    if (head_end == response.npos || at == head.npos) return false;
+    return std::strtoull(head.c_str() + at + 17, nullptr, 10) == response.size() - head_end - 4;
+}
+
+// The seed's http_client: connect (resolving the name; TLS for https), send the request, read
+// until the server closes.
+coronet::task<std::string> fetch(coronet::reactor& r, url u, coronet::connect_host_options how,
+                                 const coronet::tls_context* tls) {
+    coronet::socket s = co_await coronet::connect(r, u.host, u.port, how);
+    coronet::channel ch;
+    if (u.https)  // the handshake checks the certificate against u.host (unless --insecure)
+        ch = coronet::channel(co_await coronet::tls_connect(std::move(s), *tls, u.host));
+    else
+        ch = coronet::channel(std::move(s));
     ch.push("GET " + u.path + " HTTP/1.0\r\nHost: " + u.authority + "\r\n\r\n");
     std::string response;
     while (auto data = co_await ch.read_some())  // nullopt: the server closed (handle_close)
         response += *data;
-    if (ch.close_reason()) throw std::system_error(ch.close_reason(), "recv");  // a reset
+    // A reset, or TLS cut short without close_notify: an error unless the body is all there.
+    if (ch.close_reason() && !whole_body(response))
+        throw std::system_error(ch.close_reason(), "recv");
     co_return response;
 }
 
@@ -70,10 +103,11 @@ void report(const url& u, const std::string& why, int& failed) {
 
 // Fetches u within the timeout, then prints the response in one piece, or one line on stderr.
 // The try/catch is the point here: a failure is counted and reported, not just logged by spawn.
-coronet::task<> fetch_and_print(coronet::reactor& r, coronet::address to, url u,
-                                std::chrono::seconds timeout, int& failed) {
+coronet::task<> fetch_and_print(coronet::reactor& r, url u, coronet::connect_host_options how,
+                                const coronet::tls_context* tls, std::chrono::seconds timeout,
+                                int& failed) {
     try {
-        std::string response = co_await coronet::with_timeout(r, fetch(r, to, u), timeout);
+        std::string response = co_await coronet::with_timeout(r, fetch(r, u, how, tls), timeout);
         // "HTTP/1.x NNN reason\r\n", headers, an empty line, then the body.
         auto head_end = response.find("\r\n\r\n");
         int status = 0;
@@ -98,10 +132,15 @@ coronet::task<> fetch_and_print(coronet::reactor& r, coronet::address to, url u,
 int main(int argc, char** argv) try {
     std::vector<std::string> texts;
     unsigned timeout = 30;
+    std::string dns_server, cacert;
+    bool insecure = false;
     cli::parser args("http_client",
                      "Fetches every URL at once over HTTP/1.0 and prints each whole response.");
     args.flag("timeout", timeout, 1u, 3600u, "seconds each fetch may take");
-    args.positionals("url", texts, "http://host[:port]/path, as many as you like");
+    args.flag("dns-server", dns_server, "DNS server to ask (default: resolv.conf's)", "HOST:PORT");
+    args.flag("cacert", cacert, "https: trust the CAs in this PEM file, not the system's", "FILE");
+    args.toggle("insecure", insecure, "https: accept any certificate and name (insecure!)");
+    args.positionals("url", texts, "http[s]://host[:port]/path, as many as you like");
     args.parse(argc, argv);
     std::vector<url> urls;
     for (const auto& text : texts) {
@@ -112,18 +151,19 @@ int main(int argc, char** argv) try {
         }
     }
 
+    std::optional<coronet::tls_context> tls;  // one for every https URL: sessions are reused
+    if (std::ranges::any_of(urls, &url::https))
+        tls = args.convert("--cacert", [&] {
+            return coronet::tls_context::client({.ca_file = cacert, .insecure_no_verify = insecure});
+        });
+
     coronet::reactor r;
     int failed = 0;
-    for (const auto& u : urls) {
-        coronet::address to;
-        try {
-            to = coronet::address::from_host_port(u.host, u.port);  // names resolve, blocking
-        } catch (const std::exception& e) {
-            report(u, e.what(), failed);
-            continue;
-        }
-        coronet::spawn(r, fetch_and_print(r, to, u, std::chrono::seconds(timeout), failed), u.text);
-    }
+    coronet::connect_host_options how{.resolve = {.servers = dns_server},
+                                      .timeout = std::chrono::seconds(timeout)};
+    for (const auto& u : urls)  // every URL at once, name resolution included
+        coronet::spawn(r, fetch_and_print(r, u, how, tls ? &*tls : nullptr, std::chrono::seconds(timeout), failed),
+                       u.text);
     r.run();  // until every fetch has finished: asyncore.loop() with an empty socket_map
     return failed ? 1 : 0;
 } catch (const std::exception& e) {  // no reactor (CORONET_BACKEND names a missing backend)

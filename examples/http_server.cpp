@@ -356,8 +356,8 @@ int main(int argc, char** argv) {
                 "the reactor's backend");
     args.flag("idle-timeout", idle_timeout, 1u, 3600u,
               "seconds to wait for a request and its whole head (and a stalled reader)");
-    args.flag("tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key)");
-    args.flag("tls-key", tls_key, "PEM private key of --tls-cert");
+    args.flag("tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key)", "FILE");
+    args.flag("tls-key", tls_key, "PEM private key of --tls-cert", "FILE");
     args.parse(argc, argv);
     if (tls_cert.empty() != tls_key.empty()) args.fail("--tls-cert and --tls-key go together");
     std::optional<coronet::tls_server_options> tls;

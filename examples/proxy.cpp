@@ -4,7 +4,9 @@
 // For each client a proxy_receiver reads its lines and a proxy_sender connects to the real
 // server: client lines are printed `<== (ID) 'line'` and forwarded, server lines `==> (ID)
 // 'line'` and sent back, each quoted as Python's repr() quotes it. When one side closes, the
-// other is closed too. Medusa ancestor: proxy.py in "Programming in Python with Medusa".
+// other is closed too. The server's host name is resolved for each connection, on the loop
+// (--dns-server HOST:PORT picks the DNS server), and every address is tried (Happy Eyeballs).
+// Medusa ancestor: proxy.py in "Programming in Python with Medusa".
 //
 // Try: bazel run //examples:proxy -- localhost 25, then telnet localhost 8025.
 
@@ -91,7 +93,8 @@ void proxy_sender::handle_close() {
 
 // proxy_server.handle_accept: a receiver for each client, and its sender to the real server.
 // (An object's events begin on the next loop turn, so `sender` is set before any of them.)
-coronet::task<> proxy_server(coronet::socket listener, coronet::address there) {
+coronet::task<> proxy_server(coronet::socket listener, std::string host, unsigned port,
+                             coronet::connect_host_options how) {
     auto& r = listener.context();
     for (int channel_counter = 0;;) {
         std::error_code error;
@@ -100,7 +103,7 @@ coronet::task<> proxy_server(coronet::socket listener, coronet::address there) {
                 r, co_await listener.accept(), channel_counter);
             receiver->sender =
                 coronet::async_chat::create<proxy_sender>(r, receiver, channel_counter++);
-            receiver->sender->connect(there);
+            receiver->sender->connect(host, port, how);  // the name resolves on the loop
             continue;
         } catch (const std::system_error& e) {
             error = e.code();  // EMFILE and the like: say so, back off, go on
@@ -111,12 +114,13 @@ coronet::task<> proxy_server(coronet::socket listener, coronet::address there) {
 }
 
 int main(int argc, char** argv) {
-    std::string host, server_port, port = "server-port+8000";
+    std::string host, server_port, port = "server-port+8000", dns_server;
     cli::parser args("proxy",
                      "Relays a line protocol to a server, printing every line (Medusa's proxy).");
     args.positional("server-host", host, "the real server's host name or address");
     args.positional("server-port", server_port, "its TCP port");
     args.flag("port", port, "TCP port to listen on; 0 picks a free one");
+    args.flag("dns-server", dns_server, "DNS server to ask (default: resolv.conf's)", "HOST:PORT");
     args.parse(argc, argv);
     auto number = [&](const std::string& text, unsigned min, const std::string& what) {
         unsigned n = 0;
@@ -130,8 +134,6 @@ int main(int argc, char** argv) {
     unsigned here_port = port == "server-port+8000" ? there_port + 8000 : number(port, 0, "--port");
     if (here_port > 65535) args.fail("<server-port> + 8000 is above 65535: choose one with --port");
     auto here = coronet::address::from_host_port("0.0.0.0", here_port);
-    auto there = args.convert("<server-host>",
-                              [&] { return coronet::address::from_host_port(host, there_port); });
 
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line at a time, even into a pipe
     coronet::reactor r;
@@ -142,8 +144,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "proxy: %s\n", e.what());
         return 1;
     }
-    std::printf("proxy: listening on %s, relaying to %s\n",
-                listener.local_address().to_string().c_str(), there.to_string().c_str());
-    coronet::spawn(r, proxy_server(std::move(listener), there), "proxy_server");
+    std::printf("proxy: listening on %s, relaying to %s port %u\n",
+                listener.local_address().to_string().c_str(), host.c_str(), there_port);
+    coronet::connect_host_options how{.resolve = {.servers = dns_server}};
+    coronet::spawn(r, proxy_server(std::move(listener), host, there_port, how), "proxy_server");
     r.run();
 }

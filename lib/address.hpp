@@ -2,8 +2,10 @@
 // A socket address: IPv4, IPv6 or a Unix-domain path, parsed from text.
 //
 // "127.0.0.1:7000", "[::1]:7000", "localhost:7000" (resolved once, blocking,
-// at parse time) and "unix:/path/to/socket". Medusa ancestor: the (host, port)
-// tuples asyncore passes to bind() and connect().
+// at parse time, to its first address: fine before a loop runs; inside one use
+// lib/resolver.hpp's resolve() or coro/connect.hpp's connect(r, host, port),
+// which never block and try every address) and "unix:/path/to/socket".
+// Medusa ancestor: the (host, port) tuples asyncore passes to bind() and connect().
 
 #include <cstddef>
 #include <string>

@@ -19,6 +19,11 @@ public:
         case errc::channel_closed: return "channel closed";
         case errc::stream_truncated: return "stream truncated (the peer closed without close_notify)";
         case errc::transport_failed: return "transport failed";
+        case errc::host_not_found: return "no such host name (or it has no address)";
+        case errc::dns_timed_out: return "no answer from the DNS server in time";
+        case errc::dns_refused: return "the DNS server refused the query";
+        case errc::dns_failed: return "DNS server failure";
+        case errc::no_address_connected: return "no address of the name accepted the connection";
         }
         return "unknown coronet error " + std::to_string(code);
     }

@@ -24,6 +24,12 @@ enum class errc {
     channel_closed,             // the channel was closed while the operation waited
     stream_truncated,           // the peer ended the stream without TLS's close_notify
     transport_failed,           // a transport failed; transport::error() says how (a TLS alert...)
+    // --- name resolution (resolve(), connect to a host name) ---
+    host_not_found,             // the name does not exist, or has no address
+    dns_timed_out,              // no DNS server answered in time
+    dns_refused,                // the DNS server refused the query (or the connection)
+    dns_failed,                 // the DNS server failed (SERVFAIL), or an answer was malformed
+    no_address_connected,       // connecting to a name: every address failed
 };
 
 // The category of coronet::errc ("coronet").

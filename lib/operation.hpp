@@ -43,6 +43,10 @@ enum class op_code : std::uint8_t {
                     // With `receiver` set, io_uring serves it from a multishot receive
                     // (lib/recv_queue.hpp), which fills whole blocks: provided_max is then
                     // not applied
+    // --- datagrams ---
+    recvmsg,  // recvmsg(fd, msg, MSG_TRUNC): one datagram and its sender (msg->msg_name);
+              // the result is the datagram's full length, more than the buffers when it
+              // was truncated
 };
 
 // Where an operation is in its life. `held`: pending in an op_performer (a
@@ -70,8 +74,8 @@ struct operation {
             std::size_t provided_max;         // most bytes to take (0: a whole block)
             recv_queue* receiver;             // the connection's multishot queue, or nullptr
         };
-        __extension__ struct {                // sendmsg; and recv/sendmsg held by a performer
-            msghdr* msg;                      // sendmsg
+        __extension__ struct {                // sendmsg, recvmsg; and recv/sendmsg held by a performer
+            msghdr* msg;                      // sendmsg / recvmsg
             op_performer* performer;          // held: who performs it (reactor::hold)
         };
         __extension__ struct {                // accept / connect

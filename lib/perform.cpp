@@ -90,7 +90,8 @@ bool wants_read(const operation& op) noexcept {
     switch (op.code) {
     case op_code::accept:
     case op_code::recv:
-    case op_code::recv_provided: return true;
+    case op_code::recv_provided:
+    case op_code::recvmsg: return true;
     case op_code::poll: return (op.poll_mask & POLLIN) != 0;
     default: return false;
     }
@@ -116,6 +117,7 @@ bool perform(operation& op) noexcept {
         case op_code::poll: return perform_poll(op);
         case op_code::timeout: op.result = -EINVAL; return true;  // the reactor's, never here
         case op_code::recv_provided: op.result = -EINVAL; return true;  // perform_provided()
+        case op_code::recvmsg: n = ::recvmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_TRUNC); break;
         }
         if (n < 0 && errno == EINTR) continue;
         return finish_or_park(op, n);

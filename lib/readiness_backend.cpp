@@ -36,8 +36,9 @@ bool readiness_backend::start(operation& op) {
     // but the end of stream is still there to read, and its edge was spent.
     // Only an fd already watched parks untried: where watch() fails (select,
     // fd >= FD_SETSIZE) a receive that need not wait must still finish. This
-    // holds for stream sockets, the only kind coronet makes: a datagram recv
-    // is short with more datagrams still queued.
+    // holds for stream sockets only: a datagram recv is short with more
+    // datagrams still queued. Datagram sockets receive with recvmsg, which
+    // never marks an fd drained (attempt() passes it straight to perform()).
     bool skip = st.drained && st.watched && is_receive(op);
     if (parked.empty() && !skip && attempt(op, st)) return true;
     if (!st.watched) {

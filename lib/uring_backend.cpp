@@ -263,6 +263,7 @@ bool uring_backend::start(operation& op) {
         op.result = -EINVAL;
         break;
     case op_code::recv_provided: start_provided(op, sqe); break;
+    case op_code::recvmsg: io_uring_prep_recvmsg(sqe, op.fd, op.msg, MSG_TRUNC); break;
     }
     io_uring_sqe_set_data(sqe, &op);
     return false;

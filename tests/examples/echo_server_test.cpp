@@ -61,7 +61,8 @@ TEST_CASE("echo_server: --help prints the usage and exits 0", "[echo_server]") {
     CHECK(status == 0);
     CHECK(
         out.starts_with("usage: echo_server [--host 127.0.0.1] [--port 7000] "
-                        "[--backend auto|io_uring|epoll|select] [--threads 1]\n"));
+                        "[--backend auto|io_uring|epoll|select] [--threads 1] [--tls-cert FILE] "
+                              "[--tls-key FILE]\n"));
     CHECK(err.empty());
 }
 

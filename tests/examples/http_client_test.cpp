@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/dns_server.hpp"
 #include "tests/support/process.hpp"
 
 namespace {
@@ -179,7 +180,7 @@ TEST_CASE("http_client: --help prints the usage and exits 0", "[http_client]") {
     auto [status, out, err] = run_client({"--help"});
     INFO(describe(status) << "\nstderr: " << err);
     CHECK(exited_with(status, 0));
-    CHECK(out.starts_with("usage: http_client [--timeout 30] <url>...\n"));
+    CHECK(out.starts_with("usage: http_client [--timeout 30] [--dns-server HOST:PORT] [--cacert FILE] [--insecure] <url>...\n"));
     CHECK(err.empty());
 }
 
@@ -187,8 +188,8 @@ TEST_CASE("http_client: a bad argument prints what is wrong and the usage, and e
           "[http_client]") {
     using case_t = std::pair<std::vector<std::string>, std::string>;
     auto [args, expected] =
-        GENERATE(case_t{{"ftp://x/"}, "http_client: ftp://x/: HTTP URLs only, please\n"},
-                 case_t{{"http://127.0.0.1/", "x"}, "http_client: x: HTTP URLs only, please\n"},
+        GENERATE(case_t{{"ftp://x/"}, "http_client: ftp://x/: http:// and https:// URLs only, please\n"},
+                 case_t{{"http://127.0.0.1/", "x"}, "http_client: x: http:// and https:// URLs only, please\n"},
                  case_t{{}, "http_client: missing <url>...\n"},
                  case_t{{"http://"}, "http_client: http://: no host\n"},
                  case_t{{"http://h:80x/"}, "http_client: http://h:80x/: bad port '80x'\n"},
@@ -200,7 +201,7 @@ TEST_CASE("http_client: a bad argument prints what is wrong and the usage, and e
                   << describe(status) << "\nstderr: " << err);
     CHECK(exited_with(status, 2));
     CHECK(err.starts_with(expected));
-    CHECK(err.find("\nusage: http_client [--timeout 30] <url>...\n") != std::string::npos);
+    CHECK(err.find("\nusage: http_client [--timeout 30] [--dns-server HOST:PORT] [--cacert FILE] [--insecure] <url>...\n") != std::string::npos);
     CHECK(out.empty());
 }
 
@@ -312,4 +313,71 @@ TEST_CASE("http_client: a failed fetch is one line on stderr and exit status 1, 
     CHECK(err.find("http_client: " + silent_url + ": no response within 1 s\n") !=
           std::string::npos);
     CHECK(std::count(err.begin(), err.end(), '\n') == 3);  // one line each, nothing else
+}
+
+TEST_CASE("http_client: names resolve through --dns-server, IPv6 first, falling back to IPv4",
+          "[http_client]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    temp_dir dir("http_client_test");
+    dir.write("small.txt", "hello, world\n");
+    python_server server(dir.path());  // on 127.0.0.1 only: ::1 refuses
+    dnsmasq_server dns("127.0.0.1 web.test\n::1 web.test\n127.0.0.1 other.test\n");
+    const std::string port = std::to_string(server.port);
+    const std::vector<std::string> urls = {"http://web.test:" + port + "/small.txt",
+                                           "http://other.test:" + port + "/small.txt"};
+    std::vector<std::string> args = {"--dns-server", dns.server()};
+    args.insert(args.end(), urls.begin(), urls.end());
+    auto [status, out, err] = run_client(args, std::string(coronet::to_string(kind)));
+    INFO(describe(status) << "\nstderr: " << err);
+    CHECK(exited_with(status, 0));
+    CHECK(err.empty());
+    auto got = split(out);
+    REQUIRE(got.size() == 2);
+    for (const auto& u : urls) {
+        REQUIRE(got.count(u) == 1);
+        CHECK(got.find(u)->second.body == "hello, world\n");
+    }
+}
+
+TEST_CASE("http_client: an unknown name is a clear error and exit status 1", "[http_client]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    dnsmasq_server dns("127.0.0.1 web.test\n");
+    auto [status, out, err] = run_client({"--dns-server", dns.server(), "http://nosuch.test/"},
+                                         std::string(coronet::to_string(kind)));
+    INFO(describe(status) << "\nstdout: " << out);
+    CHECK(exited_with(status, 1));
+    CHECK(out.empty());
+    CHECK(err == "http_client: http://nosuch.test/: resolve 'nosuch.test': no such host name (or it "
+                 "has no address)\n");
+}
+
+TEST_CASE("http_client: while one name takes 2 s to resolve, the other URLs are fetched",
+          "[http_client]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    temp_dir dir("http_client_test");
+    dir.write("a.txt", "fast\n");
+    python_server server(dir.path());
+    slow_dns_server dns(2.0);  // slow.test is 127.0.0.1, after 2 s
+    const std::string port = std::to_string(server.port);
+    const std::string slow = "http://slow.test:" + port + "/a.txt";
+    const std::string fast = "http://127.0.0.1:" + port + "/a.txt";
+    auto start = steady::now();
+    child client({runfile("examples/http_client"), "--dns-server", dns.server(), slow, fast, fast},
+                 {.env = {"CORONET_BACKEND=" + std::string(coronet::to_string(kind))}});
+    std::string first = client.first_line(20s);
+    auto first_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
+    int status = client.wait_exit(30s);
+    auto all_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
+    INFO(describe(status) << "\nstdout: " << client.out() << "\nstderr: " << client.err());
+    std::fprintf(stderr,
+                 "http_client (%s): first response after %lld ms, the slow name's after %lld ms\n",
+                 std::string(coronet::to_string(kind)).c_str(), static_cast<long long>(first_ms.count()),
+                 static_cast<long long>(all_ms.count()));
+    CHECK(exited_with(status, 0));
+    CHECK(first.starts_with("==> " + fast + " (200"));  // not stuck behind the slow name
+    CHECK(first_ms < 1500ms);
+    CHECK(all_ms >= 1500ms);  // and the slow one did wait for its answer
+    auto got = split(client.out());
+    CHECK(got.size() == 3);
+    CHECK(got.count(slow) == 1);
 }

@@ -47,7 +47,8 @@ TEST_CASE("http_server: --help prints the usage and exits 0", "[http_server]") {
     CHECK(r.status == 0);
     CHECK(r.out.starts_with(
         "usage: http_server [--host 127.0.0.1] [--port 8080] [--root .] [--threads 1] "
-        "[--backend auto|io_uring|epoll|select] [--idle-timeout 30]\n"));
+        "[--backend auto|io_uring|epoll|select] [--idle-timeout 30] [--tls-cert FILE] "
+            "[--tls-key FILE]\n"));
     CHECK(r.err.empty());
 }
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/dns_server.hpp"
 #include "tests/support/process.hpp"
 
 namespace {
@@ -193,6 +194,36 @@ TEST_CASE("proxy: a refused server connection closes the client", "[proxy]") {
     // the refusal, which closes the client without reading further)
     CHECK(p.err().find("uncaptured exception, closing channel <proxy_sender") != std::string::npos);
     CHECK(p.err().find("Connection refused") != std::string::npos);
+}
+
+TEST_CASE("proxy: the server's host name resolves on the loop, each address tried", "[proxy]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    ::setenv("CORONET_BACKEND", std::string(coronet::to_string(kind)).c_str(), 1);
+    // line.test is ::1 and 127.0.0.1, and the line server listens on 127.0.0.1 only: ::1 is
+    // tried first and refused, 127.0.0.1 connects. unknown.test does not exist.
+    dnsmasq_server dns("::1 line.test\n127.0.0.1 line.test\n");
+    int listener = tcp_socket(0, true);
+    std::thread server(line_server, listener, 1);
+    proxy p({"line.test", std::to_string(local_port(listener)), "--port", "0", "--dns-server", dns.server()});
+    int c = tcp_socket(p.port(), false);
+    ::send(c, "via a name\nBYE\n", 15, MSG_NOSIGNAL);
+    std::string got = read_all(c);
+    ::close(c);
+    server.join();
+    ::close(listener);
+    std::string out = p.stop();
+    INFO("stdout:\n" << out << "stderr:\n" << p.err());
+    CHECK(got == "echo: via a name\nbye!\n");
+    CHECK(out.find("relaying to line.test port ") != std::string::npos);
+    CHECK(out.find("Connected\n") != std::string::npos);
+
+    proxy lost({"unknown.test", "25", "--port", "0", "--dns-server", dns.server()});
+    int d = tcp_socket(lost.port(), false);
+    CHECK(read_all(d).empty());  // the name fails: the client is closed
+    ::close(d);
+    lost.stop();
+    INFO("stderr:\n" << lost.err());
+    CHECK(lost.err().find("resolve 'unknown.test': no such host name") != std::string::npos);
 }
 
 TEST_CASE("proxy: bad arguments exit 2 with the reason, --help exits 0", "[proxy]") {

@@ -10,6 +10,9 @@
 #     mid-handshake, a 16 KiB record one byte at a time, 1,000 stalled handshakes), each ending
 #     in a logged error and a close while the server keeps serving; SIGTERM exits 0.
 #   echo_server --tls-cert --tls-key: 1 MiB through Python's ssl, echoed byte for byte.
+#   http_client https://: against http_server, nginx in TLS mode and Python's http.server
+#     wrapped in ssl (with --cacert); it refuses an untrusted certificate and a certificate for
+#     another name with a clear error and a non-zero exit; --insecure accepts them.
 # Only the servers started here are signalled, by PID; every wait and load run is bounded.
 set -euo pipefail
 
@@ -19,13 +22,12 @@ here="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-}/tests/examples"
 [ -f "$here/tls_bad_input.py" ] || here=tests/examples
 work="$(mktemp -d "${TEST_TMPDIR:-/tmp}/tls_interop.XXXXXX")"
 pid=
-cleanup() { if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
-trap cleanup EXIT
+trap 'cleanup' EXIT
 
 failures=0
 fail() { echo "FAIL [$backend]: $*" >&2; failures=$((failures + 1)); }
 
-for tool in curl openssl python3 wrk; do
+for tool in curl openssl python3 wrk nginx; do
     command -v "$tool" >/dev/null || { echo "$tool not found: install it (tools/install-deps.sh test)" >&2; exit 1; }
 done
 
@@ -37,6 +39,11 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$work/ext.cnf"
 openssl x509 -req -in "$work/cert.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
     -out "$work/cert.pem" -days 2 -extfile "$work/ext.cnf" 2>/dev/null
 tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+# Another certificate from the same CA, for a name no test connects to.
+openssl req "${ec[@]}" -keyout "$work/other.key" -out "$work/other.csr" -subj /CN=other.test 2>/dev/null
+printf 'subjectAltName=DNS:other.test\n' >"$work/other.cnf"
+openssl x509 -req -in "$work/other.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+    -out "$work/other.pem" -days 2 -extfile "$work/other.cnf" 2>/dev/null
 
 # start NAME ARGS...: starts the server on port 0, sets $pid and $port (from its start line).
 start() {
@@ -55,6 +62,26 @@ start() {
     fail "$name $*: no start line in 10 s; stderr: $(cat "$work/err")"
     return 1
 }
+
+# free_port: a TCP port nobody listens on now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_peer NAME CMD...: a peer server in the background; waits until its port ($peer_port) answers.
+peer_pids=()
+start_peer() {
+    local name=$1
+    shift
+    "$@" >"$work/$name.out" 2>&1 &
+    peer_pids+=($!)
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$peer_port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "FAIL: $name did not start: $(cat "$work/$name.out")" >&2
+    failures=$((failures + 1))
+}
+stop_peers() { for p in "${peer_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; peer_pids=(); }
+cleanup() { stop_peers; if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi; rm -rf "$work"; }
 
 # stop NAME: SIGTERM, and exit 0 within 10 s.
 stop() {
@@ -124,6 +151,17 @@ print(urllib.request.urlopen(sys.argv[2], context=ctx).read().decode().strip())'
         fail "bad input (above)"
     fi
     grep -q -E 'error.*(tls|http session)' "$work/err" || fail "no error was logged for the bad input: $(tail -3 "$work/err")"
+
+    # http_client fetches from it over https, verifying the certificate with --cacert.
+    out=$(CORONET_BACKEND=$backend timeout 30 "$bin/http_client" --cacert "$work/ca.pem" "$url/page.txt" "https://127.0.0.1:$port/hello" 2>&1) ||
+        fail "http_client https: exit $?: $out"
+    grep -q "==> $url/page.txt (200, 9 bytes)" <<<"$out" || fail "http_client https: $out"
+    grep -q "==> https://127.0.0.1:$port/hello (200, 13 bytes)" <<<"$out" || fail "http_client https by IP: $out"
+    # ... and refuses it without the CA: the system store does not know it.
+    if out=$(CORONET_BACKEND=$backend timeout 30 "$bin/http_client" "$url/page.txt" 2>&1); then
+        fail "http_client trusted an unknown CA: $out"
+    fi
+    grep -q 'certificate verify failed' <<<"$out" || fail "http_client untrusted: unclear error: $out"
     stop http_server
     echo "[$backend] http_server over TLS: ok ($requests requests from wrk in 2 s)"
 
@@ -145,6 +183,62 @@ print("same" if back == data else "differs: %d of %d bytes" % (len(back), len(da
         echo "[$backend] echo_server over TLS: ok"
     fi
 done
+
+# http_client against other servers' TLS (any backend will do: the reactor is not the subject).
+backend=peers
+export CORONET_BACKEND=epoll
+mkdir -p "$work/nginx"
+peer_port=$(free_port)
+cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+pid nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path cbt; proxy_temp_path pt; fastcgi_temp_path ft; uwsgi_temp_path ut; scgi_temp_path st;
+    server {
+        listen 127.0.0.1:$peer_port ssl;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        root $work/root;
+    }
+}
+CONF
+start_peer nginx nginx -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e stderr
+out=$(timeout 30 "$bin/http_client" --cacert "$work/ca.pem" "https://localhost:$peer_port/page.txt" 2>&1) ||
+    fail "http_client against nginx: exit $?: $out"
+grep -q "(200, 9 bytes)" <<<"$out" || fail "http_client against nginx: $out"
+stop_peers
+
+# Python's http.server wrapped in ssl: once with our certificate, once with other.test's.
+py_https() {
+    python3 -c '
+import http.server, ssl, sys, os, functools
+os.chdir(sys.argv[4])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()' "$peer_port" "$1" "$2" "$work/root"
+}
+peer_port=$(free_port)
+start_peer python_https py_https "$work/cert.pem" "$work/key.pem"
+out=$(timeout 30 "$bin/http_client" --cacert "$work/ca.pem" "https://localhost:$peer_port/page.txt" 2>&1) ||
+    fail "http_client against Python: exit $?: $out"
+grep -q "(200, 9 bytes)" <<<"$out" || fail "http_client against Python: $out"
+stop_peers
+peer_port=$(free_port)
+start_peer python_https_other py_https "$work/other.pem" "$work/other.key"
+if out=$(timeout 30 "$bin/http_client" --cacert "$work/ca.pem" "https://localhost:$peer_port/page.txt" 2>&1); then
+    fail "http_client accepted a certificate for another name: $out"
+fi
+grep -q 'certificate verify failed (hostname mismatch)' <<<"$out" || fail "http_client wrong name: unclear error: $out"
+out=$(timeout 30 "$bin/http_client" --insecure "https://localhost:$peer_port/page.txt" 2>&1) ||
+    fail "http_client --insecure: exit $?: $out"
+stop_peers
+echo "[peers] http_client against nginx and Python over TLS: ok; refusals: ok"
 
 if [ "$failures" != 0 ]; then
     echo "$failures check(s) failed" >&2
