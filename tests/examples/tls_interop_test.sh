@@ -192,6 +192,7 @@ peer_port=$(free_port)
 cat >"$work/nginx/nginx.conf" <<CONF
 daemon off;
 master_process off;
+user $(id -un) $(id -gn);
 pid nginx.pid;
 error_log stderr warn;
 events { worker_connections 64; }
