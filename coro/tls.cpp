@@ -150,6 +150,7 @@ SSL_CTX* new_server_ctx(const tls_server_options& o, tls_context::state* st) {
     SSL_CTX_set_max_proto_version(ctx, version_of(o.max_version));
     // Idle connections hold no record buffers; a write may come from a moved buffer.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);  // TLS 1.2 renegotiation: a DoS lever
     if (!o.session_tickets) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);
@@ -238,6 +239,7 @@ tls_context tls_context::client(const tls_client_options& o) {
     SSL_CTX_set_min_proto_version(ctx, version_of(o.min_version));
     SSL_CTX_set_max_proto_version(ctx, version_of(o.max_version));
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     if (o.insecure_no_verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     } else {
@@ -375,7 +377,9 @@ bool tls_stream::whole_record_pending() const noexcept {
 task<void> tls_stream::handshake() {
     // A server starts by waiting for a whole ClientHello record: OpenSSL sets up its
     // buffers (tens of KiB) at the first call, which a client that stalls never earns.
+    // (Only then: once OpenSSL has read part of a record, the memory BIO holds no header.)
     bool need_input = ctx_.is_server();
+    bool first = need_input;
     for (;;) {
         while (need_input) {
             // Into a provided block while there is one: a handshake that waits holds no buffer.
@@ -390,8 +394,9 @@ task<void> tls_stream::handshake() {
                                         "tls handshake with " + peer_ + ": the peer closed the connection");
             BIO_write(rbio_, bytes.data(), static_cast<int>(bytes.size()));
             context().recycle(got.buffer_id);
-            need_input = !whole_record_pending();
+            need_input = first && !whole_record_pending();
         }
+        first = false;
         need_input = true;
         ERR_clear_error();
         int r = SSL_do_handshake(ssl_);
