@@ -24,5 +24,7 @@
 #include <coronet/coro/scan.hpp>
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
+#include <coronet/coro/task_group.hpp>
 #include <coronet/coro/timeout.hpp>
 #include <coronet/coro/when_all.hpp>
+#include <coronet/coro/when_any.hpp>

@@ -3,19 +3,26 @@
 #include <exception>
 #include <system_error>
 
+#include <coronet/coro/task_group.hpp>
 #include <coronet/lib/error.hpp>
-
 #include <coronet/lib/log.hpp>
 
 namespace coronet {
 namespace detail {
 
+detached::promise_type::~promise_type() {
+    if (owner) owner->remove_task(hook);
+    if (state) finish_spawned(state);
+}
+
 detached run_detached(reactor&, task<void> t, std::string name) {
     try {
         co_await std::move(t);
     } catch (const std::system_error& e) {
-        // A peer going away is routine for a server (asyncore's _DISCONNECTED).
-        log(is_disconnect(e.code()) ? log_level::debug : log_level::error,
+        // A peer going away is routine for a server (asyncore's _DISCONNECTED), and so is a
+        // task cancelled through its handle or its group.
+        bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
+        log(routine ? log_level::debug : log_level::error,
             "uncaptured exception in " + name + ": " + e.what());
     } catch (const std::exception& e) {
         log(log_level::error, "uncaptured exception in " + name + ": " + e.what());
@@ -24,15 +31,26 @@ detached run_detached(reactor&, task<void> t, std::string name) {
     }
 }
 
+void finish_spawned(spawn_state* st) noexcept {
+    st->done = true;
+    st->finished.notify_all();
+    if (st->group) st->group->remove(st);
+    st->release();
+}
+
 }  // namespace detail
 
-void spawn(reactor& r, task<void> t, std::string name) {
+task_handle spawn(reactor& r, task<void> t, std::string name) {
+    auto* st = new detail::spawn_state(r);
+    t.set_cancel_slot(&st->slot);
     auto d = detail::run_detached(r, std::move(t), std::move(name));
     auto& p = d.h.promise();
     p.owner = &r;
+    p.state = st;
     p.hook.root = d.h;
     r.add_task(p.hook);
     r.post(d.h);
+    return task_handle(st);
 }
 
 }  // namespace coronet
