@@ -22,6 +22,7 @@
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/scan.hpp>
+#include <coronet/coro/signal_set.hpp>
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/task_group.hpp>
