@@ -19,9 +19,12 @@
 // coro/: the coroutine layer.
 #include <coronet/coro/async_chat.hpp>
 #include <coronet/coro/channel.hpp>
+#include <coronet/coro/connection_registry.hpp>
+#include <coronet/coro/lingering_close.hpp>
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/scan.hpp>
+#include <coronet/coro/server.hpp>
 #include <coronet/coro/signal_set.hpp>
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>

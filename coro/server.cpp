@@ -1,0 +1,172 @@
+#include <coronet/coro/server.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <string>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <coronet/coro/lingering_close.hpp>
+#include <coronet/coro/timeout.hpp>
+#include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
+#include <coronet/lib/timer.hpp>
+
+namespace coronet {
+
+using namespace std::chrono_literals;
+
+// --- connection ------------------------------------------------------------------------
+
+connection::connection(server& s, socket sock, const channel_options& options)
+    : ch(std::move(sock), options), server_(s) {
+    s.registry_.add(entry_, ch, s.options_.totals);
+    entry_.draining = s.stopping_;
+}
+
+connection::~connection() { server_.registry_.remove(entry_, server_.options_.totals); }
+
+bool connection::stopping() const noexcept { return server_.stopping_; }
+
+event::awaiter connection::stopped() noexcept { return server_.stop_.wait(); }
+
+// --- server ----------------------------------------------------------------------------
+
+server::server(reactor& r, server_options options, handler h)
+    : reactor_(r), options_(std::move(options)), handler_(std::move(h)), accepting_(r),
+      connections_(r), stop_(r) {
+    for (const address& at : options_.listen) {
+        listeners_.push_back(socket::listen(r, at, {.reuse_port = options_.reuse_port}));
+        addresses_.push_back(at.family() == AF_UNIX ? at : listeners_.back().local_address());
+    }
+}
+
+server::~server() = default;
+
+void server::start() {
+    for (auto& l : listeners_) accepting_.spawn(accept_loop(std::move(l)), options_.name + " accept");
+    listeners_.clear();
+    if (options_.idle_timeout.count() > 0) accepting_.spawn(sweep_idle(), options_.name + " idle sweep");
+}
+
+void server::reject() {
+    ++rejected_;
+    if (rejecting_) return;
+    rejecting_ = true;  // one line per burst: the next accepted connection ends it
+    log(log_level::warning, options_.name + ": " + std::to_string(registry_.size()) +
+                                " connections, the limit: closing new ones until some close");
+}
+
+// Accepts until cancelled. A failed accept (EMFILE, ENFILE: out of descriptors) leaves the
+// listener readable, so back off instead of spinning, and say so once per burst: a server at
+// its descriptor limit lets a connection through whenever one closes, which must not log
+// each time. A peer that left before we took it is no error.
+task<void> server::accept_loop(socket listener) {
+    for (;;) {
+        std::error_code error;
+        try {
+            socket s = co_await listener.accept();
+            if (registry_.size() >= options_.max_connections) {
+                reject();  // s closes here
+                continue;
+            }
+            rejecting_ = false;
+            accept_error_ = {};
+            connections_.spawn(serve(std::move(s)), options_.name + " connection");
+            continue;
+        } catch (const std::system_error& e) {
+            error = e.code();  // a catch block cannot co_await: handle it below
+        }
+        if (error == std::errc::operation_canceled) co_return;  // shutting down
+        if (error == std::errc::connection_aborted) continue;
+        if (error != accept_error_) {
+            log(log_level::warning, options_.name + ": accept: " + error.message() +
+                                        " (backing off until it clears)");
+            accept_error_ = error;
+        }
+        bool slept = co_await sleep_for(reactor_, 50ms);
+        if (!slept) co_return;  // cancelled
+    }
+}
+
+// One connection: the handler, then a lingering close. An exception escaping the handler is
+// logged as spawn() would, and the connection still closes gently.
+task<void> server::serve(socket s) {
+    connection c(*this, std::move(s), options_.channel);
+    std::exception_ptr error;
+    try {
+        co_await handler_(c);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::system_error& e) {
+            bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
+            log(routine ? log_level::debug : log_level::error,
+                "uncaptured exception in " + options_.name + " connection: " + e.what());
+        } catch (const std::exception& e) {
+            log(log_level::error,
+                "uncaptured exception in " + options_.name + " connection: " + e.what());
+        } catch (...) {
+            log(log_level::error, "uncaptured exception in " + options_.name + " connection");
+        }
+    }
+    co_await lingering_close(c.ch, options_.linger);
+}
+
+// Closes the connections that moved no byte for idle_timeout. A sweep a few times per
+// timeout over the registry: the reads and writes themselves do nothing for it.
+task<void> server::sweep_idle() {
+    auto every = std::clamp<reactor::clock::duration>(options_.idle_timeout / 4, 10ms, 1s);
+    for (;;) {
+        bool slept = co_await sleep_for(reactor_, every);
+        if (!slept) co_return;
+        auto now = reactor::clock::now();
+        registry_.for_each([&](connection_entry& e) {
+            std::uint64_t bytes = e.ch->received() + e.ch->sent().bytes;
+            if (bytes != e.seen_bytes) {
+                e.seen_bytes = bytes;
+                e.seen_active = now;
+            } else if (now - e.seen_active >= options_.idle_timeout && !e.ch->closed()) {
+                log(log_level::debug, options_.name + ": connection " + std::to_string(e.id) +
+                                          " idle too long, closing it");
+                e.ch->close();  // its pending read sees end of stream
+            }
+        });
+    }
+}
+
+task<void> server::shutdown() {
+    if (stopping_) {
+        co_await connections_.wait();
+        co_return;
+    }
+    stopping_ = true;
+    co_await accepting_.close();  // the listeners close with their accept loops
+    for (const address& at : addresses_)
+        if (at.family() == AF_UNIX) ::unlink(at.to_string().substr(5).c_str());  // "unix:" ...
+    // Tell the handlers: the flag, the event, and reads that end once what has arrived is read.
+    registry_.for_each([](connection_entry& e) {
+        e.draining = true;
+        if (!e.ch->closed()) ::shutdown(e.ch->sock().native_handle(), SHUT_RD);
+    });
+    stop_.notify_all();
+    if (connections_.empty()) co_return;
+    bool in_time = false;
+    try {
+        co_await with_timeout(reactor_, connections_.wait(), options_.drain_timeout);
+        in_time = true;
+    } catch (const std::system_error&) {
+    }
+    if (in_time) co_return;
+    log(log_level::warning, options_.name + ": closing " + std::to_string(registry_.size()) +
+                                " connections still open after the drain timeout");
+    registry_.for_each([](connection_entry& e) { e.ch->close(); });
+    co_await connections_.close();
+}
+
+}  // namespace coronet
