@@ -24,6 +24,7 @@
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/scan.hpp>
+#include <coronet/coro/runtime.hpp>
 #include <coronet/coro/server.hpp>
 #include <coronet/coro/signal_set.hpp>
 #include <coronet/coro/spawn.hpp>
