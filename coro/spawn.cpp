@@ -16,8 +16,11 @@ detached::promise_type::~promise_type() {
 }
 
 detached run_detached(reactor&, task<void> t, std::string name) {
+    // A local, not the parameter: a frame destroyed while suspended destroys its locals
+    // before its promise (which releases the task's cancellable scope), its parameters after.
+    task<void> body = std::move(t);
     try {
-        co_await std::move(t);
+        co_await std::move(body);
     } catch (const std::system_error& e) {
         // A peer going away is routine for a server (asyncore's _DISCONNECTED), and so is a
         // task cancelled through its handle or its group.
