@@ -1,5 +1,6 @@
 #include <coronet/coro/lingering_close.hpp>
 
+#include <cstdint>
 #include <system_error>
 
 #include <coronet/coro/timeout.hpp>
@@ -12,11 +13,19 @@ task<void> lingering_close(channel& ch, std::chrono::milliseconds linger) {
         (void)ch.close_when_done();  // takes effect without being awaited
         co_return;
     }
+    // Wait for the queue to go while the peer keeps reading: give up after a whole `linger`
+    // without a byte sent (a large file to a slow reader is not cut short).
     bool flushed = false;
-    try {
-        co_await with_timeout(ch.context(), ch.flush(), linger);
-        flushed = true;
-    } catch (const std::system_error&) {  // the peer went away, stopped reading, or we are cancelled
+    for (;;) {
+        std::uint64_t before = ch.sent().bytes;
+        bool slow = false;
+        try {
+            co_await with_timeout(ch.context(), ch.flush(), linger);
+            flushed = true;
+        } catch (const std::system_error& e) {  // the peer went away, or we are cancelled
+            slow = e.code() == errc::timed_out;
+        }
+        if (flushed || !slow || ch.sent().bytes == before) break;
     }
     if (flushed && !ch.at_eof()) {
         ch.sock().shutdown_send();

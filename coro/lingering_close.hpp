@@ -3,7 +3,8 @@
 //
 // Closing a TCP socket with unread input makes the kernel send a reset, and a
 // reset can destroy a reply the peer has not read yet (a 413 sent before the
-// body it refuses). So: send what is queued (at most `linger`), shut down the
+// body it refuses). So: send what is queued (while the peer keeps reading; a
+// whole `linger` without progress ends the wait), shut down the
 // send side (the peer sees end of stream), read and drop whatever the peer
 // still sends until it closes too or `linger` has passed, then close.
 // Without a deadline to wait for (linger 0) it only closes after the queue.

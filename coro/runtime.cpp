@@ -180,7 +180,7 @@ void runtime::stop() noexcept {
     signal_eventfd(stop_fd_);
 }
 
-void runtime::run(std::function<task<void>(worker&)> body) {
+void runtime::run(std::function<task<void>(worker&)> body, std::function<void()> started) {
     sigset_t signals;
     sigemptyset(&signals);
     for (int s : options_.stop_signals) sigaddset(&signals, s);
@@ -201,6 +201,7 @@ void runtime::run(std::function<task<void>(worker&)> body) {
         changed_.wait(lock, [&] { return started_ > i || error_; });
         failed = error_ != nullptr;
     }
+    if (!failed && started) started();
     // Up (or failed): wait for a stop signal, stop(), a failure, or every body ending.
     for (;;) {
         {

@@ -90,9 +90,10 @@ public:
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
-    // Starts the threads, waits for a stop signal or stop(), stops them all and returns
-    // once every body has; rethrows a body's start-up error (the others stopped first).
-    void run(std::function<task<void>(worker&)> body);
+    // Starts the threads, calls started() once all are up (on this thread), waits for a stop
+    // signal or stop(), stops them all and returns once every body has; rethrows a body's
+    // start-up error (the others stopped first).
+    void run(std::function<task<void>(worker&)> body, std::function<void()> started = {});
     // Asks every thread to stop (any thread; not from a signal handler).
     void stop() noexcept;
     // Runs fn on thread i's loop, soon (any thread). Dropped if that loop has ended.
