@@ -61,6 +61,7 @@ struct connection_entry {
     std::uint64_t seen_bytes = 0;               // bytes in + out at the last idle sweep
     reactor::clock::time_point seen_active{};   // when they last changed
     bool draining = false;
+    bool orphaned = false;  // its server is gone: nothing to unlist it from
 };
 static_assert(sizeof(connection_entry) <= 64, "the registry costs at most 64 B a connection");
 

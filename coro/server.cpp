@@ -26,7 +26,9 @@ connection::connection(server& s, socket sock, const channel_options& options)
     entry_.draining = s.stopping_;
 }
 
-connection::~connection() { server_.registry_.remove(entry_, server_.options_.totals); }
+connection::~connection() {
+    if (!entry_.orphaned) server_.registry_.remove(entry_, server_.options_.totals);
+}
 
 bool connection::stopping() const noexcept { return server_.stopping_; }
 
@@ -43,7 +45,15 @@ server::server(reactor& r, server_options options, handler h)
     }
 }
 
-server::~server() = default;
+// Not shut down first (the reactor is being destroyed, say): the connections are closed and
+// cancelled, and forget the server, so that their frames can still be destroyed safely.
+server::~server() {
+    registry_.for_each([this](connection_entry& e) {
+        e.orphaned = true;
+        if (options_.totals) options_.totals->open.fetch_sub(1, std::memory_order_relaxed);
+        e.ch->close();
+    });
+}
 
 void server::start() {
     for (auto& l : listeners_) accepting_.spawn(accept_loop(std::move(l)), options_.name + " accept");
@@ -94,6 +104,9 @@ task<void> server::accept_loop(socket listener) {
 // One connection: the handler, then a lingering close. An exception escaping the handler is
 // logged as spawn() would, and the connection still closes gently.
 task<void> server::serve(socket s) {
+    // What the end of a connection needs is copied: nothing after the handler touches the server.
+    const std::string name = options_.name;
+    const auto linger = options_.linger;
     connection c(*this, std::move(s), options_.channel);
     std::exception_ptr error;
     try {
@@ -107,15 +120,14 @@ task<void> server::serve(socket s) {
         } catch (const std::system_error& e) {
             bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
             log(routine ? log_level::debug : log_level::error,
-                "uncaptured exception in " + options_.name + " connection: " + e.what());
+                "uncaptured exception in " + name + " connection: " + e.what());
         } catch (const std::exception& e) {
-            log(log_level::error,
-                "uncaptured exception in " + options_.name + " connection: " + e.what());
+            log(log_level::error, "uncaptured exception in " + name + " connection: " + e.what());
         } catch (...) {
-            log(log_level::error, "uncaptured exception in " + options_.name + " connection");
+            log(log_level::error, "uncaptured exception in " + name + " connection");
         }
     }
-    co_await lingering_close(c.ch, options_.linger);
+    co_await lingering_close(c.ch, linger);
 }
 
 // Closes the connections that moved no byte for idle_timeout. A sweep a few times per

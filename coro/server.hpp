@@ -18,7 +18,9 @@
 // co_await stopped(), and reads that end once what has arrived is read: the
 // receive side is shut down), waits up to drain_timeout for them to finish,
 // then closes what is left and cancels its handlers. Await shutdown() before
-// destroying the server.
+// destroying the server: one destroyed first (with its reactor, say) closes its
+// connections and leaves their frames to be destroyed, but a handler that is
+// resumed after that must not touch its connection's stopping() or stopped().
 // Medusa ancestor: asyncore.dispatcher's listening socket and handle_accept,
 // medusa's http_server with its status counters.
 // Others: Twisted's LimitTotalConnectionsFactory and stopListening, Seastar's gate.
