@@ -84,7 +84,7 @@ task<void> server::accept_loop(socket listener) {
             }
             rejecting_ = false;
             accept_error_ = {};
-            connections_.spawn(serve(std::move(s)), options_.name + " connection");
+            connections_.spawn(serve(std::move(s)), "connection");  // it logs its own errors
             continue;
         } catch (const std::system_error& e) {
             error = e.code();  // a catch block cannot co_await: handle it below
@@ -104,8 +104,7 @@ task<void> server::accept_loop(socket listener) {
 // One connection: the handler, then a lingering close. An exception escaping the handler is
 // logged as spawn() would, and the connection still closes gently.
 task<void> server::serve(socket s) {
-    // What the end of a connection needs is copied: nothing after the handler touches the server.
-    const std::string name = options_.name;
+    // Nothing after the handler touches a server that is gone (entry_.orphaned).
     const auto linger = options_.linger;
     connection c(*this, std::move(s), options_.channel);
     std::exception_ptr error;
@@ -115,6 +114,7 @@ task<void> server::serve(socket s) {
         error = std::current_exception();
     }
     if (error) {
+        std::string name = c.entry_.orphaned ? std::string("server") : options_.name;
         try {
             std::rethrow_exception(error);
         } catch (const std::system_error& e) {
