@@ -35,6 +35,7 @@ detached run_detached(reactor&, task<void> t, std::string name) {
 }
 
 void finish_spawned(spawn_state* st) noexcept {
+    st->slot.unlink(st->nested);  // the task's own scope may die with it
     st->done = true;
     st->finished.notify_all();
     if (st->group) st->group->remove(st);
@@ -45,7 +46,12 @@ void finish_spawned(spawn_state* st) noexcept {
 
 task_handle spawn(reactor& r, task<void> t, std::string name) {
     auto* st = new detail::spawn_state(r);
-    t.set_cancel_slot(&st->slot);
+    if (cancel_slot* own = t.handle().promise().cancel_slot()) {  // keep it, nested in ours
+        st->nested.scope = own;
+        st->slot.link(st->nested);
+    } else {
+        t.set_cancel_slot(&st->slot);
+    }
     auto d = detail::run_detached(r, std::move(t), std::move(name));
     auto& p = d.h.promise();
     p.owner = &r;

@@ -9,7 +9,8 @@
 // destroys them (their pending operations are cancelled first). The task runs
 // in its own cancellable scope: task_handle::cancel() cancels the operation it
 // waits on and every later one (they finish with -ECANCELED), as with_timeout
-// does at its deadline. Dropping the handle detaches nothing: the task runs on.
+// does at its deadline (a task given a scope of its own keeps it, and cancel()
+// reaches it too). Dropping the handle detaches nothing: the task runs on.
 // Medusa ancestor: asyncore.dispatcher.handle_error() and
 // "uncaptured python exception, closing channel".
 
@@ -34,6 +35,7 @@ namespace detail {
 struct spawn_state {
     explicit spawn_state(reactor& r) noexcept : slot{&r}, finished(r) {}
     cancel_slot slot;           // the task's scope: cancel() requests it
+    cancel_link nested;         // a scope the task had already, linked into slot
     event finished;             // notified when the task ends
     bool done = false;
     unsigned refs = 1;

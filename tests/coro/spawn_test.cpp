@@ -89,3 +89,25 @@ TEST_CASE("spawn: a dropped handle leaves the task running", "[spawn]") {
     r.run();
     CHECK(state == 2);
 }
+
+namespace {
+
+task<int> cancel_own_scope(reactor* r, int* state) {
+    coronet::cancel_slot own{r};
+    auto t = nap(r, 1h, state);
+    t.set_cancel_slot(&own);  // a scope of its own: spawn keeps it
+    auto h = coronet::spawn(*r, std::move(t), "nap");
+    co_await coronet::sleep_for(*r, 5ms);
+    h.cancel();  // reaches the task through its own scope
+    co_await h;
+    co_return *state;
+}
+
+}  // namespace
+
+TEST_CASE("spawn: a task with a scope of its own keeps it, and cancel() reaches it", "[spawn]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    int state = 0;
+    CHECK(r.run(cancel_own_scope(&r, &state)) == 3);
+}
