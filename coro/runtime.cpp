@@ -57,6 +57,35 @@ task<void> worker::stopped() {
     }
 }
 
+task<void> worker::run_on(unsigned to, std::function<void()> fn) {
+    if (to == index_) {
+        fn();
+        co_return;
+    }
+    // Shared: the state outlives this frame if it is destroyed while fn runs elsewhere. Only
+    // this thread touches the event (the way back is a post() here too).
+    struct round_trip {
+        explicit round_trip(reactor& r) : done(r) {}
+        event done;
+        bool finished = false;
+    };
+    auto st = std::make_shared<round_trip>(*loop_);
+    unsigned back = index_;
+    runtime& rt = owner_;
+    rt.post(to, [st, back, &rt, fn = std::move(fn)] {
+        fn();
+        rt.post(back, [st] {
+            st->finished = true;
+            st->done.notify_all();
+        });
+    });
+    while (!st->finished) {
+        bool notified = co_await st->done.wait();
+        if (!notified)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "worker::run_on");
+    }
+}
+
 void worker::drain_mailbox() {
     std::vector<std::function<void()>> batch;
     {

@@ -16,7 +16,8 @@
 // run() returns when all have. post(i, fn) runs fn on thread i's loop, from
 // any thread: a mutex-guarded queue and an eventfd the loop waits on (one
 // more readable fd, so every backend has it; IORING_OP_MSG_RING would save
-// the eventfd write on io_uring, not done).
+// the eventfd write on io_uring, not done). worker::run_on(i, fn) is post()
+// there and back: it runs fn on thread i and resumes the caller on its own.
 // Medusa ancestor: none (asyncore was one thread).
 // Others: Seastar's smp::submit_to, Tokio's multi-thread runtime.
 
@@ -63,6 +64,10 @@ public:
     bool stopping() const noexcept { return stopping_; }
     // co_await: until the runtime stops (at once if it has).
     task<void> stopped();
+    // co_await: runs fn on thread `to`'s loop, then resumes here (Seastar's submit_to). fn
+    // must own what it uses (a shared_ptr): the awaiter may be gone when it runs. Never
+    // resumes if `to` has ended.
+    task<void> run_on(unsigned to, std::function<void()> fn);
 
 private:
     friend class runtime;

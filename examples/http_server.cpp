@@ -23,6 +23,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,8 +43,14 @@ struct server {
     unsigned thread = 0, threads = 1;
     const coronet::connection_totals* totals = nullptr;  // every thread's connections
     coronet::server* net = nullptr;                      // this thread's, for /status
+    coronet::worker* w = nullptr;                        // this thread's, to ask the others
+    std::vector<server*>* all = nullptr;                 // every thread's: entry i for thread i
     clock_type::time_point started = clock_type::now();
     std::uint64_t requests = 0;  // answered by this thread
+    // The other threads' figures, gathered for the /status page being answered.
+    std::vector<coronet::connection_info> other_rows{};
+    std::uint64_t other_requests = 0, other_bytes = 0;
+    std::size_t other_buffers = 0;
     http::date_cache date{};
     std::string hello{}, hello_date{};  // the keep-alive GET /hello response and its Date
 };
@@ -257,6 +265,10 @@ void push_status(connection& c, bool json) {
     const server& srv = c.srv;
     const coronet::connection_registry& live = srv.net->connections();
     auto rows = live.list();
+    rows.insert(rows.end(), srv.other_rows.begin(), srv.other_rows.end());
+    std::uint64_t requests = srv.requests + srv.other_requests;
+    std::uint64_t bytes_sent = live.bytes_out() + srv.other_bytes;
+    std::size_t buffers = c.ch.context().buffers_in_use() + srv.other_buffers;
     std::string backend(c.ch.context().backend_name());
     std::size_t open = srv.totals ? srv.totals->open.load(std::memory_order_relaxed) : live.size();
     std::uint64_t total =
@@ -268,9 +280,9 @@ void push_status(connection& c, bool json) {
                ",\"thread\":" + std::to_string(srv.thread) + ",\"uptime_seconds\":" + uptime +
                ",\"connections_open\":" + std::to_string(open) +
                ",\"connections_total\":" + std::to_string(total) +
-               ",\"requests_served\":" + std::to_string(srv.requests) +
-               ",\"bytes_sent\":" + std::to_string(live.bytes_out()) +
-               ",\"provided_buffers_in_use\":" + std::to_string(c.ch.context().buffers_in_use()) +
+               ",\"requests_served\":" + std::to_string(requests) +
+               ",\"bytes_sent\":" + std::to_string(bytes_sent) +
+               ",\"provided_buffers_in_use\":" + std::to_string(buffers) +
                ",\"connections\":[";
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto& r = rows[i];
@@ -292,9 +304,9 @@ void push_status(connection& c, bool json) {
                             std::to_string(srv.thread) + ")");
         item("uptime", uptime + " s");
         item("connections", std::to_string(open) + " open, " + std::to_string(total) + " in total");
-        item("requests served", std::to_string(srv.requests));
-        item("bytes sent", std::to_string(live.bytes_out()));
-        item("provided buffers in use", std::to_string(c.ch.context().buffers_in_use()));
+        item("requests served", std::to_string(requests));
+        item("bytes sent", std::to_string(bytes_sent));
+        item("provided buffers in use", std::to_string(buffers));
         body += "</ul>\n<table>\n<tr><th>id</th><th>peer</th><th>age (s)</th><th>bytes in</th>"
                 "<th>bytes out</th><th>state</th></tr>\n";
         for (const auto& r : rows)
@@ -310,6 +322,40 @@ void push_status(connection& c, bool json) {
                    .content_type = json ? "application/json" : "text/html; charset=utf-8",
                    .content_length = body.size()},
                   body);
+}
+
+bool is_status(std::string_view target) { return target == "/status" || target == "/status.json"; }
+
+// With several threads, the status page covers them all: each thread's figures are read on
+// that thread (worker::run_on), so nothing is shared but the answer.
+coronet::task<> gather_status(connection& c) {
+    server& me = c.srv;
+    me.other_rows.clear();
+    me.other_requests = me.other_bytes = me.other_buffers = 0;
+    struct figures {
+        std::vector<coronet::connection_info> rows;
+        std::uint64_t requests = 0, bytes = 0;
+        std::size_t buffers = 0;
+    };
+    for (unsigned j = 0; j < me.threads; ++j) {
+        if (j == me.thread) continue;
+        auto got = std::make_shared<figures>();
+        // A named std::function, not a lambda temporary in the co_await: GCC 12.2 destroys
+        // such a temporary twice, and the second release frees `got` under our feet.
+        std::function<void()> ask = [got, all = me.all, j] {
+            server* other = (*all)[j];  // written by thread j itself, before it started
+            if (!other) return;
+            got->rows = other->net->connections().list();
+            got->requests = other->requests;
+            got->bytes = other->net->connections().bytes_out();
+            got->buffers = other->net->context().buffers_in_use();
+        };
+        co_await me.w->run_on(j, std::move(ask));
+        me.other_rows.insert(me.other_rows.end(), got->rows.begin(), got->rows.end());
+        me.other_requests += got->requests;
+        me.other_bytes += got->bytes;
+        me.other_buffers += got->buffers;
+    }
 }
 
 // Answers one well-formed request: pushes the whole response (or its producers).
@@ -355,6 +401,7 @@ coronet::task<> session(coronet::connection& conn, server* srv) {
             push_error(c, status);
             break;
         }
+        if (c.srv.threads > 1 && is_status(c.req.target)) co_await gather_status(c);
         answer(c);
         if (!c.keep) break;
         // Backpressure: a client that pipelines faster than it reads must not make us queue
@@ -376,10 +423,13 @@ coronet::task<> serve(coronet::worker& w, coronet::server_options options, serve
     srv.thread = w.index();
     coronet::server net(w.loop(), options, [&srv](coronet::connection& c) { return session(c, &srv); });
     srv.net = &net;
+    srv.w = &w;
+    (*srv.all)[w.index()] = &srv;
     net.start();
     w.started(net.local_addresses());
     co_await w.stopped();
     co_await net.shutdown();
+    (*srv.all)[w.index()] = nullptr;
 }
 
 int main(int argc, char** argv) {
@@ -405,7 +455,12 @@ int main(int argc, char** argv) {
 
     coronet::connection_totals totals;
     auto idle = std::chrono::seconds(idle_timeout);
-    server shared{.root = dir, .idle_timeout = idle, .threads = threads, .totals = &totals};
+    std::vector<server*> every_thread(threads, nullptr);
+    server shared{.root = dir,
+                  .idle_timeout = idle,
+                  .threads = threads,
+                  .totals = &totals,
+                  .all = &every_thread};
     coronet::server_options options{.listen = {at},
                                     .max_connections = max_connections,
                                     .drain_timeout = idle + 3s,

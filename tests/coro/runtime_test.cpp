@@ -128,3 +128,32 @@ TEST_CASE("runtime: SO_REUSEPORT servers on every thread, a signal stops them al
     REQUIRE(lines.size() == 20);
     for (auto& l : lines) CHECK(l.starts_with("hello from "));
 }
+
+namespace {
+
+// Thread 0 asks thread 1 for its thread id, and resumes on its own thread.
+task<void> ask_other(worker& w, std::vector<std::thread::id>* seen) {
+    w.started();
+    if (w.index() == 0) {
+        auto answer = std::make_shared<std::thread::id>();
+        std::function<void()> ask = [answer] { *answer = std::this_thread::get_id(); };
+        co_await w.run_on(1, std::move(ask));  // named: GCC 12.2 destroys a temporary twice
+        (*seen)[0] = std::this_thread::get_id();
+        (*seen)[1] = *answer;
+        w.owner().stop();
+    }
+    co_await w.stopped();
+}
+
+}  // namespace
+
+TEST_CASE("runtime: run_on() runs on the other thread and resumes on this one", "[runtime]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    coronet::runtime rt({.threads = 2, .reactor = {.backend = kind}});
+    std::vector<std::thread::id> seen(2);
+    rt.run([&seen](worker& w) { return ask_other(w, &seen); });
+    CHECK(seen[0] != std::thread::id{});
+    CHECK(seen[1] != std::thread::id{});
+    CHECK(seen[0] != seen[1]);
+    CHECK(seen[0] != std::this_thread::get_id());
+}
