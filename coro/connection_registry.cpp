@@ -12,7 +12,8 @@ std::string_view to_string(connection_state s) noexcept {
     return "?";
 }
 
-void connection_registry::add(connection_entry& e, channel& ch, connection_totals* totals) noexcept {
+void connection_registry::add(connection_entry& e, channel& ch,
+                              connection_totals* totals) noexcept {
     e.id = next_id_++;
     e.ch = &ch;
     e.started = e.seen_active = reactor::clock::now();
@@ -43,13 +44,15 @@ void connection_registry::remove(connection_entry& e, connection_totals* totals)
 
 std::uint64_t connection_registry::bytes_in() const noexcept {
     std::uint64_t n = closed_in_;
-    for (connection_entry* e = head_; e; e = e->next) n += e->ch->received();
+    for (connection_entry* e = head_; e; e = e->next)
+        n += e->ch->received();
     return n;
 }
 
 std::uint64_t connection_registry::bytes_out() const noexcept {
     std::uint64_t n = closed_out_;
-    for (connection_entry* e = head_; e; e = e->next) n += e->ch->sent().bytes;
+    for (connection_entry* e = head_; e; e = e->next)
+        n += e->ch->sent().bytes;
     return n;
 }
 

@@ -47,7 +47,7 @@ struct connection_info {
 
 // Counts shared by the servers of several threads (atomics; relaxed).
 struct connection_totals {
-    std::atomic<std::size_t> open{0};      // connections open now
+    std::atomic<std::size_t> open{0};        // connections open now
     std::atomic<std::uint64_t> accepted{0};  // connections accepted since the start
 };
 
@@ -58,8 +58,8 @@ struct connection_entry {
     reactor::clock::time_point started{};
     connection_entry* prev = nullptr;
     connection_entry* next = nullptr;
-    std::uint64_t seen_bytes = 0;               // bytes in + out at the last idle sweep
-    reactor::clock::time_point seen_active{};   // when they last changed
+    std::uint64_t seen_bytes = 0;              // bytes in + out at the last idle sweep
+    reactor::clock::time_point seen_active{};  // when they last changed
     bool draining = false;
     bool orphaned = false;  // its server is gone: nothing to unlist it from
 };
@@ -91,7 +91,8 @@ public:
     // Calls f(connection_entry&) for each open connection; f must not add or remove any.
     template <class F>
     void for_each(F f) {
-        for (connection_entry* e = head_; e; e = e->next) f(*e);
+        for (connection_entry* e = head_; e; e = e->next)
+            f(*e);
     }
 
 private:

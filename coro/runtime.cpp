@@ -39,7 +39,8 @@ void clear_eventfd(int fd) noexcept {
 
 // --- worker ----------------------------------------------------------------------------
 
-worker::worker(runtime& owner, unsigned index) : owner_(owner), index_(index), wake_fd_(make_eventfd()) {}
+worker::worker(runtime& owner, unsigned index)
+    : owner_(owner), index_(index), wake_fd_(make_eventfd()) {}
 
 std::vector<address> worker::listen_on(const std::vector<address>& wanted) const {
     if (index_ == 0) return wanted;
@@ -53,7 +54,8 @@ task<void> worker::stopped() {
     while (!stopping_) {
         bool notified = co_await stop_->wait();
         if (!notified)
-            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "worker::stopped");
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                    "worker::stopped");
     }
 }
 
@@ -82,7 +84,8 @@ task<void> worker::run_on(unsigned to, std::function<void()> fn) {
     while (!st->finished) {
         bool notified = co_await st->done.wait();
         if (!notified)
-            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "worker::run_on");
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                    "worker::run_on");
     }
 }
 
@@ -92,7 +95,8 @@ void worker::drain_mailbox() {
         std::lock_guard lock(mutex_);
         batch.swap(inbox_);
     }
-    for (auto& fn : batch) fn();
+    for (auto& fn : batch)
+        fn();
 }
 
 // Waits on the eventfd, runs what was posted, until cancelled.
@@ -130,7 +134,8 @@ runtime::~runtime() {
     stop();
     for (auto& t : threads_)
         if (t.joinable()) t.join();
-    for (auto& w : workers_) ::close(w->wake_fd_);
+    for (auto& w : workers_)
+        ::close(w->wake_fd_);
     ::close(stop_fd_);
 }
 
@@ -212,7 +217,8 @@ void runtime::stop() noexcept {
 void runtime::run(std::function<task<void>(worker&)> body, std::function<void()> started) {
     sigset_t signals;
     sigemptyset(&signals);
-    for (int s : options_.stop_signals) sigaddset(&signals, s);
+    for (int s : options_.stop_signals)
+        sigaddset(&signals, s);
     if (int e = ::pthread_sigmask(SIG_BLOCK, &signals, nullptr))
         throw std::system_error(e, std::system_category(), "pthread_sigmask");
     int sfd = ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -252,7 +258,8 @@ void runtime::run(std::function<task<void>(worker&)> body, std::function<void()>
     }
     stopped_.store(true, std::memory_order_release);
     stop_workers();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+        t.join();
     threads_.clear();
     ::close(sfd);
     std::lock_guard lock(mutex_);

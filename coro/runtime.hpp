@@ -41,8 +41,8 @@ namespace coronet {
 
 // How a runtime is built.
 struct runtime_options {
-    unsigned threads = 1;                        // reactors, one thread each
-    reactor_options reactor{};                   // every thread's reactor
+    unsigned threads = 1;                            // reactors, one thread each
+    reactor_options reactor{};                       // every thread's reactor
     std::vector<int> stop_signals{SIGINT, SIGTERM};  // stop every thread
 };
 
@@ -121,16 +121,16 @@ private:
     runtime_options options_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::thread> threads_;
-    mutable std::mutex mutex_;           // guards the start-up hand-off below
+    mutable std::mutex mutex_;  // guards the start-up hand-off below
     std::condition_variable changed_;
-    unsigned started_ = 0;               // workers that called started() (or ended)
-    std::exception_ptr error_;           // the first body's exception
-    std::vector<address> addresses_;     // thread 0's bound addresses
+    unsigned started_ = 0;            // workers that called started() (or ended)
+    std::exception_ptr error_;        // the first body's exception
+    std::vector<address> addresses_;  // thread 0's bound addresses
     std::string backend_;
-    unsigned running_ = 0;               // threads whose body has not ended
+    unsigned running_ = 0;  // threads whose body has not ended
     std::atomic<int> signal_{0};
     std::atomic<bool> stopped_{false};
-    int stop_fd_ = -1;                   // eventfd: stop() wakes run()
+    int stop_fd_ = -1;  // eventfd: stop() wakes run()
 };
 
 }  // namespace coronet

@@ -37,8 +37,12 @@ event::awaiter connection::stopped() noexcept { return server_.stop_.wait(); }
 // --- server ----------------------------------------------------------------------------
 
 server::server(reactor& r, server_options options, handler h)
-    : reactor_(r), options_(std::move(options)), handler_(std::move(h)), accepting_(r),
-      connections_(r), stop_(r) {
+    : reactor_(r),
+      options_(std::move(options)),
+      handler_(std::move(h)),
+      accepting_(r),
+      connections_(r),
+      stop_(r) {
     for (const address& at : options_.listen) {
         listeners_.push_back(socket::listen(r, at, {.reuse_port = options_.reuse_port}));
         addresses_.push_back(at.family() == AF_UNIX ? at : listeners_.back().local_address());
@@ -56,9 +60,11 @@ server::~server() {
 }
 
 void server::start() {
-    for (auto& l : listeners_) accepting_.spawn(accept_loop(std::move(l)), options_.name + " accept");
+    for (auto& l : listeners_)
+        accepting_.spawn(accept_loop(std::move(l)), options_.name + " accept");
     listeners_.clear();
-    if (options_.idle_timeout.count() > 0) accepting_.spawn(sweep_idle(), options_.name + " idle sweep");
+    if (options_.idle_timeout.count() > 0)
+        accepting_.spawn(sweep_idle(), options_.name + " idle sweep");
 }
 
 void server::reject() {
@@ -92,8 +98,8 @@ task<void> server::accept_loop(socket listener) {
         if (error == std::errc::operation_canceled) co_return;  // shutting down
         if (error == std::errc::connection_aborted) continue;
         if (error != accept_error_) {
-            log(log_level::warning, options_.name + ": accept: " + error.message() +
-                                        " (backing off until it clears)");
+            log(log_level::warning,
+                options_.name + ": accept: " + error.message() + " (backing off until it clears)");
             accept_error_ = error;
         }
         bool slept = co_await sleep_for(reactor_, 50ms);

@@ -46,15 +46,15 @@ namespace coronet {
 
 // How a server listens, limits and shuts down.
 struct server_options {
-    std::vector<address> listen;                       // one or more addresses
-    std::size_t max_connections = 10'000;              // past it, new connections are closed at once
-    std::chrono::milliseconds idle_timeout{0};         // no byte either way this long: closed (0: never)
-    std::chrono::milliseconds drain_timeout{10'000};   // shutdown(): the handlers' time to finish
-    std::chrono::milliseconds linger{2'000};           // lingering_close() after the handler (0: plain)
-    bool reuse_port = false;                           // SO_REUSEPORT: one server per reactor thread
-    channel_options channel{};                         // every connection's channel
-    connection_totals* totals = nullptr;               // counts shared with other threads' servers
-    std::string name = "server";                       // in log lines
+    std::vector<address> listen;                // one or more addresses
+    std::size_t max_connections = 10'000;       // past it, new connections are closed at once
+    std::chrono::milliseconds idle_timeout{0};  // no byte either way this long: closed (0: never)
+    std::chrono::milliseconds drain_timeout{10'000};  // shutdown(): the handlers' time to finish
+    std::chrono::milliseconds linger{2'000};  // lingering_close() after the handler (0: plain)
+    bool reuse_port = false;                  // SO_REUSEPORT: one server per reactor thread
+    channel_options channel{};                // every connection's channel
+    connection_totals* totals = nullptr;      // counts shared with other threads' servers
+    std::string name = "server";              // in log lines
 };
 
 class server;
@@ -119,15 +119,15 @@ private:
     reactor& reactor_;
     server_options options_;
     handler handler_;
-    std::vector<socket> listeners_;   // until start() hands them to the accept loops
+    std::vector<socket> listeners_;  // until start() hands them to the accept loops
     std::vector<address> addresses_;
-    task_group accepting_;            // the accept loops and the idle sweep
-    task_group connections_;          // one child per connection
+    task_group accepting_;    // the accept loops and the idle sweep
+    task_group connections_;  // one child per connection
     connection_registry registry_;
-    event stop_;                      // notified when shutdown() begins
+    event stop_;  // notified when shutdown() begins
     bool stopping_ = false;
-    bool rejecting_ = false;          // in a burst of connections over the limit
-    std::error_code accept_error_;    // the error of the current accept burst, if any
+    bool rejecting_ = false;        // in a burst of connections over the limit
+    std::error_code accept_error_;  // the error of the current accept burst, if any
     std::uint64_t rejected_ = 0;
 };
 

@@ -16,7 +16,8 @@ namespace {
 sigset_t make_set(std::initializer_list<int> signals) {
     sigset_t set;
     sigemptyset(&set);
-    for (int s : signals) sigaddset(&set, s);
+    for (int s : signals)
+        sigaddset(&set, s);
     return set;
 }
 
@@ -47,7 +48,8 @@ task<int> signal_set::wait() {
         ssize_t n = ::read(fd_, &info, sizeof info);
         if (n == ssize_t(sizeof info)) co_return int(info.ssi_signo);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno != EAGAIN) throw std::system_error(errno, std::system_category(), "signalfd read");
+        if (n < 0 && errno != EAGAIN)
+            throw std::system_error(errno, std::system_category(), "signalfd read");
         // Not `if (co_await ...)`: GCC 12.2 miscompiles a co_await in a condition.
         int revents = co_await poll_awaiter(reactor_, fd_, POLLIN);
         (void)revents;

@@ -34,9 +34,9 @@ namespace detail {
 // task holds one reference, each handle one).
 struct spawn_state {
     explicit spawn_state(reactor& r) noexcept : slot{&r}, finished(r) {}
-    cancel_slot slot;           // the task's scope: cancel() requests it
-    cancel_link nested;         // a scope the task had already, linked into slot
-    event finished;             // notified when the task ends
+    cancel_slot slot;    // the task's scope: cancel() requests it
+    cancel_link nested;  // a scope the task had already, linked into slot
+    event finished;      // notified when the task ends
     bool done = false;
     unsigned refs = 1;
     task_group* group = nullptr;  // the group it belongs to, if any

@@ -45,14 +45,16 @@ void task_group::remove(detail::spawn_state* st) noexcept {
 
 void task_group::cancel() noexcept {
     // request() resumes nobody (completions wait for the next turn): the list holds still.
-    for (detail::spawn_state* st = children_; st; st = st->next) st->slot.request();
+    for (detail::spawn_state* st = children_; st; st = st->next)
+        st->slot.request();
 }
 
 task<void> task_group::wait() {
     while (size_ > 0) {
         bool notified = co_await empty_.wait();
-        if (!notified) throw std::system_error(std::make_error_code(std::errc::operation_canceled),
-                                               "task_group::wait");
+        if (!notified)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                    "task_group::wait");
     }
 }
 

@@ -116,7 +116,8 @@ task<std::variant<detail::part_value_t<Ts>...>> when_any(reactor& r, task<Ts>...
     all.reserve(sizeof...(Ts));
     [&]<std::size_t... I>(std::index_sequence<I...>) {
         (all.push_back(detail::as_alternative<I, V>(std::move(tasks))), ...);
-    }(std::index_sequence_for<Ts...>{});
+    }
+    (std::index_sequence_for<Ts...>{});
     auto won = co_await when_any(r, std::move(all));
     co_return std::move(won.value);
 }

@@ -45,20 +45,25 @@ int main(int argc, char** argv) {
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
     args.flag("threads", threads, 1u, 256u, "reactors, one thread and one listener each");
-    args.flag("max-connections", max_connections, 1u, 1'000'000u, "per thread; past it, closed at once");
+    args.flag("max-connections", max_connections, 1u, 1'000'000u,
+              "per thread; past it, closed at once");
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
-    coronet::runtime rt({.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
-    coronet::server_options options{
-        .listen = {at}, .max_connections = max_connections, .reuse_port = true, .name = "echo_server"};
+    coronet::runtime rt(
+        {.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
+    coronet::server_options options{.listen = {at},
+                                    .max_connections = max_connections,
+                                    .reuse_port = true,
+                                    .name = "echo_server"};
     try {
-        rt.run([&options](coronet::worker& w) { return serve(w, options); }, [&rt, threads] {
-            std::printf("echo_server: listening on %s (backend %s, %u thread%s)\n",
-                        rt.addresses()[0].to_string().c_str(), rt.backend_name().c_str(), threads,
-                        threads == 1 ? "" : "s");
-            std::fflush(stdout);
-        });
+        rt.run([&options](coronet::worker& w) { return serve(w, options); },
+               [&rt, threads] {
+                   std::printf("echo_server: listening on %s (backend %s, %u thread%s)\n",
+                               rt.addresses()[0].to_string().c_str(), rt.backend_name().c_str(),
+                               threads, threads == 1 ? "" : "s");
+                   std::fflush(stdout);
+               });
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());
         return 1;

@@ -84,7 +84,8 @@ TEST_CASE("runtime: post() from another thread runs on the target reactor", "[ru
     tally t;
     std::thread poster([&] {
         // Wait until both loops are up, then post 1000 to each, then stop.
-        while (rt.backend_name().empty()) std::this_thread::sleep_for(1ms);
+        while (rt.backend_name().empty())
+            std::this_thread::sleep_for(1ms);
         for (int i = 0; i < 1000; ++i)
             for (unsigned k = 0; k < 2; ++k)
                 rt.post(k, [&t, k] {
@@ -92,8 +93,10 @@ TEST_CASE("runtime: post() from another thread runs on the target reactor", "[ru
                     t.ran_on[k] = std::this_thread::get_id();
                 });
         std::atomic<int> acked{0};
-        for (unsigned k = 0; k < 2; ++k) rt.post(k, [&acked] { ++acked; });
-        for (int i = 0; i < 5000 && acked < 2; ++i) std::this_thread::sleep_for(1ms);
+        for (unsigned k = 0; k < 2; ++k)
+            rt.post(k, [&acked] { ++acked; });
+        for (int i = 0; i < 5000 && acked < 2; ++i)
+            std::this_thread::sleep_for(1ms);
         rt.stop();
     });
     rt.run([&t](worker& w) { return wait_for_stop(w, &t); });
@@ -116,17 +119,20 @@ TEST_CASE("runtime: SO_REUSEPORT servers on every thread, a signal stops them al
     std::vector<std::string> lines;
     coronet::block_signals({SIGUSR2});  // before any thread starts: no thread may die of it
     std::thread client([&] {
-        while (rt.addresses().empty() || rt.backend_name().empty()) std::this_thread::sleep_for(1ms);
+        while (rt.addresses().empty() || rt.backend_name().empty())
+            std::this_thread::sleep_for(1ms);
         std::this_thread::sleep_for(20ms);  // thread 1 is up too
         auto at = rt.addresses()[0];
-        for (int i = 0; i < 20; ++i) lines.push_back(fetch_line(at));
+        for (int i = 0; i < 20; ++i)
+            lines.push_back(fetch_line(at));
         ::kill(::getpid(), SIGUSR2);
     });
     rt.run(serve_greetings);
     client.join();
     CHECK(rt.stop_signal() == SIGUSR2);
     REQUIRE(lines.size() == 20);
-    for (auto& l : lines) CHECK(l.starts_with("hello from "));
+    for (auto& l : lines)
+        CHECK(l.starts_with("hello from "));
 }
 
 namespace {

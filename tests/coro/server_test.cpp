@@ -72,7 +72,8 @@ task<std::string> line_of(channel& ch) {
 
 // Runs the loop until pred() or 3 s.
 task<bool> until(reactor& r, std::function<bool()> pred) {
-    for (int i = 0; i < 300 && !pred(); ++i) co_await coronet::sleep_for(r, 10ms);
+    for (int i = 0; i < 300 && !pred(); ++i)
+        co_await coronet::sleep_for(r, 10ms);
     co_return pred();
 }
 
@@ -97,14 +98,16 @@ struct stderr_capture {
         std::rewind(file);
         std::string out;
         char buf[4096];
-        while (std::size_t n = std::fread(buf, 1, sizeof buf, file)) out.append(buf, n);
+        while (std::size_t n = std::fread(buf, 1, sizeof buf, file))
+            out.append(buf, n);
         return out;
     }
 };
 
 std::size_t count(const std::string& text, std::string_view what) {
     std::size_t n = 0;
-    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+        ++n;
     return n;
 }
 
@@ -203,7 +206,8 @@ task<std::size_t> graceful(reactor& r) {
     auto ch = co_await dial(r, srv.local_addresses()[0]);
     (void)co_await line_of(ch);
     std::string batch;
-    for (int i = 0; i < 100; ++i) batch += "request " + std::to_string(i) + "\n";
+    for (int i = 0; i < 100; ++i)
+        batch += "request " + std::to_string(i) + "\n";
     co_await ch.write(batch);
     co_await ch.flush();
     co_await coronet::sleep_for(r, 1ms);
@@ -271,8 +275,10 @@ TEST_CASE("server: the limit plus 5: 5 closed with one log line, served again af
     std::string text = err.text();
     INFO(text);
     REQUIRE(log.size() == 14);
-    for (int i = 0; i < 5; ++i) CHECK(log[i] == "hello");
-    for (int i = 5; i < 10; ++i) CHECK(log[i] == "<eof>");
+    for (int i = 0; i < 5; ++i)
+        CHECK(log[i] == "hello");
+    for (int i = 5; i < 10; ++i)
+        CHECK(log[i] == "<eof>");
     CHECK(log[10] == "rejected 5");
     CHECK(log[11] == "3 open");
     CHECK(log[12] == "hello");
@@ -293,7 +299,8 @@ TEST_CASE("server: the registry lists exactly the open connections", "[server]")
     CHECK(out == std::vector<std::size_t>{10, 10, 1, 5, 10});
 }
 
-TEST_CASE("server: shutdown answers the 100 pipelined requests in flight, then closes", "[server]") {
+TEST_CASE("server: shutdown answers the 100 pipelined requests in flight, then closes",
+          "[server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     CHECK(r.run(graceful(r)) == 100);

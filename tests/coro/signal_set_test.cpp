@@ -73,7 +73,8 @@ TEST_CASE("signal_set: reactors on two threads each get the signal aimed at them
     std::thread b(body, std::move(me2), std::move(got2));
     ::pthread_kill(t1.get(), SIGUSR1);
     ::pthread_kill(t2.get(), SIGUSR1);
-    bool ready = g1.wait_for(5s) == std::future_status::ready && g2.wait_for(5s) == std::future_status::ready;
+    bool ready = g1.wait_for(5s) == std::future_status::ready &&
+                 g2.wait_for(5s) == std::future_status::ready;
     CHECK(ready);
     a.join();
     b.join();

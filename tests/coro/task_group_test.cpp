@@ -62,7 +62,8 @@ task<std::size_t> close_group(reactor* r, int* live) {
 task<int> wait_group(reactor* r) {
     coronet::task_group group(*r);
     int done = 0;
-    for (int i = 0; i < 5; ++i) group.spawn(quick(r, &done), "quick");
+    for (int i = 0; i < 5; ++i)
+        group.spawn(quick(r, &done), "quick");
     co_await group.wait();
     co_return done;
 }
