@@ -109,6 +109,28 @@ task<void> server::accept_loop(socket listener) {
 
 // One connection: the handler, then a lingering close. An exception escaping the handler is
 // logged as spawn() would, and the connection still closes gently.
+namespace {
+
+// An exception escaped a handler: logged as spawn() would (a plain function, so that its
+// strings take no room in every connection's coroutine frame).
+void log_escape(const std::exception_ptr& error, const std::string& name) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::system_error& e) {
+        bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
+        log(routine ? log_level::debug : log_level::error,
+            "uncaptured exception in " + name + " connection: " + e.what());
+    } catch (const std::exception& e) {
+        log(log_level::error, "uncaptured exception in " + name + " connection: " + e.what());
+    } catch (...) {
+        log(log_level::error, "uncaptured exception in " + name + " connection");
+    }
+}
+
+const std::string orphan_name = "server";
+
+}  // namespace
+
 task<void> server::serve(socket s) {
     // Nothing after the handler touches a server that is gone (entry_.orphaned).
     const auto linger = options_.linger;
@@ -119,20 +141,7 @@ task<void> server::serve(socket s) {
     } catch (...) {
         error = std::current_exception();
     }
-    if (error) {
-        std::string name = c.entry_.orphaned ? std::string("server") : options_.name;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::system_error& e) {
-            bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
-            log(routine ? log_level::debug : log_level::error,
-                "uncaptured exception in " + name + " connection: " + e.what());
-        } catch (const std::exception& e) {
-            log(log_level::error, "uncaptured exception in " + name + " connection: " + e.what());
-        } catch (...) {
-            log(log_level::error, "uncaptured exception in " + name + " connection");
-        }
-    }
+    if (error) log_escape(error, c.entry_.orphaned ? orphan_name : options_.name);
     co_await lingering_close(c.ch, linger);
 }
 

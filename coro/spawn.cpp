@@ -15,12 +15,13 @@ detached::promise_type::~promise_type() {
     if (state) finish_spawned(state);
 }
 
-detached run_detached(reactor&, task<void> t, std::string name) {
-    // A local, not the parameter: a frame destroyed while suspended destroys its locals
-    // before its promise (which releases the task's cancellable scope), its parameters after.
-    task<void> body = std::move(t);
+namespace {
+
+// An exception escaped a spawned task (a plain function: its strings take no room in every
+// detached frame).
+void log_escape(const std::exception_ptr& error, const std::string& name) {
     try {
-        co_await std::move(body);
+        std::rethrow_exception(error);
     } catch (const std::system_error& e) {
         // A peer going away is routine for a server (asyncore's _DISCONNECTED), and so is a
         // task cancelled through its handle or its group.
@@ -32,6 +33,21 @@ detached run_detached(reactor&, task<void> t, std::string name) {
     } catch (...) {
         log(log_level::error, "uncaptured exception in " + name + " (not a std::exception)");
     }
+}
+
+}  // namespace
+
+detached run_detached(reactor&, task<void> t, std::string name) {
+    // A local, not the parameter: a frame destroyed while suspended destroys its locals
+    // before its promise (which releases the task's cancellable scope), its parameters after.
+    task<void> body = std::move(t);
+    std::exception_ptr error;
+    try {
+        co_await std::move(body);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error) log_escape(error, name);
 }
 
 void finish_spawned(spawn_state* st) noexcept {
