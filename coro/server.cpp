@@ -67,10 +67,17 @@ void server::start() {
         accepting_.spawn(sweep_idle(), options_.name + " idle sweep");
 }
 
+// A burst of refusals or of accept errors ends after this long without one: at its limit a
+// server lets a connection through whenever another closes, and that must not start a new
+// burst (and a new log line) each time.
+constexpr auto burst_quiet = 10s;
+
 void server::reject() {
     ++rejected_;
-    if (rejecting_) return;
-    rejecting_ = true;  // one line per burst: the next accepted connection ends it
+    auto now = reactor::clock::now();
+    bool new_burst = now - rejected_at_ >= burst_quiet;
+    rejected_at_ = now;
+    if (!new_burst) return;
     log(log_level::warning, options_.name + ": " + std::to_string(registry_.size()) +
                                 " connections, the limit: closing new ones until some close");
 }
@@ -88,8 +95,6 @@ task<void> server::accept_loop(socket listener) {
                 reject();  // s closes here
                 continue;
             }
-            rejecting_ = false;
-            accept_error_ = {};
             connections_.spawn(serve(std::move(s)), "connection");  // it logs its own errors
             continue;
         } catch (const std::system_error& e) {
@@ -97,11 +102,13 @@ task<void> server::accept_loop(socket listener) {
         }
         if (error == std::errc::operation_canceled) co_return;  // shutting down
         if (error == std::errc::connection_aborted) continue;
-        if (error != accept_error_) {
+        auto now = reactor::clock::now();
+        if (error != accept_error_ || now - accept_error_at_ >= burst_quiet) {
             log(log_level::warning,
                 options_.name + ": accept: " + error.message() + " (backing off until it clears)");
             accept_error_ = error;
         }
+        accept_error_at_ = now;
         bool slept = co_await sleep_for(reactor_, 50ms);
         if (!slept) co_return;  // cancelled
     }

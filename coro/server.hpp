@@ -8,9 +8,10 @@
 // handler(connection&) in the server's task group, listed in its registry
 // (id, peer, age, bytes in and out, state). When accept fails for want of
 // descriptors (EMFILE, ENFILE) it backs off 50 ms at a time, with one log
-// line per burst. Past max_connections a new connection is closed at once,
-// again with one log line per burst; once others close, new ones are served
-// again. With an idle_timeout, a connection that moves no byte either way for
+// line per burst (a burst ends after 10 s without a failure). Past
+// max_connections a new connection is closed at once, again with one log line
+// per burst (ended by 10 s without a refusal); once others close, new ones are
+// served again. With an idle_timeout, a connection that moves no byte either way for
 // that long is closed (a sweep, not a timer per read: the hot path is left
 // alone). After the handler returns, the connection ends with
 // lingering_close(), so a reset never destroys the last reply.
@@ -126,8 +127,9 @@ private:
     connection_registry registry_;
     event stop_;  // notified when shutdown() begins
     bool stopping_ = false;
-    bool rejecting_ = false;        // in a burst of connections over the limit
-    std::error_code accept_error_;  // the error of the current accept burst, if any
+    reactor::clock::time_point rejected_at_{};      // the last refusal over the limit
+    std::error_code accept_error_;                  // the error of the last accept burst
+    reactor::clock::time_point accept_error_at_{};  // when accept last failed
     std::uint64_t rejected_ = 0;
 };
 
