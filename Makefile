@@ -110,18 +110,25 @@ asan ubsan tsan: deps-test
 
 # The tests where threads share memory: the servers' thread-per-core runs (--threads 2:
 # SO_REUSEPORT listeners, one keyspace, a signal stopping every reactor), the keyspace shared
-# by threads, and reactor::stop() from another thread. The servers are data dependencies, so
-# they are built with ThreadSanitizer too, and TSAN_OPTIONS=halt_on_error=1 reaches them.
+# by threads, reactor::stop() from another thread, coronet::runtime (post() from another
+# thread, start-up errors, a signal stopping every thread, run_on), signal_set on two threads
+# and http_server's /status gathering every thread's connections. The
+# servers are data dependencies, so they are built with ThreadSanitizer too, and
+# TSAN_OPTIONS=halt_on_error=1 reaches them.
 TSAN_THREAD_TARGETS := //tests/examples:kv_server_test //tests/examples:echo_server_test \
-    //tests/examples:http_server_test //tests/examples:resp_test //tests/lib:reactor_test
+    //tests/examples:http_server_test //tests/examples:resp_test //tests/lib:reactor_test \
+    //tests/coro:runtime_test //tests/coro:signal_set_test
 tsan_kv      := kv_server: with --threads 2 every connection sees one keyspace
 tsan_kv_stop := kv_server: SIGTERM with 100 pipelined commands in flight*
 tsan_echo    := echo_server: echoes every byte on every backend*
 tsan_http    := http_server: SIGTERM lets a response in flight finish*
 tsan_resp    := resp: a store shared by threads counts every increment
 tsan_reactor := reactor: stop() from another thread ends run()
+tsan_runtime := runtime: *
+tsan_signals := signal_set: reactors on two threads*
+tsan_status  := http_server: /status.json lists exactly the open connections*
 # Catch2's test spec: names (or patterns) separated by commas.
-TSAN_THREAD_TESTS := $(tsan_kv),$(tsan_kv_stop),$(tsan_echo),$(tsan_http),$(tsan_resp),$(tsan_reactor)
+TSAN_THREAD_TESTS := $(tsan_kv),$(tsan_kv_stop),$(tsan_echo),$(tsan_http),$(tsan_resp),$(tsan_reactor),$(tsan_runtime),$(tsan_signals),$(tsan_status)
 
 tsan-threads: deps-test
 	$(call step,bazel test --config=tsan: the threaded tests)

@@ -53,11 +53,17 @@ set(CORONET_CORO_SOURCES
     coro/async_chat.cpp
     coro/channel.cpp
     coro/connect.cpp
+    coro/connection_registry.cpp
     coro/frame_pool.cpp
+    coro/lingering_close.cpp
     coro/net.cpp
     coro/producer.cpp
+    coro/runtime.cpp
     coro/scan.cpp
+    coro/server.cpp
+    coro/signal_set.cpp
     coro/spawn.cpp
+    coro/task_group.cpp
     coro/timeout.cpp
     coro/tls.cpp
 )
@@ -65,15 +71,22 @@ set(CORONET_CORO_HEADERS
     coro/async_chat.hpp
     coro/channel.hpp
     coro/connect.hpp
+    coro/connection_registry.hpp
     coro/frame_pool.hpp
+    coro/lingering_close.hpp
     coro/net.hpp
     coro/producer.hpp
+    coro/runtime.hpp
     coro/scan.hpp
+    coro/server.hpp
+    coro/signal_set.hpp
     coro/spawn.hpp
     coro/task.hpp
+    coro/task_group.hpp
     coro/timeout.hpp
     coro/tls.hpp
     coro/when_all.hpp
+    coro/when_any.hpp
 )
 
 # The umbrella header, <coronet/coronet.hpp>.
@@ -86,7 +99,6 @@ set(CORONET_EXAMPLE_HEADERS
     examples/cli.hpp
     examples/http.hpp
     examples/resp.hpp
-    examples/serve.hpp
 )
 set(CORONET_EXAMPLES
     "echo_server examples/echo_server.cpp"
@@ -120,8 +132,14 @@ set(CORONET_TESTS
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
     tests/coro/producer_test.cpp
+    tests/coro/runtime_test.cpp
     tests/coro/scan_test.cpp
+    tests/coro/server_test.cpp
+    tests/coro/signal_set_test.cpp
+    tests/coro/spawn_test.cpp
+    tests/coro/task_group_test.cpp
     tests/coro/task_test.cpp
     tests/coro/timeout_test.cpp
     tests/coro/tls_test.cpp
+    tests/coro/when_any_test.cpp
 )

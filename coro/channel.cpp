@@ -426,6 +426,7 @@ void channel_state::received() {
             borrowed_ = id;
             rpos_ = 0;
             wpos_ = static_cast<std::size_t>(res);
+            received_ += static_cast<std::size_t>(res);
             return;
         }
         if (res > 0) {  // bytes behind unread ones (multishot): join them in our own buffer
@@ -433,12 +434,14 @@ void channel_state::received() {
             make_room(n);
             std::memcpy(in_ + wpos_, rx_.buffer.data(), n);
             wpos_ += n;
+            received_ += n;
             r_->recycle(id);
             return;
         }
         r_->recycle(id);  // no bytes: nothing to hold
     } else if (res > 0) {
         wpos_ += static_cast<std::size_t>(res);
+        received_ += static_cast<std::size_t>(res);
         return;
     }
     if (res == 0) {
@@ -833,6 +836,8 @@ std::size_t channel::buffer_capacity() const noexcept {
     return state_->in_cap_ + (state_->borrowed_ >= 0 ? context().provided_buffer_size() : 0);
 }
 bool channel::at_eof() const noexcept { return state_->eof_; }
+std::uint64_t channel::received() const noexcept { return state_->received_; }
+bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr; }
 std::error_code channel::close_reason() const noexcept { return state_->reason_; }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
     state_->has_deadline_ = true;

@@ -102,6 +102,10 @@ public:
     std::size_t buffer_capacity() const noexcept;
     // True once the peer's end of stream (or a reset) has been seen.
     bool at_eof() const noexcept;
+    // Bytes received so far (the connection registry's bytes in).
+    std::uint64_t received() const noexcept;
+    // True while a read waits for bytes (the connection registry's reading or idle).
+    bool read_waiting() const noexcept;
     // Why input ended: empty for a clean end of stream, ECONNRESET etc. for a reset.
     std::error_code close_reason() const noexcept;
 
@@ -290,6 +294,7 @@ public:
     bool has_deadline_ = false;
     bool timed_out_ = false;   // the waiting read's deadline passed
     bool plain_recv_ = false;  // every provided block was out: the next receive uses our buffer
+    std::uint64_t received_ = 0;  // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
     std::error_code reason_;
     // The waiting read: no coroutine frame of its own. rx_ is its receive (the

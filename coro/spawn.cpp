@@ -3,19 +3,30 @@
 #include <exception>
 #include <system_error>
 
+#include <coronet/coro/task_group.hpp>
 #include <coronet/lib/error.hpp>
-
 #include <coronet/lib/log.hpp>
 
 namespace coronet {
 namespace detail {
 
-detached run_detached(reactor&, task<void> t, std::string name) {
+detached::promise_type::~promise_type() {
+    if (owner) owner->remove_task(hook);
+    if (state) finish_spawned(state);
+}
+
+namespace {
+
+// An exception escaped a spawned task (a plain function: its strings take no room in every
+// detached frame).
+void log_escape(const std::exception_ptr& error, const std::string& name) {
     try {
-        co_await std::move(t);
+        std::rethrow_exception(error);
     } catch (const std::system_error& e) {
-        // A peer going away is routine for a server (asyncore's _DISCONNECTED).
-        log(is_disconnect(e.code()) ? log_level::debug : log_level::error,
+        // A peer going away is routine for a server (asyncore's _DISCONNECTED), and so is a
+        // task cancelled through its handle or its group.
+        bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
+        log(routine ? log_level::debug : log_level::error,
             "uncaptured exception in " + name + ": " + e.what());
     } catch (const std::exception& e) {
         log(log_level::error, "uncaptured exception in " + name + ": " + e.what());
@@ -24,15 +35,47 @@ detached run_detached(reactor&, task<void> t, std::string name) {
     }
 }
 
+}  // namespace
+
+detached run_detached(reactor&, task<void> t, std::string name) {
+    // A local, not the parameter: a frame destroyed while suspended destroys its locals
+    // before its promise (which releases the task's cancellable scope), its parameters after.
+    task<void> body = std::move(t);
+    std::exception_ptr error;
+    try {
+        co_await std::move(body);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error) log_escape(error, name);
+}
+
+void finish_spawned(spawn_state* st) noexcept {
+    st->slot.unlink(st->nested);  // the task's own scope may die with it
+    st->done = true;
+    st->finished.notify_all();
+    if (st->group) st->group->remove(st);
+    st->release();
+}
+
 }  // namespace detail
 
-void spawn(reactor& r, task<void> t, std::string name) {
+task_handle spawn(reactor& r, task<void> t, std::string name) {
+    auto* st = new detail::spawn_state(r);
+    if (cancel_slot* own = t.handle().promise().cancel_slot()) {  // keep it, nested in ours
+        st->nested.scope = own;
+        st->slot.link(st->nested);
+    } else {
+        t.set_cancel_slot(&st->slot);
+    }
     auto d = detail::run_detached(r, std::move(t), std::move(name));
     auto& p = d.h.promise();
     p.owner = &r;
+    p.state = st;
     p.hook.root = d.h;
     r.add_task(p.hook);
     r.post(d.h);
+    return task_handle(st);
 }
 
 }  // namespace coronet

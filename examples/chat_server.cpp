@@ -7,7 +7,11 @@
 // error and a goodbye). Saying something only push()es to the others, so the speaker never
 // waits for a listener: a client that stops reading sees its queue grow, and once more than
 // 256 KiB is unsent it is disconnected, so one slow reader never stalls the room. Joins and
-// leaves are logged on stdout. SIGINT or SIGTERM stops the server (exit 0).
+// leaves are logged on stdout. The listener, --max-connections and the graceful stop are
+// coronet::server's, and the signals a coronet::signal_set's: SIGINT or SIGTERM stops
+// accepting; every line already received still reaches everyone (a session whose input has
+// ended waits for the others' before it leaves), each client hears goodbye, and the server
+// exits 0.
 // Medusa ancestor: medusa/chat_server.py.
 //
 // Try: bazel run //examples:chat_server, then telnet 127.0.0.1 7777 from two terminals.
@@ -16,8 +20,8 @@
 #include <coronet/examples/cli.hpp>
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -28,7 +32,7 @@ constexpr std::size_t max_queued = 256 * 1024;  // unsent output a client may le
 
 // One connected client; it lives in its session's coroutine frame.
 struct client {
-    coronet::channel ch;
+    coronet::channel& ch;  // the server's connection's
     std::string nick{};    // empty until /nick: until then it hears nothing from the room
     std::string kicked{};  // why the server disconnected it, if it did
 };
@@ -36,13 +40,16 @@ struct client {
 // The room: the clients, which add and remove themselves in session(); nothing else does.
 class chat_server {
 public:
-    coronet::task<> session(coronet::socket s);
+    explicit chat_server(coronet::reactor& r) : all_read_(r) {}
+    coronet::task<> session(coronet::connection& c);
 
 private:
     bool handle(client& me, std::string_view line);
     void set_nick(client& me, std::string_view nick);
     void broadcast(const std::string& line, const client* from);
     std::vector<client*> clients_;
+    std::size_t reading_ = 0;   // sessions whose input has not ended
+    coronet::event all_read_;   // notified when reading_ falls to 0
 };
 
 // Sends line to everyone in the room but `from`. It only push()es, so it never suspends and
@@ -95,8 +102,8 @@ bool chat_server::handle(client& me, std::string_view line) {
 }
 
 // One client, from hello to goodbye.
-coronet::task<> chat_server::session(coronet::socket s) {
-    client me{coronet::channel(std::move(s), {.max_line = max_line})};
+coronet::task<> chat_server::session(coronet::connection& c) {
+    client me{c.ch};
     struct membership {  // in the room as long as this frame lives, however it ends
         std::vector<client*>& room;
         client* c;
@@ -105,6 +112,7 @@ coronet::task<> chat_server::session(coronet::socket s) {
     clients_.push_back(&me);
     me.ch.push("* welcome to the chat room; who are you? /nick NAME\r\n");
     std::string why;  // stays empty for /quit or a hang-up
+    ++reading_;
     try {
         while (auto line = co_await me.ch.read_until("\n")) {  // nullopt: closed, or kicked
             std::string_view text = *line;
@@ -115,6 +123,17 @@ coronet::task<> chat_server::session(coronet::socket s) {
         why = e.code() == coronet::errc::line_too_long ? "line too long" : e.code().message();
         me.ch.push("* error: " + why + ", goodbye\r\n");
     }
+    // Shutting down: the server ended every client's input after what it had sent. Stay in the
+    // room until every session has read (and said) what came, so no line is lost on the way.
+    if (--reading_ == 0) all_read_.notify_all();
+    while (c.stopping() && reading_ > 0) {
+        bool notified = co_await all_read_.wait();
+        if (!notified) break;  // cancelled: the drain's deadline
+    }
+    if (c.stopping()) {
+        me.ch.push("* the server is shutting down, goodbye\r\n");
+        why = "server shutting down";
+    }
     if (!me.kicked.empty()) why = me.kicked;
     if (!me.nick.empty()) {
         std::string left = me.nick + " left" + (why.empty() ? "" : " (" + why + ")");
@@ -122,53 +141,41 @@ coronet::task<> chat_server::session(coronet::socket s) {
         std::printf("chat_server: %s\n", left.c_str());
         me.nick.clear();  // out of /who while the goodbye drains
     }
-    co_await me.ch.close_when_done();
-}
+}  // the server's lingering close sends what is queued, then closes
 
-// Accepts forever, one session per connection; on EMFILE and the like, says so and backs off.
-coronet::task<> accept_loop(chat_server& server, coronet::socket listener) {
-    for (;;) {
-        std::error_code error;
-        try {
-            coronet::spawn(listener.context(), server.session(co_await listener.accept()), "chat");
-            continue;
-        } catch (const std::system_error& e) {
-            error = e.code();  // a catch block cannot co_await: back off below
-        }
-        coronet::log(coronet::log_level::warning, "accept: " + error.message());
-        co_await coronet::sleep_for(listener.context(), 50ms);
-    }
+// The server until SIGINT or SIGTERM, then its graceful stop.
+coronet::task<> run(coronet::reactor& r, coronet::server_options options) {
+    coronet::signal_set signals(r, {SIGINT, SIGTERM});
+    chat_server room(r);  // declared before the server: the sessions use it
+    coronet::server server(r, options, [&room](coronet::connection& c) { return room.session(c); });
+    server.start();
+    std::printf("chat_server: listening on %s (backend %.*s)\n",
+                server.local_addresses()[0].to_string().c_str(), int(r.backend_name().size()),
+                r.backend_name().data());
+    int signal = co_await signals.wait();
+    std::printf("chat_server: SIG%s, shutting down\n", sigabbrev_np(signal));
+    co_await server.shutdown();
 }
-
-coronet::reactor* running = nullptr;            // for the signal handler only
-extern "C" void stop(int) { running->stop(); }  // async-signal-safe
 
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1", backend = "auto";
-    unsigned port = 7777;
+    unsigned port = 7777, max_connections = 10'000;
     cli::parser args("chat_server", "A chat room for telnet clients (Medusa's chat_server).");
     args.flag("host", host, "address to listen on");
     args.flag("port", port, 0u, 65535u, "TCP port; 0 picks a free one");
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
+    args.flag("max-connections", max_connections, 1u, 1'000'000u, "past it, closed at once");
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one log line at a time, even into a pipe
-    chat_server server;  // declared first: sessions the reactor destroys unregister from it
     try {
         coronet::reactor r{{.backend = *coronet::parse_backend_kind(backend)}};
-        auto listener = coronet::socket::listen(r, at);
-        std::printf("chat_server: listening on %s (backend %.*s)\n",
-                    listener.local_address().to_string().c_str(), int(r.backend_name().size()),
-                    r.backend_name().data());
-        coronet::spawn(r, accept_loop(server, std::move(listener)), "accept");
-        running = &r;
-        std::signal(SIGINT, stop);
-        std::signal(SIGTERM, stop);
-        r.run();
-        std::signal(SIGINT, SIG_DFL);  // one thread: no handler can be running past this line
-        std::signal(SIGTERM, SIG_DFL);
+        r.run(run(r, {.listen = {at},
+                      .max_connections = max_connections,
+                      .channel = {.max_line = max_line},
+                      .name = "chat_server"}));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "chat_server: %s\n", e.what());
         return 1;

@@ -5,9 +5,12 @@
 // One coroutine per connection reads requests line by line (read_until("\r\n")) and pushes each
 // response without flushing, so responses leave in request order and a pipelined batch leaves
 // in one send. Files go out through file_producer, listings through chunked_producer. Parsing,
-// path sanitising, MIME types and dates live in examples/http.hpp. SIGINT or SIGTERM stops
-// accepting, answers the requests already received (pipelined ones too), lets the responses in
-// flight finish and exits 0. --port 0 picks a free port.
+// path sanitising, MIME types and dates live in examples/http.hpp. GET /status is Medusa's
+// status page (HTML), GET /status.json the same figures as JSON: one row per live connection
+// from the server's registry. The listener, --max-connections, the lingering close and the
+// graceful stop are coronet::server's: SIGINT or SIGTERM stops accepting, answers the requests
+// already received (pipelined ones too), lets the responses in flight finish and exits 0.
+// --port 0 picks a free port.
 // Medusa ancestor: medusa/http_server.py with default_handler.py.
 //
 // Try: bazel run //examples:http_server -- --root $PWD --port 8080
@@ -16,14 +19,14 @@
 #include <coronet/coronet.hpp>
 #include <coronet/examples/cli.hpp>
 #include <coronet/examples/http.hpp>
-#include <coronet/examples/serve.hpp>
 
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include <fcntl.h>
@@ -33,33 +36,37 @@
 using namespace std::chrono_literals;
 using clock_type = coronet::reactor::clock;
 
-struct connection;
-
 // What the connections of one reactor share.
 struct server {
     std::filesystem::path root;  // canonical
     clock_type::duration idle_timeout;
+    unsigned thread = 0, threads = 1;
+    const coronet::connection_totals* totals = nullptr;  // every thread's connections
+    coronet::server* net = nullptr;                      // this thread's, for /status
+    coronet::worker* w = nullptr;                        // this thread's, to ask the others
+    std::vector<server*>* all = nullptr;                 // every thread's: entry i for thread i
+    clock_type::time_point started = clock_type::now();
+    std::uint64_t requests = 0;  // answered by this thread
+    // The other threads' figures, gathered for the /status page being answered.
+    std::vector<coronet::connection_info> other_rows{};
+    std::uint64_t other_requests = 0, other_bytes = 0;
+    std::size_t other_buffers = 0;
     http::date_cache date{};
     std::string hello{}, hello_date{};  // the keep-alive GET /hello response and its Date
-    std::unordered_set<connection*> connections{};
-    coronet::cancel_slot accepting{};  // request() stops the accept loop
-    std::optional<coronet::tls_context> tls{};  // --tls-cert/--tls-key: HTTPS
-    bool draining = false;             // shutting down: close each connection after its response
 };
 
 // One client connection; its strings are reused from request to request.
 struct connection {
-    connection(server& s, coronet::channel over) : srv(s), ch(std::move(over)) {
+    connection(server& s, coronet::connection& c) : srv(s), conn(c), ch(c.ch) {
         ch.set_max_line(http::max_line);
-        srv.connections.insert(this);
     }
-    ~connection() { srv.connections.erase(this); }
 
     server& srv;
-    coronet::channel ch;
+    coronet::connection& conn;  // the server's: the channel, and whether we are stopping
+    coronet::channel& ch;
     http::request req;
     std::string path, out;         // the decoded path; the response head being built
-    bool idle = false;             // waiting for a request to begin: shutdown may close it
+    bool idle = false;             // waiting for a request to begin
     bool keep = true;              // keep the connection after this response
     bool pushed_producer = false;  // the last response queued a file or a listing
 
@@ -241,15 +248,128 @@ void serve_path(connection& c, const std::string& rel) {
     if (st.st_size > 0) push_body(c, std::move(file));
 }
 
+// --- the status page (Medusa's status_handler) ------------------------------------------
+
+// Seconds, with milliseconds.
+std::string seconds(clock_type::duration d) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", std::chrono::duration<double>(d).count());
+    return text;
+}
+
+// A JSON string (the peer addresses and the backend need nothing more than quotes).
+std::string json_string(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+// GET /status (HTML) and GET /status.json: the server's figures and its live connections.
+void push_status(connection& c, bool json) {
+    const server& srv = c.srv;
+    const coronet::connection_registry& live = srv.net->connections();
+    auto rows = live.list();
+    rows.insert(rows.end(), srv.other_rows.begin(), srv.other_rows.end());
+    std::uint64_t requests = srv.requests + srv.other_requests;
+    std::uint64_t bytes_sent = live.bytes_out() + srv.other_bytes;
+    std::size_t buffers = c.ch.context().buffers_in_use() + srv.other_buffers;
+    std::string backend(c.ch.context().backend_name());
+    std::size_t open = srv.totals ? srv.totals->open.load(std::memory_order_relaxed) : live.size();
+    std::uint64_t total =
+        srv.totals ? srv.totals->accepted.load(std::memory_order_relaxed) : live.total();
+    std::string uptime = seconds(clock_type::now() - srv.started);
+    std::string body;
+    if (json) {
+        body = "{\"backend\":" + json_string(backend) + ",\"threads\":" + std::to_string(srv.threads) +
+               ",\"thread\":" + std::to_string(srv.thread) + ",\"uptime_seconds\":" + uptime +
+               ",\"connections_open\":" + std::to_string(open) +
+               ",\"connections_total\":" + std::to_string(total) +
+               ",\"requests_served\":" + std::to_string(requests) +
+               ",\"bytes_sent\":" + std::to_string(bytes_sent) +
+               ",\"provided_buffers_in_use\":" + std::to_string(buffers) +
+               ",\"connections\":[";
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const auto& r = rows[i];
+            body += std::string(i ? "," : "") + "{\"id\":" + std::to_string(r.id) +
+                    ",\"peer\":" + json_string(r.peer.to_string()) + ",\"age_seconds\":" + seconds(r.age) +
+                    ",\"bytes_in\":" + std::to_string(r.bytes_in) +
+                    ",\"bytes_out\":" + std::to_string(r.bytes_out) +
+                    ",\"state\":" + json_string(coronet::to_string(r.state)) + "}";
+        }
+        body += "]}\n";
+    } else {
+        auto item = [&body](std::string_view name, const std::string& value) {
+            body += "<li>" + std::string(name) + ": " + http::html_escape(value) + "</li>\n";
+        };
+        body = "<!DOCTYPE html>\n<html><head><title>http_server status</title></head><body>\n"
+               "<h1>coronet http_server status</h1>\n<ul>\n";
+        item("backend", backend);
+        item("threads", std::to_string(srv.threads) + " (this is thread " +
+                            std::to_string(srv.thread) + ")");
+        item("uptime", uptime + " s");
+        item("connections", std::to_string(open) + " open, " + std::to_string(total) + " in total");
+        item("requests served", std::to_string(requests));
+        item("bytes sent", std::to_string(bytes_sent));
+        item("provided buffers in use", std::to_string(buffers));
+        body += "</ul>\n<table>\n<tr><th>id</th><th>peer</th><th>age (s)</th><th>bytes in</th>"
+                "<th>bytes out</th><th>state</th></tr>\n";
+        for (const auto& r : rows)
+            body += "<tr><td>" + std::to_string(r.id) + "</td><td>" +
+                    http::html_escape(r.peer.to_string()) + "</td><td>" + seconds(r.age) +
+                    "</td><td>" + std::to_string(r.bytes_in) + "</td><td>" +
+                    std::to_string(r.bytes_out) + "</td><td>" +
+                    std::string(coronet::to_string(r.state)) + "</td></tr>\n";
+        body += "</table>\n</body></html>\n";
+    }
+    push_response(c,
+                  {.status = 200,
+                   .content_type = json ? "application/json" : "text/html; charset=utf-8",
+                   .content_length = body.size()},
+                  body);
+}
+
+bool is_status(std::string_view target) { return target == "/status" || target == "/status.json"; }
+
+// With several threads, the status page covers them all: each thread's figures are read on
+// that thread (worker::run_on), so nothing is shared but the answer.
+coronet::task<> gather_status(connection& c) {
+    server& me = c.srv;
+    me.other_rows.clear();
+    me.other_requests = me.other_bytes = me.other_buffers = 0;
+    struct figures {
+        std::vector<coronet::connection_info> rows;
+        std::uint64_t requests = 0, bytes = 0;
+        std::size_t buffers = 0;
+    };
+    for (unsigned j = 0; j < me.threads; ++j) {
+        if (j == me.thread) continue;
+        auto got = std::make_shared<figures>();
+        // A named std::function, not a lambda temporary in the co_await: GCC 12.2 destroys
+        // such a temporary twice, and the second release frees `got` under our feet.
+        std::function<void()> ask = [got, all = me.all, j] {
+            server* other = (*all)[j];  // written by thread j itself, before it started
+            if (!other) return;
+            got->rows = other->net->connections().list();
+            got->requests = other->requests;
+            got->bytes = other->net->connections().bytes_out();
+            got->buffers = other->net->context().buffers_in_use();
+        };
+        co_await me.w->run_on(j, std::move(ask));
+        me.other_rows.insert(me.other_rows.end(), got->rows.begin(), got->rows.end());
+        me.other_requests += got->requests;
+        me.other_bytes += got->bytes;
+        me.other_buffers += got->buffers;
+    }
+}
+
 // Answers one well-formed request: pushes the whole response (or its producers).
 void answer(connection& c) {
     // Shutting down: still answer the requests a client has already pipelined (they are in
     // the buffer), and close after the last of them.
-    c.keep = c.req.keep_alive() && !(c.srv.draining && c.ch.buffered() == 0);
+    c.keep = c.req.keep_alive() && !(c.conn.stopping() && c.ch.buffered() == 0);
     c.pushed_producer = false;
+    ++c.srv.requests;
     if (!c.method_is("GET") && !c.method_is("HEAD")) return push_error(c, 405);
     if (std::string_view(c.req.target) == "/hello")
         return push_hello(c);  // what decode_path would make "hello"
+    if (std::string_view(c.req.target) == "/status") return push_status(c, false);
+    if (std::string_view(c.req.target) == "/status.json") return push_status(c, true);
     if (int status = http::decode_path(c.req.target, c.path))
         return push_error(c, status);  // "..", %2f
     if (std::string_view(c.path) == "hello") return push_hello(c);
@@ -268,32 +388,10 @@ coronet::task<bool> flush(connection& c) {
     co_return true;
 }
 
-// Ends a connection politely: send what is queued, shut our side, then read (and drop) what
-// the peer still sends until it closes too, at most 2 s. Closing with unread input would
-// reset the connection and could destroy a response the peer has not read (a 413, say).
-coronet::task<> close_gently(connection& c) {
-    bool flushed = co_await flush(c);
-    if (!flushed) co_return;
-    c.ch.shutdown_send();
-    c.ch.set_read_deadline(clock_type::now() + 2s);
-    try {
-        for (;;) {
-            auto dropped = co_await c.ch.read_some();
-            if (!dropped) break;
-        }
-    } catch (const std::system_error&) {
-    }
-}
-
 // One connection: requests in, responses out, in order, until either side is done.
-coronet::task<> session(coronet::socket s, server* srv) {
-    coronet::channel over;
-    if (srv->tls)  // the handshake, bounded by the idle timeout; a failure is logged by spawn
-        over = coronet::channel(co_await coronet::tls_accept(std::move(s), *srv->tls,
-                                                             {.timeout = srv->idle_timeout}));
-    else
-        over = coronet::channel(std::move(s));
-    connection c(*srv, std::move(over));
+// The server ends it with a lingering close, so a reset never destroys the last response.
+coronet::task<> session(coronet::connection& conn, server* srv) {
+    connection c(*srv, conn);
     for (;;) {
         int status = co_await read_request(c);
         if (status == 0 && c.req.content_length.value_or(0) > 0) status = co_await skip_body(c);
@@ -303,6 +401,7 @@ coronet::task<> session(coronet::socket s, server* srv) {
             push_error(c, status);
             break;
         }
+        if (c.srv.threads > 1 && is_status(c.req.target)) co_await gather_status(c);
         answer(c);
         if (!c.keep) break;
         // Backpressure: a client that pipelines faster than it reads must not make us queue
@@ -313,40 +412,29 @@ coronet::task<> session(coronet::socket s, server* srv) {
             if (!flushed) break;
         }
     }
-    co_await close_gently(c);
 }
 
 // --- main ------------------------------------------------------------------------------
 
-// One thread: its own reactor and listener; after SIGINT or SIGTERM, its own gentle shutdown.
-void serve_thread(serve::thread& t, const std::filesystem::path& root,
-                  clock_type::duration idle_timeout, const coronet::tls_server_options* tls) {
-    server srv{.root = root, .idle_timeout = idle_timeout};  // outlives r's sessions
-    if (tls) srv.tls = coronet::tls_context::server(*tls);  // one per thread: its session cache
-    coronet::reactor r{{.backend = t.backend()}};
-    // One session per connection, until shutdown cancels the loop (srv.accepting).
-    auto acceptor = serve::accept_each(t.listen(r), [&r, &srv](coronet::socket s) {
-        coronet::spawn(r, session(std::move(s), &srv), "http session");
-    });
-    srv.accepting.owner = &r;
-    acceptor.set_cancel_slot(&srv.accepting);
-    coronet::spawn(r, std::move(acceptor), "accept");
-    t.run_until_stopped(r);
-
-    // Shutting down: stop accepting, close idle connections once their last response has
-    // gone, let the others finish theirs (they close after it). Every wait is bounded by the
-    // idle timeout.
-    srv.accepting.request();
-    srv.draining = true;
-    for (connection* c : srv.connections)
-        if (c->idle) (void)c->ch.close_when_done();  // takes effect without being awaited
-    r.restart();  // stop() is kept until restart(): without it run_for() would return at once
-    r.run_for(idle_timeout + 3s);
+// One thread: its own server on the shared port; after SIGINT or SIGTERM, its graceful stop.
+coronet::task<> serve(coronet::worker& w, coronet::server_options options, server shared) {
+    options.listen = w.listen_on(options.listen);
+    server srv = std::move(shared);  // this thread's copy: its counters and date cache
+    srv.thread = w.index();
+    coronet::server net(w.loop(), options, [&srv](coronet::connection& c) { return session(c, &srv); });
+    srv.net = &net;
+    srv.w = &w;
+    (*srv.all)[w.index()] = &srv;
+    net.start();
+    w.started(net.local_addresses());
+    co_await w.stopped();
+    co_await net.shutdown();
+    (*srv.all)[w.index()] = nullptr;
 }
 
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1", root = ".", backend = "auto", tls_cert, tls_key;
-    unsigned port = 8080, threads = 1, idle_timeout = 30;
+    unsigned port = 8080, threads = 1, idle_timeout = 30, max_connections = 10'000;
     cli::parser args("http_server", "Serves the files under --root over HTTP/1.1 (GET and HEAD).");
     args.flag("host", host, "address to listen on");
     args.flag("port", port, 0u, 65535u, "TCP port; 0 picks a free one");
@@ -356,6 +444,8 @@ int main(int argc, char** argv) {
                 "the reactor's backend");
     args.flag("idle-timeout", idle_timeout, 1u, 3600u,
               "seconds to wait for a request and its whole head (and a stalled reader)");
+    args.flag("max-connections", max_connections, 1u, 1'000'000u,
+              "per thread; past it, closed at once");
     args.flag("tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (with --tls-key)", "FILE");
     args.flag("tls-key", tls_key, "PEM private key of --tls-cert", "FILE");
     args.parse(argc, argv);
@@ -363,7 +453,7 @@ int main(int argc, char** argv) {
     std::optional<coronet::tls_server_options> tls;
     if (!tls_cert.empty()) {
         tls = coronet::tls_server_options{.certificate = {tls_cert, tls_key}, .alpn = {"http/1.1"}};
-        args.convert("--tls-cert", [&] { return coronet::tls_context::server(*tls); });  // loads?
+        args.convert("--tls-cert", [&] { return coronet::tls_context::server(*tls); });  // loads, or fails
     }
     std::error_code ec;
     auto dir = std::filesystem::canonical(root, ec);
@@ -371,18 +461,32 @@ int main(int argc, char** argv) {
     if (!std::filesystem::is_directory(dir)) args.fail("--root: " + root + ": not a directory");
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
-    auto thread_main = [&dir, &tls, idle = std::chrono::seconds(idle_timeout)](serve::thread& t) {
-        serve_thread(t, dir, idle, tls ? &*tls : nullptr);
-    };
-    auto listening = [&dir, https = tls.has_value()](const coronet::address& bound,
-                                                      std::string_view backend_used) {
-        std::printf("http_server: serving %s on %s://%s/ (backend %.*s)\n", dir.c_str(),
-                    https ? "https" : "http", bound.to_string().c_str(), int(backend_used.size()),
-                    backend_used.data());
-    };
-    return serve::run({.program = "http_server",
-                       .at = at,
-                       .backend = *coronet::parse_backend_kind(backend),
-                       .threads = threads},
-                      thread_main, listening);
+    coronet::connection_totals totals;
+    auto idle = std::chrono::seconds(idle_timeout);
+    std::vector<server*> every_thread(threads, nullptr);
+    server shared{.root = dir,
+                  .idle_timeout = idle,
+                  .threads = threads,
+                  .totals = &totals,
+                  .all = &every_thread};
+    coronet::server_options options{.listen = {at},
+                                    .max_connections = max_connections,
+                                    .drain_timeout = idle + 3s,
+                                    .reuse_port = true,
+                                    .tls = tls,
+                                    .handshake_timeout = idle,
+                                    .totals = &totals,
+                                    .name = "http_server"};
+    coronet::runtime rt({.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
+    try {
+        rt.run([&](coronet::worker& w) { return serve(w, options, shared); }, [&] {
+            std::printf("http_server: serving %s on %s://%s/ (backend %s)\n", dir.c_str(),
+                        tls ? "https" : "http", rt.addresses()[0].to_string().c_str(),
+                        rt.backend_name().c_str());
+            std::fflush(stdout);
+        });
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "http_server: %s\n", e.what());
+        return 1;
+    }
 }

@@ -18,16 +18,12 @@
 #include <coronet/coronet.hpp>
 #include <coronet/examples/cli.hpp>
 #include <coronet/examples/resp.hpp>
-#include <coronet/examples/serve.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
-
-#include <sys/socket.h>
 
 using namespace std::chrono_literals;
 
@@ -95,66 +91,45 @@ coronet::task<> serve_requests(coronet::channel* ch, kv::store* db, kv::limits l
     }
 }
 
-// The open connections of one reactor thread (only that thread touches them), for a graceful stop.
-struct connections {
-    std::unordered_set<int> fds;
-    bool draining = false;  // stopping: new connections are closed at once
-};
-
-// One connection. An I/O error escapes to spawn(), which logs it and closes this one only.
-coronet::task<> session(coronet::channel ch, kv::store* db, kv::limits lim, connections* live) {
-    struct listed {  // in `live` while the session runs, however it ends
-        connections* live;
-        int fd;
-        ~listed() { live->fds.erase(fd); }
-    } entry{live, ch.sock().native_handle()};
-    live->fds.insert(entry.fd);
-    ch.sock().set_nodelay(true);  // a reply goes out as soon as it is ready
-    co_await serve_requests(&ch, db, lim);
-    co_await ch.close_when_done();  // what is still queued goes out first (asynchat's name)
+// One connection. An I/O error escapes to the server, which logs it and closes this one only;
+// the server's lingering close sends what is still queued first.
+coronet::task<> session(coronet::connection& c, kv::store* db, kv::limits lim) {
+    c.ch.sock().set_nodelay(true);  // a reply goes out as soon as it is ready
+    co_await serve_requests(&c.ch, db, lim);
 }
 
 // Expiry's second half (the first is lazy, on access): every 100 ms, delete the keys whose
 // deadline passed, at most 10,000 a turn so one sweep never stalls the loop for long.
 coronet::task<> sweep_expired(coronet::reactor* r, kv::store* db) {
     for (;;) {
-        co_await coronet::sleep_for(*r, 100ms);
+        bool slept = co_await coronet::sleep_for(*r, 100ms);
+        if (!slept) co_return;  // cancelled: shutting down
         db->sweep(10'000);
     }
 }
 
-// Thread number t.index(): its own reactor and listener; thread 0 also sweeps. After SIGINT or
-// SIGTERM, a graceful drain.
-void serve_thread(serve::thread& t, kv::store* db, kv::limits lim) {
-    connections live;  // outlives the reactor, whose destructor ends the sessions still running
-    coronet::reactor r{{.backend = t.backend()}};
-    // One session per connection; its lines are at most 64 KiB (max_line's default, Redis's
-    // inline limit).
-    coronet::channel_options options{.max_buffer = std::min(lim.max_bulk, whole_bulk) + 2};
-    auto accept_loop =
-        serve::accept_each(t.listen(r), [&r, options, db, lim, &live](coronet::socket s) {
-            coronet::channel ch(std::move(s), options);
-            if (!live.draining)
-                coronet::spawn(r, session(std::move(ch), db, lim, &live), "session");
-        });
-    coronet::spawn(r, std::move(accept_loop), "accept");
-    if (t.index() == 0) coronet::spawn(r, sweep_expired(&r, db), "sweep");
-    t.run_until_stopped(r);
-    // A graceful stop. shutdown(SHUT_RD) ends each connection's input after what its client
-    // already sent, so every request received is still answered and its reply sent, as after a
-    // client's half-close; then the session closes. A client that does not read gets 10 s.
-    r.restart();
-    live.draining = true;
-    for (int fd : live.fds)
-        ::shutdown(fd, SHUT_RD);
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!live.fds.empty() && std::chrono::steady_clock::now() < deadline)
-        r.run_for(50ms);
+// Thread number w.index(): its own server on the shared port; thread 0 also sweeps. After
+// SIGINT or SIGTERM, the server's graceful shutdown: each connection's reads end after what its
+// client already sent, so every request received is still answered.
+coronet::task<> serve(coronet::worker& w, coronet::server_options options, kv::store* db,
+                      kv::limits lim) {
+    options.listen = w.listen_on(options.listen);
+    coronet::server server(w.loop(), options, [db, lim](coronet::connection& c) {
+        return session(c, db, lim);
+    });
+    server.start();
+    coronet::task_handle sweeper;
+    if (w.index() == 0) sweeper = coronet::spawn(w.loop(), sweep_expired(&w.loop(), db), "sweep");
+    w.started(server.local_addresses());
+    co_await w.stopped();
+    sweeper.cancel();
+    co_await server.shutdown();
+    co_await sweeper;
 }
 
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1", backend = "auto";
-    unsigned port = 6380, threads = 1;
+    unsigned port = 6380, threads = 1, max_connections = 10'000;
     kv::limits lim;
     cli::parser args("kv_server",
                      "A key-value server speaking Redis's protocol (try: redis-cli -p 6380).");
@@ -166,14 +141,32 @@ int main(int argc, char** argv) {
                 "the reactor's backend");
     args.flag("max-bulk", lim.max_bulk, std::size_t{1}, std::size_t{1} << 40,
               "longest bulk string accepted, in bytes; a longer one closes the connection");
+    args.flag("max-connections", max_connections, 1u, 1'000'000u,
+              "per thread; past it, closed at once");
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
     kv::store db(threads > 1 ? kv::sharing::many_threads : kv::sharing::one_thread);
-    auto thread_main = [&db, lim](serve::thread& t) { serve_thread(t, &db, lim); };
-    return serve::run({.program = "kv_server",
-                       .at = at,
-                       .backend = *coronet::parse_backend_kind(backend),
-                       .threads = threads},
-                      thread_main);
+    coronet::connection_totals clients;  // every thread's connections, for INFO
+    db.count_clients(&clients.open, &clients.accepted);
+    coronet::runtime rt({.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
+    // Lines are at most 64 KiB (max_line's default, Redis's inline limit).
+    coronet::server_options options{
+        .listen = {at},
+        .max_connections = max_connections,
+        .reuse_port = true,
+        .channel = {.max_buffer = std::min(lim.max_bulk, whole_bulk) + 2},
+        .totals = &clients,
+        .name = "kv_server"};
+    try {
+        rt.run([&](coronet::worker& w) { return serve(w, options, &db, lim); }, [&rt, threads] {
+            std::printf("kv_server: listening on %s (backend %s, %u thread%s)\n",
+                        rt.addresses()[0].to_string().c_str(), rt.backend_name().c_str(), threads,
+                        threads == 1 ? "" : "s");
+            std::fflush(stdout);
+        });
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kv_server: %s\n", e.what());
+        return 1;
+    }
 }

@@ -341,7 +341,10 @@ void cmd_info(store& db, args, std::string& out) {
     std::string text =
         "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nserver_name:coronet "
         "kv_server\r\n"
-        "\r\n# Keyspace\r\n";
+        "\r\n# Clients\r\nconnected_clients:" +
+        std::to_string(db.connected_clients()) +
+        "\r\n\r\n# Stats\r\ntotal_connections_received:" +
+        std::to_string(db.connections_received()) + "\r\n\r\n# Keyspace\r\n";
     if (db.size() > 0)
         text += "db0:keys=" + std::to_string(db.size()) +
                 ",expires=" + std::to_string(db.volatile_count()) + ",avg_ttl=0\r\n";

@@ -8,8 +8,10 @@
 // Every value is a string, so Redis's WRONGTYPE never arises. Not part of coronet: examples only.
 // Medusa ancestor: the command table of Medusa's ftp_server (cmd_* methods looked up by name).
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -100,6 +102,19 @@ public:
     std::size_t size() const noexcept { return map_.size(); }
     // Keys with a deadline (INFO).
     std::size_t volatile_count() const noexcept { return deadlines_.size(); }
+    // Where INFO reads connected_clients and total_connections_received (the server's
+    // registry totals, updated by other threads); without them INFO says 0.
+    void count_clients(const std::atomic<std::size_t>* connected,
+                       const std::atomic<std::uint64_t>* received) noexcept {
+        connected_ = connected;
+        received_ = received;
+    }
+    std::size_t connected_clients() const noexcept {
+        return connected_ ? connected_->load(std::memory_order_relaxed) : 0;
+    }
+    std::uint64_t connections_received() const noexcept {
+        return received_ ? received_->load(std::memory_order_relaxed) : 0;
+    }
 
 private:
     using deadline_key = std::pair<clock::time_point, const std::string*>;
@@ -112,6 +127,8 @@ private:
     std::set<deadline_key, by_deadline> deadlines_;
     sharing sharing_;
     mutable std::mutex mutex_;
+    const std::atomic<std::size_t>* connected_ = nullptr;
+    const std::atomic<std::uint64_t>* received_ = nullptr;
 };
 
 }  // namespace kv

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -78,7 +79,7 @@ TEST_CASE("chat_server: --help prints the usage and exits 0", "[chat_server]") {
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(
         out.starts_with("usage: chat_server [--host 127.0.0.1] [--port 7777] "
-                        "[--backend auto|io_uring|epoll|select]\n"));
+                        "[--backend auto|io_uring|epoll|select] [--max-connections 10000]\n"));
     CHECK(err.empty());
 }
 
@@ -238,4 +239,44 @@ TEST_CASE("chat_server: a client that never reads is disconnected and never stal
     CHECK(status == 0);
     CHECK(s.out().find("chat_server: slow left (too slow: over 256 KiB unread)\n") !=
           std::string::npos);
+}
+
+TEST_CASE("chat_server: SIGTERM with 10 chatting clients delivers every line in flight, exits 0",
+          "[chat_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--port", "0", "--backend", std::string(coronet::to_string(kind))});
+    unsigned port = s.port();
+    constexpr int clients = 10, lines = 20;
+    std::vector<std::unique_ptr<client>> room;
+    for (int i = 0; i < clients; ++i) {
+        room.push_back(std::make_unique<client>(port));
+        join(*room.back(), "u" + std::to_string(i));
+    }
+    // Every client says 20 lines at once, and the signal follows at once: the lines are in
+    // flight (in the server's sockets, or its buffers) when the shutdown begins.
+    for (int i = 0; i < clients; ++i) {
+        std::string batch;
+        for (int j = 0; j < lines; ++j) batch += "line " + std::to_string(j) + "\r\n";
+        room[i]->send(batch);
+    }
+    s.signal(SIGTERM);
+    auto started = steady::now();
+    for (int i = 0; i < clients; ++i) {
+        INFO("client u" << i);
+        std::size_t heard = 0;
+        std::string last;
+        while (auto l = room[i]->line(10s)) {
+            if (l->starts_with("<u") && l->find("> line ") != std::string::npos) ++heard;
+            last = *l;
+        }
+        CHECK(room[i]->eof());
+        CHECK(heard == std::size_t((clients - 1) * lines));
+        CHECK(last.starts_with("* "));  // the goodbye, or someone leaving after it
+    }
+    int status = s.wait_exit(10s);
+    INFO(describe(status) << "\nstdout: " << s.out() << "\nstderr: " << s.err());
+    CHECK(status == 0);
+    CHECK(steady::now() - started < 10s);
+    CHECK(s.out().find("chat_server: SIGTERM, shutting down") != std::string::npos);
+    CHECK(s.err().empty());
 }

@@ -59,10 +59,9 @@ TEST_CASE("echo_server: --help prints the usage and exits 0", "[echo_server]") {
     auto [out, err] = s.output();
     INFO(describe(status) << "\nstdout: " << out << "\nstderr: " << err);
     CHECK(status == 0);
-    CHECK(
-        out.starts_with("usage: echo_server [--host 127.0.0.1] [--port 7000] "
-                        "[--backend auto|io_uring|epoll|select] [--threads 1] [--tls-cert FILE] "
-                              "[--tls-key FILE]\n"));
+    CHECK(out.starts_with("usage: echo_server [--host 127.0.0.1] [--port 7000] "
+                          "[--backend auto|io_uring|epoll|select] [--threads 1] "
+                          "[--max-connections 10000] [--tls-cert FILE] [--tls-key FILE]\n"));
     CHECK(err.empty());
 }
 
@@ -167,6 +166,43 @@ TEST_CASE("echo_server: keeps accepting after running out of descriptors", "[ech
     client late(port);
     CHECK(late.round_trip("still here") == "still here");
 
+    s.signal(SIGTERM);
+    int status = s.wait_exit(10s);
+    INFO(describe(status));
+    CHECK(status == 0);
+}
+
+TEST_CASE("echo_server: the limit plus 5: 5 closed with one log line, served again after others close",
+          "[echo_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--port", "0", "--backend", std::string(coronet::to_string(kind)),
+              "--max-connections", "5"});
+    unsigned port = s.port();
+    std::vector<client> served;
+    for (int i = 0; i < 5; ++i) {
+        served.emplace_back(port);
+        CHECK(served.back().round_trip("x" + std::to_string(i)) == "x" + std::to_string(i));
+    }
+    std::vector<client> refused;
+    for (int i = 0; i < 5; ++i) {
+        refused.emplace_back(port);
+        CHECK(refused.back().closed_by_peer(10s));  // closed at once, nothing sent
+    }
+    s.wait_for_err("the limit", 10s);
+    // Two leave: two newcomers are served (the server sees the closes within a few turns).
+    served.erase(served.begin(), served.begin() + 2);
+    for (int i = 0; i < 2; ++i) {
+        std::string echoed;
+        for (int attempt = 0; attempt < 50 && echoed != "again"; ++attempt) {
+            client late(port);
+            echoed = late.round_trip("again", 2s);
+            if (echoed == "again") served.push_back(std::move(late));
+            else std::this_thread::sleep_for(20ms);
+        }
+        CHECK(echoed == "again");
+    }
+    INFO("stderr: " << s.err());
+    CHECK(count(s.err(), "the limit") == 1);  // one line for the burst
     s.signal(SIGTERM);
     int status = s.wait_exit(10s);
     INFO(describe(status));

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <regex>
 #include <string>
@@ -16,7 +17,10 @@
 #include <utility>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include "tests/examples/http_server_fixture.hpp"
 #include "tests/support/backends.hpp"
@@ -47,8 +51,8 @@ TEST_CASE("http_server: --help prints the usage and exits 0", "[http_server]") {
     CHECK(r.status == 0);
     CHECK(r.out.starts_with(
         "usage: http_server [--host 127.0.0.1] [--port 8080] [--root .] [--threads 1] "
-        "[--backend auto|io_uring|epoll|select] [--idle-timeout 30] [--tls-cert FILE] "
-            "[--tls-key FILE]\n"));
+        "[--backend auto|io_uring|epoll|select] [--idle-timeout 30] [--max-connections 10000] "
+        "[--tls-cert FILE] [--tls-key FILE]\n"));
     CHECK(r.err.empty());
 }
 
@@ -382,4 +386,80 @@ TEST_CASE("http_server: SIGTERM lets a response in flight finish, closes idle co
     INFO(describe(status) << "\nstderr: " << s.process().err());
     CHECK(status == 0);
     CHECK(s.process().err().find("uncaptured") == std::string::npos);
+}
+
+namespace {
+
+// "127.0.0.1:PORT" of a client's own end.
+std::string local_of(const connection& c) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    ::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&a), &len);
+    return "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+}
+
+// The peers listed in /status.json, asked on `asker` (whose own row is left out).
+std::vector<std::string> listed_peers(unsigned port, connection& asker) {
+    asker.send(get(port, "/status.json"));
+    auto r = asker.read_response();
+    REQUIRE(r);
+    CHECK(r->headers["content-type"] == "application/json");
+    std::vector<std::string> peers;
+    std::regex row("\"peer\":\"([^\"]+)\"");
+    for (std::sregex_iterator it(r->body.begin(), r->body.end(), row), end; it != end; ++it)
+        if ((*it)[1] != local_of(asker)) peers.push_back((*it)[1]);
+    std::sort(peers.begin(), peers.end());
+    return peers;
+}
+
+}  // namespace
+
+TEST_CASE("http_server: /status.json lists exactly the open connections; /status is HTML",
+          "[http_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const unsigned threads = GENERATE(1u, 2u);  // with 2, every thread's connections are listed
+    INFO("threads: " << threads);
+    temp_dir root, outside;
+    fill_root(root, outside);
+    http_server s(root.path(), kind, {"--threads", std::to_string(threads)});
+    std::vector<connection> open;
+    std::vector<std::string> expected;
+    for (int i = 0; i < 10; ++i) {
+        open.emplace_back(s.port());
+        open.back().send(get(s.port(), "/hello"));
+        REQUIRE(open.back().read_response());  // accepted and listed by now
+        expected.push_back(local_of(open.back()));
+    }
+    std::sort(expected.begin(), expected.end());
+    connection asker(s.port());
+    CHECK(listed_peers(s.port(), asker) == expected);
+
+    open.erase(open.begin(), open.begin() + 5);  // 5 close
+    expected.clear();
+    for (auto& c : open) expected.push_back(local_of(c));
+    std::sort(expected.begin(), expected.end());
+    std::vector<std::string> now;
+    for (int i = 0; i < 100; ++i) {  // the server sees the closes within a few turns
+        now = listed_peers(s.port(), asker);
+        if (now == expected) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    CHECK(now == expected);
+
+    asker.send(get(s.port(), "/status.json"));
+    auto json = asker.read_response();
+    REQUIRE(json);
+    for (const char* field : {"\"backend\":\"", "\"uptime_seconds\":",
+                              "\"connections_open\":6", "\"connections_total\":11",
+                              "\"requests_served\":", "\"bytes_sent\":",
+                              "\"provided_buffers_in_use\":", "\"state\":\"idle\""})
+        CHECK(json->body.find(field) != std::string::npos);
+    asker.send(get(s.port(), "/status"));
+    auto html = asker.read_response();
+    REQUIRE(html);
+    CHECK(html->headers["content-type"] == "text/html; charset=utf-8");
+    CHECK(html->body.find("<h1>coronet http_server status</h1>") != std::string::npos);
+    CHECK(json->body.find("\"threads\":" + std::to_string(threads)) != std::string::npos);
+    CHECK(count(html->body, "<tr><td>") == 6);
+    CHECK(s.stop() == 0);
 }

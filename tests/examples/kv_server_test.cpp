@@ -155,6 +155,17 @@ public:
         return got;
     }
 
+    // Reads until what came ends with marker (or the peer closed, or 10 s passed per byte).
+    std::string receive_until(std::string_view marker) {
+        std::string got;
+        while (!got.ends_with(marker)) {
+            std::string one = receive(1);
+            if (one.empty()) break;
+            got += one;
+        }
+        return got;
+    }
+
     // The reply to `request`, expected to be exactly as long as `expected` (then compared).
     std::string round_trip(std::string_view request, std::string_view expected) {
         send(request);
@@ -217,7 +228,8 @@ TEST_CASE("kv_server: --help prints the usage and exits 0", "[kv_server]") {
     CHECK(status == 0);
     CHECK(
         s.out().starts_with("usage: kv_server [--host 127.0.0.1] [--port 6380] [--threads 1] "
-                            "[--backend auto|io_uring|epoll|select] [--max-bulk 536870912]\n"));
+                            "[--backend auto|io_uring|epoll|select] [--max-bulk 536870912] "
+                            "[--max-connections 10000]\n"));
     CHECK(s.err().empty());
 }
 
@@ -599,6 +611,40 @@ TEST_CASE("kv_server: SIGTERM with 100 pipelined commands in flight answers them
     INFO(describe(status) << "\nstderr: " << s.err());
     CHECK(status == 0);
     CHECK(s.err().find("uncaptured") == std::string::npos);
+}
+
+TEST_CASE("kv_server: INFO says connected_clients and total_connections_received",
+          "[kv_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    server s({"--backend", std::string(coronet::to_string(kind))});
+    unsigned port = s.port();
+    auto field = [](const std::string& info, const std::string& name) {
+        auto at = info.find(name + ":");
+        if (at == std::string::npos) return std::string("missing");
+        at += name.size() + 1;
+        return info.substr(at, info.find('\r', at) - at);
+    };
+    std::vector<std::unique_ptr<connection>> open;
+    for (int i = 0; i < 3; ++i) {
+        open.push_back(std::make_unique<connection>(port));
+        CHECK(open.back()->round_trip("PING\r\n", "+PONG\r\n") == "+PONG\r\n");
+    }
+    connection asker(port);
+    asker.send("INFO\r\n");
+    std::string info = asker.receive_until("# Keyspace\r\n");
+    CHECK(field(info, "connected_clients") == "4");
+    CHECK(field(info, "total_connections_received") == "4");
+    open.clear();
+    std::string now;
+    for (int i = 0; i < 100; ++i) {  // the server sees the three closes soon
+        asker.send("INFO\r\n");
+        now = asker.receive_until("# Keyspace\r\n");
+        if (field(now, "connected_clients") == "1") break;
+        std::this_thread::sleep_for(20ms);
+    }
+    CHECK(field(now, "connected_clients") == "1");
+    CHECK(field(now, "total_connections_received") == "4");
+    s.stop_cleanly();
 }
 
 TEST_CASE("kv_server: redis-benchmark -P 16 runs without errors and leaves its keys",

@@ -1,0 +1,105 @@
+#pragma once
+// connection_registry: the live connections of a server, for introspection
+// and for shutdown (Medusa's socket_map, grown up).
+//
+// Each connection's entry lives in the connection itself (64 bytes, linked
+// into the registry while it is open), so adding and removing allocate
+// nothing, and the hot path writes nothing: bytes in and out are the
+// channel's own counters, and the state (reading, writing, idle, draining) is
+// read off the channel when someone asks (list()). Totals count every
+// connection since the start, and every byte of those already closed. A
+// registry belongs to one reactor's thread; connection_totals, shared by the
+// servers of several threads, is the part other threads may read.
+// Medusa ancestor: asyncore.socket_map, and status_handler's connection table.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include <coronet/coro/channel.hpp>
+#include <coronet/lib/address.hpp>
+#include <coronet/lib/reactor.hpp>
+
+namespace coronet {
+
+// What a connection is doing now.
+enum class connection_state : unsigned char {
+    reading,   // part of a request has arrived, a read waits for the rest
+    writing,   // output is queued, or the handler is busy answering
+    idle,      // a read waits and nothing unread is buffered
+    draining,  // the server is shutting down: finishing what is in flight
+};
+
+// "reading", "writing", "idle" or "draining".
+std::string_view to_string(connection_state s) noexcept;
+
+// One row of list(): a live connection.
+struct connection_info {
+    std::uint64_t id;
+    address peer;
+    reactor::clock::duration age;
+    std::uint64_t bytes_in;
+    std::uint64_t bytes_out;
+    connection_state state;
+};
+
+// Counts shared by the servers of several threads (atomics; relaxed).
+struct connection_totals {
+    std::atomic<std::size_t> open{0};        // connections open now
+    std::atomic<std::uint64_t> accepted{0};  // connections accepted since the start
+};
+
+// A connection's entry: intrusive, owned by the connection (at most 64 B).
+struct connection_entry {
+    std::uint64_t id = 0;
+    channel* ch = nullptr;
+    reactor::clock::time_point started{};
+    connection_entry* prev = nullptr;
+    connection_entry* next = nullptr;
+    std::uint64_t seen_bytes = 0;              // bytes in + out at the last idle sweep
+    reactor::clock::time_point seen_active{};  // when they last changed
+    bool draining = false;
+    bool orphaned = false;  // its server is gone: nothing to unlist it from
+};
+static_assert(sizeof(connection_entry) <= 64, "the registry costs at most 64 B a connection");
+
+class connection_registry {
+public:
+    connection_registry() = default;
+    connection_registry(const connection_registry&) = delete;
+    connection_registry& operator=(const connection_registry&) = delete;
+
+    // Lists e (its channel ch) under a new id; counts it in totals (if any) too.
+    void add(connection_entry& e, channel& ch, connection_totals* totals) noexcept;
+    // Unlists e, adding its bytes to the totals.
+    void remove(connection_entry& e, connection_totals* totals) noexcept;
+
+    // Connections open now.
+    std::size_t size() const noexcept { return size_; }
+    // Connections listed since the start.
+    std::uint64_t total() const noexcept { return next_id_ - 1; }
+    // Bytes received and sent, closed connections and open ones together.
+    std::uint64_t bytes_in() const noexcept;
+    std::uint64_t bytes_out() const noexcept;
+    // One row per open connection, newest first.
+    std::vector<connection_info> list() const;
+    // What e's connection is doing now.
+    static connection_state state_of(const connection_entry& e) noexcept;
+
+    // Calls f(connection_entry&) for each open connection; f must not add or remove any.
+    template <class F>
+    void for_each(F f) {
+        for (connection_entry* e = head_; e; e = e->next)
+            f(*e);
+    }
+
+private:
+    connection_entry* head_ = nullptr;
+    std::size_t size_ = 0;
+    std::uint64_t next_id_ = 1;
+    std::uint64_t closed_in_ = 0, closed_out_ = 0;
+};
+
+}  // namespace coronet

@@ -1,0 +1,227 @@
+#include <coronet/coro/server.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <string>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <coronet/coro/lingering_close.hpp>
+#include <coronet/coro/timeout.hpp>
+#include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
+#include <coronet/lib/timer.hpp>
+
+namespace coronet {
+
+using namespace std::chrono_literals;
+
+// --- connection ------------------------------------------------------------------------
+
+connection::connection(server& s, socket sock, const channel_options& options)
+    : connection(s, channel(std::move(sock), options)) {}
+
+connection::connection(server& s, channel over) : ch(std::move(over)), server_(s) {
+    s.registry_.add(entry_, ch, s.options_.totals);
+    entry_.draining = s.stopping_;
+}
+
+connection::~connection() {
+    if (!entry_.orphaned) server_.registry_.remove(entry_, server_.options_.totals);
+}
+
+bool connection::stopping() const noexcept { return server_.stopping_; }
+
+event::awaiter connection::stopped() noexcept { return server_.stop_.wait(); }
+
+// --- server ----------------------------------------------------------------------------
+
+server::server(reactor& r, server_options options, handler h)
+    : reactor_(r),
+      options_(std::move(options)),
+      handler_(std::move(h)),
+      accepting_(r),
+      connections_(r),
+      stop_(r) {
+    if (options_.tls) tls_ = tls_context::server(*options_.tls);
+    for (const address& at : options_.listen) {
+        listeners_.push_back(socket::listen(r, at, {.reuse_port = options_.reuse_port}));
+        addresses_.push_back(at.family() == AF_UNIX ? at : listeners_.back().local_address());
+    }
+}
+
+// Not shut down first (the reactor is being destroyed, say): the connections are closed and
+// cancelled, and forget the server, so that their frames can still be destroyed safely.
+server::~server() {
+    registry_.for_each([this](connection_entry& e) {
+        e.orphaned = true;
+        if (options_.totals) options_.totals->open.fetch_sub(1, std::memory_order_relaxed);
+        e.ch->close();
+    });
+}
+
+void server::start() {
+    for (auto& l : listeners_)
+        accepting_.spawn(accept_loop(std::move(l)), options_.name + " accept");
+    listeners_.clear();
+    if (options_.idle_timeout.count() > 0)
+        accepting_.spawn(sweep_idle(), options_.name + " idle sweep");
+}
+
+// A burst of refusals or of accept errors ends after this long without one: at its limit a
+// server lets a connection through whenever another closes, and that must not start a new
+// burst (and a new log line) each time.
+constexpr auto burst_quiet = 10s;
+
+void server::reject() {
+    ++rejected_;
+    auto now = reactor::clock::now();
+    bool new_burst = now - rejected_at_ >= burst_quiet;
+    rejected_at_ = now;
+    if (!new_burst) return;
+    log(log_level::warning, options_.name + ": " + std::to_string(registry_.size()) +
+                                " connections, the limit: closing new ones until some close");
+}
+
+// Accepts until cancelled. A failed accept (EMFILE, ENFILE: out of descriptors) leaves the
+// listener readable, so back off instead of spinning, and say so once per burst: a server at
+// its descriptor limit lets a connection through whenever one closes, which must not log
+// each time. A peer that left before we took it is no error.
+task<void> server::accept_loop(socket listener) {
+    for (;;) {
+        std::error_code error;
+        try {
+            socket s = co_await listener.accept();
+            if (registry_.size() + handshakes_ >= options_.max_connections) {
+                reject();  // s closes here
+                continue;
+            }
+            connections_.spawn(serve(std::move(s)), "connection");  // it logs its own errors
+            continue;
+        } catch (const std::system_error& e) {
+            error = e.code();  // a catch block cannot co_await: handle it below
+        }
+        if (error == std::errc::operation_canceled) co_return;  // shutting down
+        if (error == std::errc::connection_aborted) continue;
+        auto now = reactor::clock::now();
+        if (error != accept_error_ || now - accept_error_at_ >= burst_quiet) {
+            log(log_level::warning,
+                options_.name + ": accept: " + error.message() + " (backing off until it clears)");
+            accept_error_ = error;
+        }
+        accept_error_at_ = now;
+        bool slept = co_await sleep_for(reactor_, 50ms);
+        if (!slept) co_return;  // cancelled
+    }
+}
+
+// One connection: the handler, then a lingering close. An exception escaping the handler is
+// logged as spawn() would, and the connection still closes gently.
+namespace {
+
+// An exception escaped a handler: logged as spawn() would (a plain function, so that its
+// strings take no room in every connection's coroutine frame).
+void log_escape(const std::exception_ptr& error, const std::string& name) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::system_error& e) {
+        bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
+        log(routine ? log_level::debug : log_level::error,
+            "uncaptured exception in " + name + " connection: " + e.what());
+    } catch (const std::exception& e) {
+        log(log_level::error, "uncaptured exception in " + name + " connection: " + e.what());
+    } catch (...) {
+        log(log_level::error, "uncaptured exception in " + name + " connection");
+    }
+}
+
+const std::string orphan_name = "server";
+
+}  // namespace
+
+task<void> server::serve(socket s) {
+    // Nothing after the handler touches a server that is gone (entry_.orphaned).
+    const auto linger = options_.linger;
+    channel over;
+    if (tls_) {  // the handshake first; a connection in it counts against the limit
+        ++handshakes_;
+        std::exception_ptr failed;
+        try {
+            over = channel(co_await tls_accept(std::move(s), *tls_, {.timeout = options_.handshake_timeout}),
+                           options_.channel);
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        --handshakes_;
+        if (failed) {
+            log_escape(failed, options_.name);
+            co_return;
+        }
+    } else {
+        over = channel(std::move(s), options_.channel);
+    }
+    connection c(*this, std::move(over));
+    std::exception_ptr error;
+    try {
+        co_await handler_(c);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error) log_escape(error, c.entry_.orphaned ? orphan_name : options_.name);
+    co_await lingering_close(c.ch, linger);
+}
+
+// Closes the connections that moved no byte for idle_timeout. A sweep a few times per
+// timeout over the registry: the reads and writes themselves do nothing for it.
+task<void> server::sweep_idle() {
+    auto every = std::clamp<reactor::clock::duration>(options_.idle_timeout / 4, 10ms, 1s);
+    for (;;) {
+        bool slept = co_await sleep_for(reactor_, every);
+        if (!slept) co_return;
+        auto now = reactor::clock::now();
+        registry_.for_each([&](connection_entry& e) {
+            std::uint64_t bytes = e.ch->received() + e.ch->sent().bytes;
+            if (bytes != e.seen_bytes) {
+                e.seen_bytes = bytes;
+                e.seen_active = now;
+            } else if (now - e.seen_active >= options_.idle_timeout && !e.ch->closed()) {
+                log(log_level::debug, options_.name + ": connection " + std::to_string(e.id) +
+                                          " idle too long, closing it");
+                e.ch->close();  // its pending read sees end of stream
+            }
+        });
+    }
+}
+
+task<void> server::shutdown() {
+    if (stopping_) {
+        co_await connections_.wait();
+        co_return;
+    }
+    stopping_ = true;
+    co_await accepting_.close();  // the listeners close with their accept loops
+    for (const address& at : addresses_)
+        if (at.family() == AF_UNIX) ::unlink(at.to_string().substr(5).c_str());  // "unix:" ...
+    // Tell the handlers: the flag, the event, and reads that end once what has arrived is read.
+    registry_.for_each([](connection_entry& e) {
+        e.draining = true;
+        if (!e.ch->closed()) ::shutdown(e.ch->sock().native_handle(), SHUT_RD);
+    });
+    stop_.notify_all();
+    if (connections_.empty()) co_return;
+    bool in_time = false;
+    try {
+        co_await with_timeout(reactor_, connections_.wait(), options_.drain_timeout);
+        in_time = true;
+    } catch (const std::system_error&) {
+    }
+    if (in_time) co_return;
+    log(log_level::warning, options_.name + ": closing " + std::to_string(registry_.size()) +
+                                " connections still open after the drain timeout");
+    registry_.for_each([](connection_entry& e) { e.ch->close(); });
+    co_await connections_.close();
+}
+
+}  // namespace coronet
