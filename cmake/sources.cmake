@@ -14,6 +14,7 @@ set(CORONET_LIB_SOURCES
     lib/memory_transport.cpp
     lib/perform.cpp
     lib/reactor.cpp
+    lib/receive_room.cpp
     lib/readiness_backend.cpp
     lib/select_backend.cpp
     lib/socket.cpp
@@ -33,6 +34,7 @@ set(CORONET_LIB_HEADERS
     lib/operation.hpp
     lib/perform.hpp
     lib/reactor.hpp
+    lib/receive_room.hpp
     lib/readiness_backend.hpp
     lib/recv_queue.hpp
     lib/select_backend.hpp
