@@ -100,6 +100,7 @@ set(CORONET_TESTS
     tests/lib/memory_transport_test.cpp
     tests/lib/reactor_test.cpp
     tests/lib/readiness_backend_test.cpp
+    tests/lib/receive_room_test.cpp
     tests/lib/recv_queue_test.cpp
     tests/lib/socket_test.cpp
     tests/lib/timer_test.cpp

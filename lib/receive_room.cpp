@@ -54,7 +54,7 @@ void free_input_buffer(char* p, std::size_t cap) noexcept {
 receive_room::~receive_room() { close(); }
 
 void receive_room::close() noexcept {
-    if (rxq_) r_->close_receiver(*rxq_);  // the kernel lets go of it; its blocks go back
+    if (rxq_) detail::close_receiver(*r_, *rxq_);  // the kernel lets go of it; its blocks go back
     release();
 }
 
