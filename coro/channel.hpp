@@ -16,7 +16,10 @@
 // buffers when bytes arrive; reads answer straight from that block, which
 // goes back to the reactor at the next read once it is consumed. Only bytes
 // left over for a later receive are copied into the channel's own buffer
-// (recycled per thread), which goes back as soon as it is empty too.
+// (recycled per thread), which goes back as soon as it is empty too. That
+// memory and the multishot queue are the channel's receive_room
+// (lib/receive_room.hpp); the channel keeps the terminators, the limits, the
+// deadline and the waiting read.
 //
 // Output: push() queues bytes or a producer and returns at once; a background
 // sender gathers queued pieces into one vectored send whenever the socket can
