@@ -18,7 +18,8 @@ constexpr std::size_t input_blocks_kept = 64;
 struct input_block_cache {
     std::vector<char*> free;
     ~input_block_cache() {
-        for (char* p : free) delete[] p;
+        for (char* p : free)
+            delete[] p;
     }
 };
 thread_local input_block_cache input_blocks;

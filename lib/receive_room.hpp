@@ -29,11 +29,11 @@ namespace coronet {
 
 // What the next receive is for.
 struct receive_request {
-    int fd = -1;                 // the socket received from (op.fd)
+    int fd = -1;                   // the socket received from (op.fd)
     std::size_t size = 16 * 1024;  // bytes asked of one receive
-    std::size_t need = 0;        // bytes the reader waits for in all (read_exactly), else 0
-    bool provided = true;        // false: into the room's own buffer only (a transport fills it)
-    bool multishot = true;       // io_uring: may keep one multishot receive armed
+    std::size_t need = 0;          // bytes the reader waits for in all (read_exactly), else 0
+    bool provided = true;          // false: into the room's own buffer only (a transport fills it)
+    bool multishot = true;         // io_uring: may keep one multishot receive armed
 };
 
 class receive_room {

@@ -30,7 +30,8 @@ namespace {
 // co_await: one receive into the room; its result as take() gives it.
 class room_receive : public coronet::op_awaiter {
 public:
-    room_receive(receive_room& room, const receive_request& req) : op_awaiter(room.context()), room_(room) {
+    room_receive(receive_room& room, const receive_request& req)
+        : op_awaiter(room.context()), room_(room) {
         room_.prepare(op_, req);
     }
     int await_resume() {
@@ -43,7 +44,8 @@ private:
 };
 
 void put(coronet::socket& s, std::string_view text) {
-    REQUIRE(::send(s.native_handle(), text.data(), text.size(), MSG_NOSIGNAL) == ssize_t(text.size()));
+    REQUIRE(::send(s.native_handle(), text.data(), text.size(), MSG_NOSIGNAL) ==
+            ssize_t(text.size()));
 }
 
 // Receives until the room holds at least n unread bytes (or the stream ends).
@@ -58,7 +60,8 @@ task<int> fill(receive_room& room, receive_request req, std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("receive_room: bytes arrive, are consumed, and the memory goes back when empty", "[receive_room]") {
+TEST_CASE("receive_room: bytes arrive, are consumed, and the memory goes back when empty",
+          "[receive_room]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [a, b] = coronet::socket::pair(r);
@@ -105,7 +108,8 @@ TEST_CASE("receive_room: a transport's receive fills the room's own buffer", "[r
     CHECK(room.capacity() == 0);
 }
 
-TEST_CASE("receive_room: with every block out the next receive uses the own buffer", "[receive_room]") {
+TEST_CASE("receive_room: with every block out the next receive uses the own buffer",
+          "[receive_room]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind, .provided_buffers = 0}};
     auto [a, b] = coronet::socket::pair(r);
@@ -119,7 +123,8 @@ TEST_CASE("receive_room: with every block out the next receive uses the own buff
     CHECK(room.capacity() == 0);
 }
 
-TEST_CASE("receive_room: a read_exactly's count is received whole into the own buffer", "[receive_room]") {
+TEST_CASE("receive_room: a read_exactly's count is received whole into the own buffer",
+          "[receive_room]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind, .provided_buffers = 8, .provided_buffer_size = 256}};
     auto [a, b] = coronet::socket::pair(r);
