@@ -16,6 +16,7 @@ set(CORONET_LIB_SOURCES
     lib/memory_transport.cpp
     lib/perform.cpp
     lib/reactor.cpp
+    lib/receive_room.cpp
     lib/readiness_backend.cpp
     lib/resolver.cpp
     lib/select_backend.cpp
@@ -38,6 +39,7 @@ set(CORONET_LIB_HEADERS
     lib/operation.hpp
     lib/perform.hpp
     lib/reactor.hpp
+    lib/receive_room.hpp
     lib/readiness_backend.hpp
     lib/recv_queue.hpp
     lib/resolver.hpp
@@ -121,6 +123,7 @@ set(CORONET_TESTS
     tests/lib/memory_transport_test.cpp
     tests/lib/reactor_test.cpp
     tests/lib/readiness_backend_test.cpp
+    tests/lib/receive_room_test.cpp
     tests/lib/recv_queue_test.cpp
     tests/lib/resolver_test.cpp
     tests/lib/socket_test.cpp

@@ -30,39 +30,6 @@ constexpr std::size_t max_iov = 64;                // pieces gathered into one s
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
 constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than this goes by sendfile
 
-// Input buffers of the default receive size, kept per thread for the next
-// channel that has bytes to keep: a channel holds one only while it has
-// unread bytes, so steady traffic must not cost an allocation each time.
-constexpr std::size_t input_block = 16 * 1024;
-constexpr std::size_t input_blocks_kept = 64;
-
-struct input_block_cache {
-    std::vector<char*> free;
-    ~input_block_cache() {
-        for (char* p : free) delete[] p;
-    }
-};
-thread_local input_block_cache input_blocks;
-
-char* allocate_input(std::size_t cap) {
-    if (cap == input_block && !input_blocks.free.empty()) {
-        char* p = input_blocks.free.back();
-        input_blocks.free.pop_back();
-        return p;
-    }
-    return new char[cap];  // not make_unique: no zero fill
-}
-
-void free_input_buffer(char* p, std::size_t cap) noexcept {
-    if (!p) return;
-    if (cap == input_block && input_blocks.free.size() < input_blocks_kept) {
-        if (input_blocks.free.capacity() == 0) input_blocks.free.reserve(input_blocks_kept);
-        input_blocks.free.push_back(p);
-        return;
-    }
-    delete[] p;
-}
-
 // Empty output deques kept per thread for the next channel that queues something.
 constexpr std::size_t fifos_kept = 256;
 
@@ -183,8 +150,8 @@ void output_fifo::release() noexcept {
 }
 
 channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_options o)
-    : sock_(std::move(s)), r_(t ? &t->context() : &sock_.context()), tx_(std::move(t)), opt_(o),
-      drained_(*r_), flushed_(*r_), ended_(*r_) {
+    : sock_(std::move(s)), room_(t ? t->context() : sock_.context()), tx_(std::move(t)), opt_(o),
+      drained_(r()), flushed_(r()), ended_(r()) {
     rx_.owner = rx_timer_.owner = this;
     rx_.on_done = &on_received;
     rx_timer_.on_done = &on_deadline;
@@ -196,32 +163,32 @@ channel_state::~channel_state() {
     // abandoned (cancelled and waited for) before the fd and the buffers go,
     // and a turn already scheduled for it is withdrawn.
     if (sender_) {
-        r_->unpost(sender_);
+        r().unpost(sender_);
         sender_.destroy();  // clears sender_
     }
     abandon_read();  // a reader outliving its channel is never resumed
-    if (rxq_) r_->close_receiver(*rxq_);  // the kernel lets go of it; its blocks go back
+    room_.close();  // the kernel lets go of the multishot receive; its blocks go back
     if (tx_ && !closed_) shut_down();  // TLS: close_notify, as any close sends it
-    free_input();
 }
 
 // --- input -----------------------------------------------------------------
 
 bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t n,
                              std::optional<std::string_view>& out) {
-    const char* base = data_;
-    std::size_t have = buffered();
+    std::string_view unread = room_.bytes();
+    const char* base = unread.data();
+    std::size_t have = unread.size();
     switch (kind) {
     case read_kind::until: {
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
         std::size_t from = std::min(scanned_, have);
-        std::size_t i = find_terminator(std::string_view(base + rpos_ + from, have - from), term);
+        std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
         if (i != std::string_view::npos) {
             i += from;
             if (i > opt_.max_line)
                 throw std::system_error(make_error_code(errc::line_too_long), "read_until");
-            out = std::string_view(base + rpos_, i);
-            rpos_ += i + term.size();
+            out = std::string_view(base, i);
+            room_.consume(i + term.size());
             scanned_ = 0;
             return true;
         }
@@ -239,8 +206,8 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         if (n > opt_.max_buffer)
             throw std::system_error(make_error_code(errc::message_too_long), "read_exactly");
         if (have >= n) {
-            out = std::string_view(base + rpos_, n);
-            rpos_ += n;
+            out = std::string_view(base, n);
+            room_.consume(n);
             return true;
         }
         if (eof_) {
@@ -251,8 +218,8 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     case read_kind::some:
         if (have > 0) {
             std::size_t k = std::min(have, n);
-            out = std::string_view(base + rpos_, k);
-            rpos_ += k;
+            out = std::string_view(base, k);
+            room_.consume(k);
             return true;
         }
         if (eof_) {
@@ -262,64 +229,6 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         return false;
     }
     return false;
-}
-
-// The provided block the unread bytes were in goes back to the reactor.
-void channel_state::return_block() noexcept {
-    if (borrowed_ < 0) return;
-    r_->recycle(borrowed_);
-    borrowed_ = -1;
-    data_ = in_;
-}
-
-// No unread bytes (or the channel dies): all receive memory goes back.
-void channel_state::free_input() noexcept {
-    return_block();
-    free_input_buffer(in_, in_cap_);
-    in_ = data_ = nullptr;
-    in_cap_ = rpos_ = wpos_ = 0;
-}
-
-// At least `room` free bytes after the unread ones, in our own buffer (unread
-// bytes still in a provided block are copied out, and the block goes back).
-void channel_state::make_room(std::size_t room) {
-    if (rpos_ == wpos_) {
-        return_block();
-        rpos_ = wpos_ = 0;
-    }
-    if (borrowed_ >= 0) {
-        // Bytes left over in a provided block: copy them into our own buffer
-        // (the only copy on the receive path) and give the block back.
-        std::size_t have = wpos_ - rpos_;
-        std::size_t need = have + room;
-        if (in_cap_ < need) {
-            free_input_buffer(in_, in_cap_);
-            in_cap_ = std::max(need, input_block);
-            in_ = allocate_input(in_cap_);
-        }
-        std::memcpy(in_, data_ + rpos_, have);
-        return_block();
-        rpos_ = 0;
-        wpos_ = have;
-        return;
-    }
-    if (!in_) {
-        in_cap_ = std::max(room, input_block);
-        in_ = data_ = allocate_input(in_cap_);
-    }
-    if (in_cap_ - wpos_ >= room) return;
-    if (rpos_ > 0) {  // slide the unread bytes to the front (views into them are dead by now)
-        std::memmove(in_, in_ + rpos_, wpos_ - rpos_);
-        wpos_ -= rpos_;
-        rpos_ = 0;
-    }
-    if (in_cap_ - wpos_ >= room) return;
-    std::size_t cap = std::max(in_cap_ * 2, wpos_ + room);
-    char* bigger = allocate_input(cap);
-    if (wpos_) std::memcpy(bigger, in_, wpos_);
-    free_input_buffer(in_, in_cap_);
-    in_ = data_ = bigger;
-    in_cap_ = cap;
 }
 
 // --- the waiting read ----------------------------------------------------------
@@ -344,7 +253,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
             return false;
         }
         rx_timer_.deadline = deadline_;
-        r_->start(rx_timer_);
+        r().start(rx_timer_);
     }
     if (receive()) return true;
     end_read();
@@ -354,7 +263,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
 // Receives until the read is answered or has failed (false), or until a
 // receive has to wait (true: on_received goes on from there).
 bool channel_state::receive() {
-    reactor& r = *r_;
+    reactor& r = this->r();
     for (;;) {
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
@@ -371,79 +280,21 @@ bool channel_state::receive() {
     }
 }
 
-// Fills rx_ for the next receive.
+// Fills rx_ for the next receive (the room picks the memory).
 void channel_state::start_receive() {
-    read_kind kind = reading_->kind;
-    std::size_t n = reading_->n;
-    rx_.result = 0;
-    rx_.receiver = nullptr;
-    // A multishot receive takes whole blocks: only where one block is no more
-    // than a receive may take (the input limits count on it).
-    reactor& r = *r_;
-    if (!rxq_ && opt_.multishot_recv && r.multishot_receive() && r.provided_buffer_size() <= opt_.recv_size)
-        rxq_ = std::make_unique<recv_queue>();
-    if (!plain_recv_ && !tx_ && (buffered() == 0 || rxq_)) {
-        // With nothing unread, wait holding no memory: the reactor's provided
-        // block arrives with the bytes, and reads answer from it. One receive
-        // takes no more than the limits allow, as below (a multishot receive
-        // takes whole blocks, no larger than recv_size).
-        if (buffered() == 0) free_input();
-        rx_.code = op_code::recv_provided;
-        rx_.fd = sock_.native_handle();
-        rx_.buffer_id = -1;
-        rx_.receiver = rxq_.get();
-        rx_.provided_max = kind == read_kind::exactly ? std::max(opt_.recv_size, n) : opt_.recv_size;
-        return;
-    }
-    // Every block is out (-ENOBUFS, which also ended a multishot receive), or
-    // bytes must join unread ones: receive into our own buffer.
-    plain_recv_ = false;
-    // The buffer grows (doubling) only as bytes arrive: a peer announcing a
-    // large count costs memory only for what it really sends.
-    make_room(opt_.recv_size);
-    // Ask for recv_size bytes (or what a read_exactly still lacks), not for all
-    // the free space: a grown buffer must not let one receive take more than the
-    // limits allow (max_line + one receive).
-    std::size_t want = opt_.recv_size;
-    if (kind == read_kind::exactly && n > buffered()) want = std::max(want, n - buffered());
-    want = std::min(want, in_cap_ - wpos_);
-    rx_.code = op_code::recv;
-    rx_.fd = sock_.native_handle();
-    rx_.buffer = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
+    const channel::read_awaiter& a = *reading_;
+    room_.prepare(rx_, {.fd = sock_.native_handle(),
+                        .size = opt_.recv_size,
+                        .need = a.kind == read_kind::exactly ? a.n : 0,
+                        .provided = !tx_,
+                        .multishot = opt_.multishot_recv});
 }
 
 // Takes in what rx_ finished with.
 void channel_state::received() {
-    int res = rx_.result;
-    if (rx_.code == op_code::recv_provided) {
-        if (res == -ENOBUFS) {  // every block is out and nothing was received
-            plain_recv_ = true;
-            return;
-        }
-        int id = std::exchange(rx_.buffer_id, -1);
-        if (res > 0 && buffered() == 0) {  // (start_receive() freed our buffer)
-            data_ = reinterpret_cast<char*>(rx_.buffer.data());
-            borrowed_ = id;
-            rpos_ = 0;
-            wpos_ = static_cast<std::size_t>(res);
-            received_ += static_cast<std::size_t>(res);
-            return;
-        }
-        if (res > 0) {  // bytes behind unread ones (multishot): join them in our own buffer
-            auto n = static_cast<std::size_t>(res);
-            make_room(n);
-            std::memcpy(in_ + wpos_, rx_.buffer.data(), n);
-            wpos_ += n;
-            received_ += n;
-            r_->recycle(id);
-            return;
-        }
-        r_->recycle(id);  // no bytes: nothing to hold
-    } else if (res > 0) {
-        wpos_ += static_cast<std::size_t>(res);
-        received_ += static_cast<std::size_t>(res);
-        return;
-    }
+    int res = room_.take(rx_);
+    if (res > 0) received_ += static_cast<std::size_t>(res);
+    if (res > 0 || res == receive_room::again) return;
     if (res == 0) {
         eof_ = true;
         return;
@@ -491,13 +342,13 @@ void channel_state::end_read() noexcept {
         a.slot->unlink(a.link);
         if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
     }
-    r_->abandon(rx_timer_);  // a timer leaves the heap at once
+    r().abandon(rx_timer_);  // a timer leaves the heap at once
 }
 
 void channel_state::abandon_read() noexcept {
     if (!reading_) return;
     channel::read_awaiter* a = reading_;
-    r_->abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
+    r().abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
     end_read();
     a->st = nullptr;
 }
@@ -515,7 +366,7 @@ void channel_state::on_deadline(operation& op) {
     channel_state* st = static_cast<channel_op&>(op).owner;
     if (op.result == -ECANCELED || !st->reading_) return;
     st->timed_out_ = true;
-    (*st->r_).cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
+    st->r().cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
 }
 
 // --- output ----------------------------------------------------------------
@@ -558,7 +409,7 @@ void channel_state::kick_sender() {
     if (closed_) return;
     if (!sender_) {  // never started, or ended with nothing to send
         sender_ = send_loop().handle;
-        r_->post(sender_);
+        r().post(sender_);
     }
 }
 
@@ -813,7 +664,7 @@ namespace {
 // because the handler returned before the sender ran.
 task<void> linger(std::unique_ptr<detail::channel_state> st) {
     try {
-        co_await with_timeout((*st->r_), drain(st.get()), st->opt_.linger);
+        co_await with_timeout(st->r(), drain(st.get()), st->opt_.linger);
     } catch (const std::system_error&) {
         // a reset peer or the linger time: the connection goes as it would have
     }
@@ -825,16 +676,14 @@ channel::~channel() {
     if (!state_) return;
     auto& st = *state_;
     if (st.closed_ || st.send_error_ || (st.out_.empty() && !st.closing_)) return;
-    reactor& r = (*st.r_);
+    reactor& r = st.r();
     st.start_closing();
     spawn(r, linger(std::move(state_)), "channel linger");
 }
 
 
-std::size_t channel::buffered() const noexcept { return state_->wpos_ - state_->rpos_; }
-std::size_t channel::buffer_capacity() const noexcept {
-    return state_->in_cap_ + (state_->borrowed_ >= 0 ? context().provided_buffer_size() : 0);
-}
+std::size_t channel::buffered() const noexcept { return state_->room_.size(); }
+std::size_t channel::buffer_capacity() const noexcept { return state_->room_.capacity(); }
 bool channel::at_eof() const noexcept { return state_->eof_; }
 std::uint64_t channel::received() const noexcept { return state_->received_; }
 bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr; }
@@ -899,6 +748,6 @@ socket& channel::sock() noexcept {
     return state_->sock_;
 }
 transport* channel::via() const noexcept { return state_->tx_.get(); }
-reactor& channel::context() const noexcept { return (*state_->r_); }
+reactor& channel::context() const noexcept { return state_->r(); }
 
 }  // namespace coronet

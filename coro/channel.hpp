@@ -16,7 +16,10 @@
 // buffers when bytes arrive; reads answer straight from that block, which
 // goes back to the reactor at the next read once it is consumed. Only bytes
 // left over for a later receive are copied into the channel's own buffer
-// (recycled per thread), which goes back as soon as it is empty too.
+// (recycled per thread), which goes back as soon as it is empty too. That
+// memory and the multishot queue are the channel's receive_room
+// (lib/receive_room.hpp); the channel keeps the terminators, the limits, the
+// deadline and the waiting read.
 //
 // Output: push() queues bytes or a producer and returns at once; a background
 // sender gathers queued pieces into one vectored send whenever the socket can
@@ -52,7 +55,7 @@
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/event.hpp>
-#include <coronet/lib/recv_queue.hpp>
+#include <coronet/lib/receive_room.hpp>
 #include <coronet/lib/socket.hpp>
 #include <coronet/lib/transport.hpp>
 
@@ -252,11 +255,13 @@ public:
     channel_state(socket s, std::unique_ptr<transport> t, channel_options o);
     ~channel_state();
 
+    reactor& r() const noexcept { return room_.context(); }
+
     // A read begins: nothing is known about the buffer yet, and receive memory
     // holding nothing unread goes back (the last read's view has expired).
     void begin_read() noexcept {
         scanned_ = 0;
-        if (rpos_ == wpos_ && (in_ || borrowed_ >= 0)) free_input();
+        room_.release_if_empty();
     }
     // The fast path: answers from buffered bytes when it can (true), throwing on limits.
     bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
@@ -279,21 +284,16 @@ public:
     void close_now() noexcept;
 
     socket sock_;  // plain: the connection; else empty
-    reactor* r_;
+    // input: the unread bytes and their memory (a provided block, the
+    // multishot queue, our own buffer); its reactor is the channel's (r())
+    receive_room room_;
     std::unique_ptr<transport> tx_;  // nullptr: the plain socket
     channel_options opt_;
 
-    // input: the unread bytes are data_[rpos_, wpos_), in our own buffer in_
-    // or in a provided block (borrowed_ >= 0) they arrived in
-    char* in_ = nullptr;
-    char* data_ = nullptr;
-    int borrowed_ = -1;
-    std::size_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;
-    std::size_t scanned_ = 0;  // bytes from rpos_ known not to start the terminator
+    std::size_t scanned_ = 0;  // unread bytes known not to start the terminator
     bool eof_ = false;
     bool has_deadline_ = false;
     bool timed_out_ = false;   // the waiting read's deadline passed
-    bool plain_recv_ = false;  // every provided block was out: the next receive uses our buffer
     std::uint64_t received_ = 0;  // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
     std::error_code reason_;
@@ -304,11 +304,6 @@ public:
     };
     channel_op rx_, rx_timer_;
     channel::read_awaiter* reading_ = nullptr;
-    // io_uring's multishot receive, made at the first receive (multishot_recv).
-    // While it may be armed, every receive goes through it (a plain recv
-    // could overtake bytes it holds); bytes that must join unread ones are
-    // copied from its block into in_.
-    std::unique_ptr<recv_queue> rxq_;
 
     // output
     using item = out_item;
@@ -333,8 +328,7 @@ private:
     void send_failed(std::error_code error) noexcept;
     void shut_down() noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;
-    std::size_t buffered() const noexcept { return wpos_ - rpos_; }
-    void make_room(std::size_t room);
+    std::size_t buffered() const noexcept { return room_.size(); }
     bool receive();
     void start_receive();
     void received();
@@ -343,8 +337,6 @@ private:
     void end_read() noexcept;
     static void on_received(operation& op);
     static void on_deadline(operation& op);
-    void free_input() noexcept;
-    void return_block() noexcept;
     friend class coronet::channel;
 };
 

@@ -286,6 +286,8 @@ void reactor::close_receiver(recv_queue& q) noexcept {
     q.overflow.shrink_to_fit();
 }
 
+void detail::close_receiver(reactor& r, recv_queue& q) noexcept { r.close_receiver(q); }
+
 void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }
 
 void reactor::unpost(std::coroutine_handle<> h) noexcept {

@@ -63,6 +63,18 @@ struct reactor_options {
 };
 
 struct cancel_slot;
+class reactor;
+
+namespace detail {
+// A receiver is closing (or dropping q): ends its multishot receive (waiting
+// until the kernel has let go of it) and recycles the blocks of results never
+// taken. q can then be destroyed or used again. Safe when nothing is armed, on
+// every backend. Cancel a recv_provided still waiting on q first (the
+// readiness backends park it on the fd, where q cannot reach it); on io_uring
+// one left waiting in q finishes with -ECANCELED. receive_room calls it; not
+// public API (the room is how a connection receives).
+void close_receiver(reactor& r, recv_queue& q) noexcept;
+}  // namespace detail
 
 // One entry of a cancellable scope: a pending operation or a nested scope
 // (intrusive: the awaiter or the nested scope owns it, so linking allocates nothing).
@@ -165,17 +177,6 @@ public:
     void remove_task(task_hook& hook) noexcept;
     std::size_t task_count() const noexcept { return task_count_; }
 
-    // A listener is closing: ends its multishot accept (waiting until the kernel
-    // has let go of it) and closes the connections accepted into q and never taken.
-    void close_acceptor(accept_queue& q) noexcept;
-    // A receiver is closing (or dropping q): ends its multishot receive (waiting
-    // until the kernel has let go of it) and recycles the blocks of results
-    // never taken. q can then be destroyed or used again. Safe when nothing is
-    // armed, on every backend. Cancel a recv_provided still waiting on q first
-    // (the readiness backends park it on the fd, where q cannot reach it); on
-    // io_uring one left waiting in q finishes with -ECANCELED.
-    void close_receiver(recv_queue& q) noexcept;
-
     // Tells the backend that fd is about to be closed (sockets call it).
     void backend_forget(int fd) noexcept { backend_->forget(fd); }
 
@@ -195,6 +196,15 @@ public:
     std::size_t pending_count() const noexcept { return pending_; }
 
 private:
+    // The multishot queues' ends are not public API: a listening socket closes
+    // its acceptor, a receive room its receiver (detail::close_receiver).
+    friend class socket;
+    friend void detail::close_receiver(reactor& r, recv_queue& q) noexcept;
+    // A listener is closing: ends its multishot accept (waiting until the kernel
+    // has let go of it) and closes the connections accepted into q and never taken.
+    void close_acceptor(accept_queue& q) noexcept;
+    // See detail::close_receiver.
+    void close_receiver(recv_queue& q) noexcept;
     void resume_done();
     void end_arm(operation& arm, bool queued) noexcept;
     void timer_push(operation& op);

@@ -1,7 +1,7 @@
 #pragma once
 // recv_queue: what a connection's multishot receive has taken ahead of recv_provided().
 //
-// On io_uring with a buffer ring, a recv_provided() given a queue keeps one
+// On io_uring with a buffer ring, a recv_provided given a queue keeps one
 // multishot receive armed (IORING_RECV_MULTISHOT): the kernel receives into a
 // provided block whenever bytes arrive and posts one CQE for each
 // (IORING_CQE_F_MORE while it stays armed). The backend hands each result to
@@ -9,8 +9,8 @@
 // the next recv_provided() that finds the queue empty arms it again. When
 // `capacity` results wait, the multishot is cancelled, so a connection that
 // stops reading holds a bounded number of blocks and the rest of its bytes
-// wait in the socket. The receiver owns the queue and must call
-// reactor::close_receiver() before it dies. The readiness backends (and
+// wait in the socket. The receiver (a receive_room, lib/receive_room.hpp)
+// owns the queue and must call detail::close_receiver() before it dies. The readiness backends (and
 // io_uring without a buffer ring or multishot receives) ignore it: one
 // receive per recv_provided(), as without a queue.
 // Medusa ancestor: asyncore.dispatcher.handle_read, called once per arrival.

@@ -200,15 +200,6 @@ public:
     recv_provided_awaiter recv_provided(std::size_t max = SIZE_MAX) noexcept {
         return {*reactor_, fd_, max};
     }
-    // The same, receiving ahead through q: on io_uring with a buffer ring one
-    // multishot receive stays armed and queues what arrives in q (whole blocks:
-    // max is not applied there; elsewhere q is unused and max applies). The
-    // caller owns q, uses it with this socket only, and calls
-    // reactor::close_receiver(q) before q dies and when the socket closes
-    // (the armed receive keeps the connection open in the kernel until then).
-    recv_provided_awaiter recv_provided(recv_queue& q, std::size_t max = SIZE_MAX) noexcept {
-        return {*reactor_, fd_, max, &q};
-    }
     send_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data}; }
     send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }
     // Gathered send; the iovecs must outlive the co_await.
@@ -243,5 +234,21 @@ private:
     std::string_view kind_ = "socket";
     std::unique_ptr<accept_queue> acceptor_;  // a listener's, on io_uring (its address is in the kernel)
 };
+
+namespace detail {
+
+// socket::recv_provided receiving ahead through q: on io_uring with a buffer
+// ring one multishot receive stays armed and queues what arrives in q (whole
+// blocks: max is not applied there; elsewhere q is unused and max applies).
+// The caller owns q, uses it with this socket only, and calls
+// detail::close_receiver(r, q) before q dies and when the socket closes (the
+// armed receive keeps the connection open in the kernel until then). Not
+// public API: a connection receives through a receive_room
+// (lib/receive_room.hpp), which keeps the queue; recv_queue's tests use this.
+inline recv_provided_awaiter recv_provided(socket& s, recv_queue& q, std::size_t max = SIZE_MAX) noexcept {
+    return {s.context(), s.native_handle(), max, &q};
+}
+
+}  // namespace detail
 
 }  // namespace coronet

@@ -84,12 +84,12 @@ bool run_until(reactor& r, Cond cond) {
 }
 
 task<provided_bytes> recv_queued(coronet::socket& s, recv_queue& q) {
-    co_return co_await s.recv_provided(q);
+    co_return co_await coronet::detail::recv_provided(s, q);
 }
 
 // Receives one result; no_buffer falls back to a plain receive, as the channel does.
 task<std::string> recv_text(reactor& r, coronet::socket& s, recv_queue& q, int* fallbacks = nullptr) {
-    provided_bytes got = co_await s.recv_provided(q);
+    provided_bytes got = co_await coronet::detail::recv_provided(s, q);
     if (got.no_buffer) {
         if (fallbacks) ++*fallbacks;
         std::vector<std::byte> buf(64 * 1024);
@@ -111,7 +111,7 @@ struct received {
 // Receives until `total` bytes (or end of stream), recycling each block at once.
 task<void> receive_all(reactor& r, coronet::socket* s, recv_queue* q, std::size_t total, received* out) {
     while (out->data.size() < total) {
-        provided_bytes got = co_await s->recv_provided(*q);
+        provided_bytes got = co_await coronet::detail::recv_provided(*s, *q);
         out->most_in_use = std::max(out->most_in_use, r.buffers_in_use());
         ++out->receives;
         if (got.no_buffer) {
@@ -180,7 +180,7 @@ TEST_CASE("recv_queue: bytes sent in many small writes arrive complete and in or
     const std::string sent = pattern(300 * 1024);
     received got;
     r.run(coronet::when_all(send_small(std::move(b), sent), receive_all(r, &a, &q, SIZE_MAX, &got)));
-    r.close_receiver(q);
+    coronet::detail::close_receiver(r, q);
     REQUIRE(got.data.size() == sent.size());
     CHECK(got.data == sent);
     CHECK(got.fallbacks == 0);
@@ -233,7 +233,7 @@ TEST_CASE("recv_queue: a peer that sends while nobody receives loses nothing and
     std::size_t held = 0, queued = 0;
     r.run(coronet::when_all(sender(&b, sent.substr(5), &sender_done),
                             receiver(r, &a, &q, sent.size(), &got, multishot(kind), &held, &queued)));
-    r.close_receiver(q);
+    coronet::detail::close_receiver(r, q);
     CHECK(sender_done);
     REQUIRE(got.data.size() == sent.size());
     CHECK(got.data == sent);
@@ -287,7 +287,7 @@ TEST_CASE("recv_queue: an exhausted ring gives no_buffer without losing bytes, t
     CHECK(r.run(recv_text(r, a1, q1, &fallbacks)) == "one-3");
     CHECK(fallbacks == 2);  // blocks again
 
-    for (recv_queue* q : {&q1, &q2, &q3}) r.close_receiver(*q);
+    for (recv_queue* q : {&q1, &q2, &q3}) coronet::detail::close_receiver(r, *q);
     CHECK(r.buffers_in_use() == 0);
     if (multishot(kind)) {
         CHECK(q1.arms == 1);  // still armed from the start: the ring never ran dry while it waited
@@ -312,7 +312,7 @@ TEST_CASE("recv_queue: a cancelled recv_provided finishes at once and the queue 
     if (multishot(kind)) CHECK(q.arm.state == coronet::op_state::pending);  // the arm stays
     put(b, "second");
     CHECK(r.run(recv_text(r, a, q)) == "second");
-    r.close_receiver(q);
+    coronet::detail::close_receiver(r, q);
     CHECK(r.buffers_in_use() == 0);
     CHECK(q.arms == (multishot(kind) ? 1u : 0u));
 }
@@ -324,7 +324,7 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
     recv_queue q;
 
     SECTION("with nothing armed") {
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
         CHECK(q.arm.state == coronet::op_state::idle);
         CHECK(r.pending_count() == 0);
     }
@@ -338,7 +338,7 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
             if (multishot(kind)) REQUIRE(run_until(r, [&] { return q.size() == i + 1; }));
         }
         if (multishot(kind)) CHECK(r.buffers_in_use() == recv_queue::capacity);
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
         CHECK(q.empty());
         CHECK(r.buffers_in_use() == 0);
         CHECK(q.arm.state == coronet::op_state::idle);
@@ -346,7 +346,7 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
             std::string all;
             for (std::size_t i = 0; i < recv_queue::capacity; ++i) all += "queued-" + std::to_string(i);
             CHECK(r.run(recv_text(r, a, q)) == all);
-            r.close_receiver(q);
+            coronet::detail::close_receiver(r, q);
         }
     }
 
@@ -354,7 +354,7 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
         put(b, "arm");
         CHECK(r.run(recv_text(r, a, q)) == "arm");
         if (multishot(kind)) CHECK(q.arm.state == coronet::op_state::pending);
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
         CHECK(q.arm.state == coronet::op_state::idle);
         put(b, "after");
         std::vector<std::byte> buf(64);
@@ -365,7 +365,7 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
         // The queue can be used again after close_receiver.
         put(b, "again");
         CHECK(r.run(recv_text(r, a, q)) == "again");
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
     }
 
     SECTION("after the waiting recv_provided was cancelled") {
@@ -374,7 +374,7 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
         auto ec = coronet::testing::error_thrown_by(
             [&] { r.run(coronet::with_timeout(r, recv_queued(a, q), 5ms)); });
         CHECK(ec == coronet::errc::timed_out);
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
         CHECK(q.arm.state == coronet::op_state::idle);
         CHECK(r.pending_count() == 0);
     }
@@ -404,7 +404,7 @@ TEST_CASE("recv_queue: end of stream and a reset reach the receiver behind the b
         provided_bytes again = r.run(recv_queued(a, q));  // and again, as recv() keeps returning 0
         CHECK(again.bytes.empty());
         CHECK_FALSE(again.no_buffer);
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
     }
 
     SECTION("reset") {
@@ -423,7 +423,7 @@ TEST_CASE("recv_queue: end of stream and a reset reach the receiver behind the b
         CHECK(r.run(recv_text(r, a, q)) == "last words");
         auto ec = coronet::testing::error_thrown_by([&] { r.run(recv_queued(a, q)); });
         CHECK(ec == std::errc::connection_reset);
-        r.close_receiver(q);
+        coronet::detail::close_receiver(r, q);
     }
     CHECK(r.buffers_in_use() == 0);
 }
@@ -437,6 +437,6 @@ TEST_CASE("recv_queue: without provided buffers a queued recv_provided says no_b
     provided_bytes got = r.run(recv_queued(a, q));
     CHECK(got.no_buffer);
     CHECK(q.arms == 0);
-    r.close_receiver(q);
+    coronet::detail::close_receiver(r, q);
     CHECK(r.pending_count() == 0);
 }
