@@ -116,6 +116,7 @@ set(CORONET_TESTS
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
     tests/coro/channel_memory_test.cpp
+    tests/coro/channel_safety_test.cpp
     tests/coro/channel_test.cpp
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp

@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
@@ -122,6 +123,9 @@ public:
     void push(const char* data) { push(std::string_view(data)); }
     void push(std::span<const std::byte> data);
     void push(producer p);
+    // No null pointers: push(0), push(NULL) and push(nullptr) do not compile
+    // (0 and NULL are ambiguous between this and const char*).
+    void push(std::nullptr_t) = delete;
     // async_chat's name for push(producer).
     void push_with_producer(producer p) { push(std::move(p)); }
     struct [[nodiscard]] wait_awaiter;
@@ -131,10 +135,15 @@ public:
     wait_awaiter write(std::string_view data);
     wait_awaiter write(const char* data);
     wait_awaiter write(producer p);
+    wait_awaiter write(std::nullptr_t) = delete;  // as push(nullptr)
     // Waits until everything queued has been sent; throws if sending failed.
     wait_awaiter flush();
     // Sends what is queued, then closes; later pushes are dropped. Takes effect
     // when called; awaiting it waits for the close.
+    // A producer whose more() throws fails the output side: the error is logged
+    // once, the connection closes, and write(), flush() and close_when_done()
+    // (waiting or later) throw std::system_error with its code (a system_error's
+    // own, else errc::producer_failed).
     wait_awaiter close_when_done();
     // Drops unsent output (not what is already in the kernel).
     void discard_buffers() noexcept;
@@ -184,7 +193,8 @@ struct sender_task {
         std::suspend_always initial_suspend() noexcept { return {}; }
         std::suspend_never final_suspend() noexcept { return {}; }
         void return_void() noexcept {}
-        void unhandled_exception() noexcept {}  // a producer's throw ends the sending, as before
+        // send_loop() catches what a producer throws (producer_failed); nothing else throws.
+        void unhandled_exception() noexcept { std::terminate(); }
     };
     std::coroutine_handle<promise_type> handle;
 };
@@ -314,6 +324,7 @@ public:
     std::size_t queued_ = 0;      // bytes in out_ not yet sent
     bool closing_ = false, closed_ = false;
     std::error_code send_error_;
+    std::string producer_error_;  // what a producer's more() threw ("" while none has)
     std::coroutine_handle<> sender_;  // running (or posted) sender, else null
     event drained_;  // queued_ fell to low_water (or the output side ended)
     event flushed_;  // out_ emptied (or the output side ended)
@@ -323,7 +334,9 @@ private:
     void kick_sender();
     void output_ended() noexcept;
     sender_task send_loop();
-    void fill_producer(std::size_t i);
+    bool fill_producer(std::size_t i);
+    void producer_failed(std::error_code error, const char* what) noexcept;
+    std::string describe() const;
     file_producer* zero_copy_head() noexcept;
     void send_failed(std::error_code error) noexcept;
     void shut_down() noexcept;
