@@ -7,6 +7,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <span>
@@ -1000,4 +1001,67 @@ TEST_CASE("socket: a buffer refilled as soon as a large send finishes never alte
         auto bad = std::find_if(first, first + std::ptrdiff_t(size), [&](std::byte x) { return x != std::byte(k + 1); });
         REQUIRE(bad == first + std::ptrdiff_t(size));
     }
+}
+
+// --- unix: listeners and the file at their path (issue 15, item 6) ----------------------
+
+TEST_CASE("socket: a unix: listener refuses a path where a server still listens (EADDRINUSE)",
+          "[socket][unix]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    temp_dir dir;
+    const std::string path = dir.path() + "/live.sock";
+    auto where = address::parse("unix:" + path);
+    coronet::socket first = coronet::socket::listen(r, where);
+    std::error_code error;
+    std::string what;
+    try {
+        auto second = coronet::socket::listen(r, where);
+    } catch (const std::system_error& e) {
+        error = e.code();
+        what = e.what();
+    }
+    CHECK(error == std::error_code(EADDRINUSE, std::system_category()));
+    CHECK_THAT(what, Catch::Contains(path) && Catch::Contains("still listening"));
+    // The first server keeps its socket file: a client still reaches it.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    CHECK(::connect(fd, where.data(), where.size()) == 0);
+    ::close(fd);
+}
+
+TEST_CASE("socket: a unix: listener replaces a stale socket file nobody answers on",
+          "[socket][unix]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    temp_dir dir;
+    auto where = address::parse("unix:" + dir.path() + "/stale.sock");
+    {  // an earlier run that died: its socket file stays, nobody listens on it
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        REQUIRE(::bind(fd, where.data(), where.size()) == 0);
+        ::close(fd);
+    }
+    REQUIRE(std::filesystem::exists(dir.path() + "/stale.sock"));
+    coronet::socket listener = coronet::socket::listen(r, where);
+    auto [echoed, client] = r.run(coronet::when_all(accept_and_echo_once(&listener),
+                                                    echo_client(r, where, "fresh")));
+    CHECK(client.reply == "fresh");
+}
+
+TEST_CASE("socket: a unix: listener leaves a path that is not a socket alone (EADDRINUSE)",
+          "[socket][unix]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    temp_dir dir;
+    const std::string path = dir.path() + "/precious.txt";
+    { std::FILE* f = std::fopen(path.c_str(), "w"); REQUIRE(f); std::fputs("data", f); std::fclose(f); }
+    std::error_code error;
+    try {
+        auto s = coronet::socket::listen(r, address::parse("unix:" + path));
+    } catch (const std::system_error& e) {
+        error = e.code();
+    }
+    CHECK(error == std::error_code(EADDRINUSE, std::system_category()));
+    CHECK(std::filesystem::file_size(path) == 4);
 }
