@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -34,10 +35,12 @@
 #include <coronet/coro/when_all.hpp>
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
 #include <coronet/lib/reactor.hpp>
 #include <coronet/lib/timer.hpp>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/log_capture.hpp"
 
 using coronet::address;
 using coronet::backend_kind;
@@ -1064,4 +1067,85 @@ TEST_CASE("socket: a unix: listener leaves a path that is not a socket alone (EA
     }
     CHECK(error == std::error_code(EADDRINUSE, std::system_category()));
     CHECK(std::filesystem::file_size(path) == 4);
+}
+
+// --- connections a backend cannot watch (issue 15, item 5) --------------------------------
+
+namespace {
+
+// Accepts for `within`, keeping what it accepted; returns how many.
+task<std::size_t> accept_for(reactor& r, coronet::socket* listener, std::size_t at_most,
+                             std::chrono::milliseconds within,
+                             std::vector<coronet::socket>* kept) {
+    auto accept_all = [](coronet::socket* l, std::size_t n,
+                         std::vector<coronet::socket>* out) -> task<void> {
+        for (std::size_t i = 0; i < n; ++i)
+            out->push_back(co_await l->accept());
+    };
+    try {
+        co_await coronet::with_timeout(r, accept_all(listener, at_most, kept), within);
+    } catch (const std::system_error&) {
+        // timed out: the rest were refused
+    }
+    co_return kept->size();
+}
+
+}  // namespace
+
+TEST_CASE("socket: select logs a connection whose fd it cannot watch, once per burst, and closes it",
+          "[socket][log]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    if (!fd_limit_at_least(1200)) {
+        WARN("RLIMIT_NOFILE below 1200, skipped");
+        return;
+    }
+    coronet::testing::log_capture cap{coronet::log_level::warning};
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    address at = listener.local_address();
+    // Occupy every descriptor below FD_SETSIZE: the clients and the accepted
+    // connections get numbers >= 1024.
+    std::vector<int> fillers;
+    for (;;) {
+        int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) FAIL("open /dev/null: " << std::strerror(errno));
+        fillers.push_back(fd);
+        if (fd >= FD_SETSIZE - 1) break;
+    }
+    struct closer {
+        std::vector<int>& fds;
+        ~closer() {
+            for (int fd : fds)
+                ::close(fd);
+        }
+    } close_fillers{fillers};
+    // A burst of three clients (blocking connects: the kernel completes them before accept).
+    std::vector<int> clients;
+    closer close_clients{clients};
+    for (int i = 0; i < 3; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= FD_SETSIZE);
+        clients.push_back(fd);
+        REQUIRE(::connect(fd, at.data(), at.size()) == 0);
+    }
+    std::vector<coronet::socket> kept;
+    std::size_t accepted = r.run(accept_for(r, &listener, 3, 300ms, &kept));
+    INFO(cap.dump());
+    if (kind == backend_kind::select) {
+        CHECK(accepted == 0);
+        CHECK(cap.count(coronet::log_level::warning, "closing accepted connection fd=") == 1);
+        CHECK(cap.count(coronet::log_level::warning, "FD_SETSIZE") == 1);
+        CHECK(cap.count(coronet::log_level::warning, "--backend epoll or io_uring") == 1);
+        for (int fd : clients) {  // each client sees its connection closed
+            pollfd p{fd, POLLIN, 0};
+            REQUIRE(::poll(&p, 1, 2000) == 1);
+            char c;
+            CHECK(::recv(fd, &c, 1, 0) <= 0);
+        }
+    } else {
+        CHECK(accepted == 3);
+        for (auto& s : kept)
+            CHECK(s.native_handle() >= FD_SETSIZE);
+        CHECK(cap.count("closing accepted connection") == 0);
+    }
 }
