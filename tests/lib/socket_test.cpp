@@ -41,6 +41,7 @@
 
 #include "tests/support/backends.hpp"
 #include "tests/support/log_capture.hpp"
+#include "tests/support/sigpipe_counter.hpp"
 
 using coronet::address;
 using coronet::backend_kind;
@@ -132,34 +133,8 @@ std::size_t first_mismatch(const std::vector<std::byte>& a, const std::vector<st
     return static_cast<std::size_t>(pa - a.begin());
 }
 
-// Counts SIGPIPEs for one test (a handler, not SIG_IGN: a send without
-// MSG_NOSIGNAL would be seen, not hidden), and puts the old disposition back.
-std::atomic<int> sigpipe_count{0};
-
-class sigpipe_counter {
-public:
-    sigpipe_counter() {
-        sigpipe_count = 0;
-        struct sigaction sa {};
-        sa.sa_handler = [](int) { sigpipe_count.fetch_add(1); };
-        sigemptyset(&sa.sa_mask);
-        ::sigaction(SIGPIPE, &sa, &old_);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        ::pthread_sigmask(SIG_UNBLOCK, &set, &old_mask_);
-    }
-    ~sigpipe_counter() {
-        ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-        ::sigaction(SIGPIPE, &old_, nullptr);
-    }
-    sigpipe_counter(const sigpipe_counter&) = delete;
-    sigpipe_counter& operator=(const sigpipe_counter&) = delete;
-
-private:
-    struct sigaction old_ {};
-    sigset_t old_mask_{};
-};
+using coronet::testing::sigpipe_count;
+using coronet::testing::sigpipe_counter;
 
 // Resumes every waiter once `count` coroutines have arrived (they resume on
 // the reactor's next turn).
