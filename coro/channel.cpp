@@ -220,7 +220,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         if (i != std::string_view::npos) {
             i += from;
             if (i > opt_.max_line)
-                throw std::system_error(make_error_code(errc::line_too_long), "read_until");
+                throw_read_error(make_error_code(errc::line_too_long), "read_until");
             out = std::string_view(base + rpos_, i);
             rpos_ += i + term.size();
             scanned_ = 0;
@@ -229,7 +229,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         // The terminator can only start in the last term.size()-1 bytes now.
         scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
         if (have > opt_.max_line + term.size() - 1)
-            throw std::system_error(make_error_code(errc::line_too_long), "read_until");
+            throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
             out.reset();
             return true;
@@ -238,7 +238,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     }
     case read_kind::exactly:
         if (n > opt_.max_buffer)
-            throw std::system_error(make_error_code(errc::message_too_long), "read_exactly");
+            throw_read_error(make_error_code(errc::message_too_long), "read_exactly");
         if (have >= n) {
             out = std::string_view(base + rpos_, n);
             rpos_ += n;
@@ -338,13 +338,17 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         a.link.op = &rx_;
         a.slot->link(a.link);
     }
-    if (has_deadline_) {
-        if (deadline_ <= reactor::clock::now()) {
+    if (has_deadline_ || opt_.idle_timeout.count() > 0) {
+        auto now = reactor::clock::now();
+        if (has_deadline_ && deadline_ <= now) {
             fail_read(make_error_code(errc::timed_out), "read");
             end_read();
             return false;
         }
-        rx_timer_.deadline = deadline_;
+        // The idle timeout starts afresh with each read that waits.
+        auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
+        if (opt_.idle_timeout.count() > 0) until = std::min(until, now + opt_.idle_timeout);
+        rx_timer_.deadline = until;
         r_->start(rx_timer_);
     }
     if (receive()) return true;
@@ -474,6 +478,12 @@ bool channel_state::read_answered() noexcept {
         fail_read(e.code(), a.kind == read_kind::until ? "read_until" : "read_exactly");
         return true;
     }
+}
+
+// A read's error names the channel (its peer): a server's log says whose
+// line was too long or who went idle (spawn logs these routine ones at info).
+void channel_state::throw_read_error(std::error_code ec, const char* what) const {
+    throw std::system_error(ec, std::string(what) + " " + describe());
 }
 
 void channel_state::fail_read(std::error_code ec, const char* what) noexcept {
@@ -891,6 +901,9 @@ void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
     state_->deadline_ = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
+void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {
+    state_->opt_.idle_timeout = std::max(d, std::chrono::milliseconds(0));
+}
 void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = n; }
 void channel::set_max_buffer(std::size_t n) noexcept { state_->opt_.max_buffer = n; }
 void channel::set_high_water(std::size_t high, std::size_t low) noexcept {

@@ -67,6 +67,9 @@ struct channel_options {
     std::size_t high_water = 256 * 1024;        // write() waits while more is queued
     std::size_t low_water = 64 * 1024;          // ... until the queue is back below this
     std::chrono::milliseconds linger{10'000};   // a destroyed channel's time to send what is queued
+    // A read that waits this long for its bytes gives up with errc::timed_out;
+    // re-armed at every read, so an idle client goes and a busy one stays. 0: never.
+    std::chrono::milliseconds idle_timeout{0};
     // io_uring: keep one multishot receive armed (a recv_queue of 256 B per
     // channel) instead of one receive per read that waits.
     bool multishot_recv = true;
@@ -107,10 +110,17 @@ public:
     std::error_code close_reason() const noexcept;
 
     // Reads that have to wait give up at t with std::system_error(errc::timed_out),
-    // every received byte kept; reads the buffer answers are not affected.
+    // every received byte kept; reads the buffer answers are not affected. The
+    // deadline is absolute and sticky: it stays until cleared or set again, so
+    // once t has passed every read that has to wait fails at once. For a limit
+    // that starts afresh with each read, use set_idle_timeout().
     void set_read_deadline(reactor::clock::time_point t) noexcept;
-    // Reads wait as long as it takes again (the default).
+    // Reads wait as long as it takes again (the default); the idle timeout stays.
     void clear_read_deadline() noexcept;
+    // Each read that has to wait gives up with errc::timed_out after d without
+    // being answered (re-armed by every read: channel_options::idle_timeout);
+    // 0 turns it off. With a read deadline too, the earlier of the two applies.
+    void set_idle_timeout(std::chrono::milliseconds d) noexcept;
 
     void set_max_line(std::size_t n) noexcept;
     void set_max_buffer(std::size_t n) noexcept;
@@ -272,6 +282,8 @@ public:
     bool wait_read(channel::read_awaiter& a);
     // The waiting read's coroutine is being destroyed: its receive is abandoned.
     void abandon_read() noexcept;
+    // Throws a read's error as std::system_error, naming the channel and its peer.
+    [[noreturn]] void throw_read_error(std::error_code ec, const char* what) const;
 
     void push_bytes(std::string_view data);
     void push_string(std::string&& data);
@@ -395,7 +407,7 @@ struct [[nodiscard]] channel::read_awaiter {
         return st->wait_read(*this);
     }
     std::optional<std::string_view> await_resume() {
-        if (error) throw std::system_error(error, what);
+        if (error) st->throw_read_error(error, what);
         return result;
     }
 };

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -23,9 +24,11 @@
 
 #include <coronet/coro/net.hpp>
 #include <coronet/coro/producer.hpp>
+#include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/timeout.hpp>
 #include <coronet/coro/when_all.hpp>
+#include <coronet/lib/address.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/log.hpp>
 
@@ -188,4 +191,167 @@ TEST_CASE("channel: a file_producer whose read fails (EISDIR) is an error, not a
     CHECK(res.out.closed);
     INFO(cap.dump());
     CHECK(cap.count(log_level::error, "file_producer: read") == 1);
+}
+
+// --- item 4: the idle timeout, and routine errors logged at info ---------------------------
+
+namespace {
+
+// Sends `count` lines, one every `gap`, then closes.
+task<void> trickle(coronet::socket s, int count, std::chrono::milliseconds gap) {
+    for (int i = 0; i < count; ++i) {
+        co_await sleep_for(s.context(), gap);
+        co_await send_all(s, "line " + std::to_string(i) + "\n");
+    }
+    s.close();
+}
+
+struct read_result {
+    int lines = 0;
+    std::error_code error;
+};
+
+task<read_result> read_all_lines(channel ch) {
+    read_result out;
+    try {
+        for (;;) {
+            auto line = co_await ch.read_until("\n");
+            if (!line) break;
+            ++out.lines;
+        }
+    } catch (const std::system_error& e) {
+        out.error = e.code();
+    }
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("channel: the idle timeout re-arms at every read, so a steady client outlives it",
+          "[channel][timeout]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    // 12 lines 25 ms apart (300 ms in all) against a 250 ms idle timeout: an
+    // absolute deadline of 250 ms would cut this client off, the idle one never does.
+    auto [got, unused] = r.run(when_all(
+        read_all_lines(channel(std::move(a), {.idle_timeout = 250ms})), trickle(std::move(b), 12, 25ms)));
+    CHECK_FALSE(got.error);
+    CHECK(got.lines == 12);
+}
+
+namespace {
+
+struct idle_outcome {
+    std::error_code first;             // the read of a silent peer
+    std::optional<std::string> second; // the read after the peer spoke
+};
+
+task<idle_outcome> read_idle_then_again(channel& ch, coronet::socket& peer) {
+    idle_outcome out;
+    try {
+        co_await ch.read_until("\n");
+    } catch (const std::system_error& e) {
+        out.first = e.code();
+    }
+    co_await send_all(peer, "late\n");
+    auto line = co_await ch.read_until("\n");  // a fresh read: a fresh idle timeout
+    if (line) out.second = std::string(*line);
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("channel: an idle timeout fails a read of a silent peer, and the next read starts afresh",
+          "[channel][timeout]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [a, b] = socket::pair(r);
+    channel ch(std::move(a));
+    ch.set_idle_timeout(50ms);
+    auto got = r.run(read_idle_then_again(ch, b));
+    CHECK(got.first == make_error_code(errc::timed_out));
+    CHECK(got.second == std::optional<std::string>("late"));  // not sticky, unlike a deadline
+    SECTION("0 turns it off") {
+        ch.set_idle_timeout(0ms);
+        auto [res, unused] = r.run(when_all(read_all_lines(std::move(ch)), trickle(std::move(b), 1, 100ms)));
+        CHECK_FALSE(res.error);
+        CHECK(res.lines == 1);
+    }
+}
+
+namespace {
+
+task<std::pair<coronet::socket, coronet::socket>> tcp_pair(reactor& r) {
+    coronet::socket listener = socket::listen(r, address::parse("127.0.0.1:0"));
+    coronet::socket client = co_await socket::connect(r, listener.local_address());
+    coronet::socket server = co_await listener.accept();
+    co_return std::pair<coronet::socket, coronet::socket>(std::move(client), std::move(server));
+}
+
+task<void> session_idle(coronet::socket s) {
+    channel ch(std::move(s), {.idle_timeout = 20ms});
+    co_await ch.read_until("\n");
+}
+
+task<void> session_long_line(coronet::socket s) {
+    channel ch(std::move(s), {.max_line = 8});
+    co_await ch.read_until("\n");
+}
+
+task<void> session_too_much(coronet::socket s) {
+    channel ch(std::move(s), {.max_buffer = 8});
+    co_await ch.read_exactly(9);
+}
+
+task<void> session_broken(coronet::socket) {
+    co_await std::suspend_never{};
+    throw std::runtime_error("handler bug");
+}
+
+task<void> pause(reactor& r, std::chrono::milliseconds d) { co_await sleep_for(r, d); }
+
+task<void> send_then_wait(coronet::socket s, std::string data) {
+    co_await send_all(s, data);
+    co_await sleep_for(s.context(), 100ms);
+}
+
+}  // namespace
+
+TEST_CASE("spawn: timed_out line_too_long and message_too_long are logged at info with the peer",
+          "[spawn][channel]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    testing::log_capture cap{log_level::debug};
+    auto [client, server] = r.run(tcp_pair(r));
+    const std::string peer = client.local_address().to_string();  // the server's peer
+    SECTION("an idle client") {
+        spawn(r, session_idle(std::move(server)), "session");
+        r.run(pause(r, 100ms));
+        INFO(cap.dump());
+        CHECK(cap.count(log_level::info, "uncaptured exception in session") == 1);
+        CHECK(cap.count(log_level::info, peer) == 1);
+        CHECK(cap.count(log_level::error, "session") == 0);
+    }
+    SECTION("a line too long") {
+        spawn(r, session_long_line(std::move(server)), "session");
+        r.run(send_then_wait(std::move(client), "far too long a line\n"));
+        INFO(cap.dump());
+        CHECK(cap.count(log_level::info, "line too long") + cap.count(log_level::info, "line_too_long") >= 1);
+        CHECK(cap.count(log_level::info, peer) == 1);
+        CHECK(cap.count(log_level::error, "session") == 0);
+    }
+    SECTION("a message too long") {
+        spawn(r, session_too_much(std::move(server)), "session");
+        r.run(send_then_wait(std::move(client), "x"));
+        INFO(cap.dump());
+        CHECK(cap.count(log_level::info, peer) == 1);
+        CHECK(cap.count(log_level::error, "session") == 0);
+    }
+    SECTION("anything else is still an error") {
+        spawn(r, session_broken(std::move(server)), "session");
+        r.run(pause(r, 10ms));
+        INFO(cap.dump());
+        CHECK(cap.count(log_level::error, "handler bug") == 1);
+    }
 }
