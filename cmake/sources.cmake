@@ -120,6 +120,7 @@ set(CORONET_TESTS
     tests/coro/channel_test.cpp
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
+    tests/coro/gcc12_forms_test.cpp
     tests/coro/producer_test.cpp
     tests/coro/scan_test.cpp
     tests/coro/task_test.cpp

@@ -288,9 +288,9 @@ coronet::task<> close_gently(connection& c) {
 // One connection: requests in, responses out, in order, until either side is done.
 coronet::task<> session(coronet::socket s, server* srv) {
     coronet::channel over;
+    coronet::tls_handshake_options handshake{.timeout = srv->idle_timeout};  // named: README, GCC 12
     if (srv->tls)  // the handshake, bounded by the idle timeout; a failure is logged by spawn
-        over = coronet::channel(co_await coronet::tls_accept(std::move(s), *srv->tls,
-                                                             {.timeout = srv->idle_timeout}));
+        over = coronet::channel(co_await coronet::tls_accept(std::move(s), *srv->tls, handshake));
     else
         over = coronet::channel(std::move(s));
     connection c(*srv, std::move(over));

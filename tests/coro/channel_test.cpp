@@ -10,9 +10,8 @@
 // Where a test needs data to arrive as separate receives, the writer sends one
 // piece and then waits until the reader's socket has nothing left unread
 // (FIONREAD) before it sends the next: each receive then holds exactly one
-// piece, whatever the backend or the machine's speed. Loops spell
-// `auto x = co_await ...; if (!x) break;` rather than putting the co_await in
-// the loop condition, which GCC 12.2 can miscompile (see coro/timeout.cpp).
+// piece, whatever the backend or the machine's speed. Every co_await is bound,
+// never tested (the README's GCC 12 rule): `auto x = co_await ...; if (!x) break;`.
 #include <coronet/coro/channel.hpp>
 
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGIFICATION
