@@ -642,6 +642,22 @@ std::string channel_state::describe() const {
     return out + '>';
 }
 
+void sender_task::promise_type::unhandled_exception() noexcept {
+    owner->sender_failed(std::current_exception());
+}
+
+void channel_state::sender_failed(std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::system_error& x) {
+        producer_failed(x.code(), x.what());
+    } catch (const std::exception& x) {
+        producer_failed(make_error_code(errc::producer_failed), x.what());
+    } catch (...) {
+        producer_failed(make_error_code(errc::producer_failed), "sender: not a std::exception");
+    }
+}
+
 // A producer threw: the output side fails as a send does, the error is logged
 // once, every waiter wakes (and throws), and the connection closes. Nothing
 // queued after the producer can be sent in order any more.

@@ -195,6 +195,8 @@ enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 // when it ends (nothing left to send), so an idle channel keeps none.
 struct sender_task {
     struct promise_type {
+        // send_loop() is a member: the promise keeps its channel, to report a throw.
+        explicit promise_type(channel_state& st) noexcept : owner(&st) {}
         static void* operator new(std::size_t n) { return frame_allocate(n); }
         static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
         sender_task get_return_object() noexcept {
@@ -203,8 +205,10 @@ struct sender_task {
         std::suspend_always initial_suspend() noexcept { return {}; }
         std::suspend_never final_suspend() noexcept { return {}; }
         void return_void() noexcept {}
-        // send_loop() catches what a producer throws (producer_failed); nothing else throws.
-        void unhandled_exception() noexcept { std::terminate(); }
+        // send_loop() catches what a producer throws (producer_failed); anything
+        // else fails the output side the same way (channel_state::sender_failed).
+        void unhandled_exception() noexcept;
+        channel_state* owner;
     };
     std::coroutine_handle<promise_type> handle;
 };
@@ -284,6 +288,8 @@ public:
     void abandon_read() noexcept;
     // Throws a read's error as std::system_error, naming the channel and its peer.
     [[noreturn]] void throw_read_error(std::error_code ec, const char* what) const;
+    // The sender ended with an exception (not a producer's): the output side fails.
+    void sender_failed(std::exception_ptr e) noexcept;
 
     void push_bytes(std::string_view data);
     void push_string(std::string&& data);
