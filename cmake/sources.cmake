@@ -131,9 +131,11 @@ set(CORONET_TESTS
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
     tests/coro/channel_memory_test.cpp
+    tests/coro/channel_safety_test.cpp
     tests/coro/channel_test.cpp
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
+    tests/coro/gcc12_forms_test.cpp
     tests/coro/producer_test.cpp
     tests/coro/runtime_test.cpp
     tests/coro/scan_test.cpp

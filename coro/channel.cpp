@@ -14,6 +14,7 @@
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/timeout.hpp>
 #include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
 
 namespace coronet {
 namespace detail {
@@ -186,7 +187,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         if (i != std::string_view::npos) {
             i += from;
             if (i > opt_.max_line)
-                throw std::system_error(make_error_code(errc::line_too_long), "read_until");
+                throw_read_error(make_error_code(errc::line_too_long), "read_until");
             out = std::string_view(base, i);
             room_.consume(i + term.size());
             scanned_ = 0;
@@ -195,7 +196,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         // The terminator can only start in the last term.size()-1 bytes now.
         scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
         if (have > opt_.max_line + term.size() - 1)
-            throw std::system_error(make_error_code(errc::line_too_long), "read_until");
+            throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
             out.reset();
             return true;
@@ -204,7 +205,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     }
     case read_kind::exactly:
         if (n > opt_.max_buffer)
-            throw std::system_error(make_error_code(errc::message_too_long), "read_exactly");
+            throw_read_error(make_error_code(errc::message_too_long), "read_exactly");
         if (have >= n) {
             out = std::string_view(base, n);
             room_.consume(n);
@@ -246,13 +247,17 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         a.link.op = &rx_;
         a.slot->link(a.link);
     }
-    if (has_deadline_) {
-        if (deadline_ <= reactor::clock::now()) {
+    if (has_deadline_ || opt_.idle_timeout.count() > 0) {
+        auto now = reactor::clock::now();
+        if (has_deadline_ && deadline_ <= now) {
             fail_read(make_error_code(errc::timed_out), "read");
             end_read();
             return false;
         }
-        rx_timer_.deadline = deadline_;
+        // The idle timeout starts afresh with each read that waits.
+        auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
+        if (opt_.idle_timeout.count() > 0) until = std::min(until, now + opt_.idle_timeout);
+        rx_timer_.deadline = until;
         r().start(rx_timer_);
     }
     if (receive()) return true;
@@ -327,6 +332,12 @@ bool channel_state::read_answered() noexcept {
         fail_read(e.code(), a.kind == read_kind::until ? "read_until" : "read_exactly");
         return true;
     }
+}
+
+// A read's error names the channel (its peer): a server's log says whose
+// line was too long or who went idle (spawn logs these routine ones at info).
+void channel_state::throw_read_error(std::error_code ec, const char* what) const {
+    throw std::system_error(ec, std::string(what) + " " + describe());
 }
 
 void channel_state::fail_read(std::error_code ec, const char* what) noexcept {
@@ -437,22 +448,84 @@ file_producer* zero_copy_file(producer& p) noexcept {
 // (Medusa's globbing). An exhausted producer leaves a plain piece, maybe
 // empty, in its place: pieces are never erased from the middle, because the
 // gather below points into the ones before it.
-void channel_state::fill_producer(std::size_t i) {
+// False when the producer threw: the output side has failed (producer_failed)
+// and the sender must stop.
+bool channel_state::fill_producer(std::size_t i) {
     item& it = out_[i];
     std::size_t sent = i == 0 ? head_sent_ : 0;
     // A large file is pulled once (its first 64 KiB leave gathered with what
     // precedes it); after that its unsent bytes drain and sendfile takes over.
-    if (it.bytes.size() > sent && zero_copy_file(it.source)) return;
-    while (it.source && it.bytes.size() - sent < glob_size) {
-        std::string chunk = it.source.more();
-        if (chunk.empty()) {
-            it.source = producer{};
-            break;
+    if (it.bytes.size() > sent && zero_copy_file(it.source)) return true;
+    try {
+        while (it.source && it.bytes.size() - sent < glob_size) {
+            std::string chunk = it.source.more();
+            if (chunk.empty()) {
+                it.source = producer{};
+                break;
+            }
+            queued_ += chunk.size();
+            if (it.bytes.empty()) it.bytes = std::move(chunk);
+            else it.bytes.append(chunk);
         }
-        queued_ += chunk.size();
-        if (it.bytes.empty()) it.bytes = std::move(chunk);
-        else it.bytes.append(chunk);
+    } catch (const std::system_error& e) {
+        producer_failed(e.code(), e.what());
+        return false;
+    } catch (const std::exception& e) {
+        producer_failed(make_error_code(errc::producer_failed), e.what());
+        return false;
+    } catch (...) {
+        producer_failed(make_error_code(errc::producer_failed), "not a std::exception");
+        return false;
     }
+    return true;
+}
+
+// "<channel PEER fd=N>" for the log: the peer's address (or the transport's
+// name for it), as asyncore's repr.
+std::string channel_state::describe() const {
+    std::string peer;
+    try {
+        if (tx_) peer = tx_->peer_name();
+        else if (sock_) peer = sock_.peer_address().to_string();
+    } catch (const std::exception&) {
+        peer = "?";  // the peer has gone: the fd still names the channel
+    }
+    std::string out = "<channel";
+    if (!peer.empty()) (out += ' ') += peer;
+    if (sock_) out += " fd=" + std::to_string(sock_.native_handle());
+    return out + '>';
+}
+
+void sender_task::promise_type::unhandled_exception() noexcept {
+    owner->sender_failed(std::current_exception());
+}
+
+void channel_state::sender_failed(std::exception_ptr e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::system_error& x) {
+        producer_failed(x.code(), x.what());
+    } catch (const std::exception& x) {
+        producer_failed(make_error_code(errc::producer_failed), x.what());
+    } catch (...) {
+        producer_failed(make_error_code(errc::producer_failed), "sender: not a std::exception");
+    }
+}
+
+// A producer threw: the output side fails as a send does, the error is logged
+// once, every waiter wakes (and throws), and the connection closes. Nothing
+// queued after the producer can be sent in order any more.
+void channel_state::producer_failed(std::error_code error, const char* what) noexcept {
+    producer_error_ = what && *what ? what : "producer failed";
+    if (log_enabled(log_level::error)) {
+        try {
+            log(log_level::error, "producer failed in " + describe() + ": " + producer_error_ +
+                                      "; closing the connection");
+        } catch (...) {
+        }
+    }
+    send_failed(error);
+    close_now();
 }
 
 // A send failed: the sender stops, and what is queued is dropped (what the
@@ -504,7 +577,7 @@ sender_task channel_state::send_loop() {
             f->consumed(sent);  // 0: the file ended early (truncated); it is closed
             continue;
         }
-        if (!out_.empty() && out_.front().source) fill_producer(0);
+        if (!out_.empty() && out_.front().source && !fill_producer(0)) break;
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
         while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
             keep_spare_string(out_.front().bytes);
@@ -524,7 +597,10 @@ sender_task channel_state::send_loop() {
         std::size_t bytes = 0;
         for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
-            if (i > 0 && it.source) fill_producer(i);
+            if (i > 0 && it.source && !fill_producer(i)) {
+                count = 0;
+                break;
+            }
             std::size_t skip = i == 0 ? head_sent_ : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) continue;
@@ -533,6 +609,7 @@ sender_task channel_state::send_loop() {
             in_flight_ = i + 1;
             if (it.source) break;
         }
+        if (closed_) break;  // a producer failed while gathering
         std::size_t sent = 0;
         try {
             auto pieces = std::span<const iovec>(iov.data(), count);
@@ -595,6 +672,7 @@ task<void> channel_state::wait_slow(wait_kind kind) {
 }
 
 void channel_state::throw_if_failed(wait_kind kind) const {
+    if (!producer_error_.empty()) throw std::system_error(send_error_, producer_error_);
     if (send_error_ && kind != wait_kind::closed) throw std::system_error(send_error_, "send");
 }
 
@@ -693,6 +771,9 @@ void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
     state_->deadline_ = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
+void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {
+    state_->opt_.idle_timeout = std::max(d, std::chrono::milliseconds(0));
+}
 void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = n; }
 void channel::set_max_buffer(std::size_t n) noexcept { state_->opt_.max_buffer = n; }
 void channel::set_high_water(std::size_t high, std::size_t low) noexcept {

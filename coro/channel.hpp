@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
@@ -69,6 +70,9 @@ struct channel_options {
     std::size_t high_water = 256 * 1024;        // write() waits while more is queued
     std::size_t low_water = 64 * 1024;          // ... until the queue is back below this
     std::chrono::milliseconds linger{10'000};   // a destroyed channel's time to send what is queued
+    // A read that waits this long for its bytes gives up with errc::timed_out;
+    // re-armed at every read, so an idle client goes and a busy one stays. 0: never.
+    std::chrono::milliseconds idle_timeout{0};
     // io_uring: keep one multishot receive armed (a recv_queue of 256 B per
     // channel) instead of one receive per read that waits.
     bool multishot_recv = true;
@@ -113,10 +117,17 @@ public:
     std::error_code close_reason() const noexcept;
 
     // Reads that have to wait give up at t with std::system_error(errc::timed_out),
-    // every received byte kept; reads the buffer answers are not affected.
+    // every received byte kept; reads the buffer answers are not affected. The
+    // deadline is absolute and sticky: it stays until cleared or set again, so
+    // once t has passed every read that has to wait fails at once. For a limit
+    // that starts afresh with each read, use set_idle_timeout().
     void set_read_deadline(reactor::clock::time_point t) noexcept;
-    // Reads wait as long as it takes again (the default).
+    // Reads wait as long as it takes again (the default); the idle timeout stays.
     void clear_read_deadline() noexcept;
+    // Each read that has to wait gives up with errc::timed_out after d without
+    // being answered (re-armed by every read: channel_options::idle_timeout);
+    // 0 turns it off. With a read deadline too, the earlier of the two applies.
+    void set_idle_timeout(std::chrono::milliseconds d) noexcept;
 
     void set_max_line(std::size_t n) noexcept;
     void set_max_buffer(std::size_t n) noexcept;
@@ -129,6 +140,9 @@ public:
     void push(const char* data) { push(std::string_view(data)); }
     void push(std::span<const std::byte> data);
     void push(producer p);
+    // No null pointers: push(0), push(NULL) and push(nullptr) do not compile
+    // (0 and NULL are ambiguous between this and const char*).
+    void push(std::nullptr_t) = delete;
     // async_chat's name for push(producer).
     void push_with_producer(producer p) { push(std::move(p)); }
     struct [[nodiscard]] wait_awaiter;
@@ -138,10 +152,15 @@ public:
     wait_awaiter write(std::string_view data);
     wait_awaiter write(const char* data);
     wait_awaiter write(producer p);
+    wait_awaiter write(std::nullptr_t) = delete;  // as push(nullptr)
     // Waits until everything queued has been sent; throws if sending failed.
     wait_awaiter flush();
     // Sends what is queued, then closes; later pushes are dropped. Takes effect
     // when called; awaiting it waits for the close.
+    // A producer whose more() throws fails the output side: the error is logged
+    // once, the connection closes, and write(), flush() and close_when_done()
+    // (waiting or later) throw std::system_error with its code (a system_error's
+    // own, else errc::producer_failed).
     wait_awaiter close_when_done();
     // Drops unsent output (not what is already in the kernel).
     void discard_buffers() noexcept;
@@ -183,6 +202,8 @@ enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 // when it ends (nothing left to send), so an idle channel keeps none.
 struct sender_task {
     struct promise_type {
+        // send_loop() is a member: the promise keeps its channel, to report a throw.
+        explicit promise_type(channel_state& st) noexcept : owner(&st) {}
         static void* operator new(std::size_t n) { return frame_allocate(n); }
         static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
         sender_task get_return_object() noexcept {
@@ -191,7 +212,10 @@ struct sender_task {
         std::suspend_always initial_suspend() noexcept { return {}; }
         std::suspend_never final_suspend() noexcept { return {}; }
         void return_void() noexcept {}
-        void unhandled_exception() noexcept {}  // a producer's throw ends the sending, as before
+        // send_loop() catches what a producer throws (producer_failed); anything
+        // else fails the output side the same way (channel_state::sender_failed).
+        void unhandled_exception() noexcept;
+        channel_state* owner;
     };
     std::coroutine_handle<promise_type> handle;
 };
@@ -271,6 +295,10 @@ public:
     bool wait_read(channel::read_awaiter& a);
     // The waiting read's coroutine is being destroyed: its receive is abandoned.
     void abandon_read() noexcept;
+    // Throws a read's error as std::system_error, naming the channel and its peer.
+    [[noreturn]] void throw_read_error(std::error_code ec, const char* what) const;
+    // The sender ended with an exception (not a producer's): the output side fails.
+    void sender_failed(std::exception_ptr e) noexcept;
 
     void push_bytes(std::string_view data);
     void push_string(std::string&& data);
@@ -314,6 +342,7 @@ public:
     std::size_t queued_ = 0;      // bytes in out_ not yet sent
     bool closing_ = false, closed_ = false;
     std::error_code send_error_;
+    std::string producer_error_;  // what a producer's more() threw ("" while none has)
     std::coroutine_handle<> sender_;  // running (or posted) sender, else null
     event drained_;  // queued_ fell to low_water (or the output side ended)
     event flushed_;  // out_ emptied (or the output side ended)
@@ -323,7 +352,9 @@ private:
     void kick_sender();
     void output_ended() noexcept;
     sender_task send_loop();
-    void fill_producer(std::size_t i);
+    bool fill_producer(std::size_t i);
+    void producer_failed(std::error_code error, const char* what) noexcept;
+    std::string describe() const;
     file_producer* zero_copy_head() noexcept;
     void send_failed(std::error_code error) noexcept;
     void shut_down() noexcept;
@@ -379,7 +410,7 @@ struct [[nodiscard]] channel::read_awaiter {
         return st->wait_read(*this);
     }
     std::optional<std::string_view> await_resume() {
-        if (error) throw std::system_error(error, what);
+        if (error) st->throw_read_error(error, what);
         return result;
     }
 };

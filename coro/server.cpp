@@ -148,9 +148,9 @@ task<void> server::serve(socket s) {
     if (tls_) {  // the handshake first; a connection in it counts against the limit
         ++handshakes_;
         std::exception_ptr failed;
+        tls_handshake_options handshake{.timeout = options_.handshake_timeout};  // named: GCC 12
         try {
-            over = channel(co_await tls_accept(std::move(s), *tls_, {.timeout = options_.handshake_timeout}),
-                           options_.channel);
+            over = channel(co_await tls_accept(std::move(s), *tls_, handshake), options_.channel);
         } catch (...) {
             failed = std::current_exception();
         }

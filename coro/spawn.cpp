@@ -9,6 +9,14 @@
 
 namespace coronet {
 namespace detail {
+namespace {
+
+// What hostile or idle clients cause every day: not worth an error line.
+bool is_routine(const std::error_code& ec) noexcept {
+    return ec == errc::timed_out || ec == errc::line_too_long || ec == errc::message_too_long;
+}
+
+}  // namespace
 
 detached::promise_type::~promise_type() {
     if (owner) owner->remove_task(hook);
@@ -24,9 +32,12 @@ void log_escape(const std::exception_ptr& error, const std::string& name) {
         std::rethrow_exception(error);
     } catch (const std::system_error& e) {
         // A peer going away is routine for a server (asyncore's _DISCONNECTED), and so is a
-        // task cancelled through its handle or its group.
-        bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
-        log(routine ? log_level::debug : log_level::error,
+        // task cancelled through its handle or its group; idle or oversized clients are
+        // routine too, at info (a channel's error names its peer).
+        bool gone = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
+        log(gone                    ? log_level::debug
+            : is_routine(e.code())  ? log_level::info
+                                    : log_level::error,
             "uncaptured exception in " + name + ": " + e.what());
     } catch (const std::exception& e) {
         log(log_level::error, "uncaptured exception in " + name + ": " + e.what());

@@ -3,7 +3,9 @@
 // returns can await it or cancel it.
 //
 // The task starts on the reactor's next turn. An exception escaping it is
-// logged with its message (`uncaptured exception in <name>: ...`) and ends
+// logged with its message (`uncaptured exception in <name>: ...`: at error,
+// at info for timed_out, line_too_long and message_too_long, which idle or
+// hostile clients cause routinely, at debug for a peer gone away) and ends
 // that task only: the loop and the other tasks go on. Its sockets close as its
 // frame unwinds. A reactor destroyed with detached tasks still suspended
 // destroys them (their pending operations are cancelled first). The task runs

@@ -24,6 +24,7 @@ public:
         case errc::dns_refused: return "the DNS server refused the query";
         case errc::dns_failed: return "DNS server failure";
         case errc::no_address_connected: return "no address of the name accepted the connection";
+        case errc::producer_failed: return "a producer failed";
         }
         return "unknown coronet error " + std::to_string(code);
     }

@@ -30,6 +30,8 @@ enum class errc {
     dns_refused,                // the DNS server refused the query (or the connection)
     dns_failed,                 // the DNS server failed (SERVFAIL), or an answer was malformed
     no_address_connected,       // connecting to a name: every address failed
+    // --- output ---
+    producer_failed,            // a producer's more() threw something other than a system_error
 };
 
 // The category of coronet::errc ("coronet").

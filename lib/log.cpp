@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace coronet {
 namespace {
@@ -24,7 +25,14 @@ std::atomic<log_level>& level_ref() noexcept {
     return level;
 }
 
+log_sink& sink_ref() {
+    static log_sink sink;
+    return sink;
+}
+
 }  // namespace
+
+log_sink set_log_sink(log_sink sink) { return std::exchange(sink_ref(), std::move(sink)); }
 
 log_level current_log_level() noexcept { return level_ref().load(std::memory_order_relaxed); }
 
@@ -32,6 +40,7 @@ void set_log_level(log_level level) noexcept { level_ref().store(level, std::mem
 
 void log(log_level level, std::string_view message) {
     if (!log_enabled(level)) return;
+    if (const log_sink& sink = sink_ref()) return sink(level, message);
     std::string line = "log: ";
     if (level == log_level::warning) line += "warning: ";
     if (level == log_level::error) line += "error: ";

@@ -5,6 +5,7 @@
 // warning) or set_log_level(). Debug lines keep Medusa's wording: `adding
 // channel <...>`, `closing channel 4:<...>`, `unhandled close event`.
 
+#include <functional>
 #include <string_view>
 
 namespace coronet {
@@ -23,5 +24,10 @@ inline bool log_enabled(log_level level) noexcept { return level >= current_log_
 
 // Prints `log: <message>` (with the level for warnings and errors) to stderr.
 void log(log_level level, std::string_view message);
+
+// Where log() lines go instead of stderr (tests capture them); an empty sink
+// means stderr again. The level filter applies first. Returns the previous sink.
+using log_sink = std::function<void(log_level, std::string_view)>;
+log_sink set_log_sink(log_sink sink);
 
 }  // namespace coronet

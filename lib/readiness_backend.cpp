@@ -1,7 +1,11 @@
 #include <coronet/lib/readiness_backend.hpp>
 
 #include <cerrno>
+#include <string>
 
+#include <unistd.h>
+
+#include <coronet/lib/log.hpp>
 #include <coronet/lib/perform.hpp>
 
 namespace coronet {
@@ -83,12 +87,41 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
         asked = provided_size(op, pool_);
         finished = perform_provided(op, pool_);
         break;
-    default: return perform(op);
+    default:
+        for (;;) {
+            if (!perform(op)) return false;
+            if (op.code != op_code::accept || op.result < 0) return true;
+            const char* why = refuses(op.result);
+            if (!why) return true;
+            refuse_accepted(op.result, why);  // and accept the next one, if any is there
+        }
     }
     // Fewer bytes than asked (but some), or none yet: the socket is empty now.
     st.drained = !st.ended &&
                  (!finished || (op.result > 0 && static_cast<std::size_t>(op.result) < asked));
     return finished;
+}
+
+// Logged once per burst, as an accept loop logs EMFILE: a warning at the first
+// refusal, then again only after 10 s, with the count refused meanwhile.
+void readiness_backend::refuse_accepted(int fd, const char* why) noexcept {
+    auto now = std::chrono::steady_clock::now();
+    if (!refusal_ever_logged_ || now - refusal_logged_ >= std::chrono::seconds(10)) {
+        try {
+            std::string line = std::string(name()) + ": closing accepted connection fd=" +
+                               std::to_string(fd) + ": " + why;
+            if (refused_unlogged_ > 0)
+                line += " (" + std::to_string(refused_unlogged_) + " more since the last report)";
+            log(log_level::warning, line);
+        } catch (...) {
+        }
+        refusal_ever_logged_ = true;
+        refusal_logged_ = now;
+        refused_unlogged_ = 0;
+    } else {
+        ++refused_unlogged_;
+    }
+    ::close(fd);
 }
 
 std::size_t readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {

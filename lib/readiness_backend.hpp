@@ -23,6 +23,7 @@
 // wait(), so a pool held by connections that never consume cannot stall them.
 // Medusa ancestor: asyncore.poll()'s loop over socket_map.
 
+#include <chrono>
 #include <cstddef>
 #include <vector>
 
@@ -59,6 +60,15 @@ protected:
     // Registers fd with the readiness mechanism; returns 0 or a negative op result.
     virtual int watch(int fd, fd_state& state) = 0;
 
+    // Why a connection just accepted on fd could never be watched (select:
+    // fd >= FD_SETSIZE), or nullptr when it can. Such a connection is logged
+    // (a warning, once per burst) and closed, and the accept goes on to the
+    // next one: the operator learns why clients are dropped.
+    virtual const char* refuses(int fd) const noexcept {
+        (void)fd;
+        return nullptr;
+    }
+
     // Retries the parked operations of fd after it was reported ready. The
     // subclass calls it for every readiness event it gets, parked operations or
     // not: a readable report clears the fd's drained mark.
@@ -81,11 +91,16 @@ private:
     bool attempt(operation& op, fd_state& st) noexcept;
     std::size_t retry(op_list& parked, fd_state& st, op_list& done);
     bool starve(int fd, fd_state& st) noexcept;
+    void refuse_accepted(int fd, const char* why) noexcept;
 
     buffer_pool pool_;
     std::vector<int> starved_, starved_swap_;  // fds with a starved receive, in turn order
     bool block_returned_ = false;  // a block was recycled since the last retry_starved()
     bool may_starve_ = true;       // false while retrying after a turn that returned no block
+    // Refused connections: the last warning, and how many were refused since.
+    std::chrono::steady_clock::time_point refusal_logged_{};
+    std::size_t refused_unlogged_ = 0;
+    bool refusal_ever_logged_ = false;
 };
 
 }  // namespace coronet

@@ -27,6 +27,14 @@ int select_backend::watch(int fd, fd_state&) {
     return fd < FD_SETSIZE ? 0 : result_of(errc::fd_exceeds_fd_setsize);
 }
 
+static_assert(FD_SETSIZE == 1024, "refuses() names 1024");
+
+const char* select_backend::refuses(int fd) const noexcept {
+    return fd < FD_SETSIZE ? nullptr
+                           : "its descriptor is >= FD_SETSIZE (1024), which select() cannot watch; "
+                             "use --backend epoll or io_uring for more connections";
+}
+
 void select_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     std::size_t served = retry_starved(done);
     if (served > 0 || starving()) timeout = std::chrono::nanoseconds(0);

@@ -26,6 +26,7 @@ public:
 
 private:
     int watch(int fd, fd_state& state) override;
+    const char* refuses(int fd) const noexcept override;
 
     static constexpr int max_turns_without_select = 8;
     int wakefd_ = -1;

@@ -1,6 +1,7 @@
 #include <coronet/lib/socket.hpp>
 
 #include <cerrno>
+#include <string>
 #include <system_error>
 
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,6 +27,33 @@ int new_socket(int family) {
 }
 
 bool is_tcp(int family) { return family == AF_INET || family == AF_INET6; }
+
+// A unix: path already exists. A socket file nobody answers on (an earlier run
+// that died) is removed: true, bind again. A server still answering a connect
+// is refused with EADDRINUSE naming the path, and so is anything that is not
+// a socket: a second instance must not take a live server's socket.
+bool remove_stale_unix_socket(const address& addr) {
+    const auto* un = reinterpret_cast<const sockaddr_un*>(addr.data());
+    if (un->sun_path[0] == '\0') return false;  // abstract: the kernel frees it with its socket
+    auto in_use = [&](const std::string& why) {
+        return std::system_error(EADDRINUSE, std::system_category(),
+                                 "listen " + addr.to_string() + ": " + why);
+    };
+    struct stat st {};
+    if (::lstat(un->sun_path, &st) < 0) return errno == ENOENT;  // gone meanwhile: bind again
+    if (!S_ISSOCK(st.st_mode)) throw in_use("the path exists and is not a socket");
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe < 0) throw_errno("socket");
+    int rc = ::connect(probe, addr.data(), addr.size());
+    int err = rc < 0 ? errno : 0;
+    ::close(probe);
+    // EAGAIN: a listener whose backlog is full is still a listener.
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
+        throw in_use("a server is still listening there (remove the file if it is not yours)");
+    if (err != ECONNREFUSED && err != ENOENT) return false;  // say what bind said
+    if (::unlink(un->sun_path) < 0 && errno != ENOENT) throw_errno("unlink stale unix socket");
+    return true;
+}
 
 }  // namespace
 
@@ -63,13 +92,12 @@ socket socket::listen(reactor& r, const address& addr, listen_options options) {
     if (options.nodelay && is_tcp(addr.family()) &&
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
         throw_errno("setsockopt(TCP_NODELAY)");
-    if (addr.family() == AF_UNIX) {
-        // A stale socket file from an earlier run would make bind fail.
-        const auto* un = reinterpret_cast<const sockaddr_un*>(addr.data());
-        if (un->sun_path[0] != '\0') ::unlink(un->sun_path);
+    if (::bind(fd, addr.data(), addr.size()) < 0) {
+        int err = errno;
+        if (err == EADDRINUSE && addr.family() == AF_UNIX && remove_stale_unix_socket(addr))
+            err = ::bind(fd, addr.data(), addr.size()) < 0 ? errno : 0;
+        if (err) throw std::system_error(err, std::system_category(), "bind " + addr.to_string());
     }
-    if (::bind(fd, addr.data(), addr.size()) < 0)
-        throw std::system_error(errno, std::system_category(), "bind " + addr.to_string());
     if (::listen(fd, options.backlog) < 0) throw_errno("listen");
     return s;
 }

@@ -183,6 +183,8 @@ public:
     }
 
     // A listening socket bound to addr (port 0 picks a free port: see local_address()).
+    // unix:PATH: a stale socket file (nobody answers a connect) is replaced; a path
+    // where a server still listens, or that is not a socket, throws EADDRINUSE.
     [[nodiscard]] static socket listen(reactor& r, const address& addr, listen_options options = {});
     // Connects to addr.
     static connect_awaiter connect(reactor& r, const address& addr, connect_options options = {}) {

@@ -7,7 +7,7 @@
 // with no waiting for the kernel to drain (channel_test.cpp keeps the same
 // cases over sockets). Output cases (C27, backpressure, close_when_done) read
 // with the pair's own controls; a capacity makes the peer a slow reader.
-// Loops spell `auto x = co_await ...; if (!x) break;` (GCC 12.2, see coro/timeout.cpp).
+// Every co_await is bound, never tested (the README's GCC 12 rule).
 #include <coronet/coro/channel.hpp>
 
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGIFICATION

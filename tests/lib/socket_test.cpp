@@ -7,7 +7,9 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -33,10 +35,13 @@
 #include <coronet/coro/when_all.hpp>
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/error.hpp>
+#include <coronet/lib/log.hpp>
 #include <coronet/lib/reactor.hpp>
 #include <coronet/lib/timer.hpp>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/log_capture.hpp"
+#include "tests/support/sigpipe_counter.hpp"
 
 using coronet::address;
 using coronet::backend_kind;
@@ -128,34 +133,8 @@ std::size_t first_mismatch(const std::vector<std::byte>& a, const std::vector<st
     return static_cast<std::size_t>(pa - a.begin());
 }
 
-// Counts SIGPIPEs for one test (a handler, not SIG_IGN: a send without
-// MSG_NOSIGNAL would be seen, not hidden), and puts the old disposition back.
-std::atomic<int> sigpipe_count{0};
-
-class sigpipe_counter {
-public:
-    sigpipe_counter() {
-        sigpipe_count = 0;
-        struct sigaction sa {};
-        sa.sa_handler = [](int) { sigpipe_count.fetch_add(1); };
-        sigemptyset(&sa.sa_mask);
-        ::sigaction(SIGPIPE, &sa, &old_);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        ::pthread_sigmask(SIG_UNBLOCK, &set, &old_mask_);
-    }
-    ~sigpipe_counter() {
-        ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-        ::sigaction(SIGPIPE, &old_, nullptr);
-    }
-    sigpipe_counter(const sigpipe_counter&) = delete;
-    sigpipe_counter& operator=(const sigpipe_counter&) = delete;
-
-private:
-    struct sigaction old_ {};
-    sigset_t old_mask_{};
-};
+using coronet::testing::sigpipe_count;
+using coronet::testing::sigpipe_counter;
 
 // Resumes every waiter once `count` coroutines have arrived (they resume on
 // the reactor's next turn).
@@ -999,5 +978,149 @@ TEST_CASE("socket: a buffer refilled as soon as a large send finishes never alte
         auto first = got.begin() + std::ptrdiff_t(k * size);
         auto bad = std::find_if(first, first + std::ptrdiff_t(size), [&](std::byte x) { return x != std::byte(k + 1); });
         REQUIRE(bad == first + std::ptrdiff_t(size));
+    }
+}
+
+// --- unix: listeners and the file at their path (issue 15, item 6) ----------------------
+
+TEST_CASE("socket: a unix: listener refuses a path where a server still listens (EADDRINUSE)",
+          "[socket][unix]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    temp_dir dir;
+    const std::string path = dir.path() + "/live.sock";
+    auto where = address::parse("unix:" + path);
+    coronet::socket first = coronet::socket::listen(r, where);
+    std::error_code error;
+    std::string what;
+    try {
+        auto second = coronet::socket::listen(r, where);
+    } catch (const std::system_error& e) {
+        error = e.code();
+        what = e.what();
+    }
+    CHECK(error == std::error_code(EADDRINUSE, std::system_category()));
+    CHECK_THAT(what, Catch::Contains(path) && Catch::Contains("still listening"));
+    // The first server keeps its socket file: a client still reaches it.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    CHECK(::connect(fd, where.data(), where.size()) == 0);
+    ::close(fd);
+}
+
+TEST_CASE("socket: a unix: listener replaces a stale socket file nobody answers on",
+          "[socket][unix]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    temp_dir dir;
+    auto where = address::parse("unix:" + dir.path() + "/stale.sock");
+    {  // an earlier run that died: its socket file stays, nobody listens on it
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        REQUIRE(::bind(fd, where.data(), where.size()) == 0);
+        ::close(fd);
+    }
+    REQUIRE(std::filesystem::exists(dir.path() + "/stale.sock"));
+    coronet::socket listener = coronet::socket::listen(r, where);
+    auto [echoed, client] = r.run(coronet::when_all(accept_and_echo_once(&listener),
+                                                    echo_client(r, where, "fresh")));
+    CHECK(client.reply == "fresh");
+}
+
+TEST_CASE("socket: a unix: listener leaves a path that is not a socket alone (EADDRINUSE)",
+          "[socket][unix]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    temp_dir dir;
+    const std::string path = dir.path() + "/precious.txt";
+    { std::FILE* f = std::fopen(path.c_str(), "w"); REQUIRE(f); std::fputs("data", f); std::fclose(f); }
+    std::error_code error;
+    try {
+        auto s = coronet::socket::listen(r, address::parse("unix:" + path));
+    } catch (const std::system_error& e) {
+        error = e.code();
+    }
+    CHECK(error == std::error_code(EADDRINUSE, std::system_category()));
+    CHECK(std::filesystem::file_size(path) == 4);
+}
+
+// --- connections a backend cannot watch (issue 15, item 5) --------------------------------
+
+namespace {
+
+// Accepts for `within`, keeping what it accepted; returns how many.
+task<std::size_t> accept_for(reactor& r, coronet::socket* listener, std::size_t at_most,
+                             std::chrono::milliseconds within,
+                             std::vector<coronet::socket>* kept) {
+    auto accept_all = [](coronet::socket* l, std::size_t n,
+                         std::vector<coronet::socket>* out) -> task<void> {
+        for (std::size_t i = 0; i < n; ++i)
+            out->push_back(co_await l->accept());
+    };
+    try {
+        co_await coronet::with_timeout(r, accept_all(listener, at_most, kept), within);
+    } catch (const std::system_error&) {
+        // timed out: the rest were refused
+    }
+    co_return kept->size();
+}
+
+}  // namespace
+
+TEST_CASE("socket: select logs a connection whose fd it cannot watch, once per burst, and closes it",
+          "[socket][log]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    if (!fd_limit_at_least(1200)) {
+        WARN("RLIMIT_NOFILE below 1200, skipped");
+        return;
+    }
+    coronet::testing::log_capture cap{coronet::log_level::warning};
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    address at = listener.local_address();
+    // Occupy every descriptor below FD_SETSIZE: the clients and the accepted
+    // connections get numbers >= 1024.
+    std::vector<int> fillers;
+    for (;;) {
+        int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) FAIL("open /dev/null: " << std::strerror(errno));
+        fillers.push_back(fd);
+        if (fd >= FD_SETSIZE - 1) break;
+    }
+    struct closer {
+        std::vector<int>& fds;
+        ~closer() {
+            for (int fd : fds)
+                ::close(fd);
+        }
+    } close_fillers{fillers};
+    // A burst of three clients (blocking connects: the kernel completes them before accept).
+    std::vector<int> clients;
+    closer close_clients{clients};
+    for (int i = 0; i < 3; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= FD_SETSIZE);
+        clients.push_back(fd);
+        REQUIRE(::connect(fd, at.data(), at.size()) == 0);
+    }
+    std::vector<coronet::socket> kept;
+    std::size_t accepted = r.run(accept_for(r, &listener, 3, 300ms, &kept));
+    INFO(cap.dump());
+    if (kind == backend_kind::select) {
+        CHECK(accepted == 0);
+        CHECK(cap.count(coronet::log_level::warning, "closing accepted connection fd=") == 1);
+        CHECK(cap.count(coronet::log_level::warning, "FD_SETSIZE") == 1);
+        CHECK(cap.count(coronet::log_level::warning, "--backend epoll or io_uring") == 1);
+        for (int fd : clients) {  // each client sees its connection closed
+            pollfd p{fd, POLLIN, 0};
+            REQUIRE(::poll(&p, 1, 2000) == 1);
+            char c;
+            CHECK(::recv(fd, &c, 1, 0) <= 0);
+        }
+    } else {
+        CHECK(accepted == 3);
+        for (auto& s : kept)
+            CHECK(s.native_handle() >= FD_SETSIZE);
+        CHECK(cap.count("closing accepted connection") == 0);
     }
 }

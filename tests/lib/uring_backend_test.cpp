@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,8 @@
 #include <coronet/lib/socket.hpp>
 #include <coronet/lib/timer.hpp>
 
+#include "tests/support/backends.hpp"
+
 // io_uring-specific by nature: these tests are about the ring itself (its
 // sizes, a completion queue that overflows, a submission queue that fills), so
 // they run on io_uring only and are skipped where it is unavailable.
@@ -28,11 +31,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool uring_here() {
-    if (coronet::backend_available(coronet::backend_kind::io_uring)) return true;
-    WARN("io_uring unavailable here, skipped");
-    return false;
-}
+// Missing io_uring fails the test unless CORONET_TEST_ALLOW_MISSING_BACKENDS allows it.
+bool uring_here() { return coronet::testing::backend_or_allowed_skip(coronet::backend_kind::io_uring); }
 
 // What one operation saw: how many times it finished, and what it got.
 struct outcome {
@@ -182,4 +182,26 @@ TEST_CASE("uring_backend: far more completions than the CQ holds all arrive once
         CHECK(sleeps[i].data == "expired");
     }
     CHECK(r.pending_count() == 0);
+}
+
+TEST_CASE("test support: CORONET_TEST_ALLOW_MISSING_BACKENDS names the backends that may be missing",
+          "[uring][support]") {
+    using coronet::backend_kind;
+    using coronet::testing::missing_backend_allowed;
+    const char* saved = std::getenv("CORONET_TEST_ALLOW_MISSING_BACKENDS");
+    std::string keep = saved ? saved : "";
+    ::unsetenv("CORONET_TEST_ALLOW_MISSING_BACKENDS");
+    CHECK_FALSE(missing_backend_allowed(backend_kind::io_uring));
+    ::setenv("CORONET_TEST_ALLOW_MISSING_BACKENDS", "epoll, io_uring", 1);
+    CHECK(missing_backend_allowed(backend_kind::io_uring));
+    CHECK(missing_backend_allowed(backend_kind::epoll));
+    CHECK_FALSE(missing_backend_allowed(backend_kind::select));
+    ::setenv("CORONET_TEST_ALLOW_MISSING_BACKENDS", "io_uring_x", 1);
+    CHECK_FALSE(missing_backend_allowed(backend_kind::io_uring));
+    ::setenv("CORONET_TEST_ALLOW_MISSING_BACKENDS", "all", 1);
+    CHECK(missing_backend_allowed(backend_kind::select));
+    if (saved)
+        ::setenv("CORONET_TEST_ALLOW_MISSING_BACKENDS", keep.c_str(), 1);
+    else
+        ::unsetenv("CORONET_TEST_ALLOW_MISSING_BACKENDS");
 }
