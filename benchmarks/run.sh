@@ -88,7 +88,7 @@ else
   QUIET_MAX=${QUIET_MAX:-20}
   SYS_DUR=${SYS_DUR:-3}
   MICRO_MIN_TIME=${MICRO_MIN_TIME:-0.5}
-  PROFILE=${PROFILE:-1}
+  PROFILE=${PROFILE:-$([ "${SPLICE:-0}" = 1 ] && echo 0 || echo 1)} # not in a SPLICE run
 fi
 if [ "$QUICK" = 1 ]; then
   SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll}
