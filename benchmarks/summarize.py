@@ -380,10 +380,12 @@ TLS_GOALS = (
 )
 
 
-def tls_goal_rows(summ, be):
-    """The goals table's TLS rows: coronet's server CPU per request at or below nginx's."""
+def tls_goal_rows(summ, be, run=""):
+    """The goals table's TLS rows: coronet's server CPU per request at or below nginx's; `run`
+    names the run they come from when it is not the one of the rest of the table (--splice)."""
     rows = []
     for cell, what, unit in TLS_GOALS:
+        what = f"{what} ({run})" if run else what
         if cell not in summ:
             continue
         c, n = med(summ, cell, f"coronet_https_{be}", "us"), med(summ, cell, "nginx_tls", "us")
@@ -671,7 +673,8 @@ def splice_tls(path, meta, raw, cells, groups, summ, tls_info):
         while i < len(new) and new[i].startswith("|"):
             body.append(new[i])
             i += 1
-        body = [b for b in body if not b.startswith("| TLS ")] + tls_goal_rows(tsumm, be)
+        body = [b for b in body if not b.startswith("| TLS ")] + tls_goal_rows(
+            tsumm, be, f"TLS-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z")
         new = new[:hdr + 2] + body + new[i:]
     with open(path, "w") as f:
         f.write("\n".join(new))
