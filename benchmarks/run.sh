@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: coronet's benchmark harness.
 #
-#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 25 min)
+#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 28 min)
 #   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min on a
 #                                 # quiet machine; cells marked "full" left out
 #
@@ -35,9 +35,10 @@
 # request) and the 10 MiB file (wrk -c4).
 #
 # Full-run duration, estimated from per-run wall times on this machine: the
-# echo cells about 6 min, HTTP 4.5, RESP 3, thread scaling 1.5, idle 2.5,
-# syscalls 1.2, micro 0.7, profile 0.3, build and waits 0.5: about 20 min,
-# plus at most NOISE_BUDGET (3 min) on a busy machine.
+# echo cells about 6 min, HTTP 4.5, TLS 4 (4 cells x 4 peers x 3 runs of
+# 3-4 s), RESP 3, thread scaling 1.5, idle 2.5, syscalls 1.2, micro 0.7,
+# profile 0.3, build and waits 0.5: about 24 min, plus at most NOISE_BUDGET
+# (3 min) on a busy machine.
 #
 # Servers run on CPU 0 and load tools on CPU 1 (taskset). In each cell every
 # peer of the cell's group is started once on its own fresh port, then the
