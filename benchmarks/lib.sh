@@ -272,3 +272,62 @@ prep_nginx() {
   mkdir -p "$dir"
   sed "s/__PORT__/$port/" "$BENCH_DIR/peers/nginx.conf" >"$dir/nginx.conf"
 }
+
+# ---- TLS --------------------------------------------------------------------------
+
+# make_tls_assets DIR: what the TLS cells serve, made at run time (no key is
+# committed): DIR/cert.pem and DIR/key.pem, a self-signed ECDSA P-256
+# certificate for localhost and 127.0.0.1, and DIR/www/10MiB.bin, 10 MiB of
+# random bytes. Sets TLS_DIR.
+make_tls_assets() {
+  TLS_DIR=$1
+  mkdir -p "$TLS_DIR/www"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >"$TLS_DIR/openssl.log" 2>&1 || return 1
+  head -c 10485760 /dev/urandom >"$TLS_DIR/www/10MiB.bin"
+}
+
+# prep_nginx_tls PORT DIR: nginx_tls.conf with the port, the certificate and
+# the file root filled in.
+prep_nginx_tls() {
+  local port=$1 dir=$2
+  mkdir -p "$dir"
+  sed -e "s|__PORT__|$port|" -e "s|__CERT__|$TLS_DIR/cert.pem|" -e "s|__KEY__|$TLS_DIR/key.pem|" \
+    -e "s|__ROOT__|$TLS_DIR/www|" "$BENCH_DIR/peers/nginx_tls.conf" >"$dir/nginx.conf"
+}
+
+# tls_smoke PORT: GET /hello over HTTPS (the certificate verified against
+# itself) must come back "Hello, world!", and the 10 MiB file whole.
+tls_smoke() {
+  local body n
+  body=$(curl -s --max-time 5 --cacert "$TLS_DIR/cert.pem" "https://$BENCH_HOST:$1/hello") || return 1
+  [ "$body" = "Hello, world!" ] || return 1
+  n=$(curl -s --max-time 20 --cacert "$TLS_DIR/cert.pem" "https://$BENCH_HOST:$1/10MiB.bin" | wc -c)
+  [ "$n" = 10485760 ]
+}
+
+# tls_handshake_info PORT: "New|Reused PROTOCOL CIPHER GROUP" of a second
+# connection that offers the session ticket of a first (openssl s_client
+# -sess_out, then -sess_in): the resumed cell relies on both peers resuming.
+tls_handshake_info() {
+  local port=$1 s="$BENCH_OUT/tls.sess.$1" req='GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+  # shellcheck disable=SC2059 # the request is the format
+  printf "$req" | timeout 5 openssl s_client -connect "$BENCH_HOST:$port" -alpn http/1.1 -sess_out "$s" \
+    -ign_eof >/dev/null 2>&1
+  # shellcheck disable=SC2059
+  printf "$req" | timeout 5 openssl s_client -connect "$BENCH_HOST:$port" -alpn http/1.1 -sess_in "$s" \
+    -ign_eof 2>/dev/null | awk '
+      /^(New|Reused), / { kind = $1; proto = $2; cipher = $NF; sub(/,$/, "", kind); sub(/,$/, "", proto) }
+      /^Server Temp Key:/ { group = $4; sub(/,$/, "", group) }
+      /^ALPN protocol:/ { alpn = $3 }
+      END { printf "%s %s %s %s %s\n", kind ? kind : "failed", proto, cipher, group ? group : "-", alpn ? alpn : "-" }'
+}
+
+# parse_s_time FILE: tls_handshakes.sh's summary line.
+parse_s_time() {
+  awk '/^handshakes=/ {
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "%s %s - - %s\n", v["per_s"], v["handshakes"], v["errors"]; found = 1 }
+    END { if (!found) print "- - - - 1" }' "$1"
+}

@@ -2,8 +2,11 @@
 # peers_smoke_test: the benchmark peers and load tools work end to end, in a
 # fraction of a second each: every echo peer is loaded by echo_load (which
 # checks every echoed byte) and idle_conns, the asynchat HTTP peer answers two
-# pipelined requests. Peers whose runtime is missing (io_uring disabled,
-# Python without asyncore) are skipped with a note. Loopback only.
+# pipelined requests, nginx in TLS mode (peers/nginx_tls.conf, run.sh's TLS
+# peer) serves /hello and a file over HTTPS with a certificate made here, and
+# tls_handshakes.sh counts full handshakes against it. Peers whose runtime is
+# missing (io_uring disabled, Python without asyncore, no nginx or openssl)
+# are skipped with a note. Loopback only.
 set -u
 cd "${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-coronet}" 2>/dev/null || true
 B=benchmarks
@@ -98,6 +101,64 @@ if [ -n "$PY" ] && "$PY" -c 'import warnings; warnings.simplefilter("ignore"); i
 else
   echo "skip asyncore_echo, asynchat_http: no python3 with asyncore/asynchat"
   skipped=$((skipped + 2))
+fi
+
+# nginx in TLS mode, as run.sh's tls cells start it (lib.sh's make_tls_assets
+# and prep_nginx_tls, with a 1 MiB file instead of 10).
+tls_peer() {
+  local d=${TEST_TMPDIR:-/tmp}/nginx_tls.$$ np ok=0
+  mkdir -p "$d/www" "$d/prefix"
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -keyout "$d/key.pem" \
+    -out "$d/cert.pem" -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >"$d/openssl.log" 2>&1; then
+    echo "FAIL nginx_tls: openssl could not make a certificate: $(tail -1 "$d/openssl.log")"
+    failed=$((failed + 1))
+    return
+  fi
+  chmod 755 "$d" "$d/www"
+  head -c 1048576 /dev/urandom >"$d/www/10MiB.bin"
+  chmod 644 "$d/www/10MiB.bin"
+  for _ in 1 2 3 4 5; do
+    PORT=$((21000 + RANDOM % 11000))
+    sed -e "s|__PORT__|$PORT|" -e "s|__CERT__|$d/cert.pem|" -e "s|__KEY__|$d/key.pem|" -e "s|__ROOT__|$d/www|" \
+      "$B/peers/nginx_tls.conf" >"$d/prefix/nginx.conf"
+    # As root nginx hands its temp directories to "nobody", whom the test
+    # sandbox's user namespace does not map (chown: EINVAL): keep root.
+    [ "$(id -u)" = 0 ] && echo 'user root;' >>"$d/prefix/nginx.conf"
+    /usr/sbin/nginx -p "$d/prefix/" -c "$d/prefix/nginx.conf" -e stderr >"$d/nginx.log" 2>&1 &
+    SPID=$!
+    for _ in $(seq 1 100); do
+      kill -0 "$SPID" 2>/dev/null || break
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        ok=1
+        break
+      fi
+      sleep 0.05
+    done
+    [ $ok = 1 ] && break
+    stop
+    grep -q "Address already in use" "$d/nginx.log" || break
+  done
+  if [ $ok != 1 ]; then
+    echo "FAIL nginx_tls: did not start: $(head -3 "$d/nginx.log")"
+    failed=$((failed + 1))
+    return
+  fi
+  pids+=("$SPID")
+  hello() { [ "$(curl -s --max-time 5 --cacert "$d/cert.pem" "https://127.0.0.1:$PORT/hello")" = "Hello, world!" ] && echo "Hello, world!"; }
+  file() {
+    np=$(curl -s --max-time 10 --cacert "$d/cert.pem" "https://127.0.0.1:$PORT/10MiB.bin" | wc -c)
+    [ "$np" = 1048576 ] && echo "$np bytes"
+  }
+  check "nginx_tls GET /hello over TLS" hello
+  check "nginx_tls GET a file over TLS" file
+  check "nginx_tls tls_handshakes.sh" "$B/tls_handshakes.sh" "127.0.0.1:$PORT" 1 1 /hello
+  stop
+}
+if [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null && command -v curl >/dev/null; then
+  tls_peer
+else
+  echo "skip nginx_tls: no /usr/sbin/nginx, openssl or curl"
+  skipped=$((skipped + 1))
 fi
 
 # The tools refuse anything but loopback.

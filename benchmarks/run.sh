@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: coronet's benchmark harness.
 #
-#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 25 min)
+#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 28 min)
 #   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min on a
 #                                 # quiet machine; cells marked "full" left out
 #
@@ -21,12 +21,24 @@
 # (4), SKIP_BUILD=1, CORONET_BIN (directory holding echo_server, http_server,
 # kv_server; default bazel-bin/examples of the opt build), RESULTS (output
 # markdown, default benchmarks/RESULTS.md), PLOT (default
-# benchmarks/results.png).
+# benchmarks/results.png), SPLICE (1: a run of the TLS cells alone,
+# e.g. `SPLICE=1 CELLS=^tls_ benchmarks/run.sh`, replaces only RESULTS.md's
+# TLS section and the TLS rows of its goals table; the plot is left alone).
+#
+# The TLS cells (group tls): coronet's http_server with --tls-cert/--tls-key
+# against nginx in TLS mode (peers/nginx_tls.conf), given the same ECDSA
+# P-256 certificate, made at run time with the openssl command under
+# OUT/tls (no key is committed), and the same 10 MiB file: keep-alive /hello
+# (wrk), full handshakes (tls_handshakes.sh: parallel openssl s_time -new;
+# wrk resumes sessions on reconnection, so it cannot do this one), resumed
+# handshakes (wrk with close.lua: Connection: close, a resumed handshake per
+# request) and the 10 MiB file (wrk -c4).
 #
 # Full-run duration, estimated from per-run wall times on this machine: the
-# echo cells about 6 min, HTTP 4.5, RESP 3, thread scaling 1.5, idle 2.5,
-# syscalls 1.2, micro 0.7, profile 0.3, build and waits 0.5: about 20 min,
-# plus at most NOISE_BUDGET (3 min) on a busy machine.
+# echo cells about 6 min, HTTP 4.5, TLS 4 (4 cells x 4 peers x 3 runs of
+# 3-4 s), RESP 3, thread scaling 1.5, idle 2.5, syscalls 1.2, micro 0.7,
+# profile 0.3, build and waits 0.5: about 24 min, plus at most NOISE_BUDGET
+# (3 min) on a busy machine.
 #
 # Servers run on CPU 0 and load tools on CPU 1 (taskset). In each cell every
 # peer of the cell's group is started once on its own fresh port, then the
@@ -39,11 +51,13 @@
 #
 # Adding a peer: one line in PEER_TABLE below,
 #   group|name|prep|command[|cpus]
-# group: echo (echo_load cells + idle cell), http (wrk/h2load cells), resp
+# group: echo (echo_load cells + idle cell), http (wrk/h2load cells), tls
+# (the TLS cells), resp
 # (redis-benchmark cells) or scale_echo/scale_http/scale_resp (the
 # thread-scaling cells, coronet's servers only); prep: "-" or a lib.sh function called as
 # `prep PORT DIR` before the start; command: the server's command line with
-# {port} (the port to listen on, 127.0.0.1), {dir} (a scratch directory) and
+# {port} (the port to listen on, 127.0.0.1), {dir} (a scratch directory), {tls}
+# (the TLS cells' directory: cert.pem, key.pem, www/10MiB.bin) and
 # {backend} (the row is repeated for each of $BACKENDS) filled in; cpus: the
 # CPU list the server is pinned to (default SERVER_CPU). A row
 # whose binary (any absolute path in the command) does not exist is skipped
@@ -75,7 +89,7 @@ else
   QUIET_MAX=${QUIET_MAX:-20}
   SYS_DUR=${SYS_DUR:-3}
   MICRO_MIN_TIME=${MICRO_MIN_TIME:-0.5}
-  PROFILE=${PROFILE:-1}
+  PROFILE=${PROFILE:-$([ "${SPLICE:-0}" = 1 ] && echo 0 || echo 1)} # not in a SPLICE run
 fi
 if [ "$QUICK" = 1 ]; then
   SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll}
@@ -107,6 +121,9 @@ SKIPPED=$OUT/skipped.tsv
 printf 'cell\tgroup\tpeer\trun\tthroughput\trequests\tp50_us\tp99_us\terrors\tserver_ticks\tserver_us_per_req\tload_cpu_pct\tother_cpu_pct\trc\n' >"$RAW"
 printf 'peer\tconns\topened\talive\trss_before_kb\trss_with_conns_kb\tbytes_per_conn\tsetup_secs\tfresh_connect_us\tfresh_echo_us\tload_msgs_per_s\tload_p99_us\tload_us_per_msg\tload_errors\tnote\n' >"$IDLE_TSV"
 SYSCALL_TSV=$OUT/syscalls.tsv
+# The TLS peers' handshakes (tls_handshake_info): peer, New/Reused, protocol,
+# cipher, key exchange group, ALPN.
+TLS_INFO=$OUT/tls_info.tsv
 printf 'workload\tbackend\trequests\tsyscalls\tper_req\tthroughput\tstrace_requests\tstrace_syscalls\tstrace_per_req\ttop\n' >"$SYSCALL_TSV"
 T_START=$(date +%s)
 
@@ -158,6 +175,8 @@ http|nginx|prep_nginx|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
 http|asio_http|-|$BIN/benchmarks/asio_http --port {port}
 http|asynchat_http|-|$PYTHON $HERE/peers/asynchat_http.py --port {port}
 http|coronet_http_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend}
+tls|nginx_tls|prep_nginx_tls|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
+tls|coronet_https_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend} --root {tls}/www --tls-cert {tls}/cert.pem --tls-key {tls}/key.pem
 resp|redis-server|-|/usr/bin/redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --dir {dir} --logfile ''
 resp|coronet_kv_{backend}|-|$CORONET_BIN/kv_server --port {port} --backend {backend}
 scale_echo|echo_server_t1|-|$CORONET_BIN/echo_server --port {port} --backend $SCALE_BACKEND --threads 1|$SERVER_CPU
@@ -168,7 +187,7 @@ scale_resp|kv_server_t1|-|$CORONET_BIN/kv_server --port {port} --backend $SCALE_
 scale_resp|kv_server_t2|-|$CORONET_BIN/kv_server --port {port} --backend $SCALE_BACKEND --threads 2|$SERVER_CPU,$CLIENT_CPU
 "
 # The peer each table's ratios are taken against.
-declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [resp]=redis-server
+declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [tls]=nginx_tls [resp]=redis-server
   [scale_echo]=echo_server_t1 [scale_http]=http_server_t1 [scale_resp]=kv_server_t1)
 
 # redis-benchmark has no duration option: before a cell's runs each peer is
@@ -188,6 +207,10 @@ http_wrk_c50|http|wrk|-c50
 http_wrk_c500|http|wrk|-c500
 http_wrk_c50_pipe16|http|wrk_pipeline|-c50
 http_h2load_c50_m16|http|h2load|-c50 -m16
+tls_wrk_c50|tls|wrk_tls|-c50
+tls_full_handshake|tls|s_time|4
+tls_resumed_wrk_c50|tls|wrk_close|-c50
+tls_file_10MiB_c4|tls|wrk_tls_file|-c4
 resp_c50_P1|resp|redis|-P 1
 resp_c50_P16|resp|redis|-P 16
 scale_echo_64B_c50|scale_echo|echo_load|--connections 50 --size 64 --pipeline 1|full
@@ -256,6 +279,7 @@ start_peer() {
   if [ "${ROW_PREP[$i]}" != - ]; then "${ROW_PREP[$i]}" "$port" "$dir" || return 1; fi
   c=${ROW_CMD[$i]//\{port\}/$port}
   c=${c//\{dir\}/$dir}
+  c=${c//\{tls\}/${TLS_DIR:-}}
   eval "set -- $c"
   SERVER_CPU=${ROW_CPUS[$i]} start_server "${ROW_NAME[$i]}" "$port" "$@" || return 1
   PEER_PID=$SERVER_PID
@@ -266,6 +290,7 @@ start_peer() {
 smoke() {
   case ${1#scale_} in
     http) http_smoke "$2" ;;
+    tls) tls_smoke "$2" ;;
     resp) resp_smoke "$2" ;;
     *) true ;;
   esac
@@ -279,6 +304,10 @@ load_cmd() {
     wrk) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s --latency http://$BENCH_HOST:$port/hello" ;;
     wrk_pipeline) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s -s $HERE/pipeline.lua http://$BENCH_HOST:$port/hello -- 16" ;;
     h2load) echo "h2load --h1 -t1 $args -D ${DUR_MS}ms http://$BENCH_HOST:$port/hello" ;;
+    wrk_tls) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s --latency https://$BENCH_HOST:$port/hello" ;;
+    wrk_close) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s --latency -s $HERE/close.lua https://$BENCH_HOST:$port/hello" ;;
+    wrk_tls_file) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 20s --latency https://$BENCH_HOST:$port/10MiB.bin" ;;
+    s_time) echo "$HERE/tls_handshakes.sh $BENCH_HOST:$port $DUR_WRK $args /hello" ;;
     redis) echo "redis-benchmark -h $BENCH_HOST -p $port -t set,get -c 50 -d 16 $args --csv" ;;
   esac
 }
@@ -287,7 +316,8 @@ parse_out() {
   local tool=$1 f=$2 args=$3
   case $tool in
     echo_load) parse_echo_load "$f" ;;
-    wrk) parse_wrk "$f" ;;
+    wrk | wrk_tls | wrk_close | wrk_tls_file) parse_wrk "$f" ;;
+    s_time) parse_s_time "$f" ;;
     # wrk's latency figures mean nothing when a write carries 16 requests.
     wrk_pipeline) parse_wrk "$f" | awk '{print $1, $2, "-", "-", $5}' ;;
     h2load) parse_h2load "$f" ;;
@@ -363,12 +393,23 @@ run_cell() {
   done
   [ ${#idx[@]} -gt 0 ] || { log "cell $cell: no peers"; return; }
   log "cell $cell ($tool $args)"
+  if [ "$group" = tls ] && [ -z "${TLS_DIR:-}" ]; then
+    make_tls_assets "$OUT/tls" || { log "cell $cell: openssl could not make the certificate; skipped"; TLS_DIR=; return; }
+  fi
   wait_quiet "$QUIET_MAX"
   local live=()
   for i in "${idx[@]}"; do
     if start_peer "$i"; then
       if smoke "$group" "$PEER_PORT"; then
         live+=("$i") pids+=("$PEER_PID") ports+=("$PEER_PORT")
+        # Once per TLS peer: what a client negotiates with it, and whether
+        # it resumes (the resumed cell counts on it).
+        if [ "$group" = tls ] && ! grep -q "^${ROW_NAME[$i]}	" "$TLS_INFO" 2>/dev/null; then
+          local info
+          info=$(tls_handshake_info "$PEER_PORT")
+          printf '%s\t%s\n' "${ROW_NAME[$i]}" "${info// /	}" >>"$TLS_INFO"
+          log "  ${ROW_NAME[$i]}: second handshake with the first's ticket: $info"
+        fi
         continue
       fi
       log "  ${ROW_NAME[$i]}: started but did not answer the smoke test"
@@ -642,6 +683,8 @@ while IFS='|' read -r cell group tool args only; do
     run_cell "$cell" "$group" "$tool" "$args"
   fi
 done <<<"$CELL_TABLE"
+# The TLS cells' 10 MiB file is not worth keeping.
+[ -n "${TLS_DIR:-}" ] && rm -f "$TLS_DIR/www/10MiB.bin"
 PROFILE_THR=- PROFILE_REQS=-
 [ "$PROFILE" = 1 ] && run_profile
 T_END=$(date +%s)
@@ -675,9 +718,11 @@ T_END=$(date +%s)
   echo "peers=$PEERS"
   for g in "${!REFERENCE[@]}"; do echo "reference_$g=${REFERENCE[$g]}"; done
   echo "peer_order=${ROW_NAME[*]}"
-  echo "tools=wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}'); $(h2load --version 2>&1 | head -1); redis-benchmark $(redis-benchmark --version 2>/dev/null | awk '{print $2}'); nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'); $($PYTHON --version 2>&1)"
+  echo "tools=wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}'); $(h2load --version 2>&1 | head -1); redis-benchmark $(redis-benchmark --version 2>/dev/null | awk '{print $2}'); nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'); $($PYTHON --version 2>&1); $(openssl version 2>&1 | awk '{print $1, $2}')"
 } >"$OUT/meta.env"
 
-"$PYTHON" "$HERE/summarize.py" --out "$OUT" --results "$RESULTS" --plot "$PLOT" ||
+SPLICE_ARG=()
+[ "${SPLICE:-0}" = 1 ] && SPLICE_ARG=(--splice)
+"$PYTHON" "$HERE/summarize.py" --out "$OUT" --results "$RESULTS" --plot "$PLOT" "${SPLICE_ARG[@]}" ||
   die "summarize.py failed (raw data in $OUT)"
 log "done in $((T_END - T_START)) s: $RESULTS, $PLOT (raw: $OUT)"

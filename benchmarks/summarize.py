@@ -26,6 +26,7 @@ import sys
 GROUP_TITLES = {
     "echo": "Echo (echo_load; throughput in messages/s)",
     "http": "HTTP GET /hello (wrk, h2load; throughput in requests/s)",
+    "tls": "TLS: HTTPS against nginx (throughput in requests/s or handshakes/s)",
     "resp": "RESP (redis-benchmark -t set,get -c 50 -d 16; throughput in requests/s)",
     "scale_echo": "Thread scaling: echo_server --threads 1 vs 2",
     "scale_http": "Thread scaling: http_server --threads 1 vs 2",
@@ -40,6 +41,14 @@ GROUP_NOTES = {
         "for it, not the scaling on idle cores. Server µs/request adds up both threads' CPU time."),
 }
 GROUP_NOTES["scale_http"] = GROUP_NOTES["scale_echo"]
+GROUP_NOTES["tls"] = (
+    "`http_server --tls-cert --tls-key` (OpenSSL through memory BIOs, coro/tls.cpp) against nginx with "
+    "`peers/nginx_tls.conf` (one worker, access log off, `ssl_session_tickets on`), both on CPU {server_cpu} "
+    "and given the same certificate, an ECDSA P-256 one made at run time with the `openssl` command, and both "
+    "on OpenSSL's defaults otherwise (TLS 1.2–1.3, two session tickets per full handshake, ALPN http/1.1). "
+    "Neither uses kTLS or sendfile for the file: its bytes go through AES-GCM in user space on both. What a "
+    "client negotiated with each peer (a second `openssl s_client` offering the first one's ticket) is in "
+    "the table below. nginx's µs/request covers its master and worker.")
 GROUP_NOTES["scale_resp"] = GROUP_NOTES["scale_echo"]
 CELL_NOTES = {
     "echo_64B_c50": "echo_load --connections 50 --size 64 --pipeline 1",
@@ -52,6 +61,18 @@ CELL_NOTES = {
     "http_wrk_c50_pipe16": "wrk -t1 -c50 -s pipeline.lua -- 16 (16 requests per write; wrk's latencies are "
                            "meaningless when pipelining, so none)",
     "http_h2load_c50_m16": "h2load --h1 -t1 -c50 -m16 (no percentiles from h2load)",
+    "tls_wrk_c50": "wrk -t1 -c50 --latency https://…/hello (keep-alive: one handshake per connection, "
+                   "then records only)",
+    "tls_full_handshake": "tls_handshakes.sh: 4 × openssl s_time -new -www /hello (one connection after "
+                          "another each, a full handshake every time: s_time -new offers no ticket; one "
+                          "HTTP/1.0 request per connection; no percentiles). Throughput is handshakes/s, "
+                          "bounded by the clients' own handshake work on the other core",
+    "tls_resumed_wrk_c50": "wrk -t1 -c50 -s close.lua https://…/hello (Connection: close: one request per "
+                           "connection; wrk resumes each reconnection with the previous session's ticket, "
+                           "so all but the first 50 handshakes are resumed; TLS 1.3 resumption still does "
+                           "an X25519 exchange (psk_dhe_ke) and the server sends a new ticket)",
+    "tls_file_10MiB_c4": "wrk -t1 -c4 --latency https://…/10MiB.bin (10 MiB of random bytes; "
+                         "throughput in files/s: × 10 MiB for bytes/s)",
     "resp_c50_P1": "redis-benchmark -t set,get -c 50 -d 16 -P 1 (p50/p99: the worse of SET and GET)",
     "resp_c50_P16": "redis-benchmark -t set,get -c 50 -d 16 -P 16 (p50/p99: the worse of SET and GET)",
     "scale_echo_64B_c50": "echo_load --connections 50 --size 64 --pipeline 1",
@@ -351,6 +372,57 @@ def med(summ, cell, peer, key="thr"):
     return s[key][0] if s else None
 
 
+TLS_GOALS = (
+    ("tls_wrk_c50", "TLS keep-alive /hello, wrk -c50", "µs/req"),
+    ("tls_full_handshake", "TLS full handshakes (ECDSA P-256)", "µs/handshake"),
+    ("tls_resumed_wrk_c50", "TLS resumed handshakes, wrk -c50", "µs/req"),
+    ("tls_file_10MiB_c4", "TLS 10 MiB file, wrk -c4", "µs/file"),
+)
+
+
+def tls_goal_rows(summ, be, run=""):
+    """The goals table's TLS rows: coronet's server CPU per request at or below nginx's; `run`
+    names the run they come from when it is not the one of the rest of the table (--splice)."""
+    rows = []
+    for cell, what, unit in TLS_GOALS:
+        what = f"{what} ({run})" if run else what
+        if cell not in summ:
+            continue
+        c, n = med(summ, cell, f"coronet_https_{be}", "us"), med(summ, cell, "nginx_tls", "us")
+        ct, nt = med(summ, cell, f"coronet_https_{be}"), med(summ, cell, "nginx_tls")
+        r = ratio(c, n)
+        ok = None if c is None or n is None else c <= n
+        rows.append(f"| {what} | ≤ nginx µs/req | {fmt(c)} {unit} ({fmt(r, 2) if r else '-'}× nginx), "
+                    f"{fmt(ct)}/s | nginx {fmt(n)} {unit}, {fmt(nt)}/s | "
+                    f"{'-' if ok is None else ('yes' if ok else '**no**')} |")
+    return rows
+
+
+def losses_in(summ, only=None):
+    """A coronet row whose median is worse than some peer's: (losses with the spreads apart, ties)."""
+    losses, ties = [], []
+    for cell, peers in summ.items():
+        if cell.startswith("scale_") or (only and not only(cell)):
+            continue
+        for cp, cs in peers.items():
+            if not cp.startswith("coronet") or cs["thr"][0] is None:
+                continue
+            for pp, ps in peers.items():
+                if pp.startswith("coronet") or ps["thr"][0] is None:
+                    continue
+                for key, worse, what in (("us", lambda x, y: x > y, "server µs/req"),
+                                         ("thr", lambda x, y: x < y, "throughput")):
+                    cm, clo, chi = cs[key]
+                    pm, plo, phi = ps[key]
+                    if None in (cm, pm) or not worse(cm, pm):
+                        continue
+                    clear = (clo > phi) if key == "us" else (chi < plo)
+                    entry = (f"{cell}: `{cp}` {what} {fmt(cm)} vs `{pp}` {fmt(pm)} "
+                             f"({fmt(cm / pm if key == 'us' else pm / cm, 2)}× worse)")
+                    (losses if clear else ties).append(entry)
+    return losses, ties
+
+
 def summary_section(meta, summ, idle, syscalls, profile):
     """The issue's goals against this run's figures, and every cell where a coronet row loses."""
     be = (meta.get("backends") or "io_uring").split()[0]
@@ -390,6 +462,7 @@ def summary_section(meta, summ, idle, syscalls, profile):
     row("RESP -P16 (SET+GET)", "≥ 1.0× redis throughput, ≤ redis µs/op", f"{fmt(ct)}/s, {fmt(c)} µs/op",
         f"redis {fmt(rt)}/s, {fmt(r)} µs/op",
         None if None in (ct, rt, c, r) else (ct >= rt and c <= r))
+    lines += tls_goal_rows(summ, be)
     for r in idle:
         if r["peer"] == f"coronet_echo_{be}" and num(r.get("bytes_per_conn")) is not None:
             b = num(r["bytes_per_conn"])
@@ -410,26 +483,7 @@ def summary_section(meta, summ, idle, syscalls, profile):
 
     # Losses: a coronet row whose median is worse than some peer's, and whose
     # spread does not overlap it (differences inside the spread are ties).
-    losses, ties = [], []
-    for cell, peers in summ.items():
-        if cell.startswith("scale_"):
-            continue
-        for cp, cs in peers.items():
-            if not cp.startswith("coronet") or cs["thr"][0] is None:
-                continue
-            for pp, ps in peers.items():
-                if pp.startswith("coronet") or ps["thr"][0] is None:
-                    continue
-                for key, worse, what in (("us", lambda x, y: x > y, "server µs/req"),
-                                         ("thr", lambda x, y: x < y, "throughput")):
-                    cm, clo, chi = cs[key]
-                    pm, plo, phi = ps[key]
-                    if None in (cm, pm) or not worse(cm, pm):
-                        continue
-                    clear = (clo > phi) if key == "us" else (chi < plo)
-                    entry = (f"{cell}: `{cp}` {what} {fmt(cm)} vs `{pp}` {fmt(pm)} "
-                             f"({fmt(cm / pm if key == 'us' else pm / cm, 2)}× worse)")
-                    (losses if clear else ties).append(entry)
+    losses, ties = losses_in(summ)
     lines.append("**Where coronet loses** (a coronet row worse than a peer with the spreads apart):")
     lines.append("")
     lines += [f"- {x}" for x in losses] or ["- nowhere in this run"]
@@ -446,7 +500,63 @@ def summary_section(meta, summ, idle, syscalls, profile):
         lines.append("")
     return lines
 
-def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_name, syscalls, micro, profile):
+def group_sections(meta, cells, groups, summ, noisy, tls_info):
+    """One section per group of load cells, one table per cell."""
+    lines = []
+    current_group = None
+    for cell in cells:
+        g = groups[cell]
+        ref = meta.get(f"reference_{g}")
+        if g != current_group:
+            lines.append(f"## {GROUP_TITLES.get(g, g)}")
+            lines.append("")
+            lines.append(f"Reference peer for the ratios: `{ref}`.")
+            lines.append("")
+            if g in GROUP_NOTES:
+                lines.append(GROUP_NOTES[g].format(
+                    server_cpu=meta.get("server_cpu", "0"), client_cpu=meta.get("client_cpu", "1"),
+                    scale_backend=meta.get("scale_backend", "?"), cpus=meta.get("cpus", "?")))
+                lines.append("")
+            if g == "tls":
+                lines += tls_info_table(tls_info)
+            current_group = g
+        lines.append(f"### {cell}")
+        lines.append("")
+        if cell in CELL_NOTES:
+            lines.append(f"`{CELL_NOTES[cell]}`")
+            lines.append("")
+        lines.append("| peer | throughput /s | p50 µs | p99 µs | server µs/req | load CPU % | other CPU % "
+                     "| thr × ref | µs/req × ref | errors |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rs = summ[cell].get(ref)
+        for peer, s in summ[cell].items():
+            if s["failed"] and s["runs"] == 0:
+                lines.append(f"| {peer} | failed ({', '.join(sorted(set(s['failed'])))}) | | | | | | | | |")
+                continue
+            tr = ratio(s["thr"][0], rs["thr"][0]) if rs else None
+            ur = ratio(s["us"][0], rs["us"][0]) if rs else None
+            lines.append(
+                f"| {peer} | {spread(*s['thr'])} | {fmt(s['p50'])} | {fmt(s['p99'])} | {spread(*s['us'])} | "
+                f"{fmt(s['load'])} | {fmt(s['other'])}{noisy(s)} | {fmt(tr, 2) if tr else '-'} | "
+                f"{fmt(ur, 2) if ur else '-'} | {s['errors']} |")
+        lines.append("")
+    return lines
+
+
+def tls_info_table(tls_info):
+    if not tls_info:
+        return []
+    lines = ["A second connection to each peer offering the first one's session ticket (`openssl s_client "
+             "-sess_out`, then `-sess_in`):", "",
+             "| peer | second handshake | protocol | cipher | key exchange | ALPN |", "|---|---|---|---|---|---|"]
+    for r in tls_info:
+        lines.append("| " + " | ".join((r + ["-"] * 6)[:6]) + " |")
+    lines.append("")
+    return lines
+
+
+def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_name, syscalls, micro, profile,
+                   tls_info=()):
     noise_max = num(meta.get("noise_max")) or 25.0
 
     def noisy(s):
@@ -502,41 +612,7 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
     lines.append("")
     lines += summary_section(meta, summ, idle, syscalls, profile)
 
-    current_group = None
-    for cell in cells:
-        g = groups[cell]
-        ref = meta.get(f"reference_{g}")
-        if g != current_group:
-            lines.append(f"## {GROUP_TITLES.get(g, g)}")
-            lines.append("")
-            lines.append(f"Reference peer for the ratios: `{ref}`.")
-            lines.append("")
-            if g in GROUP_NOTES:
-                lines.append(GROUP_NOTES[g].format(
-                    server_cpu=meta.get("server_cpu", "0"), client_cpu=meta.get("client_cpu", "1"),
-                    scale_backend=meta.get("scale_backend", "?"), cpus=meta.get("cpus", "?")))
-                lines.append("")
-            current_group = g
-        lines.append(f"### {cell}")
-        lines.append("")
-        if cell in CELL_NOTES:
-            lines.append(f"`{CELL_NOTES[cell]}`")
-            lines.append("")
-        lines.append("| peer | throughput /s | p50 µs | p99 µs | server µs/req | load CPU % | other CPU % "
-                     "| thr × ref | µs/req × ref | errors |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        rs = summ[cell].get(ref)
-        for peer, s in summ[cell].items():
-            if s["failed"] and s["runs"] == 0:
-                lines.append(f"| {peer} | failed ({', '.join(sorted(set(s['failed'])))}) | | | | | | | | |")
-                continue
-            tr = ratio(s["thr"][0], rs["thr"][0]) if rs else None
-            ur = ratio(s["us"][0], rs["us"][0]) if rs else None
-            lines.append(
-                f"| {peer} | {spread(*s['thr'])} | {fmt(s['p50'])} | {fmt(s['p99'])} | {spread(*s['us'])} | "
-                f"{fmt(s['load'])} | {fmt(s['other'])}{noisy(s)} | {fmt(tr, 2) if tr else '-'} | "
-                f"{fmt(ur, 2) if ur else '-'} | {s['errors']} |")
-        lines.append("")
+    lines += group_sections(meta, cells, groups, summ, noisy, tls_info)
 
     if idle:
         lines += idle_section(meta, idle, summ)
@@ -548,6 +624,60 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
 
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def splice_tls(path, meta, raw, cells, groups, summ, tls_info):
+    """--splice: only the TLS group ran (`SPLICE=1 CELLS=^tls_ benchmarks/run.sh`); its section
+    replaces the TLS section of the existing RESULTS.md (or goes in before the RESP one), and its
+    goals replace the TLS rows of the summary's goals table. The rest of the file is left as the
+    last full run wrote it."""
+    noise_max = num(meta.get("noise_max")) or 25.0
+
+    def noisy(st):
+        return " ⚠" if st["other_max"] is not None and st["other_max"] > noise_max else ""
+
+    tcells = [c for c in cells if groups[c] == "tls"]
+    if not tcells:
+        sys.exit("summarize.py --splice: this run has no TLS cells")
+    tsumm = {c: summ[c] for c in tcells}
+    be = (meta.get("backends") or "io_uring").split()[0]
+    sec = group_sections(meta, tcells, groups, tsumm, noisy, tls_info)
+    others = [num(r["other_cpu_pct"]) for r in raw if r["group"] == "tls" and num(r["other_cpu_pct"]) is not None]
+    run = (f"These figures come from a run of the TLS cells alone (`SPLICE=1 {'QUICK=1 ' if meta.get('quick') == '1' else ''}"
+           f"CELLS='{meta.get('cells')}' benchmarks/run.sh`), {meta.get('date')}, commit {meta.get('commit')}, "
+           f"{meta.get('dur')} s per run (wrk: {meta.get('dur_wrk')} s), {meta.get('runs')} runs per peer and cell "
+           f"interleaved, {meta.get('elapsed_s')} s in all, load average at start {meta.get('loadavg_at_start')}; "
+           f"tools: {meta.get('tools')}. Other processes used a median of "
+           f"{statistics.median(others) if others else 0:.0f} % of a core during these runs (max "
+           f"{max(others) if others else 0:.0f} %): throughput is unreliable, server µs/request less so. The "
+           "rest of this file is from the full run described at the top.")
+    goals = ["| cell | goal | coronet | peers | met? |", "|---|---|---:|---|---|"] + tls_goal_rows(tsumm, be)
+    losses, ties = losses_in(tsumm)
+    extra = [run, "", f"Goal: coronet's server CPU per request at or below nginx's in every TLS cell (coronet on {be}):",
+             ""] + goals + ["", "Where coronet loses here (spreads apart): " + ("; ".join(losses) if losses else "nowhere")
+                            + (f". Worse medians inside the spread (ties): {'; '.join(ties)}." if ties else "."), ""]
+    sec = sec[:2] + extra + sec[2:]
+    old = open(path).read().split("\n") if os.path.exists(path) else []
+    start = next((i for i, ln in enumerate(old) if ln.startswith("## TLS")), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+        new = old[:start] + sec + old[end:]
+    else:
+        at = next((i for i, ln in enumerate(old) if ln.startswith(("## RESP", "## Idle connections"))), len(old))
+        new = old[:at] + sec + old[at:]
+    # The summary's goals table: its TLS rows replaced.
+    hdr = next((i for i, ln in enumerate(new) if ln.startswith("| cell | goal |")), None)
+    if hdr is not None:
+        i = hdr + 2
+        body = []
+        while i < len(new) and new[i].startswith("|"):
+            body.append(new[i])
+            i += 1
+        body = [b for b in body if not b.startswith("| TLS ")] + tls_goal_rows(
+            tsumm, be, f"TLS-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z")
+        new = new[:hdr + 2] + body + new[i:]
+    with open(path, "w") as f:
+        f.write("\n".join(new))
 
 
 def write_plot(outdir, plot_path, cells, groups, summ, idle, order):
@@ -627,6 +757,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--results", required=True)
     ap.add_argument("--plot", required=True)
+    ap.add_argument("--splice", action="store_true",
+                    help="a run of the TLS cells only: replace RESULTS.md's TLS section and goal rows, "
+                         "leave the rest and the plot")
     a = ap.parse_args()
     meta = read_meta(os.path.join(a.out, "meta.env"))
     raw = read_tsv(os.path.join(a.out, "raw.tsv"))
@@ -654,10 +787,18 @@ def main():
         with open(pt) as f:
             profile = f.read()
     order = meta.get("peer_order", "").split()
+    tls_info = []
+    ti = os.path.join(a.out, "tls_info.tsv")
+    if os.path.exists(ti):
+        with open(ti) as f:
+            tls_info = [line.rstrip("\n").split("\t") for line in f if line.strip()]
     cells, groups, summ = summarize(raw, order)
-    write_plot(a.out, os.path.abspath(a.plot), cells, groups, summ, idle, order)
-    write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot),
-                   syscalls, micro, profile)
+    if a.splice:
+        splice_tls(a.results, meta, raw, cells, groups, summ, tls_info)
+    else:
+        write_plot(a.out, os.path.abspath(a.plot), cells, groups, summ, idle, order)
+        write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot),
+                       syscalls, micro, profile, tls_info)
     # A short version on stdout for the log.
     for cell in cells:
         for peer, s in summ[cell].items():
