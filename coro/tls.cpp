@@ -266,11 +266,6 @@ SSL_CTX* tls_context::native_handle() const noexcept { return state_->ctx; }
 
 tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
     : sock_(std::move(s)), ctx_(std::move(ctx)), host_(std::move(host_name)) {
-    try {
-        peer_ = sock_.peer_address().to_string();
-    } catch (...) {  // gone already: the handshake will say so
-        peer_ = "fd " + std::to_string(sock_.native_handle());
-    }
     ERR_clear_error();
     ssl_ = SSL_new(ctx_.native_handle());
     rbio_ = BIO_new(BIO_s_mem());
@@ -321,6 +316,18 @@ tls_stream::~tls_stream() {
     r.abandon(net_rx_);  // the kernel lets go of in_ before it goes
     r.abandon(net_tx_);  // ... and of out_
     SSL_free(ssl_);
+}
+
+// Asked of the socket when first needed (error messages, logs): not a syscall per connection.
+std::string tls_stream::peer_name() const {
+    if (peer_.empty()) {
+        try {
+            peer_ = sock_.peer_address().to_string();
+        } catch (...) {  // gone already
+            peer_ = "fd " + std::to_string(sock_.native_handle());
+        }
+    }
+    return peer_;
 }
 
 std::string tls_stream::alpn() const {
@@ -391,7 +398,7 @@ task<void> tls_stream::handshake() {
             }
             if (bytes.empty())
                 throw std::system_error(make_error_code(errc::stream_truncated),
-                                        "tls handshake with " + peer_ + ": the peer closed the connection");
+                                        "tls handshake with " + peer_name() + ": the peer closed the connection");
             BIO_write(rbio_, bytes.data(), static_cast<int>(bytes.size()));
             context().recycle(got.buffer_id);
             need_input = first && !whole_record_pending();
@@ -408,7 +415,7 @@ task<void> tls_stream::handshake() {
         }
         if (r == 1) co_return;
         if (e != SSL_ERROR_WANT_READ) {
-            std::string context = "tls handshake with " + (host_.empty() ? peer_ : host_);
+            std::string context = "tls handshake with " + (host_.empty() ? peer_name() : host_);
             long verify = SSL_get_verify_result(ssl_);
             if (verify != X509_V_OK)
                 context = what_of(context, std::string("certificate verify failed (") +
@@ -424,7 +431,7 @@ task<void> tls_stream::handshake() {
 int tls_stream::fail(const char* what) noexcept {
     error_ = take_error();
     if (log_enabled(log_level::debug))
-        log(log_level::debug, std::string("tls ") + what + " with " + peer_ + ": " + error_.message());
+        log(log_level::debug, std::string("tls ") + what + " with " + peer_name() + ": " + error_.message());
     return result_of(errc::transport_failed);
 }
 
@@ -661,7 +668,10 @@ task<bool> tls_stream::drain_to_close_notify() {
 void tls_stream::close() noexcept {
     if (closed_) return;
     closed_ = true;
-    if (sock_) ::shutdown(sock_.native_handle(), SHUT_RDWR);  // what is in flight ends now
+    // What is in flight ends now, and the peer sees our end at once; once the peer's end is
+    // known (end of stream, a reset) there is nothing to tell it and nothing in flight.
+    if (sock_ && (rx_busy_ || tx_busy_ || (!net_eof_ && !net_error_)))
+        ::shutdown(sock_.native_handle(), SHUT_RDWR);
     reactor& r = context();
     if (reading_ && !rx_busy_) r.finish(*std::exchange(reading_, nullptr), 0);
 }

@@ -129,7 +129,7 @@ public:
     void shutdown_send() noexcept override;
     void close() noexcept override;
     socket* underlying_socket() noexcept override { return &sock_; }
-    std::string peer_name() const override { return peer_; }
+    std::string peer_name() const override;
     void cancel(operation& op) noexcept override;
     void abandon(operation& op) noexcept override;
 
@@ -165,7 +165,7 @@ private:
     SSL* ssl_ = nullptr;
     BIO* rbio_ = nullptr;  // records received, for OpenSSL to read
     BIO* wbio_ = nullptr;  // records OpenSSL wrote, to send
-    std::string peer_;
+    mutable std::string peer_;  // peer_name(), made when first asked
     std::string host_;
     std::error_code error_;
 
