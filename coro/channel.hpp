@@ -103,6 +103,19 @@ public:
     read_awaiter read_exactly(std::size_t n);
     // Up to max buffered bytes, else the next receive; nullopt at end of stream.
     read_awaiter read_some(std::size_t max = SIZE_MAX);
+
+    // The same reads, for a server loop where a peer's misbehaviour is routine:
+    // what a peer can cause (a timeout, a line or count past the limits, a
+    // failed receive) comes back in read_result::error instead of being thrown.
+    // Misuse still throws (two reads at once, an empty terminator).
+    //     auto r = co_await ch.try_read_until("\r\n");
+    //     if (r.error) { log it; break; }   // routine: timed_out, line_too_long...
+    //     if (!r.bytes) break;              // end of stream
+    struct read_result;
+    struct [[nodiscard]] try_read_awaiter;
+    try_read_awaiter try_read_until(std::string_view term);
+    try_read_awaiter try_read_exactly(std::size_t n);
+    try_read_awaiter try_read_some(std::size_t max = SIZE_MAX);
     // Bytes received and not yet read.
     std::size_t buffered() const noexcept;
     // Bytes of receive memory held now (0 for a channel waiting with nothing unread).
@@ -415,6 +428,29 @@ struct [[nodiscard]] channel::read_awaiter {
     }
 };
 
+// What the try_read_* reads give: the bytes (nullopt at end of stream or on an
+// error; valid until the next read) or the error that ended the read.
+struct channel::read_result {
+    std::optional<std::string_view> bytes;
+    std::error_code error;
+};
+
+// A read_awaiter whose errors are values: see channel::try_read_until.
+struct [[nodiscard]] channel::try_read_awaiter : channel::read_awaiter {
+    bool await_ready() {
+        try {
+            return read_awaiter::await_ready();
+        } catch (const std::system_error& e) {  // a limit, found in the buffered bytes
+            error = e.code();
+            return true;
+        }
+    }
+    read_result await_resume() noexcept {
+        if (error) return {std::nullopt, error};
+        return {result, {}};
+    }
+};
+
 // Inline: a read the buffer answers costs no call beyond try_read().
 inline channel::read_awaiter channel::read_until(std::string_view term) {
     return {state_.get(), detail::read_kind::until, term, 0};
@@ -424,6 +460,15 @@ inline channel::read_awaiter channel::read_exactly(std::size_t n) {
 }
 inline channel::read_awaiter channel::read_some(std::size_t max) {
     return {state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max};
+}
+inline channel::try_read_awaiter channel::try_read_until(std::string_view term) {
+    return {{state_.get(), detail::read_kind::until, term, 0}};
+}
+inline channel::try_read_awaiter channel::try_read_exactly(std::size_t n) {
+    return {{state_.get(), detail::read_kind::exactly, {}, n}};
+}
+inline channel::try_read_awaiter channel::try_read_some(std::size_t max) {
+    return {{state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max}};
 }
 
 // What write / flush / close_when_done return: completes without suspending

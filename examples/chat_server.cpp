@@ -113,15 +113,18 @@ coronet::task<> chat_server::session(coronet::connection& c) {
     me.ch.push("* welcome to the chat room; who are you? /nick NAME\r\n");
     std::string why;  // stays empty for /quit or a hang-up
     ++reading_;
-    try {
-        while (auto line = co_await me.ch.read_until("\n")) {  // nullopt: closed, or kicked
-            std::string_view text = *line;
-            if (text.ends_with('\r')) text.remove_suffix(1);
-            if (!handle(me, text)) break;
+    for (;;) {
+        // A peer's misbehaviour is routine here: errors come back as values, not exceptions.
+        auto line = co_await me.ch.try_read_until("\n");
+        if (line.error) {  // a line over max_line, or a receive error
+            why = line.error == coronet::errc::line_too_long ? "line too long" : line.error.message();
+            me.ch.push("* error: " + why + ", goodbye\r\n");
+            break;
         }
-    } catch (const std::system_error& e) {  // a line over max_line, or a receive error
-        why = e.code() == coronet::errc::line_too_long ? "line too long" : e.code().message();
-        me.ch.push("* error: " + why + ", goodbye\r\n");
+        if (!line.bytes) break;  // nullopt: closed, or kicked
+        std::string_view text = *line.bytes;
+        if (text.ends_with('\r')) text.remove_suffix(1);
+        if (!handle(me, text)) break;
     }
     // Shutting down: the server ended every client's input after what it had sent. Stay in the
     // room until every session has read (and said) what came, so no line is lost on the way.

@@ -466,6 +466,66 @@ TEST_CASE("channel: in memory, item 19 a line longer than max_line is line_too_l
     CHECK(ch.buffered() <= 16 + 10);  // bounded: it stopped receiving once over the limit
 }
 
+namespace {
+
+// A try_read_* read as text: "<eof>" at end of stream, "<" + the error + ">" on an error.
+// Never throws for what the peer does (a throw here fails the test).
+task<std::string> try_read_text(channel& ch, detail::read_kind kind, std::size_t n = 0) {
+    channel::read_result r;
+    if (kind == detail::read_kind::until)
+        r = co_await ch.try_read_until("\r\n");
+    else if (kind == detail::read_kind::exactly)
+        r = co_await ch.try_read_exactly(n);
+    else
+        r = co_await ch.try_read_some();
+    if (r.error) co_return "<" + r.error.message() + ">";
+    if (!r.bytes) co_return std::string("<eof>");
+    co_return std::string(*r.bytes);
+}
+
+}  // namespace
+
+TEST_CASE("channel: in memory, try_read_* give what a peer causes as values, never throw",
+          "[channel][memory]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [mine, peer] = memory_transport::pair(r);
+    channel ch(std::move(mine), {.max_line = 16, .max_buffer = 64});
+    using detail::read_kind;
+    auto too_long = "<" + make_error_code(errc::line_too_long).message() + ">";
+    SECTION("a line, then end of stream") {
+        peer->write("GET / HT");
+        peer->write("TP/1.1\r\n");
+        peer->shutdown_send();
+        CHECK(r.run(try_read_text(ch, read_kind::until)) == "GET / HTTP/1.1");
+        CHECK(r.run(try_read_text(ch, read_kind::until)) == "<eof>");
+    }
+    SECTION("a line past max_line, found while waiting and found in buffered bytes") {
+        peer->write(std::string(10, 'x'));
+        peer->write(std::string(10, 'y'));
+        CHECK(r.run(try_read_text(ch, read_kind::until)) == too_long);
+        CHECK(r.run(try_read_text(ch, read_kind::until)) == too_long);  // already buffered
+    }
+    SECTION("a count past max_buffer") {
+        CHECK(r.run(try_read_text(ch, read_kind::exactly, 65)) ==
+              "<" + make_error_code(errc::message_too_long).message() + ">");
+    }
+    SECTION("a silent peer past the idle timeout, and every byte kept for the next read") {
+        ch.set_idle_timeout(5ms);
+        peer->write("half");
+        CHECK(r.run(try_read_text(ch, read_kind::until)) ==
+              "<" + make_error_code(errc::timed_out).message() + ">");
+        peer->write(" line\r\n");
+        CHECK(r.run(try_read_text(ch, read_kind::until)) == "half line");
+    }
+    SECTION("a reset peer: end of stream, the reason in close_reason()") {
+        peer->reset();
+        CHECK(r.run(try_read_text(ch, read_kind::some)) == "<eof>");
+        CHECK(ch.close_reason() == std::errc::connection_reset);
+    }
+    CHECK(r.pending_count() == 0);
+}
+
 // --- output: close_when_done, backpressure, producers ---------------------------------
 
 TEST_CASE("channel: in memory, close_when_done sends everything, then the peer sees end of stream",
