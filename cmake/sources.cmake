@@ -38,6 +38,7 @@ set(CORONET_LIB_HEADERS
     lib/memory_transport.hpp
     lib/operation.hpp
     lib/perform.hpp
+    lib/poison.hpp
     lib/reactor.hpp
     lib/receive_room.hpp
     lib/readiness_backend.hpp
@@ -131,6 +132,7 @@ set(CORONET_TESTS
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
     tests/coro/channel_memory_test.cpp
+    tests/coro/channel_poison_test.cpp
     tests/coro/channel_safety_test.cpp
     tests/coro/channel_test.cpp
     tests/coro/connect_test.cpp

@@ -5,7 +5,9 @@
 // it), read_exactly(n) returns n bytes, read_some(max) whatever is buffered or
 // the next receive. Whatever arrived beyond a terminator stays buffered for
 // the next read, whatever kind of read that is (pipelining). A returned view
-// stays valid until the next read on the channel. Input is bounded: a line
+// stays valid until the next read on the channel (copy what you keep: in
+// AddressSanitizer builds a view used after the next read is a report, since
+// its bytes may be back in the reactor's pool, lib/poison.hpp). Input is bounded: a line
 // longer than max_line is std::system_error(errc::line_too_long), and no read
 // buffers more than max_buffer bytes. End of stream is a value (nullopt); a
 // reset peer counts as end of stream, its errno kept in

@@ -1,5 +1,7 @@
 #include <coronet/lib/buffer_pool.hpp>
 
+#include <coronet/lib/poison.hpp>
+
 #include <cerrno>
 #include <system_error>
 
@@ -8,7 +10,9 @@
 namespace coronet {
 
 buffer_pool::~buffer_pool() {
-    if (base_) ::munmap(base_, bytes_);
+    if (!base_) return;
+    detail::unpoison(base_, bytes_);  // the next mapping here starts clean
+    ::munmap(base_, bytes_);
 }
 
 void buffer_pool::init(unsigned count, std::size_t size) {
@@ -23,6 +27,7 @@ void buffer_pool::init(unsigned count, std::size_t size) {
     count_ = count;
     free_.reserve(count);
     for (unsigned i = count; i-- > 0;) free_.push_back(static_cast<std::uint16_t>(i));
+    detail::poison(base_, std::size_t(count_) * size_);  // every block starts free
 }
 
 int buffer_pool::take() noexcept {
@@ -30,12 +35,17 @@ int buffer_pool::take() noexcept {
     std::uint16_t id = free_.back();
     free_.pop_back();
     ++in_use;
+    lend(id);
     return id;
 }
 
 void buffer_pool::give_back(std::uint16_t id) noexcept {
+    shelve(id);
     free_.push_back(id);  // reserved for count_ entries: never allocates
     --in_use;
 }
+
+void buffer_pool::lend(std::uint16_t id) const noexcept { detail::unpoison(data(id), size_); }
+void buffer_pool::shelve(std::uint16_t id) const noexcept { detail::poison(data(id), size_); }
 
 }  // namespace coronet

@@ -38,6 +38,11 @@ public:
     int take() noexcept;
     // Back onto the free stack.
     void give_back(std::uint16_t id) noexcept;
+    // A block leaves the pool (take(), or the kernel's buffer ring handed it out) /
+    // comes back to it: in AddressSanitizer builds a free block is poisoned
+    // (lib/poison.hpp), so a view kept into it is a report.
+    void lend(std::uint16_t id) const noexcept;
+    void shelve(std::uint16_t id) const noexcept;
 
     // Blocks handed out and not yet given back (kept by whoever hands them out).
     std::size_t in_use = 0;

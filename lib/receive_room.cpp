@@ -1,5 +1,7 @@
 #include <coronet/lib/receive_room.hpp>
 
+#include <coronet/lib/poison.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -28,6 +30,7 @@ char* allocate_input(std::size_t cap) {
     if (cap == input_block && !input_blocks.free.empty()) {
         char* p = input_blocks.free.back();
         input_blocks.free.pop_back();
+        detail::unpoison(p, cap);
         return p;
     }
     return new char[cap];  // not make_unique: no zero fill
@@ -35,6 +38,7 @@ char* allocate_input(std::size_t cap) {
 
 void free_input_buffer(char* p, std::size_t cap) noexcept {
     if (!p) return;
+    detail::unpoison(p, cap);  // consumed bytes were poisoned (lib/poison.hpp)
     if (cap == input_block && input_blocks.free.size() < input_blocks_kept) {
         if (input_blocks.free.capacity() == 0) {
             try {
@@ -45,6 +49,7 @@ void free_input_buffer(char* p, std::size_t cap) noexcept {
             }
         }
         input_blocks.free.push_back(p);  // never allocates: reserved above
+        detail::poison(p, cap);          // a kept view into it is a report
         return;
     }
     delete[] p;
@@ -78,6 +83,7 @@ void receive_room::release() noexcept {
 // At least `room` free bytes after the unread ones, in our own buffer (unread
 // bytes still in a provided block are copied out, and the block goes back).
 void receive_room::make_room(std::size_t room) {
+    if (in_) detail::unpoison(in_, in_cap_);  // bytes are written over what reads consumed
     if (rpos_ == wpos_) {
         return_block();
         rpos_ = wpos_ = 0;

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include <coronet/lib/operation.hpp>
+#include <coronet/lib/poison.hpp>
 #include <coronet/lib/reactor.hpp>
 #include <coronet/lib/recv_queue.hpp>
 
@@ -61,9 +62,14 @@ public:
         return in_cap_ + (borrowed_ >= 0 ? r_->provided_buffer_size() : 0);
     }
 
-    // With nothing unread, all receive memory goes back (views of it expire).
+    // A reader's next read begins: views of what earlier reads consumed expire.
+    // With nothing unread, all receive memory goes back; else, in
+    // AddressSanitizer builds, the consumed bytes are poisoned (lib/poison.hpp).
     void release_if_empty() noexcept {
-        if (rpos_ == wpos_ && (in_ || borrowed_ >= 0)) release();
+        if (rpos_ == wpos_ && (in_ || borrowed_ >= 0))
+            release();
+        else if (rpos_ > 0)
+            detail::poison(data_, rpos_);
     }
 
     // Fills op (code, fd, buffer or provided block) for the next receive:

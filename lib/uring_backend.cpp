@@ -599,6 +599,7 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
     if (cqe.flags & IORING_CQE_F_BUFFER) {
         auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
         ++pool_.in_use;
+        pool_.lend(id);
         if (cqe.res > 0)
             got.buffer_id = id;
         else
@@ -672,6 +673,7 @@ void uring_backend::provide_buffers(unsigned count, std::size_t size) {
 void uring_backend::recycle(std::uint16_t id) noexcept {
     if (!buf_ring_) return pool_.give_back(id);
     --pool_.in_use;
+    pool_.shelve(id);
     io_uring_buf_ring_add(buf_ring_, pool_.data(id), static_cast<unsigned>(pool_.size()), id,
                           io_uring_buf_ring_mask(buf_ring_entries_), 0);
     io_uring_buf_ring_advance(buf_ring_, 1);
@@ -712,6 +714,7 @@ bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
     if (cqe.flags & IORING_CQE_F_BUFFER) {
         auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
         ++pool_.in_use;
+        pool_.lend(id);
         if (cqe.res > 0) {
             op.buffer = {pool_.data(id), static_cast<std::size_t>(cqe.res)};
             op.buffer_id = id;
