@@ -700,17 +700,11 @@ void tls_stream::abandon(operation& op) noexcept {
 
 // --- handshakes -----------------------------------------------------------------------
 
-namespace {
-
-task<void> run_handshake(tls_stream* s) { co_await s->handshake(); }
-
-}  // namespace
-
 task<std::unique_ptr<tls_stream>> tls_accept(socket s, tls_context ctx, tls_handshake_options options) {
     if (!ctx.is_server()) throw std::logic_error("tls_accept: a client context");
     reactor& r = s.context();
     auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::string());
-    co_await with_timeout(r, run_handshake(stream.get()), options.timeout);
+    co_await with_timeout(r, stream->handshake(), options.timeout);
     co_return stream;
 }
 
@@ -719,7 +713,7 @@ task<std::unique_ptr<tls_stream>> tls_connect(socket s, tls_context ctx, std::st
     if (ctx.is_server()) throw std::logic_error("tls_connect: a server context");
     reactor& r = s.context();
     auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name));
-    co_await with_timeout(r, run_handshake(stream.get()), options.timeout);
+    co_await with_timeout(r, stream->handshake(), options.timeout);
     co_return stream;
 }
 

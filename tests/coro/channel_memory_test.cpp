@@ -34,47 +34,13 @@
 #include <coronet/lib/timer.hpp>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/channel_data.hpp"
 
 using namespace coronet;
 using namespace std::chrono_literals;
+using namespace coronet::testing;
 
 namespace {
-
-const std::vector<std::string> classic_lines = {"hello world", "", "I'm not dead yet!"};
-const std::vector<std::string> terminators = {"\n", "\r\n", "qqq", "<<terminator16>>"};
-
-std::string printable(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '\r')
-            out += "\\r";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out += c;
-    }
-    return out;
-}
-
-std::string join_lines(const std::vector<std::string>& lines, std::string_view term) {
-    std::string out;
-    for (const auto& l : lines)
-        (out += l) += term;
-    return out;
-}
-
-// A position-dependent byte, so any loss, duplication or reordering shows.
-std::string pattern(std::size_t from, std::size_t n) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i)
-        s[i] = static_cast<char>('!' + ((from + i) * 7 + (from + i) / 4099) % 90);
-    return s;
-}
-
-std::optional<std::string> own(std::optional<std::string_view> v) {
-    if (!v) return std::nullopt;
-    return std::string(*v);
-}
 
 // Gives the reactor one turn.
 task<void> one_turn(reactor& r) { co_await sleep_for(r, 0ms); }

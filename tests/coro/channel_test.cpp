@@ -46,56 +46,16 @@
 #include <coronet/lib/timer.hpp>
 
 #include "tests/support/backends.hpp"
+#include "tests/support/channel_data.hpp"
 #include "tests/support/sigpipe_counter.hpp"
 
 using namespace coronet;
 using namespace std::chrono_literals;
+using namespace coronet::testing;
 
 namespace {
 
 // --- helpers -------------------------------------------------------------------
-
-constexpr std::string_view term16 = "<<terminator16>>";
-static_assert(term16.size() == 16);
-
-const std::vector<std::string> classic_lines = {"hello world", "", "I'm not dead yet!"};
-const std::vector<std::string> terminators = {"\n", "\r\n", "qqq", std::string(term16)};
-
-// "\r\n" spelled out, for failure messages.
-std::string printable(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '\r')
-            out += "\\r";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out += c;
-    }
-    return out;
-}
-
-std::string join_lines(const std::vector<std::string>& lines, std::string_view term) {
-    std::string out;
-    for (const auto& l : lines)
-        (out += l) += term;
-    return out;
-}
-
-// A position-dependent byte (never NUL), so any loss, duplication or reordering shows.
-char pattern_at(std::size_t i) { return static_cast<char>('!' + (i * 7 + i / 4099) % 90); }
-
-std::string pattern(std::size_t from, std::size_t n) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i)
-        s[i] = pattern_at(from + i);
-    return s;
-}
-
-std::optional<std::string> own(std::optional<std::string_view> v) {
-    if (!v) return std::nullopt;
-    return std::string(*v);
-}
 
 // Bytes the kernel holds for fd that nobody has received yet; -1 once fd is gone.
 int unread_bytes(int fd) {
