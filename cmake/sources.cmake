@@ -131,10 +131,13 @@ set(CORONET_TESTS
     tests/lib/timer_test.cpp
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
+    tests/coro/channel_buffers_test.cpp
+    tests/coro/channel_input_test.cpp
+    tests/coro/channel_lifetime_test.cpp
     tests/coro/channel_memory_test.cpp
+    tests/coro/channel_output_test.cpp
     tests/coro/channel_poison_test.cpp
     tests/coro/channel_safety_test.cpp
-    tests/coro/channel_test.cpp
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
     tests/coro/gcc12_forms_test.cpp
