@@ -114,6 +114,13 @@ set(CORONET_EXAMPLES
 )
 
 # Unit tests (Catch2), one per line: each file is one test program named after it.
+# Test support code the tests link (tests/support: child processes, TCP clients, /proc).
+set(CORONET_TEST_SUPPORT_SOURCES
+    tests/support/child_process.cpp
+    tests/support/proc_stats.cpp
+    tests/support/tcp_client.cpp
+)
+
 set(CORONET_TESTS
     tests/lib/address_test.cpp
     tests/lib/awaiter_test.cpp
