@@ -1,8 +1,9 @@
 # cmake/sources.cmake: every file CMake builds for coronet, one per line, beside the Bazel
 # BUILD files that list the same files (lib/BUILD.bazel, coro/BUILD.bazel, BUILD.bazel,
-# examples/BUILD.bazel, tests/lib/BUILD.bazel, tests/coro/BUILD.bazel).
+# proto/BUILD.bazel, examples/BUILD.bazel, tests/lib/BUILD.bazel, tests/coro/BUILD.bazel,
+# tests/proto/BUILD.bazel).
 # tools/check-build-lists.py (`make check-build-lists`, a step of `make test`) fails when a
-# file is in one build and not the other. Adding a file to lib/ or coro/: one line here.
+# file is in one build and not the other. Adding a file to lib/, coro/ or proto/: one line here.
 
 # lib/: the reactor layer (asyncore.py).
 set(CORONET_LIB_SOURCES
@@ -93,6 +94,16 @@ set(CORONET_CORO_HEADERS
 )
 
 # The umbrella header, <coronet/coronet.hpp>.
+# proto/: protocol codecs (HTTP/1.1, RESP2).
+set(CORONET_PROTO_SOURCES
+    proto/http.cpp
+    proto/resp.cpp
+)
+set(CORONET_PROTO_HEADERS
+    proto/http.hpp
+    proto/resp.hpp
+)
+
 set(CORONET_TOP_HEADERS
     coronet.hpp
 )
@@ -159,4 +170,6 @@ set(CORONET_TESTS
     tests/coro/timeout_test.cpp
     tests/coro/tls_test.cpp
     tests/coro/when_any_test.cpp
+    tests/proto/http_test.cpp
+    tests/proto/resp_test.cpp
 )

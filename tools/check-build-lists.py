@@ -3,8 +3,8 @@
 
 Bazel's side is read from the BUILD files themselves (evaluated as Python with stand-ins for
 Bazel's functions): every file in the srcs and hdrs of the cc_library, cc_binary and cc_test
-rules of lib/, coro/, the root package (coronet.hpp), examples/, tests/lib/ and tests/coro/,
-and the .cpp files of tests/support/.
+rules of lib/, coro/, proto/, the root package (coronet.hpp), examples/, tests/lib/, tests/coro/
+and tests/proto/, and the .cpp files of tests/support/.
 CMake's side is every file named in cmake/sources.cmake, by the set() it is in. The check
 also looks at the disk: a .cpp or .hpp in those folders that neither build lists, or a listed
 file that does not exist, is an error too.
@@ -22,7 +22,8 @@ if sys.argv[1:2] == ["--root"]:
     root = pathlib.Path(sys.argv[2]).resolve()
 
 # Bazel package -> the folders it covers on disk ("" is the root: coronet.hpp only).
-PACKAGES = ["lib", "coro", "", "examples", "tests/lib", "tests/coro", "tests/support"]
+PACKAGES = ["lib", "coro", "proto", "", "examples", "tests/lib", "tests/coro", "tests/proto",
+            "tests/support"]
 # Packages whose headers only Bazel lists (CMake adds the folder to the include path): their
 # .cpp files are compared.
 SOURCES_ONLY = {"tests/support"}
@@ -84,7 +85,7 @@ def cmake_home(path, bazel_rule=""):
     """Where a file belongs in cmake/sources.cmake, as advice."""
     folder, name = path.rpartition("/")[0], path.rpartition("/")[2]
     header = name.endswith((".hpp", ".h"))
-    if folder in ("lib", "coro"):
+    if folder in ("lib", "coro", "proto"):
         var = f"CORONET_{folder.upper()}_{'HEADERS' if header else 'SOURCES'}"
         return f"add the line `    {path}` to {var}"
     if folder == "":
