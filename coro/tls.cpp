@@ -24,6 +24,9 @@ namespace coronet {
 namespace {
 
 constexpr std::size_t record_buffer = 17 * 1024;     // one full record and its header
+// Bytes asked of one receive of records: a provided block (16 KiB by default) holds no
+// more, and the room's own buffer of this size comes from its per-thread cache.
+constexpr std::size_t receive_size = 16 * 1024;
 constexpr std::size_t max_plain_per_send = 256 * 1024;  // plaintext encrypted per send (bounded memory)
 constexpr std::size_t sessions_kept = 256;           // client: hosts whose last session is kept
 
@@ -448,7 +451,7 @@ void tls_stream::next_output() noexcept {
 // single receive lets the room copy the few bytes out and give the block back.
 receive_request tls_stream::net_request() const noexcept {
     return {.fd = sock_.native_handle(),
-            .size = record_buffer,
+            .size = receive_size,
             .need = 0,
             .provided = !lower_,
             .multishot = false};
