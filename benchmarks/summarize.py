@@ -606,11 +606,14 @@ def group_sections(meta, cells, groups, summ, noisy, tls_info):
                 continue
             tr = ratio(s["thr"][0], rs["thr"][0]) if rs else None
             ur = ratio(s["us"][0], rs["us"][0]) if rs else None
+            # Runs not done because the server had died (or died during them) count as errors.
+            lost = f" ({len(s['failed'])} run{'s' if len(s['failed']) > 1 else ''} lost: server dead)" \
+                if s["failed"] else ""
             lines.append(
                 f"| {peer} | {spread(*s['thr'])} | {fmt(s['p50'])} | {fmt(s['p99'])} | {spread(*s['us'])} | "
                 f"{fmt(s['user'][0])} | {fmt(s['sys'][0])} | "
                 f"{fmt(s['load'])} | {fmt(s['other'])}{noisy(s)} | {fmt(tr, 2) if tr else '-'} | "
-                f"{fmt(ur, 2) if ur else '-'} | {s['errors']} |")
+                f"{fmt(ur, 2) if ur else '-'} | {s['errors']}{lost} |")
         lines.append("")
     return lines
 
@@ -749,7 +752,8 @@ def splice(path, meta, raw, cells, groups, summ, tls_info):
                f"{statistics.median(others) if others else 0:.0f} % of a core during these runs (max {busy:.0f} %)"
                + (": a loaded machine, so throughput is unreliable, server µs/request less so." if busy > noise_max
                   else ".")
-               + " The rest of this file is from the full run described at the top.")
+               + " User and sys µs/request are the server's utime and stime apart (medians each, from "
+               "/proc/PID/stat as the total). The rest of this file is from the full run described at the top.")
         rows = goal_rows(gsumm, be)
         goals = ["| cell | goal | coronet | peers | met? |", "|---|---|---:|---|---|"] + rows
         losses, ties = losses_in(gsumm)
@@ -775,7 +779,8 @@ def splice(path, meta, raw, cells, groups, summ, tls_info):
         while i < len(old) and old[i].startswith("|"):
             body.append(old[i])
             i += 1
-        new_rows = goal_rows(gsumm, be, f"{name}-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z")
+        new_rows = goal_rows(gsumm, be, f"{name}-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z"
+                             + (", loaded machine" if busy > noise_max else ""))
         at = next((k for k, b in enumerate(body) if b.startswith(goal_prefix)), None)
         if at is None:
             later = tuple(SPLICE_GROUPS[h][2] for h in order[order.index(g) + 1:])

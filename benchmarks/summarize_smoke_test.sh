@@ -133,6 +133,8 @@ meta "$full" .
   printf 'http_wrk_c50\thttp\tnginx\t1\t70000\t70000\t600\t900\t0\t80\t11.3\n'
   printf 'http_wrk_c50\thttp\tcoronet_http_io_uring\t1\t80000\t80000\t500\t800\t0\t80\t10.0\n'
   file_rows 12.0 90.0 1700
+  # A run not done: the server had died.
+  printf 'file_10MiB_c4\tfile\tcoronet_file_epoll\t4\t-\t-\t-\t-\t1\t-\t-\t-\t-\t-\t-\tdead\n'
   for r in 1 2 3; do
     row tls_wrk_c50 tls nginx_tls $r 20000 14.0 5.0 9.0
     row tls_wrk_c50 tls coronet_https_io_uring $r 17000 11.0 4.0 7.0
@@ -152,6 +154,7 @@ expect "no user/sys where the run did not record them" "$R" '^\| coronet_http_io
 expect "file goal 1 KiB met" "$R" '^\| file 1 KiB, wrk -c50 \| ≤ nginx µs/req \| 12\.0 µs/req \(0\.92× nginx\), 50,000/s \| nginx 13\.0 µs/req, 60,000/s; epoll 13\.5 µs/req, 48,000/s \| yes \|$'
 expect "file goal 64 KiB not met" "$R" '^\| file 64 KiB, wrk -c50 \| .*\| \*\*no\*\* \|$'
 expect "file goal 10 MiB in µs/MiB" "$R" '^\| file 10 MiB, wrk -c4 \| ≤ nginx µs/req \| 1,700 µs/file = 170 µs/MiB \(0\.89× nginx\)'
+expect "a run lost to a dead server" "$R" '^\| coronet_file_epoll \| 115 \| .*\| 1 \(1 run lost: server dead\) \|$'
 expect "the TLS goal row" "$R" '^\| TLS keep-alive /hello, wrk -c50 \| '
 expect "user space's share of pipelined HTTP" "$R" "^\*\*User space's share of the server's CPU\*\* \(http_wrk_c50_pipe16.*\`coronet_http_io_uring\` 0\.30 \+ 0\.60 µs/req \(33 % user\)"
 # shellcheck disable=SC2016 # backquotes are Markdown here
