@@ -203,7 +203,7 @@ uring_backend::uring_backend(uring_options options) : ring_(std::make_unique<io_
     multishot_accept_ = probe_multishot_accept(ring_.get());
     if (multishot_accept_) features_ += "multishot_accept ";
     multishot_recvmsg_ = probe_multishot_recvmsg(ring_.get());
-    if (multishot_recvmsg_) features_ += "multishot_recvmsg ";
+    if (multishot_recvmsg_) features_ += "multishot_datagram ";
     if (send_zc_min_ > 0) features_ += "send_zc>=" + std::to_string(send_zc_min_) + " ";
     if (!features_.empty()) features_.pop_back();
 

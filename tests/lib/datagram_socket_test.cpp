@@ -35,7 +35,7 @@ namespace {
 bool multishot_recvmsg_here() {
     if (!coronet::backend_available(backend_kind::io_uring)) return false;
     coronet::uring_backend b;
-    return b.features().find("multishot_recvmsg") != std::string::npos;
+    return b.features().find("multishot_datagram") != std::string::npos;
 }
 
 // True when a socket with this option receives through the multishot recvmsg.
