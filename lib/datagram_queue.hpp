@@ -33,8 +33,8 @@ namespace coronet {
 
 // One queued completion: a datagram in a block, or -errno.
 struct datagram_entry {
-    int result = 0;   // as cqe->res: the bytes the kernel wrote into the block, or -errno
-    int block = -1;   // the block holding the datagram, or -1
+    int result = 0;  // as cqe->res: the bytes the kernel wrote into the block, or -errno
+    int block = -1;  // the block holding the datagram, or -1
 };
 
 struct datagram_queue {

@@ -64,8 +64,8 @@ bool uring_backend::datagrams_ready(datagram_queue& q) {
     const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
     const unsigned entries = std::bit_ceil(q.blocks);
     const std::size_t ring_bytes = round_up(entries * sizeof(io_uring_buf), page);
-    const std::size_t block_size =
-        round_up(sizeof(io_uring_recvmsg_out) + q.msg.msg_namelen + datagram_queue::max_payload, page);
+    const std::size_t block_size = round_up(
+        sizeof(io_uring_recvmsg_out) + q.msg.msg_namelen + datagram_queue::max_payload, page);
     const std::size_t bytes = ring_bytes + q.blocks * block_size;
     void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
@@ -100,8 +100,9 @@ bool uring_backend::datagrams_ready(datagram_queue& q) {
     io_uring_buf_ring_init(ring);
     const int mask = io_uring_buf_ring_mask(entries);
     for (unsigned i = 0; i < q.blocks; ++i)
-        io_uring_buf_ring_add(ring, q.block_base + i * block_size, static_cast<unsigned>(block_size),
-                              static_cast<unsigned short>(i), mask, static_cast<int>(i));
+        io_uring_buf_ring_add(ring, q.block_base + i * block_size,
+                              static_cast<unsigned>(block_size), static_cast<unsigned short>(i),
+                              mask, static_cast<int>(i));
     io_uring_buf_ring_advance(ring, static_cast<int>(q.blocks));
     q.single_shot = false;
     return true;
