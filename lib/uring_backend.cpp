@@ -257,10 +257,10 @@ bool uring_backend::start(operation& op) {
         op.result = -ENOBUFS;
         return true;
     }
+    if (op.code == op_code::recvmsg && op.datagrams && multishot_recvmsg_ && datagrams_ready(*op.datagrams))
+        return take_datagram(op);  // lib/uring_datagram.cpp
     if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
     if (op.code == op_code::recv_provided && op.receiver && multishot_recv_) return take_received(op);
-    if (op.code == op_code::recvmsg && op.datagrams && multishot_recvmsg_ && datagrams_ready(*op.datagrams))
-        return take_datagram(op);
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:

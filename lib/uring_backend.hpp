@@ -9,13 +9,14 @@
 // use until then. A listener's accept() keeps one multishot accept armed and
 // takes connections from its accept_queue (lib/accept_queue.hpp), and a
 // recv_provided() given a recv_queue keeps one multishot receive armed into the
-// buffer ring (lib/recv_queue.hpp); a datagram socket's recv_from() keeps one
-// multishot recvmsg armed into the socket's own buffer ring (lib/datagram_queue.hpp,
-// lib/uring_datagram.cpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
-// registered ring fd, multishot accept, multishot receive and recvmsg, SEND_ZC when asked
+// buffer ring (lib/recv_queue.hpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
+// registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
 // for) are probed at start and dropped quietly where the kernel lacks them. A
 // zero-copy send finishes only when the kernel's notification says the buffer
 // is free again, not at its first CQE.
+// A datagram socket's recv_from() keeps one multishot recvmsg armed into the
+// socket's own buffer ring (lib/datagram_queue.hpp, lib/uring_datagram.cpp;
+// probed at start: multishot_datagram in the features).
 // Medusa ancestor: asyncore.poll(), turned from readiness into completion.
 
 #include <cstddef>
