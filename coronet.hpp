@@ -5,7 +5,8 @@
 // header and target an application needs (the examples/ use nothing else). It pulls in the
 // reactor layer (lib/: reactor, sockets, datagram sockets, name resolution, addresses, timers, errors, logging; asyncore.py) and
 // the coroutine layer on top of it (coro/: task, when_all, spawn, with_timeout, socket helpers,
-// channels over sockets, TLS or in-memory pairs, the async_chat adapter, producers; asynchat.py and producers.py). Medusa ancestor:
+// channels over sockets, TLS or in-memory pairs, the async_chat adapter, producers; asynchat.py and producers.py), and the
+// protocol codecs (proto/: HTTP/1.1 and RESP2). Medusa ancestor:
 // `import asyncore, asynchat`.
 
 // lib/: the reactor layer.
@@ -40,3 +41,7 @@
 #include <coronet/coro/tls.hpp>
 #include <coronet/coro/when_all.hpp>
 #include <coronet/coro/when_any.hpp>
+
+// proto/: protocol codecs (HTTP/1.1, RESP2), bytes in and out.
+#include <coronet/proto/http.hpp>
+#include <coronet/proto/resp.hpp>

@@ -1,8 +1,9 @@
 # cmake/sources.cmake: every file CMake builds for coronet, one per line, beside the Bazel
 # BUILD files that list the same files (lib/BUILD.bazel, coro/BUILD.bazel, BUILD.bazel,
-# examples/BUILD.bazel, tests/lib/BUILD.bazel, tests/coro/BUILD.bazel).
+# proto/BUILD.bazel, examples/BUILD.bazel, tests/lib/BUILD.bazel, tests/coro/BUILD.bazel,
+# tests/proto/BUILD.bazel).
 # tools/check-build-lists.py (`make check-build-lists`, a step of `make test`) fails when a
-# file is in one build and not the other. Adding a file to lib/ or coro/: one line here.
+# file is in one build and not the other. Adding a file to lib/, coro/ or proto/: one line here.
 
 # lib/: the reactor layer (asyncore.py).
 set(CORONET_LIB_SOURCES
@@ -95,6 +96,16 @@ set(CORONET_CORO_HEADERS
 )
 
 # The umbrella header, <coronet/coronet.hpp>.
+# proto/: protocol codecs (HTTP/1.1, RESP2).
+set(CORONET_PROTO_SOURCES
+    proto/http.cpp
+    proto/resp.cpp
+)
+set(CORONET_PROTO_HEADERS
+    proto/http.hpp
+    proto/resp.hpp
+)
+
 set(CORONET_TOP_HEADERS
     coronet.hpp
 )
@@ -116,6 +127,13 @@ set(CORONET_EXAMPLES
 )
 
 # Unit tests (Catch2), one per line: each file is one test program named after it.
+# Test support code the tests link (tests/support: child processes, TCP clients, /proc).
+set(CORONET_TEST_SUPPORT_SOURCES
+    tests/support/child_process.cpp
+    tests/support/proc_stats.cpp
+    tests/support/tcp_client.cpp
+)
+
 set(CORONET_TESTS
     tests/lib/address_test.cpp
     tests/lib/awaiter_test.cpp
@@ -133,10 +151,13 @@ set(CORONET_TESTS
     tests/lib/timer_test.cpp
     tests/lib/uring_backend_test.cpp
     tests/coro/async_chat_test.cpp
+    tests/coro/channel_buffers_test.cpp
+    tests/coro/channel_input_test.cpp
+    tests/coro/channel_lifetime_test.cpp
     tests/coro/channel_memory_test.cpp
+    tests/coro/channel_output_test.cpp
     tests/coro/channel_poison_test.cpp
     tests/coro/channel_safety_test.cpp
-    tests/coro/channel_test.cpp
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
     tests/coro/gcc12_forms_test.cpp
@@ -151,4 +172,6 @@ set(CORONET_TESTS
     tests/coro/timeout_test.cpp
     tests/coro/tls_test.cpp
     tests/coro/when_any_test.cpp
+    tests/proto/http_test.cpp
+    tests/proto/resp_test.cpp
 )

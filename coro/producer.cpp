@@ -1,5 +1,7 @@
 #include <coronet/coro/producer.hpp>
 
+#include <coronet/proto/http.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,15 +36,6 @@ void require_inner(const producer& inner, const char* who) {
 // chunked_producer's footers: "" or non-empty lines, each ending in its only CR LF. An empty
 // line would end the trailer section early, and a bare CR or LF would end a line where the
 // producer does not see one: either way the bytes after it would be read as the next message.
-bool valid_footers(std::string_view footers) {
-    while (!footers.empty()) {
-        std::size_t end = footers.find_first_of("\r\n");
-        if (end == 0 || end == std::string_view::npos || footers.substr(end, 2) != "\r\n")
-            return false;
-        footers.remove_prefix(end + 2);
-    }
-    return true;
-}
 
 }  // namespace
 
@@ -268,7 +261,7 @@ std::string hooked_producer::more() {
 chunked_producer::chunked_producer(producer inner, std::string footers)
     : inner_(std::move(inner)), footers_(std::move(footers)) {
     require_inner(inner_, "chunked_producer");
-    if (!valid_footers(footers_))
+    if (!http::valid_trailers(footers_))
         throw std::invalid_argument(
             "chunked_producer: footers must be non-empty lines ending in \"\\r\\n\"");
 }
@@ -276,16 +269,15 @@ chunked_producer::chunked_producer(producer inner, std::string footers)
 std::string chunked_producer::more() {
     if (!inner_) return {};
     std::string data = inner_.more();
+    std::string result;
     if (data.empty()) {
         // The inner producer is exhausted: the last-chunk and trailer, exactly once.
         inner_ = producer{};
-        return "0\r\n" + footers_ + "\r\n";
+        http::append_last_chunk(result, footers_);
+        return result;
     }
-    char size[2 * sizeof(std::size_t)];
-    char* end = std::to_chars(std::begin(size), std::end(size), data.size(), 16).ptr;
-    std::string result;
-    result.reserve(static_cast<std::size_t>(end - size) + data.size() + 4);
-    result.append(size, end).append("\r\n").append(data).append("\r\n");
+    result.reserve(2 * sizeof(std::size_t) + data.size() + 4);
+    http::append_chunk(result, data);
     return result;
 }
 

@@ -3,7 +3,7 @@
 // A producer is any type with `std::string more()`; an empty string means "exhausted" and every
 // later call returns empty too. `producer` is the type-erased, move-only holder the channel
 // queues (async_chat's producer_fifo). The classes below are Medusa's producers.py, one for one,
-// plus file_producer's zero-copy accessors (sendfile/splice) for the channel.
+// plus file_producer's zero-copy accessors (sendfile) for the channel.
 // Medusa ancestor: medusa/producers.py (and asynchat.simple_producer).
 #pragma once
 
@@ -48,7 +48,7 @@ public:
     // The next (up to) 64 KiB; at EOF closes the fd and returns empty, forever after.
     std::string more();
 
-    // The open descriptor for sendfile/splice, or -1 once closed.
+    // The open descriptor for sendfile, or -1 once closed.
     int fd() const noexcept { return fd_; }
     // File offset of the next unsent byte (pass a copy to sendfile, then call consumed()).
     std::uint64_t offset() const noexcept { return offset_; }

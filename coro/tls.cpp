@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <coronet/coro/timeout.hpp>
+#include <coronet/lib/awaiter.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/log.hpp>
 
@@ -23,6 +24,9 @@ namespace coronet {
 namespace {
 
 constexpr std::size_t record_buffer = 17 * 1024;     // one full record and its header
+// Bytes asked of one receive of records: a provided block (16 KiB by default) holds no
+// more, and the room's own buffer of this size comes from its per-thread cache.
+constexpr std::size_t receive_size = 16 * 1024;
 constexpr std::size_t max_plain_per_send = 256 * 1024;  // plaintext encrypted per send (bounded memory)
 constexpr std::size_t sessions_kept = 256;           // client: hosts whose last session is kept
 
@@ -71,6 +75,51 @@ std::string alpn_wire(const std::vector<std::string>& names) {
 bool is_ip_literal(const std::string& host) {
     unsigned char buf[16];
     return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// OpenSSL reads records straight from the stream's receive_room (no copy into
+// a memory BIO first): what it takes is consumed there, and an empty room is
+// "retry" (SSL_ERROR_WANT_READ), never end of stream, as a memory BIO with
+// BIO_set_mem_eof_return(-1) would say; the stream tracks the end itself.
+int room_read(BIO* b, char* out, int len) {
+    BIO_clear_retry_flags(b);
+    auto* room = static_cast<receive_room*>(BIO_get_data(b));
+    std::string_view have = room->bytes();
+    if (have.empty() || len <= 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    std::size_t n = std::min(have.size(), static_cast<std::size_t>(len));
+    std::memcpy(out, have.data(), n);
+    room->consume(n);
+    return static_cast<int>(n);
+}
+
+long room_ctrl(BIO* b, int cmd, long, void*) {
+    switch (cmd) {
+    case BIO_CTRL_PENDING: return static_cast<long>(static_cast<receive_room*>(BIO_get_data(b))->size());
+    case BIO_CTRL_FLUSH: return 1;
+    default: return 0;
+    }
+}
+
+int room_create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+// Made once, kept for the life of the process (as OpenSSL's own methods are).
+const BIO_METHOD* room_method() {
+    static BIO_METHOD* method = [] {
+        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet receive_room");
+        if (m && (BIO_meth_set_read(m, room_read) != 1 || BIO_meth_set_ctrl(m, room_ctrl) != 1 ||
+                  BIO_meth_set_create(m, room_create) != 1)) {
+            BIO_meth_free(m);
+            m = nullptr;
+        }
+        return m;
+    }();
+    return method;
 }
 
 }  // namespace
@@ -264,21 +313,39 @@ SSL_CTX* tls_context::native_handle() const noexcept { return state_->ctx; }
 
 // --- tls_stream ---------------------------------------------------------------------
 
+namespace {
+
+reactor& context_of(const std::unique_ptr<transport>& lower) {
+    if (!lower) throw std::invalid_argument("tls_stream: no transport");
+    return lower->context();
+}
+
+}  // namespace
+
 tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
-    : sock_(std::move(s)), ctx_(std::move(ctx)), host_(std::move(host_name)) {
+    : tls_stream(s.context(), std::move(s), nullptr, std::move(ctx), std::move(host_name)) {}
+
+tls_stream::tls_stream(std::unique_ptr<transport> lower, tls_context ctx, std::string host_name)
+    : tls_stream(context_of(lower), socket(), std::move(lower), std::move(ctx), std::move(host_name)) {}
+
+tls_stream::tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lower, tls_context&& ctx,
+                       std::string&& host_name)
+    : r_(&r), sock_(std::move(s)), lower_(std::move(lower)), ctx_(std::move(ctx)),
+      host_(std::move(host_name)), room_(r) {
     ERR_clear_error();
     ssl_ = SSL_new(ctx_.native_handle());
-    rbio_ = BIO_new(BIO_s_mem());
+    const BIO_METHOD* from_room = room_method();
+    BIO* rbio = from_room ? BIO_new(from_room) : nullptr;
     wbio_ = BIO_new(BIO_s_mem());
-    if (!ssl_ || !rbio_ || !wbio_) {
-        BIO_free(rbio_);
+    if (!ssl_ || !rbio || !wbio_) {
+        BIO_free(rbio);
         BIO_free(wbio_);
         SSL_free(ssl_);
         throw_tls("tls: SSL_new");
     }
-    BIO_set_mem_eof_return(rbio_, -1);  // empty is "retry", not end of stream
+    BIO_set_data(rbio, &room_);
     BIO_set_mem_eof_return(wbio_, -1);
-    SSL_set_bio(ssl_, rbio_, wbio_);    // ssl_ owns both now
+    SSL_set_bio(ssl_, rbio, wbio_);  // ssl_ owns both now
     if (ctx_.is_server()) {
         SSL_set_accept_state(ssl_);
     } else {
@@ -313,13 +380,14 @@ tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
 tls_stream::~tls_stream() {
     reading_ = writing_ = nullptr;
     reactor& r = context();
-    r.abandon(net_rx_);  // the kernel lets go of in_ before it goes
+    r.abandon(net_rx_);  // the kernel (or the lower transport) lets go of room_'s memory before it goes
     r.abandon(net_tx_);  // ... and of out_
     SSL_free(ssl_);
 }
 
 // Asked of the socket when first needed (error messages, logs): not a syscall per connection.
 std::string tls_stream::peer_name() const {
+    if (lower_) return lower_->peer_name();
     if (peer_.empty()) {
         try {
             peer_ = sock_.peer_address().to_string();
@@ -347,60 +415,142 @@ std::string tls_stream::server_name() const {
 }
 bool tls_stream::session_reused() const noexcept { return SSL_session_reused(ssl_) == 1; }
 
-// Moves the records OpenSSL wrote into out_ (to be sent).
+// Moves the records OpenSSL wrote into out_ (to be sent), or into later_ while a send
+// of out_ is in flight: the kernel or a lower transport may still read out_, which must
+// not move.
 void tls_stream::collect_output() {
     std::size_t pending = BIO_ctrl_pending(wbio_);
     if (pending == 0) return;
-    if (out_sent_ == out_.size()) {
+    std::string& into = tx_busy_ ? later_ : out_;
+    if (!tx_busy_ && out_sent_ == out_.size()) {
         out_.clear();
         out_sent_ = 0;
     }
-    std::size_t at = out_.size();
-    out_.resize(at + pending);
-    int n = BIO_read(wbio_, out_.data() + at, static_cast<int>(pending));
-    out_.resize(at + static_cast<std::size_t>(std::max(n, 0)));
+    std::size_t at = into.size();
+    into.resize(at + pending);
+    int n = BIO_read(wbio_, into.data() + at, static_cast<int>(pending));
+    into.resize(at + static_cast<std::size_t>(std::max(n, 0)));
 }
 
-// Our own receive buffer, for when every provided block is out (made then, kept after).
-std::span<std::byte> tls_stream::in_space() {
-    if (!in_) in_.reset(new std::byte[record_buffer]);
-    return {in_.get(), record_buffer};
+// True while records wait to be sent (or are being sent).
+bool tls_stream::output_pending() const noexcept { return out_sent_ < out_.size() || !later_.empty(); }
+
+// With out_ all sent, what came while it was in flight is next.
+void tls_stream::next_output() noexcept {
+    if (out_sent_ < out_.size() || later_.empty()) return;
+    out_.swap(later_);
+    later_.clear();
+    out_sent_ = 0;
 }
 
-// True when OpenSSL has a whole record to read (or bytes that are no record at all, which it
-// will refuse). Until then it is not called: a peer that stops mid-record costs no record
-// buffer inside OpenSSL, only the bytes it sent.
+// What a receive of records asks of the room: on a socket, a provided block that
+// comes with the bytes (a connection waiting for records holds no buffer); on a
+// lower transport, the room's own buffer, which it fills. One receive at a time,
+// never io_uring's multishot receive: with one armed, the room would keep a
+// provided block while a peer stops mid-record (a stalled handshake), where a
+// single receive lets the room copy the few bytes out and give the block back.
+receive_request tls_stream::net_request() const noexcept {
+    return {.fd = sock_.native_handle(),
+            .size = receive_size,
+            .need = 0,
+            .provided = !lower_,
+            .multishot = false};
+}
+
+// Starts a receive filled by room_.prepare(): on the socket, or through the lower transport.
+bool tls_stream::start_net_recv(operation& op) { return lower_ ? lower_->start_recv(op) : r_->start(op); }
+
+// Starts a send of bytes: send(2) on the socket, or a sendmsg of one iovec to the lower transport.
+bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov, std::span<const std::byte> bytes) {
+    op.result = 0;
+    if (!lower_) {
+        op.code = op_code::send;
+        op.fd = sock_.native_handle();
+        op.buffer = {const_cast<std::byte*>(bytes.data()), bytes.size()};  // never written
+        return r_->start(op);
+    }
+    iov = {const_cast<std::byte*>(bytes.data()), bytes.size()};
+    msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    op.code = op_code::sendmsg;
+    op.msg = &msg;
+    return lower_->start_send(op);
+}
+
+// co_await: the next records into room_: bytes, 0 at end of stream, -errno, or
+// receive_room::again (every provided block was out: receive again).
+class tls_stream::net_recv_awaiter : public op_awaiter {
+public:
+    explicit net_recv_awaiter(tls_stream& s) noexcept : op_awaiter(*s.r_), s_(s) {}
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        if (!enter(h)) return false;
+        s_.room_.prepare(op_, s_.net_request());
+        return !s_.start_net_recv(op_);
+    }
+    int await_resume() noexcept {
+        finish();
+        return s_.room_.take(op_);
+    }
+
+private:
+    tls_stream& s_;
+};
+
+// co_await: bytes of `bytes` sent; throws std::system_error on errors.
+class tls_stream::net_send_awaiter : public op_awaiter {
+public:
+    net_send_awaiter(tls_stream& s, std::span<const std::byte> bytes) noexcept
+        : op_awaiter(*s.r_), s_(s), bytes_(bytes) {}
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        if (!enter(h)) return false;
+        return !s_.start_net_send(op_, msg_, iov_, bytes_);
+    }
+    std::size_t await_resume() {
+        int n = finish();
+        if (n == result_of(errc::transport_failed) && s_.lower_ && s_.lower_->error())
+            throw std::system_error(s_.lower_->error(), "send");
+        return static_cast<std::size_t>(throw_if_error(n, "send"));
+    }
+
+private:
+    tls_stream& s_;
+    std::span<const std::byte> bytes_;
+    msghdr msg_{};
+    iovec iov_{};
+};
+
+// True when the room holds a whole record (or bytes that are no record at all, which
+// OpenSSL will refuse). Until then OpenSSL is not called: a peer that stops mid-record
+// costs no record buffer inside OpenSSL, only the bytes it sent.
 bool tls_stream::whole_record_pending() const noexcept {
-    char* p = nullptr;
-    long n = BIO_get_mem_data(rbio_, &p);
-    if (n < 5) return false;
-    auto type = static_cast<unsigned char>(p[0]);
+    std::string_view have = room_.bytes();
+    if (have.size() < 5) return false;
+    auto type = static_cast<unsigned char>(have[0]);
     if (type < 20 || type > 24) return true;  // not a TLS record: let OpenSSL say so
-    std::size_t len = 5 + (static_cast<std::size_t>(static_cast<unsigned char>(p[3])) << 8 |
-                           static_cast<unsigned char>(p[4]));
-    return len > record_buffer || static_cast<std::size_t>(n) >= len;
+    std::size_t len = 5 + (static_cast<std::size_t>(static_cast<unsigned char>(have[3])) << 8 |
+                           static_cast<unsigned char>(have[4]));
+    return len > record_buffer || have.size() >= len;
 }
 
 task<void> tls_stream::handshake() {
     // A server starts by waiting for a whole ClientHello record: OpenSSL sets up its
     // buffers (tens of KiB) at the first call, which a client that stalls never earns.
-    // (Only then: once OpenSSL has read part of a record, the memory BIO holds no header.)
+    // (Only then: once OpenSSL has read part of a record, its buffer holds the header.)
     bool need_input = ctx_.is_server();
     bool first = need_input;
     for (;;) {
         while (need_input) {
-            // Into a provided block while there is one: a handshake that waits holds no buffer.
-            provided_bytes got = co_await sock_.recv_provided(record_buffer);
-            std::span<const std::byte> bytes = got.bytes;
-            if (got.no_buffer) {
-                auto space = in_space();
-                bytes = space.first(co_await sock_.recv(space));
-            }
-            if (bytes.empty())
+            int got = co_await net_recv_awaiter(*this);
+            if (got == receive_room::again) continue;  // every block was out: into the room's own buffer
+            if (got == 0)
                 throw std::system_error(make_error_code(errc::stream_truncated),
                                         "tls handshake with " + peer_name() + ": the peer closed the connection");
-            BIO_write(rbio_, bytes.data(), static_cast<int>(bytes.size()));
-            context().recycle(got.buffer_id);
+            if (got == result_of(errc::transport_failed) && lower_ && lower_->error())
+                throw std::system_error(lower_->error(), "recv");
+            throw_if_error(got, "recv");
             need_input = first && !whole_record_pending();
         }
         first = false;
@@ -408,10 +558,12 @@ task<void> tls_stream::handshake() {
         ERR_clear_error();
         int r = SSL_do_handshake(ssl_);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+        room_.release_if_empty();  // all read: the block goes back
         collect_output();  // our flight (and, at the end, a server's session tickets)
         while (out_sent_ < out_.size()) {
             auto left = std::as_bytes(std::span(out_).subspan(out_sent_));
-            out_sent_ += co_await sock_.send(left);
+            std::size_t n = co_await net_send_awaiter(*this, left);
+            out_sent_ += n;
         }
         if (r == 1) co_return;
         if (e != SSL_ERROR_WANT_READ) {
@@ -455,8 +607,16 @@ int tls_stream::decrypt(std::span<std::byte> into) noexcept {
     }
 }
 
+// Plaintext into `into` as decrypt() says; then, with every record read, the
+// room's memory goes back (a waiting stream holds no receive buffer).
+int tls_stream::decrypt_from_room(std::span<std::byte> into) noexcept {
+    int n = decrypt(into);
+    room_.release_if_empty();
+    return n;
+}
+
 bool tls_stream::start_recv(operation& op) {
-    int n = decrypt(op.buffer);
+    int n = decrypt_from_room(op.buffer);
     collect_output();  // what reading made OpenSSL write (a KeyUpdate, an alert)
     pump_send();
     if (n != want_more) {
@@ -472,68 +632,46 @@ bool tls_stream::start_recv(operation& op) {
 
 // Receives records until the waiting read has plaintext (or fails).
 void tls_stream::pump_recv() noexcept {
-    reactor& r = context();
     while (reading_ && !rx_busy_) {
         if (cancel_rx_) {
-            r.finish(*std::exchange(reading_, nullptr), -ECANCELED);
+            r_->finish(*std::exchange(reading_, nullptr), -ECANCELED);
             return;
-        }
-        net_rx_.fd = sock_.native_handle();
-        net_rx_.result = 0;
-        if (plain_recv_) {  // every provided block was out last time
-            plain_recv_ = false;
-            net_rx_.code = op_code::recv;
-            net_rx_.buffer = in_space();
-        } else {  // a waiting read holds no buffer: the block comes with the bytes
-            net_rx_.code = op_code::recv_provided;
-            net_rx_.buffer = {};
-            net_rx_.buffer_id = -1;
-            net_rx_.provided_max = record_buffer;
-            net_rx_.receiver = nullptr;
         }
         rx_busy_ = true;
         bool done_now = false;
         try {
-            done_now = r.start(net_rx_);
+            room_.prepare(net_rx_, net_request());
+            done_now = start_net_recv(net_rx_);
         } catch (...) {
             net_rx_.result = -ENOMEM;
             done_now = true;
         }
         if (!done_now) return;  // on_net_recv goes on
         rx_busy_ = false;
-        took(net_rx_.result);
+        took();
     }
 }
 
 // Takes in what a receive of records brought, and answers the waiting read if it can.
-void tls_stream::took(int res) noexcept {
-    if (net_rx_.code == op_code::recv_provided) {
-        int id = std::exchange(net_rx_.buffer_id, -1);
-        if (res > 0) BIO_write(rbio_, net_rx_.buffer.data(), res);
-        context().recycle(id);
-        if (res == -ENOBUFS) {  // nothing received: the next receive uses our own buffer
-            plain_recv_ = true;
-            res = -EAGAIN;
-        }
-    } else if (res > 0) {
-        BIO_write(rbio_, in_.get(), res);
-    }
+void tls_stream::took() noexcept {
+    int res = room_.take(net_rx_);
+    if (res == receive_room::again) res = -EAGAIN;  // nothing received: the next receive uses the room's buffer
     if (res == 0)
         net_eof_ = true;
     else if (res < 0 && res != -ECANCELED && res != -EAGAIN)
         net_error_ = res;
     if (!reading_) return;
-    int n = decrypt(reading_->buffer);
+    int n = decrypt_from_room(reading_->buffer);
     collect_output();
     pump_send();
     if (n == want_more && res == -ECANCELED) n = -ECANCELED;
-    if (n != want_more) context().finish(*std::exchange(reading_, nullptr), n);
+    if (n != want_more) r_->finish(*std::exchange(reading_, nullptr), n);
 }
 
 void tls_stream::on_net_recv(operation& op) {
     tls_stream* s = static_cast<net_op&>(op).owner;
     s->rx_busy_ = false;
-    s->took(op.result);
+    s->took();
     s->pump_recv();
 }
 
@@ -561,7 +699,7 @@ bool tls_stream::start_send(operation& op) {
     }
     collect_output();  // every record of this send, sent together
     write_result_ = static_cast<int>(taken);
-    if (out_sent_ == out_.size()) {
+    if (!output_pending()) {
         op.result = write_result_;
         return true;
     }
@@ -575,19 +713,18 @@ bool tls_stream::start_send(operation& op) {
 // Sends out_ until it is all gone (or the socket fails).
 void tls_stream::pump_send() noexcept {
     reactor& r = context();
-    while (!tx_busy_ && out_sent_ < out_.size() && !net_error_) {
+    for (;;) {
+        next_output();
+        if (tx_busy_ || out_sent_ == out_.size() || net_error_) break;
         if (cancel_tx_ && writing_) {
             r.finish(*std::exchange(writing_, nullptr), -ECANCELED);
             return;
         }
-        net_tx_.code = op_code::send;
-        net_tx_.fd = sock_.native_handle();
-        net_tx_.buffer = std::as_writable_bytes(std::span(out_).subspan(out_sent_));
-        net_tx_.result = 0;
         tx_busy_ = true;
         bool done_now = false;
         try {
-            done_now = r.start(net_tx_);
+            done_now = start_net_send(net_tx_, net_tx_.msg, net_tx_.iov,
+                                      std::as_bytes(std::span(out_).subspan(out_sent_)));
         } catch (...) {
             net_tx_.result = -ENOMEM;
             done_now = true;
@@ -596,7 +733,7 @@ void tls_stream::pump_send() noexcept {
         tx_busy_ = false;
         sent(net_tx_.result);
     }
-    if (writing_ && (out_sent_ == out_.size() || net_error_))
+    if (writing_ && (!output_pending() || net_error_))
         r.finish(*std::exchange(writing_, nullptr), net_error_ ? net_error_ : write_result_);
 }
 
@@ -612,6 +749,7 @@ void tls_stream::sent(int res) noexcept {
     } else {
         net_error_ = res < 0 ? res : -EPIPE;
         out_.clear();
+        later_.clear();
         out_sent_ = 0;
     }
 }
@@ -636,7 +774,12 @@ void tls_stream::shutdown_send() noexcept {
     SSL_shutdown(ssl_);  // writes our close_notify; we never wait for the peer's
     collect_output();
     if (tx_busy_) return;  // it follows what is in flight
+    if (lower_) {  // a lower transport: an ordinary send (an in-memory pair takes it at once)
+        pump_send();
+        return;
+    }
     // Nothing in flight: the few bytes go straight to the socket, now.
+    next_output();
     while (out_sent_ < out_.size()) {
         ssize_t n = ::send(sock_.native_handle(), out_.data() + out_sent_, out_.size() - out_sent_,
                            MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -670,7 +813,9 @@ void tls_stream::close() noexcept {
     closed_ = true;
     // What is in flight ends now, and the peer sees our end at once; once the peer's end is
     // known (end of stream, a reset) there is nothing to tell it and nothing in flight.
-    if (sock_ && (rx_busy_ || tx_busy_ || (!net_eof_ && !net_error_)))
+    if (lower_)
+        lower_->close();  // what it holds of ours finishes (a receive with end of stream)
+    else if (sock_ && (rx_busy_ || tx_busy_ || (!net_eof_ && !net_error_)))
         ::shutdown(sock_.native_handle(), SHUT_RDWR);
     reactor& r = context();
     if (reading_ && !rx_busy_) r.finish(*std::exchange(reading_, nullptr), 0);
@@ -714,6 +859,22 @@ task<std::unique_ptr<tls_stream>> tls_connect(socket s, tls_context ctx, std::st
     reactor& r = s.context();
     auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name));
     co_await with_timeout(r, stream->handshake(), options.timeout);
+    co_return stream;
+}
+
+task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower, tls_context ctx,
+                                             tls_handshake_options options) {
+    if (!ctx.is_server()) throw std::logic_error("tls_accept: a client context");
+    auto stream = std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::string());
+    co_await with_timeout(stream->context(), stream->handshake(), options.timeout);
+    co_return stream;
+}
+
+task<std::unique_ptr<tls_stream>> tls_connect(std::unique_ptr<transport> lower, tls_context ctx,
+                                              std::string host_name, tls_handshake_options options) {
+    if (ctx.is_server()) throw std::logic_error("tls_connect: a server context");
+    auto stream = std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::move(host_name));
+    co_await with_timeout(stream->context(), stream->handshake(), options.timeout);
     co_return stream;
 }
 

@@ -1,16 +1,18 @@
 #pragma once
-// TLS under a channel: OpenSSL 3 through memory BIOs, driven by the reactor.
+// TLS under a channel: OpenSSL 3 through BIOs in memory, driven by the reactor.
 //
 // A tls_context holds what every connection of one side shares: the server's
 // certificates (one per name, picked by SNI), the client's trust store, ALPN,
 // protocol versions, session resumption. tls_accept() / tls_connect() run the
-// handshake on a connected socket (under a timeout) and give a tls_stream, a
-// transport: `channel ch(co_await tls_accept(std::move(s), ctx));` and the
-// handler reads and writes as it would in plain text. Ciphertext moves through
-// the socket's ordinary operations, so TLS works on io_uring, epoll and
-// select alike (this kernel has no kernel TLS): records arrive into the
-// stream's own buffer, and everything the channel sends in one loop turn is
-// encrypted and leaves in one send. Files go through producers (no sendfile).
+// handshake on a connected socket, or on any transport under it (an in-memory
+// pair in tests), under a timeout, and give a tls_stream, a transport:
+// `channel ch(co_await tls_accept(std::move(s), ctx));` and the handler reads
+// and writes as it would in plain text. Ciphertext moves through the lower
+// end's ordinary operations, so TLS works on io_uring, epoll and select alike
+// (this kernel has no kernel TLS): records arrive in a receive_room (on a
+// socket, into the reactor's provided blocks) that OpenSSL reads straight
+// from, and everything the channel sends in one loop turn is encrypted and
+// leaves in one send. Files go through producers (no sendfile).
 // Closing sends close_notify and never waits for the peer's; a peer that ends
 // the stream without one is reported as errc::stream_truncated (in the
 // channel's close_reason()), never as data. Every failure is a
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include <coronet/coro/task.hpp>
+#include <coronet/lib/receive_room.hpp>
 #include <coronet/lib/socket.hpp>
 #include <coronet/lib/transport.hpp>
 
@@ -101,11 +104,20 @@ class tls_stream;
 [[nodiscard]] task<std::unique_ptr<tls_stream>> tls_connect(socket s, tls_context ctx,
                                                             std::string host_name,
                                                             tls_handshake_options options = {});
+// The same over another transport (memory_transport in tests, for one): the
+// ciphertext goes through its start_recv / start_send.
+[[nodiscard]] task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower, tls_context ctx,
+                                                           tls_handshake_options options = {});
+[[nodiscard]] task<std::unique_ptr<tls_stream>> tls_connect(std::unique_ptr<transport> lower,
+                                                            tls_context ctx, std::string host_name,
+                                                            tls_handshake_options options = {});
 
 // A TLS connection after its handshake: a transport for channel and async_chat.
 class tls_stream final : public transport {
 public:
     tls_stream(socket s, tls_context ctx, std::string host_name);
+    // Over another transport (not null); throws std::invalid_argument when it is.
+    tls_stream(std::unique_ptr<transport> lower, tls_context ctx, std::string host_name);
     ~tls_stream() override;
     tls_stream(const tls_stream&) = delete;
     tls_stream& operator=(const tls_stream&) = delete;
@@ -122,13 +134,15 @@ public:
     SSL* native_handle() const noexcept { return ssl_; }
 
     // --- transport ---
-    reactor& context() const noexcept override { return sock_.context(); }
+    reactor& context() const noexcept override { return *r_; }
     bool start_recv(operation& op) override;
     bool start_send(operation& op) override;
     std::error_code error() const noexcept override { return error_; }
     void shutdown_send() noexcept override;
     void close() noexcept override;
-    socket* underlying_socket() noexcept override { return &sock_; }
+    socket* underlying_socket() noexcept override {
+        return lower_ ? lower_->underlying_socket() : &sock_;
+    }
     std::string peer_name() const override;
     void cancel(operation& op) noexcept override;
     void abandon(operation& op) noexcept override;
@@ -144,43 +158,57 @@ public:
 private:
     struct net_op : operation {
         tls_stream* owner = nullptr;
+        msghdr msg{};  // a send to a lower transport (sendmsg, one iovec)
+        iovec iov{};
     };
+    class net_recv_awaiter;
+    class net_send_awaiter;
     static constexpr int want_more = -0x7fffffff;  // decrypt(): no plaintext yet
 
+    tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lower, tls_context&& ctx,
+               std::string&& host_name);
     task<bool> drain_to_close_notify();
     int decrypt(std::span<std::byte> into) noexcept;
+    int decrypt_from_room(std::span<std::byte> into) noexcept;
     int fail(const char* what) noexcept;
     void collect_output();
+    bool output_pending() const noexcept;
+    void next_output() noexcept;
+    receive_request net_request() const noexcept;
+    bool start_net_recv(operation& op);
+    bool start_net_send(operation& op, msghdr& msg, iovec& iov, std::span<const std::byte> bytes);
     void pump_recv() noexcept;
-    void took(int res) noexcept;
+    void took() noexcept;
     void pump_send() noexcept;
     void sent(int res) noexcept;
     static void on_net_recv(operation& op);
     static void on_net_send(operation& op);
-    std::span<std::byte> in_space();
     bool whole_record_pending() const noexcept;
 
-    socket sock_;
+    reactor* r_;
+    socket sock_;                        // the connection, unless lower_ is set (then empty)
+    std::unique_ptr<transport> lower_;   // the transport the ciphertext goes through, or null
     tls_context ctx_;
     SSL* ssl_ = nullptr;
-    BIO* rbio_ = nullptr;  // records received, for OpenSSL to read
-    BIO* wbio_ = nullptr;  // records OpenSSL wrote, to send
+    BIO* wbio_ = nullptr;  // records OpenSSL wrote, to send (OpenSSL reads records from room_)
     mutable std::string peer_;  // peer_name(), made when first asked
     std::string host_;
     std::error_code error_;
 
-    std::unique_ptr<std::byte[]> in_;  // our receive buffer, when no provided block was free
+    // Records received and not yet read by OpenSSL: on a socket, the provided
+    // block they arrived in (or the room's own buffer when every block was out).
+    receive_room room_;
     net_op net_rx_, net_tx_;
     bool rx_busy_ = false, tx_busy_ = false;
     bool net_eof_ = false;
-    bool plain_recv_ = false;  // the next receive of records uses in_ (blocks ran out)
     bool cancel_rx_ = false, cancel_tx_ = false;
     bool shut_ = false, closed_ = false;
-    int net_error_ = 0;          // the socket's error (-errno), once it failed
+    int net_error_ = 0;          // the lower end's error (-errno), once it failed
     operation* reading_ = nullptr;  // the channel's receive, waiting for records
     operation* writing_ = nullptr;  // the channel's send, waiting for its records to leave
     int write_result_ = 0;          // plaintext bytes that send took
     std::string out_;               // records to send
+    std::string later_;             // records made while a send of out_ was in flight
     std::size_t out_sent_ = 0;
 };
 

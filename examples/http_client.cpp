@@ -2,12 +2,12 @@
 //
 // One task per URL, all running together on one reactor: resolve the host name (on the loop:
 // a slow DNS server delays only its own URL), connect (Happy Eyeballs: every address, IPv6
-// first), send an HTTP/1.0 GET, read until the server closes (HTTP/1.0: the end of the body is the end of the stream), then print
-// the whole response at once under a `==> URL (status, body bytes)` line, so responses never
-// interleave, whichever finishes first. A fetch that fails (refused, reset, not HTTP, slower
-// than --timeout) is one line on stderr and makes the exit status 1; a 404 is a response like
-// any other, as with curl. --dns-server HOST:PORT asks that DNS server instead of
-// /etc/resolv.conf's. https:// URLs speak TLS, verifying the server's certificate and name
+// first), send an HTTP/1.0 GET, read until the server closes (HTTP/1.0: the end of the body is the
+// end of the stream), then print the whole response at once under a `==> URL (status, body bytes)`
+// line, so responses never interleave, whichever finishes first. A fetch that fails (refused,
+// reset, not HTTP, slower than --timeout) is one line on stderr and makes the exit status 1; a 404
+// is a response like any other, as with curl. --dns-server HOST:PORT asks that DNS server instead
+// of /etc/resolv.conf's. https:// URLs speak TLS, verifying the server's certificate and name
 // against the system's trusted CAs (--cacert FILE: against those; --insecure: not at all).
 // CORONET_BACKEND=io_uring|epoll|select picks the reactor's backend.
 // Medusa ancestor: asynhttp.py, the first program in "Programming in Python with Medusa".
@@ -19,60 +19,27 @@
 #include <coronet/examples/cli.hpp>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
-#include <cstdlib>
-#include <optional>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
-// An http[s]://host[:port]/path URL, taken apart.
-struct url {
-    std::string text;         // as given, for messages
-    bool https = false;
-    std::string authority{};  // host[:port], for the Host header
-    std::string host{};       // without the [] of an IPv6 literal
-    unsigned port = 80;
-    std::string path = "/";
+// A URL from the command line: as given (for messages), and taken apart by proto/http.
+struct url : coronet::http::url {
+    std::string text;
 };
-
-// Takes an http:// or https:// URL apart; throws std::invalid_argument saying what is wrong.
-url parse_url(const std::string& text) {
-    url u{.text = text};
-    if (text.starts_with("https://")) {
-        u.https = true;
-        u.port = 443;
-    } else if (!text.starts_with("http://")) {
-        throw std::invalid_argument("http:// and https:// URLs only, please");
-    }
-    std::string_view rest = std::string_view(text).substr(u.https ? 8 : 7);
-    u.authority = rest.substr(0, rest.find('/'));
-    if (rest.find('/') != rest.npos) u.path = rest.substr(rest.find('/'));
-    std::string_view host = u.authority;
-    if (auto colon = host.rfind(':'); colon != host.npos && host.find(']', colon) == host.npos) {
-        std::string_view port = host.substr(colon + 1);
-        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), u.port);
-        if (ec != std::errc() || end != port.data() + port.size() || u.port == 0 || u.port > 65535)
-            throw std::invalid_argument("bad port '" + std::string(port) + "'");
-        host = host.substr(0, colon);
-    }
-    if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
-    if (host.empty()) throw std::invalid_argument("no host");
-    u.host = host;
-    return u;
-}
 
 // True when a response announces its body's length and has all of it.
 bool whole_body(const std::string& response) {
     auto head_end = response.find("\r\n\r\n");
-    std::string head = response.substr(0, head_end);
-    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto at = head.find("\r\ncontent-length:");
-    if (head_end == response.npos || at == head.npos) return false;
-    return std::strtoull(head.c_str() + at + 17, nullptr, 10) == response.size() - head_end - 4;
+    coronet::http::response_info info;
+    if (head_end == response.npos || !coronet::http::parse_response_head(
+                                         std::string_view(response).substr(0, head_end + 2), info))
+        return false;
+    return info.content_length && *info.content_length == response.size() - head_end - 4;
 }
 
 // The seed's http_client: connect (resolving the name; TLS for https), send the request, read
@@ -85,7 +52,7 @@ coronet::task<std::string> fetch(coronet::reactor& r, url u, coronet::connect_ho
         ch = coronet::channel(co_await coronet::tls_connect(std::move(s), *tls, u.host));
     else
         ch = coronet::channel(std::move(s));
-    ch.push("GET " + u.path + " HTTP/1.0\r\nHost: " + u.authority + "\r\n\r\n");
+    ch.push("GET " + u.target + " HTTP/1.0\r\nHost: " + u.authority + "\r\n\r\n");
     std::string response;
     while (auto data = co_await ch.read_some())  // nullopt: the server closed (handle_close)
         response += *data;
@@ -110,11 +77,12 @@ coronet::task<> fetch_and_print(coronet::reactor& r, url u, coronet::connect_hos
         std::string response = co_await coronet::with_timeout(r, fetch(r, u, how, tls), timeout);
         // "HTTP/1.x NNN reason\r\n", headers, an empty line, then the body.
         auto head_end = response.find("\r\n\r\n");
-        int status = 0;
-        if (response.starts_with("HTTP/1.") && response.size() > 12 && response[8] == ' ')
-            std::from_chars(&response[9], &response[12], status);
-        if (status < 100 || head_end == response.npos)
+        coronet::http::response_info info;
+        if (head_end == response.npos ||
+            !coronet::http::parse_response_head(std::string_view(response).substr(0, head_end + 2),
+                                                info))
             throw std::runtime_error("bad response: not HTTP/1.x, or no end of headers");
+        int status = info.status;
         std::string out = "==> " + u.text + " (" + std::to_string(status) + ", " +
                           std::to_string(response.size() - head_end - 4) + " bytes)\n" + response;
         if (!out.ends_with('\n')) out += '\n';  // the next ==> starts a line of its own
@@ -145,7 +113,7 @@ int main(int argc, char** argv) try {
     std::vector<url> urls;
     for (const auto& text : texts) {
         try {
-            urls.push_back(parse_url(text));
+            urls.push_back({coronet::http::parse_url(text), text});
         } catch (const std::invalid_argument& e) {
             args.fail(text + ": " + e.what());
         }
@@ -154,7 +122,8 @@ int main(int argc, char** argv) try {
     std::optional<coronet::tls_context> tls;  // one for every https URL: sessions are reused
     if (std::ranges::any_of(urls, &url::https))
         tls = args.convert("--cacert", [&] {
-            return coronet::tls_context::client({.ca_file = cacert, .insecure_no_verify = insecure});
+            return coronet::tls_context::client(
+                {.ca_file = cacert, .insecure_no_verify = insecure});
         });
 
     coronet::reactor r;
@@ -162,7 +131,9 @@ int main(int argc, char** argv) try {
     coronet::connect_host_options how{.resolve = {.servers = dns_server},
                                       .timeout = std::chrono::seconds(timeout)};
     for (const auto& u : urls)  // every URL at once, name resolution included
-        coronet::spawn(r, fetch_and_print(r, u, how, tls ? &*tls : nullptr, std::chrono::seconds(timeout), failed),
+        coronet::spawn(r,
+                       fetch_and_print(r, u, how, tls ? &*tls : nullptr,
+                                       std::chrono::seconds(timeout), failed),
                        u.text);
     r.run();  // until every fetch has finished: asyncore.loop() with an empty socket_map
     return failed ? 1 : 0;

@@ -1,6 +1,6 @@
 #pragma once
-// examples/resp.hpp: the Redis side of examples/kv_server: RESP2 replies, request checks, and the
-// keyspace with its command table.
+// examples/resp.hpp: the Redis side of examples/kv_server: the keyspace with its command table,
+// over coronet's RESP2 codec (proto/resp.hpp).
 //
 // Nothing here touches a socket: kv_server.cpp reads requests from a coronet::channel and hands
 // each one to store::execute(), which appends the reply to a string. That keeps the server page
@@ -23,45 +23,15 @@
 #include <utility>
 #include <vector>
 
+#include <coronet/proto/resp.hpp>
+
 namespace kv {
 
+// The RESP2 codec (protocol_error, limits, the request checks, reply_*) is coronet's
+// proto/resp.hpp: kv::reply_bulk is coronet::resp::reply_bulk.
+using namespace coronet::resp;
+
 using clock = std::chrono::steady_clock;
-
-// Malformed input: the server answers "-ERR Protocol error: <what>" and closes the connection.
-class protocol_error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// How much one request may announce; a count or length beyond these is a protocol error.
-struct limits {
-    std::size_t max_bulk = 512 * 1024 * 1024;  // one bulk string (Redis's proto-max-bulk-len)
-    std::size_t max_args = 1024 * 1024;        // bulk strings in one request
-};
-
-// Redis's string2ll: an optional '-' then digits, no '+', spaces or leading zeros, in range.
-std::optional<long long> to_integer(std::string_view text);
-
-// N of a "*N" line; throws protocol_error above max_args. N <= 0 is an empty request (0).
-std::size_t multibulk_count(std::string_view line, const limits& lim);
-
-// N of a "$N" line; throws protocol_error if the line is not one or N is above max_bulk.
-std::size_t bulk_length(std::string_view line, const limits& lim);
-
-// The bulk string of `bulk` (N bytes then "\r\n"); throws protocol_error if the "\r\n" is missing.
-std::string_view bulk_body(std::string_view bulk);
-
-// Splits an inline command ("SET k v") on spaces and tabs into args[0..) (no quoting, unlike
-// Redis); returns the count.
-std::size_t split_inline(std::string_view line, std::vector<std::string>& args);
-
-// RESP2 replies, appended to out.
-void reply_simple(std::string& out, std::string_view text);  // +OK
-void reply_error(std::string& out, std::string_view text);   // -ERR ...
-void reply_integer(std::string& out, long long n);           // :42
-void reply_bulk(std::string& out, std::string_view data);    // $5 hello
-void reply_null(std::string& out);                           // $-1 (nil)
-void reply_array(std::string& out, std::size_t n);           // *n, then n replies
 
 // What the connection does after a reply (QUIT closes it).
 enum class after_reply { read_next, close };

@@ -3,7 +3,8 @@
 
 Bazel's side is read from the BUILD files themselves (evaluated as Python with stand-ins for
 Bazel's functions): every file in the srcs and hdrs of the cc_library, cc_binary and cc_test
-rules of lib/, coro/, the root package (coronet.hpp), examples/, tests/lib/ and tests/coro/.
+rules of lib/, coro/, proto/, the root package (coronet.hpp), examples/, tests/lib/, tests/coro/
+and tests/proto/, and the .cpp files of tests/support/.
 CMake's side is every file named in cmake/sources.cmake, by the set() it is in. The check
 also looks at the disk: a .cpp or .hpp in those folders that neither build lists, or a listed
 file that does not exist, is an error too.
@@ -21,7 +22,11 @@ if sys.argv[1:2] == ["--root"]:
     root = pathlib.Path(sys.argv[2]).resolve()
 
 # Bazel package -> the folders it covers on disk ("" is the root: coronet.hpp only).
-PACKAGES = ["lib", "coro", "", "examples", "tests/lib", "tests/coro"]
+PACKAGES = ["lib", "coro", "proto", "", "examples", "tests/lib", "tests/coro", "tests/proto",
+            "tests/support"]
+# Packages whose headers only Bazel lists (CMake adds the folder to the include path): their
+# .cpp files are compared.
+SOURCES_ONLY = {"tests/support"}
 SOURCE = re.compile(r"\.(cpp|cc|hpp|h)$")
 
 
@@ -29,11 +34,15 @@ def bazel_files(package):
     """{path: 'cc_library NAME'} for the files of one BUILD.bazel's C++ rules."""
     build = root / package / "BUILD.bazel"
     files = {}
+    if not build.is_file():  # a tree without this package (tests/support is optional)
+        return files
 
     def rule(kind):
         def record(name="", srcs=(), hdrs=(), **_):
             for f in list(srcs) + list(hdrs):
                 if isinstance(f, str) and not f.startswith((":", "//", "@")):
+                    if package in SOURCES_ONLY and not f.endswith(".cpp"):
+                        continue
                     files[str(pathlib.PurePosixPath(package, f))] = f"{kind} {name}"
         return record
 
@@ -76,7 +85,7 @@ def cmake_home(path, bazel_rule=""):
     """Where a file belongs in cmake/sources.cmake, as advice."""
     folder, name = path.rpartition("/")[0], path.rpartition("/")[2]
     header = name.endswith((".hpp", ".h"))
-    if folder in ("lib", "coro"):
+    if folder in ("lib", "coro", "proto"):
         var = f"CORONET_{folder.upper()}_{'HEADERS' if header else 'SOURCES'}"
         return f"add the line `    {path}` to {var}"
     if folder == "":
@@ -90,6 +99,8 @@ def cmake_home(path, bazel_rule=""):
                 return f"add `{path}` to the \"{prog} ...\" line of CORONET_EXAMPLES"
             return f"add the line `    \"{prog} {path}\"` to CORONET_EXAMPLES (a new program)"
         return f"add `{path}` to the CORONET_EXAMPLES line of each program that uses {bazel_rule}"
+    if folder in SOURCES_ONLY:
+        return f"add the line `    {path}` to CORONET_TEST_SUPPORT_SOURCES"
     return f"add the line `    {path}` to CORONET_TESTS"
 
 
@@ -126,7 +137,10 @@ def main():
             rel = str(p.relative_to(root))
             if not p.is_file() or not SOURCE.search(rel) or rel in bazel or rel in cmake:
                 continue
-            if package.startswith("tests/") and not rel.endswith("_test.cpp"):
+            if package in SOURCES_ONLY:
+                if not rel.endswith(".cpp"):
+                    continue
+            elif package.startswith("tests/") and not rel.endswith("_test.cpp"):
                 continue
             problems.append(f"{rel} is in neither build: add it to {package or '.'}/BUILD.bazel "
                             f"and {cmake_home(rel)} in cmake/sources.cmake")

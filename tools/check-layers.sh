@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tools/check-layers.sh — coronet's one layering rule: lib/ (the reactor and its
-# backends) never depends on coro/ (the coroutine layer built on top of it).
+# tools/check-layers.sh — coronet's layering rules: lib/ (the reactor and its
+# backends) never depends on coro/ (the coroutine layer built on top of it), and
+# proto/ (the protocol codecs, bytes in and out) depends on neither.
 #
 # Fails, listing the offending lines, if lib/ has
 #   - any mention of coronet/coro/ (the include path of coro/ headers),
@@ -30,7 +31,21 @@ report "include path coronet/coro/" "$(grep -rn 'coronet/coro/' lib/ || true)"
 report "#include of coro/" "$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](\.\./)*coro/' lib/ || true)"
 report "Bazel dependency on //coro" "$(grep -rnE '"(@coronet)?//coro([:/"]|$)' lib/ --include=BUILD --include=BUILD.bazel --include='*.bzl' || true)"
 
+if [ -d proto ]; then
+    proto_report() {
+        if [ -n "$2" ]; then
+            echo "check-layers: proto/ must not depend on lib/ or coro/ ($1):" >&2
+            echo "$2" | sed 's/^/  /' >&2
+            status=1
+        fi
+    }
+    proto_report "include path coronet/lib/ or coronet/coro/" \
+        "$(grep -rnE 'coronet/(lib|coro)/' proto/ || true)"
+    proto_report "Bazel dependency on //lib or //coro" \
+        "$(grep -rnE '"(@coronet)?//(lib|coro)([:/"]|$)' proto/ --include=BUILD.bazel || true)"
+fi
+
 if [ "$status" -eq 0 ]; then
-    echo "check-layers: OK (lib/ does not depend on coro/)"
+    echo "check-layers: OK (lib/ does not depend on coro/; proto/ on neither)"
 fi
 exit "$status"

@@ -3,7 +3,7 @@
 #
 # Targets are tests/fuzz/<name>_fuzz.cpp (name with or without "_fuzz"; none = all of them).
 # Each is compiled with clang++ -fsanitize=fuzzer,address,undefined against the coronet sources
-# it needs (lib/, coro/, examples/http.cpp, examples/resp.cpp, compiled once into an archive
+# it needs (lib/, coro/, proto/, examples/http.cpp, examples/resp.cpp, compiled once into an archive
 # with coverage instrumentation), then run for N seconds (default 30) on its seed corpus
 # tests/fuzz/corpus/<target>/, with tests/fuzz/<target>.dict if there is one. New inputs go to
 # a working corpus in the build directory (kept between runs), never into the checked-in seeds
@@ -80,7 +80,8 @@ stale() {
 }
 
 # The library: every coronet source a target may need, instrumented for coverage.
-lib_sources=("$repo"/lib/*.cpp "$repo"/coro/*.cpp "$repo/examples/http.cpp" "$repo/examples/resp.cpp")
+lib_sources=("$repo"/lib/*.cpp "$repo"/coro/*.cpp "$repo"/proto/*.cpp "$repo/examples/http.cpp"
+             "$repo/examples/resp.cpp")
 objects=()
 jobs=0
 failed_build=

@@ -3,9 +3,9 @@
 //
 // Every test runs on every backend. Over the memory pair each write() of the
 // test arrives as one receive of its own, so the input conformance cases of
-// CONFORMANCE.md (B21-B26, item 19) split their input exactly where they say,
-// with no waiting for the kernel to drain (channel_test.cpp keeps the same
-// cases over sockets). Output cases (C27, backpressure, close_when_done) read
+// the asynchat conformance checklist (tags [B21]..[B26], [item19]) split their
+// input exactly where they say, with no waiting for the kernel to drain
+// (channel_input_test.cpp keeps the same cases over sockets). Output cases (C27, backpressure, close_when_done) read
 // with the pair's own controls; a capacity makes the peer a slow reader.
 // Every co_await is bound, never tested (the README's GCC 12 rule).
 #include <coronet/coro/channel.hpp>
@@ -115,16 +115,16 @@ TEST_CASE("channel: in memory, a handler tested without sockets (the README's ex
     auto [mine, peer] = memory_transport::pair(r);
     peer->write("hello\r\nwor");  // each write is one receive: split where the test says
     peer->write("ld!\r\n");
-    peer->shutdown_send();         // the client is done: end of stream after the pieces
+    peer->shutdown_send();  // the client is done: end of stream after the pieces
     r.run(line_lengths(channel(std::move(mine))));
     CHECK(peer->read_all() == "5\r\n6\r\n");
-    CHECK(peer->peer_done());      // the handler closed its end
+    CHECK(peer->peer_done());  // the handler closed its end
 }
 
 // --- B21: read_until, split exactly -------------------------------------------------
 
-TEST_CASE("channel: in memory, B21 an HTTP request head split at every position is read whole",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, an HTTP request head split at every position is read whole",
+          "[channel][memory][B21]") {
     // "GET / HT" then "TP/1.1\r\n...": every 2-piece split of the head,
     // including between the '\r' and the '\n' of each terminator.
     CORONET_FOR_EACH_BACKEND(kind);
@@ -139,9 +139,10 @@ TEST_CASE("channel: in memory, B21 an HTTP request head split at every position 
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("channel: in memory, B21 read_until finds terminators split at every position, in "
-          "2 and 3 pieces",
-          "[channel][memory]") {
+TEST_CASE(
+    "channel: in memory, read_until finds terminators split at every position, in "
+    "2 and 3 pieces",
+    "[channel][memory][B21]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     for (const auto& term : terminators) {
@@ -153,8 +154,9 @@ TEST_CASE("channel: in memory, B21 read_until finds terminators split at every p
             // Every 3-piece split that cuts inside a terminator twice.
             for (std::size_t j = i + 1; j < stream.size() && j - i < term.size(); ++j) {
                 INFO("and at " << j);
-                CHECK(lines_from_pieces(r, {stream.substr(0, i), stream.substr(i, j - i), stream.substr(j)},
-                                        term) == expected);
+                CHECK(lines_from_pieces(
+                          r, {stream.substr(0, i), stream.substr(i, j - i), stream.substr(j)},
+                          term) == expected);
             }
         }
         INFO("terminator \"" << printable(term) << "\", 1-byte pieces");
@@ -167,8 +169,8 @@ TEST_CASE("channel: in memory, B21 read_until finds terminators split at every p
 
 // --- B22-B25 ----------------------------------------------------------------------
 
-TEST_CASE("channel: in memory, B22 read_exactly takes buffered bytes first and spans pieces",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, read_exactly takes buffered bytes first and spans pieces",
+          "[channel][memory][B22]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     const std::size_t total = 300 * 1024;
@@ -202,8 +204,8 @@ TEST_CASE("channel: in memory, B22 read_exactly takes buffered bytes first and s
     r.run(run());
 }
 
-TEST_CASE("channel: in memory, B23 read_some returns what is buffered or else the next piece",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, read_some returns what is buffered or else the next piece",
+          "[channel][memory][B23]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [mine, peer] = memory_transport::pair(r);
@@ -239,8 +241,8 @@ TEST_CASE("channel: in memory, B23 read_some returns what is buffered or else th
     r.run(run());
 }
 
-TEST_CASE("channel: in memory, B24 pipelined requests in one piece are read one by one",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, pipelined requests in one piece are read one by one",
+          "[channel][memory][B24]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     SECTION("RESP: $5 hello +OK") {
@@ -285,8 +287,8 @@ TEST_CASE("channel: in memory, B24 pipelined requests in one piece are read one 
     }
 }
 
-TEST_CASE("channel: in memory, B25 a half-close is nullopt and the tail stays readable by read_some",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, a half-close is nullopt and the tail stays readable by read_some",
+          "[channel][memory][B25]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [mine, peer] = memory_transport::pair(r);
@@ -376,8 +378,8 @@ task<std::error_code> read_failing(channel& ch, std::size_t n = 0) {
 
 }  // namespace
 
-TEST_CASE("channel: in memory, B26 a read deadline with no input is timed_out and keeps every byte",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, a read deadline with no input is timed_out and keeps every byte",
+          "[channel][memory][B26]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [mine, peer] = memory_transport::pair(r);
@@ -412,8 +414,8 @@ TEST_CASE("channel: in memory, B26 a read deadline with no input is timed_out an
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("channel: in memory, item 19 a line longer than max_line is line_too_long",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, a line longer than max_line is line_too_long",
+          "[channel][memory][item19]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [mine, peer] = memory_transport::pair(r);
@@ -586,8 +588,8 @@ struct counting_producer {
 
 }  // namespace
 
-TEST_CASE("channel: in memory, C27 a producer is drained as the slow reader takes its bytes",
-          "[channel][memory]") {
+TEST_CASE("channel: in memory, a producer is drained as the slow reader takes its bytes",
+          "[channel][memory][C27]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [mine, peer] = memory_transport::pair(r, {.capacity = 4096});
@@ -615,9 +617,9 @@ TEST_CASE("channel: in memory, C27 a producer is drained as the slow reader take
         co_return all;
     };
     auto [unused, got] = r.run(when_all(writer(), reader()));
-    CHECK(calls_after_push == 0);                // push() pulls nothing
-    CHECK(calls_after_flush == chunks + 1);      // every chunk, then the empty one
+    CHECK(calls_after_push == 0);            // push() pulls nothing
+    CHECK(calls_after_flush == chunks + 1);  // every chunk, then the empty one
     CHECK((got == "before|" + pattern(0, chunks * size) + "|after"));
-    CHECK(max_ahead <= 64 * 1024 + 2 * size);    // pulled a glob at a time, not all at once
+    CHECK(max_ahead <= 64 * 1024 + 2 * size);  // pulled a glob at a time, not all at once
     CHECK(max_ahead < chunks * size);
 }

@@ -1,5 +1,5 @@
-// tests/examples/resp_test.cpp: examples/resp.hpp without a socket: request checks, reply
-// encoding, and the commands run through store::execute() with Redis's replies.
+// tests/examples/resp_test.cpp: examples/resp.hpp without a socket: the commands run through
+// store::execute() with Redis's replies (the RESP2 codec is tested in tests/proto/resp_test.cpp).
 #include <coronet/examples/resp.hpp>
 
 #include <catch2/catch.hpp>
@@ -21,74 +21,6 @@ std::string run(kv::store& db, std::initializer_list<std::string> words) {
 }
 
 }  // namespace
-
-TEST_CASE("resp: integers are parsed as strictly as Redis does", "[resp]") {
-    CHECK(kv::to_integer("0") == 0);
-    CHECK(kv::to_integer("-42") == -42);
-    CHECK(kv::to_integer("9223372036854775807") == LLONG_MAX);
-    CHECK(kv::to_integer("-9223372036854775808") == LLONG_MIN);
-    for (const char* bad :
-         {"", "-", "+1", " 1", "1 ", "01", "-0", "1x", "9223372036854775808", "1.5"}) {
-        INFO("text: '" << bad << "'");
-        CHECK_FALSE(kv::to_integer(bad));
-    }
-}
-
-TEST_CASE("resp: counts and lengths beyond the limits are protocol errors", "[resp]") {
-    kv::limits lim{.max_bulk = 100, .max_args = 8};
-    CHECK(kv::multibulk_count("*3", lim) == 3);
-    CHECK(kv::multibulk_count("*0", lim) == 0);
-    CHECK(kv::multibulk_count("*-1", lim) == 0);
-    CHECK_THROWS_WITH(kv::multibulk_count("*9", lim), "invalid multibulk length");
-    CHECK_THROWS_WITH(kv::multibulk_count("*x", lim), "invalid multibulk length");
-    CHECK(kv::bulk_length("$100", lim) == 100);
-    CHECK(kv::bulk_length("$0", lim) == 0);
-    CHECK_THROWS_WITH(kv::bulk_length("$101", lim), "invalid bulk length");
-    CHECK_THROWS_WITH(kv::bulk_length("$-1", lim), "invalid bulk length");
-    CHECK_THROWS_WITH(kv::bulk_length("$99999999999999999999999", lim), "invalid bulk length");
-    CHECK_THROWS_WITH(kv::bulk_length("x3", lim), "expected '$', got 'x'");
-    CHECK(kv::bulk_body("a\r\nb\r\n") == "a\r\nb");
-    // Overflow and non-canonical numbers (Redis's string2ll rejects them all), and sizes far
-    // beyond the default limits, are refused before anything is allocated.
-    for (const char* bad : {"*9223372036854775808", "*18446744073709551616", "*+1", "*01", "*-0",
-                            "*", "* 1", "*1 ", "*0x10"}) {
-        INFO("line: " << bad);
-        CHECK_THROWS_WITH(kv::multibulk_count(bad, lim), "invalid multibulk length");
-    }
-    CHECK(kv::multibulk_count("*-2", lim) == 0);  // as Redis: any count <= 0 is an empty request
-    CHECK(kv::multibulk_count("*-9223372036854775808", lim) == 0);
-    for (const char* bad : {"$9223372036854775808", "$18446744073709551616", "$-2", "$+1", "$01",
-                            "$-0", "$", "$ 1", "$1 ", "$-9223372036854775808"}) {
-        INFO("line: " << bad);
-        CHECK_THROWS_WITH(kv::bulk_length(bad, lim), "invalid bulk length");
-    }
-    const kv::limits defaults;
-    CHECK_THROWS_WITH(kv::multibulk_count("*1099511627776", defaults), "invalid multibulk length");
-    CHECK_THROWS_WITH(kv::bulk_length("$1099511627776", defaults), "invalid bulk length");
-    CHECK_THROWS_WITH(kv::bulk_length("$629145600", defaults), "invalid bulk length");  // 600 MiB
-    CHECK(kv::bulk_length("$536870912", defaults) == 536870912);  // 512 MiB, Redis's default
-    CHECK_THROWS_AS(kv::bulk_body("abxx"), kv::protocol_error);
-}
-
-TEST_CASE("resp: inline commands split on spaces and reuse the argument strings", "[resp]") {
-    std::vector<std::string> args{"old", "old", "old", "old"};
-    CHECK(kv::split_inline("  SET\tk   v ", args) == 3);
-    CHECK(args[0] == "SET");
-    CHECK(args[1] == "k");
-    CHECK(args[2] == "v");
-    CHECK(kv::split_inline("   ", args) == 0);
-}
-
-TEST_CASE("resp: replies are encoded as RESP2", "[resp]") {
-    std::string out;
-    kv::reply_simple(out, "OK");
-    kv::reply_error(out, "ERR bad\r\nthing");
-    kv::reply_integer(out, -7);
-    kv::reply_bulk(out, "a\r\n");
-    kv::reply_null(out);
-    kv::reply_array(out, 2);
-    CHECK(out == "+OK\r\n-ERR bad  thing\r\n:-7\r\n$3\r\na\r\n\r\n$-1\r\n*2\r\n");
-}
 
 TEST_CASE("resp: strings, counters and multi-key commands answer like Redis", "[resp]") {
     kv::store db;

@@ -1,4 +1,5 @@
-// tests/fuzz/http_request_fuzz.cpp: libFuzzer target for examples/http.hpp's request parsing.
+// tests/fuzz/http_request_fuzz.cpp: libFuzzer target for proto/http.hpp's parsers (and
+// examples/http.hpp's path resolution under a root).
 //
 // The input is a request head, read line by line as examples/http_server.cpp reads it
 // (CRLF-terminated lines of at most http::max_line bytes, empty lines before the request line
@@ -6,7 +7,8 @@
 // then, as the server does for a GET, decode_path on the target and resolve_under on the
 // result, in a small tree made at start-up (a file, a directory, symlinks that stay inside,
 // point outside, at a sibling whose name starts with the root's, and nowhere). The whole input
-// also goes to decode_path and parse_http_date as is. What must hold:
+// also goes to decode_path, parse_http_date, parse_response_head and parse_url as is. What must
+// hold:
 //   - an accepted request line has a token method and a target starting with '/' (or "*"),
 //     without spaces or control bytes; accepted headers stay within the header limits; an
 //     accepted head has a Host (HTTP/1.1), no Transfer-Encoding and a body within max_body;
@@ -14,9 +16,13 @@
 //     "." or ".." segment (only a trailing '/' is kept), and percent-encoding its segments again
 //     decodes to the same path;
 //   - a path resolve_under accepts is the root or lies inside it, component-wise;
-//   - a date parse_http_date accepts formats back to a string that parses to the same time.
+//   - a date parse_http_date accepts formats back to a string that parses to the same time;
+//   - a response head parse_response_head accepts has a status of 100-999 (and a length only if
+//     every Content-Length agreed); a URL parse_url accepts has a host, a port of 1-65535 and a
+//     target starting with '/', with no space or control byte anywhere.
 // Any violation aborts. Run it with tools/fuzz.sh.
 #include <coronet/examples/http.hpp>
+#include <coronet/proto/http.hpp>
 
 #include <unistd.h>
 
@@ -26,6 +32,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -163,6 +170,22 @@ int parse_head(std::string_view input, http::request& req) {
     return status;
 }
 
+void check_response_and_url(std::string_view input) {
+    http::response_info info;
+    if (http::parse_response_head(input, info))
+        check(info.status >= 100 && info.status <= 999, "accepted a status out of range", input);
+    try {
+        http::url u = http::parse_url(input);
+        check(!u.host.empty() && u.port >= 1 && u.port <= 65535 && u.target.starts_with('/'),
+              "accepted a URL without host, port or target", input);
+        for (const std::string* part : {&u.host, &u.authority, &u.target})
+            for (char c : *part)
+                check(static_cast<unsigned char>(c) > 0x20 && c != 0x7f,
+                      "accepted a URL with a space or control byte", input);
+    } catch (const std::invalid_argument&) {
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -180,6 +203,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_resolved(path, input);
     }
     check_date(input, input);
+    check_response_and_url(input);
 
     // The whole input as a request head.
     http::request req;

@@ -5,7 +5,7 @@ Each seed is a small input that means something in its target's input layout (de
 top of each tests/fuzz/<target>.cpp), so that fuzzing starts from the interesting cases instead
 of having to find them. Run it after changing a layout: python3 tests/fuzz/seeds.py
 (tests/fuzz/corpus/tls_server_fuzz/ is not written here: its seeds are ClientHellos captured from
-`openssl s_client`, see tests/fuzz/tls_server_fuzz.cpp.)
+`openssl s_client`, behind that target's header byte and piece sizes, see tests/fuzz/tls_server_fuzz.cpp.)
 """
 import pathlib
 import shutil

@@ -1,24 +1,32 @@
 // tests/fuzz/tls_server_fuzz.cpp: libFuzzer target for coro/tls.hpp's server side.
 //
-// Each input is what a client sends: it is written whole to one end of a
-// socket pair, which then shuts its sending down and reads whatever comes
-// back until the server closes; tls_accept() runs the handshake on the other
-// end and, should it ever succeed, a channel reads the plaintext until end of
-// stream. Every failure must be a std::system_error (a TLS alert, a truncated
-// stream); a crash, a leak, a hang or any other exception is a finding. Run it
-// with tools/fuzz.sh.
+// Each input is what a client sends, over the in-memory transport
+// (lib/memory_transport.hpp: no sockets, no kernel): tls_accept() runs the
+// handshake on one end of a pair, and the input's bytes are written into the
+// other end in the pieces the input says, one piece per loop turn (each piece
+// arrives as a receive of its own, so records are cut exactly there); then
+// that end ends its stream or resets, and whatever the server sent is
+// dropped. Should the handshake ever succeed, a channel reads the plaintext
+// until end of stream. Every failure must be a std::system_error (a TLS alert,
+// a truncated stream); a crash, a leak, a hang or any other exception is a
+// finding. Run it with tools/fuzz.sh.
 //
 // The server's certificate: no private key is checked in, so
 // LLVMFuzzerInitialize makes one (EC P-256) and a self-signed certificate for
 // it, writes both as PEM to a temporary directory, and builds the context
 // from those files, once. The seeds (tests/fuzz/corpus/tls_server_fuzz/) are
-// real ClientHellos from `openssl s_client` (TLS 1.3, and TLS 1.2 only): they
-// hold no secret.
+// real ClientHellos from `openssl s_client` (TLS 1.3, and TLS 1.2 only) behind
+// the header below: they hold no secret.
 //
-// Input layout: the bytes the client sends (cut at 64 KiB).
+// Input layout:
+//   byte 0      bit 0: how the client ends (0: end of stream, 1: a reset);
+//               bits 1-4: piece count n (0: the bytes go as one piece)
+//   n bytes     piece sizes (0 means 1); what is left after them goes as one more piece
+//   the rest    the bytes the client sends (cut at 64 KiB)
 #include <coronet/coro/tls.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -28,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -36,11 +45,11 @@
 #include <unistd.h>
 
 #include <coronet/coro/channel.hpp>
-#include <coronet/coro/net.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/when_all.hpp>
+#include <coronet/lib/memory_transport.hpp>
 #include <coronet/lib/reactor.hpp>
-#include <coronet/lib/socket.hpp>
+#include <coronet/lib/timer.hpp>
 
 namespace {
 
@@ -95,11 +104,40 @@ tls_certificate make_certificate() {
 std::optional<tls_context> server_context;
 std::unique_ptr<reactor> loop;
 
+// What the client sends, and how it ends.
+struct plan {
+    std::vector<std::string_view> pieces;
+    bool reset = false;
+};
+
+plan parse(std::string_view in) {
+    plan p;
+    if (in.empty()) return p;
+    auto head = static_cast<unsigned char>(in[0]);
+    in.remove_prefix(1);
+    p.reset = (head & 1) != 0;
+    std::size_t n = (head >> 1) & 15;
+    std::vector<std::size_t> sizes;
+    for (; n > 0 && !in.empty(); --n) {
+        auto size = static_cast<unsigned char>(in[0]);
+        sizes.push_back(size == 0 ? 1 : size);
+        in.remove_prefix(1);
+    }
+    in = in.substr(0, max_input);
+    for (std::size_t size : sizes) {
+        if (in.empty()) break;
+        p.pieces.push_back(in.substr(0, size));
+        in.remove_prefix(p.pieces.back().size());
+    }
+    if (!in.empty()) p.pieces.push_back(in);
+    return p;
+}
+
 // The server: the handshake, then plaintext until end of stream. Failing is
 // fine; failing with anything but a std::system_error is not.
-task<void> serve(coronet::socket s) {
+task<void> serve(std::unique_ptr<transport> end) {
     try {
-        channel ch(co_await tls_accept(std::move(s), *server_context));
+        channel ch(co_await tls_accept(std::move(end), *server_context));
         for (;;) {
             auto bytes = co_await ch.read_some();
             if (!bytes) break;
@@ -108,22 +146,18 @@ task<void> serve(coronet::socket s) {
     }
 }
 
-// The client: sends the input, ends its stream, and reads what comes back
-// (alerts, a ServerHello) until the server closes.
-task<void> client(coronet::socket s, std::string_view input) {
-    try {
-        co_await send_all(s, input);
-    } catch (const std::system_error&) {  // the server may close first
+// The client: one piece per loop turn, dropping what the server sent (alerts,
+// a ServerHello), then the end.
+task<void> client(reactor& r, memory_transport& end, plan p) {
+    for (std::string_view piece : p.pieces) {
+        end.write(piece);
+        co_await sleep_for(r, std::chrono::nanoseconds(0));
+        end.read_all();
     }
-    s.shutdown_send();
-    std::byte buf[4096];
-    try {
-        for (;;) {
-            std::size_t n = co_await s.recv(buf);
-            if (n == 0) break;
-        }
-    } catch (const std::system_error&) {  // a reset
-    }
+    if (p.reset)
+        end.reset();
+    else
+        end.shutdown_send();
 }
 
 }  // namespace
@@ -135,10 +169,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::string_view input(reinterpret_cast<const char*>(data), std::min(size, max_input));
+    plan p = parse(std::string_view(reinterpret_cast<const char*>(data), size));
     reactor& r = *loop;
-    auto [server_end, client_end] = coronet::socket::pair(r);
-    r.run(when_all(serve(std::move(server_end)), client(std::move(client_end), input)));
+    auto [server_end, client_end] = memory_transport::pair(r);
+    r.run(when_all(serve(std::move(server_end)), client(r, *client_end, std::move(p))));
     if (r.pending_count() != 0) die("operations left pending after a connection");
     return 0;
 }

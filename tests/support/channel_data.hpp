@@ -1,6 +1,6 @@
 #pragma once
 // Test support: the asynchat conformance data and small helpers the channel
-// tests share (over sockets in channel_test, in memory in channel_memory_test).
+// tests share (over sockets in channel_input_test, in memory in channel_memory_test).
 
 #include <cstddef>
 #include <optional>
