@@ -137,6 +137,7 @@ set(CORONET_TEST_SUPPORT_SOURCES
 set(CORONET_TESTS
     tests/lib/address_test.cpp
     tests/lib/awaiter_test.cpp
+    tests/lib/buffer_pool_test.cpp
     tests/lib/datagram_socket_test.cpp
     tests/lib/error_test.cpp
     tests/lib/half_close_test.cpp

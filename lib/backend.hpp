@@ -23,19 +23,30 @@
 //    frees what the backend set up for q. A recvmsg still waiting in q finishes with
 //    -ECANCELED at a later wait(). q may then die. Backends that never use q do nothing.
 //  - forget(fd): fd is about to be closed and has no pending operation.
-//  - provide_buffers(count, size): called once, before any start(): the blocks
-//    recv_provided receives into (count 0: none, every recv_provided finishes
-//    with -ENOBUFS). recycle(id) gives a block back; buffers_in_use() counts
-//    the blocks handed out by finished operations and not yet recycled.
+//
+// Provided buffers are not the backend's: the reactor owns the buffer_pool
+// (lib/buffer_pool.hpp) and lends it to the backend it builds, for the
+// backend's life. recv_provided receives into its blocks (none: every
+// recv_provided finishes with -ENOBUFS); the owner of the finished operation
+// gives the block back to the pool (reactor::recycle), never to the backend.
+// A backend that keeps free blocks elsewhere (io_uring's buffer ring) attaches
+// to the pool as its buffer_ring and is told of each block given back.
+// capabilities() says, once the backend is built, what it offers beyond this
+// contract (a multishot receive).
 
 #include <chrono>
-#include <cstddef>
-#include <cstdint>
 #include <string_view>
 
 #include <coronet/lib/operation.hpp>
 
 namespace coronet {
+
+// What a backend offers beyond the contract.
+struct backend_capabilities {
+    // A recv_provided given a recv_queue is served by one multishot receive
+    // (io_uring with a buffer ring and IORING_RECV_MULTISHOT).
+    bool multishot_receive = false;
+};
 
 class backend {
 public:
@@ -48,13 +59,11 @@ public:
     virtual void close_datagrams(datagram_queue&) noexcept {}
     virtual void forget(int fd) noexcept = 0;
 
-    // --- provided buffers (op_code::recv_provided) ---
-    virtual void provide_buffers(unsigned count, std::size_t size) = 0;
-    virtual void recycle(std::uint16_t id) noexcept = 0;
-    virtual std::size_t buffers_in_use() const noexcept = 0;
-    // True when a recv_provided given a recv_queue is served by one multishot
-    // receive (io_uring with a buffer ring and IORING_RECV_MULTISHOT).
-    virtual bool multishot_receive() const noexcept { return false; }
+    // Fixed when the backend is built; read without a virtual call.
+    const backend_capabilities& capabilities() const noexcept { return capabilities_; }
+
+protected:
+    backend_capabilities capabilities_;
 };
 
 }  // namespace coronet

@@ -12,7 +12,7 @@
 
 namespace coronet {
 
-epoll_backend::epoll_backend() {
+epoll_backend::epoll_backend(buffer_pool& pool) : readiness_backend(pool) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

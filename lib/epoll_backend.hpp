@@ -13,8 +13,9 @@ namespace coronet {
 
 class epoll_backend final : public readiness_backend {
 public:
+    // recv_provided receives into pool's blocks (pool outlives the backend).
     // Throws std::system_error when epoll_create1 or eventfd fails.
-    epoll_backend();
+    explicit epoll_backend(buffer_pool& pool);
     ~epoll_backend() override;
     epoll_backend(const epoll_backend&) = delete;
     epoll_backend& operator=(const epoll_backend&) = delete;

@@ -146,7 +146,7 @@ bool perform_provided(operation& op, buffer_pool& pool) noexcept {
             op.buffer_id = id;
             return true;
         }
-        pool.give_back(static_cast<std::uint16_t>(id));  // nothing received: no block held
+        pool.untake(static_cast<std::uint16_t>(id));  // nothing received: no block held
         return finish_or_park(op, n);
     }
 }

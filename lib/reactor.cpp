@@ -37,26 +37,25 @@ std::optional<backend_kind> parse_backend_kind(std::string_view name) noexcept {
 
 namespace {
 
-std::unique_ptr<backend> make_uring(const reactor_options& o) {
+std::unique_ptr<backend> make_uring(const reactor_options& o, buffer_pool& pool) {
     if (o.simulate_uring_failure)
         throw std::system_error(ENOSYS, std::system_category(), "io_uring_setup (simulated failure)");
     std::size_t zc = o.uring_send_zc_min;
     if (const char* env = std::getenv("CORONET_SEND_ZC"); env && zc == 0) zc = std::strtoull(env, nullptr, 10);
-    auto b = std::make_unique<uring_backend>(uring_options{.entries = o.uring_entries, .send_zc_min = zc});
-    b->provide_buffers(o.provided_buffers, o.provided_buffer_size);  // probes the buffer ring
+    auto b = std::make_unique<uring_backend>(pool, uring_options{.entries = o.uring_entries, .send_zc_min = zc});
     if (log_enabled(log_level::debug)) log(log_level::debug, "io_uring features: " + b->features());
     return b;
 }
 
 template <class Readiness>
-std::unique_ptr<backend> make_readiness(const reactor_options& o) {
-    auto b = std::make_unique<Readiness>();
-    b->provide_buffers(o.provided_buffers, o.provided_buffer_size);
-    return b;
+std::unique_ptr<backend> make_readiness(buffer_pool& pool) {
+    return std::make_unique<Readiness>(pool);
 }
 
 // The fallback order lives here and only here: io_uring, then epoll, then select.
-std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
+// pool: the reactor's provided buffers, lent to the backend (a backend that
+// fails to build lets go of it).
+std::unique_ptr<backend> make_backend(reactor_options o, buffer_pool& pool, backend_kind& chosen) {
     if (o.backend == backend_kind::automatic) {
         if (const char* env = std::getenv("CORONET_BACKEND")) {
             auto k = parse_backend_kind(env);
@@ -73,27 +72,27 @@ std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
     }
     chosen = o.backend;
     switch (o.backend) {
-    case backend_kind::io_uring: return make_uring(o);
-    case backend_kind::epoll: return make_readiness<epoll_backend>(o);
-    case backend_kind::select: return make_readiness<select_backend>(o);
+    case backend_kind::io_uring: return make_uring(o, pool);
+    case backend_kind::epoll: return make_readiness<epoll_backend>(pool);
+    case backend_kind::select: return make_readiness<select_backend>(pool);
     case backend_kind::automatic: break;
     }
     try {
         chosen = backend_kind::io_uring;
-        return make_uring(o);
+        return make_uring(o, pool);
     } catch (const std::system_error& e) {
         log(log_level::warning, std::string("io_uring unavailable (") + e.what() +
                                     "); falling back to epoll");
     }
     try {
         chosen = backend_kind::epoll;
-        return make_readiness<epoll_backend>(o);
+        return make_readiness<epoll_backend>(pool);
     } catch (const std::system_error& e) {
         log(log_level::warning, std::string("epoll unavailable (") + e.what() +
                                     "); falling back to select");
     }
     chosen = backend_kind::select;
-    return make_readiness<select_backend>(o);
+    return make_readiness<select_backend>(pool);
 }
 
 }  // namespace
@@ -101,7 +100,8 @@ std::unique_ptr<backend> make_backend(reactor_options o, backend_kind& chosen) {
 bool backend_available(backend_kind kind) {
     try {
         backend_kind chosen;
-        make_backend({.backend = kind}, chosen);
+        buffer_pool none;  // no blocks: no buffer ring to register for a look
+        make_backend({.backend = kind}, none, chosen);
         return true;
     } catch (const std::system_error&) {
         return false;
@@ -137,11 +137,12 @@ void cancel_slot::unlink(cancel_link& l) noexcept {
     l.prev = l.next = nullptr;
 }
 
-reactor::reactor(reactor_options options) : max_inline_(options.max_inline_completions) {
+reactor::reactor(reactor_options options)
+    : pool_(options.provided_buffers, options.provided_buffer_size),
+      max_inline_(options.max_inline_completions) {
     // In the body, not the initializer list: kind_ is declared after backend_,
     // so its default initializer would overwrite the choice make_backend() wrote.
-    backend_ = make_backend(options, kind_);
-    if (options.provided_buffers > 0) provided_size_ = options.provided_buffer_size;
+    backend_ = make_backend(options, pool_, kind_);
     log(log_level::info, std::string("reactor backend: ") + std::string(backend_->name()));
 }
 

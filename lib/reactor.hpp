@@ -30,6 +30,7 @@
 
 #include <coronet/lib/accept_queue.hpp>
 #include <coronet/lib/backend.hpp>
+#include <coronet/lib/buffer_pool.hpp>
 #include <coronet/lib/operation.hpp>
 #include <coronet/lib/recv_queue.hpp>
 
@@ -185,17 +186,17 @@ public:
     // Tells the backend that fd is about to be closed (sockets call it).
     void backend_forget(int fd) noexcept { backend_->forget(fd); }
 
-    // --- provided buffers ---
+    // --- provided buffers (the reactor's buffer_pool, lent to its backend) ---
     // Gives back the block of a finished recv_provided once its bytes are consumed.
     void recycle(int buffer_id) noexcept {
-        if (buffer_id >= 0) backend_->recycle(static_cast<std::uint16_t>(buffer_id));
+        if (buffer_id >= 0) pool_.give_back(static_cast<std::uint16_t>(buffer_id));
     }
     // Blocks handed out by finished recv_provided operations and not yet recycled.
-    std::size_t buffers_in_use() const noexcept { return backend_->buffers_in_use(); }
+    std::size_t buffers_in_use() const noexcept { return pool_.in_use(); }
     // True when recv_provided with a recv_queue keeps one multishot receive armed.
-    bool multishot_receive() const noexcept { return backend_->multishot_receive(); }
+    bool multishot_receive() const noexcept { return backend_->capabilities().multishot_receive; }
     // Bytes per provided block (0 when the reactor has none).
-    std::size_t provided_buffer_size() const noexcept { return provided_size_; }
+    std::size_t provided_buffer_size() const noexcept { return pool_.size(); }
 
     // Operations started and not yet resumed (timers included).
     std::size_t pending_count() const noexcept { return pending_; }
@@ -220,6 +221,7 @@ private:
     void expire_timers();
     std::chrono::nanoseconds next_timeout() const noexcept;
 
+    buffer_pool pool_;                   // before backend_, which borrows it
     std::unique_ptr<backend> backend_;
     backend_kind kind_ = backend_kind::automatic;
     int max_inline_ = 64;
@@ -234,7 +236,6 @@ private:
     std::size_t task_count_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<int> stopping_{0};  // stop() calls in progress
-    std::size_t provided_size_ = 0;
 };
 
 namespace detail {

@@ -81,7 +81,7 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
         finished = perform(op);
         break;
     case op_code::recv_provided:
-        if (may_starve_ && st.watched && pool_.count() > 0 && pool_.in_use == pool_.count() &&
+        if (may_starve_ && st.watched && pool_.count() > 0 && pool_.in_use() == pool_.count() &&
             starve(op.fd, st))
             return false;
         asked = provided_size(op, pool_);
@@ -151,14 +151,13 @@ bool readiness_backend::starve(int fd, fd_state& st) noexcept {
 }
 
 std::size_t readiness_backend::retry_starved(op_list& done) {
-    if (starved_.empty()) {
-        block_returned_ = false;
-        return 0;
-    }
+    // Was a block given back since the last call?
+    bool block_returned = pool_.given_back() != given_back_seen_;
+    given_back_seen_ = pool_.given_back();
+    if (starved_.empty()) return 0;
     // Without a block back since the last turn nothing may ever free one:
     // the starved receives get ENOBUFS now, and their callers a buffer of their own.
-    may_starve_ = block_returned_;
-    block_returned_ = false;
+    may_starve_ = block_returned;
     starved_swap_.swap(starved_);
     std::size_t finished = 0;
     for (int fd : starved_swap_) {

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include <coronet/lib/backend.hpp>
@@ -38,15 +39,11 @@ public:
     bool cancel(operation& op) override;
     void forget(int fd) noexcept override;
 
-    // --- provided buffers: a free stack, taken only when a recv finds bytes ---
-    void provide_buffers(unsigned count, std::size_t size) override { pool_.init(count, size); }
-    void recycle(std::uint16_t id) noexcept override {
-        pool_.give_back(id);
-        block_returned_ = true;
-    }
-    std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
-
 protected:
+    // recv_provided takes blocks from pool's free stack, only when a recv finds
+    // bytes; pool outlives the backend.
+    explicit readiness_backend(buffer_pool& pool) noexcept : pool_(pool) {}
+
     struct fd_state {
         op_list readers;
         op_list writers;
@@ -93,9 +90,9 @@ private:
     bool starve(int fd, fd_state& st) noexcept;
     void refuse_accepted(int fd, const char* why) noexcept;
 
-    buffer_pool pool_;
+    buffer_pool& pool_;
     std::vector<int> starved_, starved_swap_;  // fds with a starved receive, in turn order
-    bool block_returned_ = false;  // a block was recycled since the last retry_starved()
+    std::uint64_t given_back_seen_ = 0;  // pool_.given_back() at the last retry_starved()
     bool may_starve_ = true;       // false while retrying after a turn that returned no block
     // Refused connections: the last warning, and how many were refused since.
     std::chrono::steady_clock::time_point refusal_logged_{};

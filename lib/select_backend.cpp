@@ -12,7 +12,7 @@
 
 namespace coronet {
 
-select_backend::select_backend() {
+select_backend::select_backend(buffer_pool& pool) : readiness_backend(pool) {
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wakefd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
     if (wakefd_ >= FD_SETSIZE) {

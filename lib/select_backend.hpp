@@ -14,8 +14,9 @@ namespace coronet {
 
 class select_backend final : public readiness_backend {
 public:
+    // recv_provided receives into pool's blocks (pool outlives the backend).
     // Throws std::system_error when eventfd fails.
-    select_backend();
+    explicit select_backend(buffer_pool& pool);
     ~select_backend() override;
     select_backend(const select_backend&) = delete;
     select_backend& operator=(const select_backend&) = delete;

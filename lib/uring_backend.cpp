@@ -158,7 +158,8 @@ std::size_t msg_bytes(const msghdr& m) noexcept {
 
 }  // namespace
 
-uring_backend::uring_backend(uring_options options) : ring_(std::make_unique<io_uring>()) {
+uring_backend::uring_backend(buffer_pool& pool, uring_options options)
+    : ring_(std::make_unique<io_uring>()), pool_(pool) {
     unsigned entries = options.entries;
     io_uring_params p{};
     // Newest flags first; each refusal (EINVAL on older kernels) drops one.
@@ -214,11 +215,13 @@ uring_backend::uring_backend(uring_options options) : ring_(std::make_unique<io_
         throw std::system_error(err, std::system_category(), "eventfd");
     }
     arm_wake();
+    register_buffers();  // last: nothing after it throws, so the pool is never left attached
 }
 
 uring_backend::~uring_backend() {
     // Every operation coronet started has finished by now (the reactor drains
     // them before it destroys its backend), except the internal wake read.
+    if (buf_ring_) pool_.detach();     // blocks given back from now on go to its free stack
     io_uring_queue_exit(ring_.get());  // unregisters the buffer ring too
     if (buf_ring_) ::munmap(buf_ring_, buf_ring_bytes_);
     ::close(wakefd_);
@@ -260,7 +263,8 @@ bool uring_backend::start(operation& op) {
     if (op.code == op_code::recvmsg && op.datagrams && multishot_recvmsg_ && datagrams_ready(*op.datagrams))
         return take_datagram(op);  // lib/uring_datagram.cpp
     if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
-    if (op.code == op_code::recv_provided && op.receiver && multishot_recv_) return take_received(op);
+    if (op.code == op_code::recv_provided && op.receiver && capabilities_.multishot_receive)
+        return take_received(op);
     io_uring_sqe* sqe = get_sqe();
     switch (op.code) {
     case op_code::accept:
@@ -635,12 +639,11 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
     recv_result got{.result = cqe.res, .buffer_id = -1};
     if (cqe.flags & IORING_CQE_F_BUFFER) {
         auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-        ++pool_.in_use;
         pool_.lend(id);
         if (cqe.res > 0)
             got.buffer_id = id;
         else
-            recycle(id);  // end of stream or an error left the block empty
+            pool_.give_back(id);  // end of stream or an error left the block empty
     } else if (cqe.res > 0) {
         got.result = -EIO;  // bytes without a block: never posted by a kernel with buffer rings
     }
@@ -672,11 +675,12 @@ bool uring_backend::too_full(const recv_queue& q) noexcept { return q.size() >= 
 
 // --- provided buffers -------------------------------------------------------
 
-void uring_backend::provide_buffers(unsigned count, std::size_t size) {
-    if (count == 0 || size == 0) return;
-    count = std::min(count, 32768u);  // the kernel's limit on a ring's entries
-    size = std::min<std::size_t>(size, 1u << 30);
-    pool_.init(count, size);
+// Called once, at the end of the constructor: nothing after it may throw
+// (the pool would stay attached to a backend that never finished building).
+void uring_backend::register_buffers() {
+    unsigned count = pool_.count();
+    if (count == 0) return;
+    features_.reserve(features_.size() + sizeof " buf_ring multishot_recv");
     // The ring: page-aligned memory of ours that the kernel reads buffer
     // addresses from. A kernel without buffer rings (< 5.19) refuses the
     // registration: recv_provided then polls and receives from the free stack.
@@ -696,22 +700,16 @@ void uring_backend::provide_buffers(unsigned count, std::size_t size) {
     buf_ring_bytes_ = bytes;
     buf_ring_entries_ = entries;
     io_uring_buf_ring_init(buf_ring_);
-    int mask = io_uring_buf_ring_mask(entries);
-    for (unsigned i = 0; i < count; ++i)
-        io_uring_buf_ring_add(buf_ring_, pool_.data(static_cast<std::uint16_t>(i)),
-                              static_cast<unsigned>(size), static_cast<unsigned short>(i), mask,
-                              static_cast<int>(i));
-    io_uring_buf_ring_advance(buf_ring_, static_cast<int>(count));
     features_ += features_.empty() ? "buf_ring" : " buf_ring";
-    multishot_recv_ = probe_multishot_recv(ring_.get());
-    if (multishot_recv_) features_ += " multishot_recv";
+    pool_.attach(*this);  // every free block into the ring (put_back below)
+    // The probe needs blocks in the ring: the kernel picks one before it finds the socket empty.
+    capabilities_.multishot_receive = probe_multishot_recv(ring_.get());
+    if (capabilities_.multishot_receive) features_ += " multishot_recv";
 }
 
-void uring_backend::recycle(std::uint16_t id) noexcept {
-    if (!buf_ring_) return pool_.give_back(id);
-    --pool_.in_use;
-    pool_.shelve(id);
-    io_uring_buf_ring_add(buf_ring_, pool_.data(id), static_cast<unsigned>(pool_.size()), id,
+// The pool's block id is free again (attach, or given back): the kernel may pick it.
+void uring_backend::put_back(std::uint16_t id, std::byte* data, std::size_t size) noexcept {
+    io_uring_buf_ring_add(buf_ring_, data, static_cast<unsigned>(size), id,
                           io_uring_buf_ring_mask(buf_ring_entries_), 0);
     io_uring_buf_ring_advance(buf_ring_, 1);
 }
@@ -750,13 +748,12 @@ bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
     }
     if (cqe.flags & IORING_CQE_F_BUFFER) {
         auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-        ++pool_.in_use;
         pool_.lend(id);
         if (cqe.res > 0) {
             op.buffer = {pool_.data(id), static_cast<std::size_t>(cqe.res)};
             op.buffer_id = id;
         } else {
-            recycle(id);  // end of stream took a buffer and left it empty
+            pool_.give_back(id);  // end of stream took a buffer and left it empty
         }
     }
     if (cqe.res == -EAGAIN) {  // as for the other calls (see reap()): poll, then retry

@@ -11,7 +11,9 @@
 // recv_provided() given a recv_queue keeps one multishot receive armed into the
 // buffer ring (lib/recv_queue.hpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
 // registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
-// for) are probed at start and dropped quietly where the kernel lacks them. A
+// for) are probed at start and dropped quietly where the kernel lacks them.
+// The reactor's buffer_pool is registered as the buffer ring, its blocks
+// re-added to the ring as they are given back (buffer_ring::put_back). A
 // zero-copy send finishes only when the kernel's notification says the buffer
 // is free again, not at its first CQE.
 // A datagram socket's recv_from() keeps one multishot recvmsg armed into the
@@ -47,11 +49,15 @@ struct uring_options {
     std::size_t send_zc_min = 0;  // send/sendmsg of at least this many bytes use SEND_ZC; 0 = never
 };
 
-class uring_backend final : public backend {
+class uring_backend final : public backend, private buffer_ring {
 public:
-    // Throws std::system_error (errc::backend_unavailable, or the setup errno)
-    // when a ring cannot be set up or lacks an opcode coronet needs.
-    explicit uring_backend(uring_options options = {});
+    // recv_provided receives into pool's blocks (pool outlives the backend):
+    // registered as a buffer ring (recv with IOSQE_BUFFER_SELECT), the pool
+    // attached to it; without one (kernel < 5.19), a POLL_ADD and then a recv
+    // from the pool's free stack. Throws std::system_error
+    // (errc::backend_unavailable, or the setup errno) when a ring cannot be set
+    // up or lacks an opcode coronet needs.
+    explicit uring_backend(buffer_pool& pool, uring_options options = {});
     ~uring_backend() override;
     uring_backend(const uring_backend&) = delete;
     uring_backend& operator=(const uring_backend&) = delete;
@@ -63,13 +69,6 @@ public:
     void wake() noexcept override;
     void forget(int) noexcept override {}
     void close_datagrams(datagram_queue& q) noexcept override;  // lib/uring_datagram.cpp
-
-    // --- provided buffers: a registered buffer ring (recv with IOSQE_BUFFER_SELECT);
-    // without one (kernel < 5.19), a POLL_ADD and then a recv from the pool's free stack ---
-    void provide_buffers(unsigned count, std::size_t size) override;
-    void recycle(std::uint16_t id) noexcept override;
-    std::size_t buffers_in_use() const noexcept override { return pool_.in_use; }
-    bool multishot_receive() const noexcept override { return multishot_recv_; }
 
     // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring multishot_recv".
     const std::string& features() const noexcept { return features_; }
@@ -126,13 +125,15 @@ private:
     operation wake_op_;  // the read on wakefd_, always in flight
 
     // --- provided buffers ---
+    void register_buffers();
+    void put_back(std::uint16_t id, std::byte* data, std::size_t size) noexcept override;
     void start_provided(operation& op, io_uring_sqe* sqe);
     bool finish_provided(operation& op, const io_uring_cqe& cqe);
-    buffer_pool pool_;
+    buffer_pool& pool_;
     io_uring_buf_ring* buf_ring_ = nullptr;  // nullptr: no buffer ring, the poll-then-recv path
     std::size_t buf_ring_bytes_ = 0;
     unsigned buf_ring_entries_ = 0;
-    bool multishot_recv_ = false;  // IORING_RECV_MULTISHOT into the buffer ring (6.0)
+    // capabilities_.multishot_receive: IORING_RECV_MULTISHOT into the buffer ring (6.0)
     bool rearm_wake_ = false;
     op_list reaped_;   // completions reaped outside wait(), delivered by the next one
     op_list restart_;  // operations to hand to the kernel again (a retry after EAGAIN)

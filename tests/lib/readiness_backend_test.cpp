@@ -16,6 +16,7 @@
 
 #include <coronet/coro/task.hpp>
 #include <coronet/coro/when_all.hpp>
+#include <coronet/lib/buffer_pool.hpp>
 #include <coronet/lib/epoll_backend.hpp>
 #include <coronet/lib/operation.hpp>
 #include <coronet/lib/reactor.hpp>
@@ -35,9 +36,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<coronet::readiness_backend> make(coronet::backend_kind kind) {
-    if (kind == coronet::backend_kind::epoll) return std::make_unique<coronet::epoll_backend>();
-    return std::make_unique<coronet::select_backend>();
+// A backend of this kind, lent pool (which the test declares first, so it outlives the backend).
+std::unique_ptr<coronet::readiness_backend> make(coronet::backend_kind kind, coronet::buffer_pool& pool) {
+    if (kind == coronet::backend_kind::epoll) return std::make_unique<coronet::epoll_backend>(pool);
+    return std::make_unique<coronet::select_backend>(pool);
 }
 
 // A non-blocking AF_UNIX stream pair, closed at the end of the test.
@@ -96,7 +98,8 @@ TEST_CASE("readiness: a receive after a short read parks at once, and later byte
           "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool none;
+    auto b = make(kind, none);
     pair p;
     drain(*b, p);
 
@@ -112,9 +115,9 @@ TEST_CASE("readiness: a receive after a short read parks at once, and later byte
 TEST_CASE("readiness: bytes sent after a receive parked on a drained fd arrive", "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool pool(4, 64);
+    auto b = make(kind, pool);
     pair p;
-    b->provide_buffers(4, 64);
     coronet::operation first;
     first.fd = p.fd[0];
     first.code = coronet::op_code::recv_provided;
@@ -122,20 +125,21 @@ TEST_CASE("readiness: bytes sent after a receive parked on a drained fd arrive",
     p.write("abc");
     REQUIRE(wait_for(*b, first));
     REQUIRE(first.result == 3);  // a short read into a provided block: drained
-    b->recycle(static_cast<std::uint16_t>(first.buffer_id));
+    pool.give_back(static_cast<std::uint16_t>(first.buffer_id));
 
     recv_op second(p.fd[0]);
     REQUIRE_FALSE(b->start(second.op));
     p.write("ghi");
     REQUIRE(wait_for(*b, second.op));
     REQUIRE(second.text() == "ghi");
-    REQUIRE(b->buffers_in_use() == 0);
+    REQUIRE(pool.in_use() == 0);
 }
 
 TEST_CASE("readiness: the end of stream after a short read wakes a parked receive", "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool none;
+    auto b = make(kind, none);
     pair p;
     drain(*b, p);
 
@@ -155,7 +159,8 @@ TEST_CASE("readiness: the end of stream after a short read wakes a parked receiv
 TEST_CASE("readiness: the end of stream reported with the last bytes is still seen", "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool none;
+    auto b = make(kind, none);
     pair p;
     recv_op first(p.fd[0]);
     REQUIRE_FALSE(b->start(first.op));  // parked: the fd is watched
@@ -173,7 +178,8 @@ TEST_CASE("readiness: the end of stream reported with the last bytes is still se
 TEST_CASE("readiness: a full read or forget() leaves the next receive trying at once", "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool none;
+    auto b = make(kind, none);
     pair p;
     p.write(std::string(100, 'x'));
     recv_op full(p.fd[0]);
@@ -193,7 +199,8 @@ TEST_CASE("readiness: a full read or forget() leaves the next receive trying at 
 
 TEST_CASE("readiness: on epoll, a readable edge with nothing parked clears the drained mark",
           "[readiness]") {
-    coronet::epoll_backend b;
+    coronet::buffer_pool none;
+    coronet::epoll_backend b(none);
     pair p;
     recv_op first(p.fd[0]);
     REQUIRE_FALSE(b.start(first.op));  // registers the fd
@@ -258,8 +265,8 @@ struct starved_pair {
     coronet::operation* first = nullptr;   // took the block
     coronet::operation* second = nullptr;  // found every block out
 
+    // b's pool has one block.
     explicit starved_pair(coronet::readiness_backend& b) {
-        b.provide_buffers(1, 64);
         for (auto [op, fd] : {std::pair{&on_p, p.fd[0]}, std::pair{&on_q, q.fd[0]}}) {
             op->fd = fd;
             op->code = coronet::op_code::recv_provided;
@@ -293,12 +300,13 @@ TEST_CASE("readiness: a provided receive ready while every block is out gets the
     // waits for the next wait(), where the block consumed in between is its.
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool pool(1, 64);
+    auto b = make(kind, pool);
     starved_pair s(*b);
     const std::string first_text = s.first == &s.on_p ? "one" : "two";
     const std::string second_text = s.first == &s.on_p ? "two" : "one";
     REQUIRE(s.text_of(*s.first) == first_text);
-    b->recycle(static_cast<std::uint16_t>(s.first->buffer_id));
+    pool.give_back(static_cast<std::uint16_t>(s.first->buffer_id));
 
     coronet::op_list done;
     b->wait(10s, done);  // the starved receive runs first, without waiting for an event
@@ -307,8 +315,8 @@ TEST_CASE("readiness: a provided receive ready while every block is out gets the
     REQUIRE(s.second->result == 3);
     REQUIRE(s.second->buffer_id >= 0);
     REQUIRE(s.text_of(*s.second) == second_text);
-    b->recycle(static_cast<std::uint16_t>(s.second->buffer_id));
-    REQUIRE(b->buffers_in_use() == 0);
+    pool.give_back(static_cast<std::uint16_t>(s.second->buffer_id));
+    REQUIRE(pool.in_use() == 0);
 }
 
 TEST_CASE("readiness: a burst of ready provided receives beyond the pool is served a block at a time",
@@ -319,8 +327,8 @@ TEST_CASE("readiness: a burst of ready provided receives beyond the pool is serv
     // a new select().
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
-    b->provide_buffers(1, 64);
+    coronet::buffer_pool pool(1, 64);
+    auto b = make(kind, pool);
     constexpr int n = 5;
     std::array<pair, n> pairs;
     std::array<coronet::operation, n> ops;
@@ -347,13 +355,13 @@ TEST_CASE("readiness: a burst of ready provided receives beyond the pool is serv
             REQUIRE(std::string(reinterpret_cast<const char*>(o->buffer.data()), o->buffer.size()) ==
                     "message " + std::to_string(i));
             ++seen[i];
-            b->recycle(static_cast<std::uint16_t>(o->buffer_id));
+            pool.give_back(static_cast<std::uint16_t>(o->buffer_id));
         }
         REQUIRE(this_turn <= 1);  // one block
     }
     REQUIRE(answered == n);
     for (int i = 0; i < n; ++i) REQUIRE(seen[i] == 1);
-    REQUIRE(b->buffers_in_use() == 0);
+    REQUIRE(pool.in_use() == 0);
 }
 
 TEST_CASE("readiness: a starved provided receive gets ENOBUFS when no block came back",
@@ -363,7 +371,8 @@ TEST_CASE("readiness: a starved provided receive gets ENOBUFS when no block came
     // and a plain receive then finds its bytes at once.
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
-    auto b = make(kind);
+    coronet::buffer_pool pool(1, 64);
+    auto b = make(kind, pool);
     starved_pair s(*b);
 
     coronet::op_list done;
@@ -371,13 +380,13 @@ TEST_CASE("readiness: a starved provided receive gets ENOBUFS when no block came
     REQUIRE(done.pop_front() == s.second);
     REQUIRE(s.second->result == -ENOBUFS);
     REQUIRE(s.second->buffer_id < 0);
-    REQUIRE(b->buffers_in_use() == 1);  // still the first receive's
+    REQUIRE(pool.in_use() == 1);  // still the first receive's
 
     recv_op plain(s.second->fd);
     REQUIRE(b->start(plain.op));
     REQUIRE(plain.text() == (s.second == &s.on_q ? "two" : "one"));
-    b->recycle(static_cast<std::uint16_t>(s.first->buffer_id));
-    REQUIRE(b->buffers_in_use() == 0);
+    pool.give_back(static_cast<std::uint16_t>(s.first->buffer_id));
+    REQUIRE(pool.in_use() == 0);
 }
 
 TEST_CASE("readiness: round trips in two parts all arrive, then the end of stream", "[readiness]") {

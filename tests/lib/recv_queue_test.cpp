@@ -23,6 +23,7 @@
 #include <coronet/coro/timeout.hpp>
 #include <coronet/coro/when_all.hpp>
 #include <coronet/lib/address.hpp>
+#include <coronet/lib/buffer_pool.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/reactor.hpp>
 #include <coronet/lib/socket.hpp>
@@ -49,9 +50,9 @@ namespace {
 // True when this machine's io_uring receives through a multishot receive.
 bool multishot_recv_here() {
     if (!coronet::backend_available(backend_kind::io_uring)) return false;
-    coronet::uring_backend b;
-    b.provide_buffers(4, 4096);
-    return b.features().find("multishot_recv") != std::string::npos;
+    coronet::buffer_pool pool(4, 4096);
+    coronet::uring_backend b(pool);
+    return b.capabilities().multishot_receive;
 }
 
 bool multishot(backend_kind kind) {
@@ -158,11 +159,15 @@ TEST_CASE("recv_queue: io_uring probes multishot_recv once it has a buffer ring"
         WARN("io_uring unavailable here, skipped");
         return;
     }
-    coronet::uring_backend b;
-    CHECK(b.features().find("multishot_recv") == std::string::npos);  // no ring, no multishot
-    b.provide_buffers(4, 4096);
+    coronet::buffer_pool none;
+    coronet::uring_backend without(none);
+    CHECK(without.features().find("multishot_recv") == std::string::npos);  // no ring, no multishot
+    CHECK_FALSE(without.capabilities().multishot_receive);
+    coronet::buffer_pool pool(4, 4096);
+    coronet::uring_backend b(pool);
     const std::string& f = b.features();
     INFO("features: " << f);
+    CHECK(b.capabilities().multishot_receive == (f.find("multishot_recv") != std::string::npos));
     utsname u{};
     REQUIRE(::uname(&u) == 0);
     int major = std::atoi(u.release);

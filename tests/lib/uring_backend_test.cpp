@@ -69,7 +69,8 @@ bool all_finished(const std::vector<outcome>& v) {
 
 TEST_CASE("uring_backend: the completion queue is twice the submission queue", "[uring_backend]") {
     if (!uring_here()) return;
-    coronet::uring_backend b({.entries = 4});
+    coronet::buffer_pool none;
+    coronet::uring_backend b(none, {.entries = 4});
     CHECK(b.sq_entries() == 4);
     CHECK(b.cq_entries() == 8);
 }
@@ -83,7 +84,8 @@ TEST_CASE("uring_backend: wait() takes completions from the overflow list instea
     // its timeout would fail, not hang.
     if (!uring_here()) return;
     constexpr int n = 200;
-    coronet::uring_backend b({.entries = 4});
+    coronet::buffer_pool none;
+    coronet::uring_backend b(none, {.entries = 4});
     std::vector<std::array<int, 2>> fds(n);
     std::vector<std::array<std::byte, 16>> bufs(n);
     std::vector<coronet::operation> ops(n);
