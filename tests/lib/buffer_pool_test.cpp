@@ -44,7 +44,8 @@ TEST_CASE("buffer_pool: an empty pool hands out nothing", "[buffer_pool]") {
     CHECK(zero_size.take() == -1);
 }
 
-TEST_CASE("buffer_pool: each block is handed out once, the last given back first", "[buffer_pool]") {
+TEST_CASE("buffer_pool: each block is handed out once, the last given back first",
+          "[buffer_pool]") {
     buffer_pool pool(3, 64);
     REQUIRE(pool.count() == 3);
     REQUIRE(pool.size() == 64);
@@ -120,7 +121,8 @@ TEST_CASE("buffer_pool: a free block is poisoned, one handed out is not", "[buff
 }
 #endif
 
-TEST_CASE("buffer_pool: the reactor's pool is sized by its options on every backend", "[buffer_pool]") {
+TEST_CASE("buffer_pool: the reactor's pool is sized by its options on every backend",
+          "[buffer_pool]") {
     CORONET_FOR_EACH_BACKEND(kind);
     {
         coronet::reactor r{{.backend = kind, .provided_buffers = 4, .provided_buffer_size = 256}};
