@@ -9,6 +9,7 @@
 set(CORONET_LIB_SOURCES
     lib/address.cpp
     lib/buffer_pool.cpp
+    lib/cancel_scope.cpp
     lib/datagram_socket.cpp
     lib/epoll_backend.cpp
     lib/error.cpp
@@ -22,8 +23,10 @@ set(CORONET_LIB_SOURCES
     lib/resolver.cpp
     lib/select_backend.cpp
     lib/socket.cpp
+    lib/timer_heap.cpp
     lib/uring_backend.cpp
     lib/uring_datagram.cpp
+    lib/uring_multishot.cpp
 )
 set(CORONET_LIB_HEADERS
     lib/accept_queue.hpp
@@ -31,6 +34,7 @@ set(CORONET_LIB_HEADERS
     lib/awaiter.hpp
     lib/backend.hpp
     lib/buffer_pool.hpp
+    lib/cancel_scope.hpp
     lib/datagram_queue.hpp
     lib/datagram_socket.hpp
     lib/epoll_backend.hpp
@@ -47,9 +51,11 @@ set(CORONET_LIB_HEADERS
     lib/readiness_backend.hpp
     lib/recv_queue.hpp
     lib/resolver.hpp
+    lib/run_driver.hpp
     lib/select_backend.hpp
     lib/socket.hpp
     lib/timer.hpp
+    lib/timer_heap.hpp
     lib/transport.hpp
     lib/uring_backend.hpp
 )

@@ -55,10 +55,27 @@ enum class op_code : std::uint8_t {
 // transport: TLS, an in-memory pipe) rather than in the backend.
 enum class op_state : std::uint8_t { idle, pending, done, held };
 
+// What a backend is waiting for on a pending operation's behalf, beyond the
+// call itself: backend-private, `none` whenever the operation is not pending.
+// Only the backend that holds the operation reads or writes it.
+enum class op_phase : std::uint8_t {
+    none,             // the call itself (or nothing in progress)
+    // --- the readiness backends (lib/perform.cpp) ---
+    connecting,       // a non-blocking connect said EINPROGRESS: wait for writability, read SO_ERROR
+    // --- io_uring (lib/uring_backend.cpp, lib/uring_multishot.cpp) ---
+    rearm_poll,       // a POLL_ADD for readiness, then the call again (after -EAGAIN; sendfile)
+    multishot_armed,  // an accept_queue's or recv_queue's `arm` while the kernel holds it
+    zc_sent,          // a SEND_ZC / SENDMSG_ZC before its result CQE
+    zc_notif,         // ... between that result (IORING_CQE_F_MORE) and the notification
+    zc_refused,       // a send to start again without zero-copy (the socket refused it)
+    provided_poll,    // a recv_provided waiting for readability before it receives
+};
+
 struct operation {
     op_code code = op_code::recv;
     op_state state = op_state::idle;
-    std::uint8_t phase = 0;               // backend-private (a connect in progress)
+    op_phase phase = op_phase::none;      // backend-private: see op_phase
+    bool in_timer_heap = false;           // timeout: in the reactor's timer heap (lib/timer_heap.hpp)
     int fd = -1;
     int result = 0;                       // as cqe->res: >= 0 bytes/fd, < 0 -errno
     int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1

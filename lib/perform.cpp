@@ -27,13 +27,13 @@ bool finish_or_park(operation& op, long n) noexcept {
 }
 
 bool perform_connect(operation& op) noexcept {
-    if (op.phase == 0) {
+    if (op.phase == op_phase::none) {
         if (::connect(op.fd, op.addr, op.addrlen) == 0) {
             op.result = 0;
             return true;
         }
         if (errno == EINPROGRESS || errno == EINTR) {
-            op.phase = 1;  // wait for writability, then read SO_ERROR
+            op.phase = op_phase::connecting;  // wait for writability, then read SO_ERROR
             return false;
         }
         op.result = -errno;

@@ -108,35 +108,6 @@ bool backend_available(backend_kind kind) {
     }
 }
 
-void cancel_slot::request() noexcept {
-    requested = true;
-    // reactor::cancel() resumes nobody (completions wait for the next turn), so
-    // the list cannot change while it is walked.
-    for (cancel_link* l = links; l; l = l->next) {
-        if (l->scope)
-            l->scope->request();
-        else if (l->op && owner)
-            owner->cancel(*l->op);
-    }
-}
-
-void cancel_slot::link(cancel_link& l) noexcept {
-    l.prev = nullptr;
-    l.next = links;
-    if (links) links->prev = &l;
-    links = &l;
-}
-
-void cancel_slot::unlink(cancel_link& l) noexcept {
-    if (!l.prev && links != &l) return;  // not linked
-    if (l.prev)
-        l.prev->next = l.next;
-    else
-        links = l.next;
-    if (l.next) l.next->prev = l.prev;
-    l.prev = l.next = nullptr;
-}
-
 reactor::reactor(reactor_options options)
     : pool_(options.provided_buffers, options.provided_buffer_size),
       max_inline_(options.max_inline_completions) {
@@ -162,7 +133,7 @@ bool reactor::start(operation& op) {
     op.state = op_state::pending;
     ++pending_;
     if (op.code == op_code::timeout) {
-        timer_push(op);
+        timers_.push(op);
         return false;
     }
     if (!backend_->start(op)) return false;
@@ -182,8 +153,8 @@ void reactor::cancel(operation& op) noexcept {
     }
     if (op.state != op_state::pending) return;
     if (op.code == op_code::timeout) {
-        if (op.phase == 0) return;  // already expired, queued for resumption
-        timer_remove(op);
+        if (!op.in_timer_heap) return;  // already expired, queued for resumption
+        timers_.remove(op);
         op.result = -ECANCELED;
         done_.push_back(op);
         return;
@@ -192,8 +163,8 @@ void reactor::cancel(operation& op) noexcept {
 }
 
 void reactor::complete(operation& op, int result) noexcept {
-    if (op.state != op_state::pending || op.code != op_code::timeout || op.phase == 0) return;
-    timer_remove(op);
+    if (op.state != op_state::pending || op.code != op_code::timeout || !op.in_timer_heap) return;
+    timers_.remove(op);
     op.result = result;
     done_.push_back(op);
 }
@@ -235,7 +206,7 @@ void reactor::abandon(operation& op) noexcept {
         return;
     }
     if (op.code == op_code::timeout) {
-        timer_remove(op);
+        timers_.remove(op);
         return;
     }
     if (backend_->cancel(op)) return;
@@ -312,7 +283,7 @@ void reactor::resume_done() {
 
 void reactor::run_once() {
     inline_this_turn_ = 0;
-    std::chrono::nanoseconds timeout = next_timeout();
+    std::chrono::nanoseconds timeout = timers_.next_timeout();
     if (!done_.empty() || !ready_.empty() || stopped()) timeout = std::chrono::nanoseconds(0);
     backend_->wait(timeout, done_);  // the only place that may block
     resume_done();                   // completions: asyncore's handle_read/handle_write
@@ -373,64 +344,14 @@ void reactor::remove_task(task_hook& hook) noexcept {
     --task_count_;
 }
 
-// --- timers: a binary min-heap of operations, each knowing its index ---
-
-std::chrono::nanoseconds reactor::next_timeout() const noexcept {
-    if (timers_.empty()) return std::chrono::nanoseconds(-1);  // block until an event
-    auto d = timers_.front()->deadline - clock::now();
-    return std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(d), std::chrono::nanoseconds(0));
-}
-
-void reactor::timer_push(operation& op) {
-    op.phase = 1;  // in the heap
-    op.heap_index = timers_.size();
-    timers_.push_back(&op);
-    timer_sift_up(op.heap_index);
-}
-
-void reactor::timer_remove(operation& op) noexcept {
-    if (op.phase == 0) return;
-    std::size_t i = op.heap_index;
-    op.phase = 0;
-    operation* last = timers_.back();
-    timers_.pop_back();
-    if (last == &op) return;
-    timers_[i] = last;
-    last->heap_index = i;
-    timer_sift_up(i);
-    timer_sift_down(last->heap_index);
-}
-
-void reactor::timer_sift_up(std::size_t i) noexcept {
-    while (i > 0) {
-        std::size_t parent = (i - 1) / 2;
-        if (timers_[parent]->deadline <= timers_[i]->deadline) break;
-        std::swap(timers_[parent], timers_[i]);
-        timers_[parent]->heap_index = parent;
-        timers_[i]->heap_index = i;
-        i = parent;
-    }
-}
-
-void reactor::timer_sift_down(std::size_t i) noexcept {
-    for (;;) {
-        std::size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < timers_.size() && timers_[l]->deadline < timers_[m]->deadline) m = l;
-        if (r < timers_.size() && timers_[r]->deadline < timers_[m]->deadline) m = r;
-        if (m == i) return;
-        std::swap(timers_[m], timers_[i]);
-        timers_[m]->heap_index = m;
-        timers_[i]->heap_index = i;
-        i = m;
-    }
-}
+// --- timers (lib/timer_heap.hpp) ---
 
 void reactor::expire_timers() {
     if (timers_.empty()) return;
     auto now = clock::now();
-    while (!timers_.empty() && timers_.front()->deadline <= now) {
-        operation* op = timers_.front();
-        timer_remove(*op);
+    while (!timers_.empty() && timers_.top()->deadline <= now) {
+        operation* op = timers_.top();
+        timers_.remove(*op);
         op->result = 0;
         done_.push_back(*op);
     }

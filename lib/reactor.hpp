@@ -31,8 +31,11 @@
 #include <coronet/lib/accept_queue.hpp>
 #include <coronet/lib/backend.hpp>
 #include <coronet/lib/buffer_pool.hpp>
+#include <coronet/lib/cancel_scope.hpp>
 #include <coronet/lib/operation.hpp>
 #include <coronet/lib/recv_queue.hpp>
+#include <coronet/lib/run_driver.hpp>
+#include <coronet/lib/timer_heap.hpp>
 
 namespace coronet {
 
@@ -63,7 +66,6 @@ struct reactor_options {
     std::size_t provided_buffer_size = 16 * 1024;   // bytes per block
 };
 
-struct cancel_slot;
 class reactor;
 
 namespace detail {
@@ -81,33 +83,6 @@ void close_receiver(reactor& r, recv_queue& q) noexcept;
 // defines it); not public API.
 void close_datagrams(reactor& r, datagram_queue& q) noexcept;
 }  // namespace detail
-
-// One entry of a cancellable scope: a pending operation or a nested scope
-// (intrusive: the awaiter or the nested scope owns it, so linking allocates nothing).
-struct cancel_link {
-    operation* op = nullptr;       // a pending operation, or
-    cancel_slot* scope = nullptr;  // a scope nested in this one (a with_timeout inside it)
-    cancel_link* prev = nullptr;
-    cancel_link* next = nullptr;
-};
-
-// A cancellable scope (with_timeout uses one). Every operation its coroutines
-// are suspended on is linked here (when_all can have several at once), and so
-// is every scope nested in it, so one request() reaches them all.
-struct cancel_slot {
-    class reactor* owner = nullptr;
-    bool requested = false;        // later operations in the scope finish with -ECANCELED
-    bool cut_short = false;        // an operation of the scope finished with -ECANCELED
-    cancel_link* links = nullptr;  // pending operations and nested scopes
-
-    // Requests cancellation of every pending operation, nested scopes included,
-    // and of every later one.
-    void request() noexcept;
-    // Adds an operation's or a nested scope's entry.
-    void link(cancel_link& l) noexcept;
-    // Removes it again; does nothing when l is not linked.
-    void unlink(cancel_link& l) noexcept;
-};
 
 // A detached task's entry in its reactor (intrusive, so adding and removing cost nothing).
 struct task_hook {
@@ -214,12 +189,7 @@ private:
     void close_receiver(recv_queue& q) noexcept;
     void resume_done();
     void end_arm(operation& arm, bool queued) noexcept;
-    void timer_push(operation& op);
-    void timer_remove(operation& op) noexcept;
-    void timer_sift_up(std::size_t i) noexcept;
-    void timer_sift_down(std::size_t i) noexcept;
     void expire_timers();
-    std::chrono::nanoseconds next_timeout() const noexcept;
 
     buffer_pool pool_;                   // before backend_, which borrows it
     std::unique_ptr<backend> backend_;
@@ -230,74 +200,13 @@ private:
     std::size_t channels_ = 0;
     op_list done_;                       // finished, waiting to be resumed
     op_list resuming_;                   // the batch being resumed now
-    std::vector<operation*> timers_;     // binary min-heap on deadline
+    timer_heap timers_;                  // pending timeouts, earliest first
     std::vector<std::coroutine_handle<>> ready_, ready_swap_;
     task_hook* tasks_ = nullptr;
     std::size_t task_count_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<int> stopping_{0};  // stop() calls in progress
 };
-
-namespace detail {
-
-template <class A>
-decltype(auto) get_awaiter(A&& a) {
-    if constexpr (requires { std::forward<A>(a).operator co_await(); })
-        return std::forward<A>(a).operator co_await();
-    else
-        return std::forward<A>(a);
-}
-
-template <class A>
-using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
-
-// The coroutine reactor::run(awaitable) drives: it awaits, keeps the outcome,
-// and stays suspended at its end so run() can read it.
-template <class T>
-class run_driver {
-public:
-    struct promise_type {
-        std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
-        std::exception_ptr error;
-        run_driver get_return_object() {
-            return run_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
-        std::suspend_always initial_suspend() noexcept { return {}; }
-        std::suspend_always final_suspend() noexcept { return {}; }
-        void unhandled_exception() noexcept { error = std::current_exception(); }
-        template <class U>
-        void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
-    };
-    explicit run_driver(std::coroutine_handle<promise_type> h) : h_(h) {}
-    run_driver(run_driver&& o) noexcept : h_(std::exchange(o.h_, {})) {}
-    ~run_driver() { if (h_) h_.destroy(); }
-    std::coroutine_handle<promise_type> handle() const noexcept { return h_; }
-private:
-    std::coroutine_handle<promise_type> h_;
-};
-
-template <>
-struct run_driver<void>::promise_type {
-    std::optional<bool> value;
-    std::exception_ptr error;
-    run_driver get_return_object() {
-        return run_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void unhandled_exception() noexcept { error = std::current_exception(); }
-    void return_void() { value.emplace(true); }
-};
-
-template <class A>
-run_driver<await_result_t<A>> drive(A awaitable) {
-    if constexpr (std::is_void_v<await_result_t<A>>)
-        co_await std::move(awaitable);
-    else
-        co_return co_await std::move(awaitable);
-}
-
-}  // namespace detail
 
 template <class Awaitable>
 decltype(auto) reactor::run(Awaitable&& awaitable) {

@@ -7,9 +7,7 @@
 #include <system_error>
 
 #include <liburing.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -34,20 +32,16 @@ constexpr int required_opcodes[] = {IORING_OP_ACCEPT, IORING_OP_CONNECT,      IO
 // user_data of CQEs nobody waits for (the ASYNC_CANCEL requests themselves).
 constexpr std::uint64_t ignored = 0;
 
-// operation::phase of an operation waiting on a POLL_ADD before its retry.
-constexpr std::uint8_t rearm_poll = 2;
-
 // --- provided buffers ---
 // The buffer group coronet registers its ring as.
 constexpr unsigned short buffer_group = 0;
-// operation::phase of a recv_provided waiting for readability (no buffer ring,
-// or the ring recv said -EAGAIN), before it receives.
-constexpr std::uint8_t provided_poll = 7;  // after rearm_poll (2), multishot_armed (3), zc_* (4-6)
 
-// --- multishot accept ---
-// operation::phase of an accept_queue's `arm` while the kernel holds it.
-constexpr std::uint8_t multishot_armed = 3;
-
+// An operation's io_uring phase (operation::phase, op_phase in lib/operation.hpp):
+// a POLL_ADD before the call again (rearm_poll), a multishot arm the kernel holds
+// (multishot_armed, lib/uring_multishot.cpp), a zero-copy send between its CQEs
+// (zc_sent, zc_notif) or one to send again without it (zc_refused), a
+// recv_provided waiting for readability before it receives (provided_poll: no
+// buffer ring, or the ring recv said -EAGAIN).
 // A feature probe: submits `armed` (a multishot operation prepared on an fd
 // with nothing to do) and a cancel of it, and waits for both CQEs. True when
 // the operation ended with -ECANCELED, i.e. the kernel accepted and armed it
@@ -142,13 +136,10 @@ bool probe_multishot_recvmsg(io_uring* ring) {
 }
 
 // --- zero-copy send ---
-// operation::phase of a SEND_ZC / SENDMSG_ZC before its result CQE, and
-// between that result (IORING_CQE_F_MORE) and the notification.
-constexpr std::uint8_t zc_sent = 4;
-constexpr std::uint8_t zc_notif = 5;
-// ... and of one to send again without it (the socket type lacks zero-copy:
-// Unix sockets answer -EOPNOTSUPP).
-constexpr std::uint8_t zc_refused = 6;
+// A SEND_ZC / SENDMSG_ZC is zc_sent before its result CQE and zc_notif between
+// that result (IORING_CQE_F_MORE) and the notification; zc_refused when it is
+// to be sent again without zero-copy (the socket type lacks it: Unix sockets
+// answer -EOPNOTSUPP).
 
 std::size_t msg_bytes(const msghdr& m) noexcept {
     std::size_t n = 0;
@@ -252,8 +243,8 @@ void uring_backend::arm_wake() {
 }
 
 bool uring_backend::start(operation& op) {
-    bool zc = send_zc_min_ > 0 && op.phase != zc_refused;
-    op.phase = 0;
+    bool zc = send_zc_min_ > 0 && op.phase != op_phase::zc_refused;
+    op.phase = op_phase::none;
     if (op.code == op_code::sendfile) return start_sendfile(op);
     if (op.code == op_code::recv_provided && pool_.count() == 0) {
         op.buffer_id = -1;
@@ -277,7 +268,7 @@ bool uring_backend::start(operation& op) {
     case op_code::send:
         if (zc && op.buffer.size() >= send_zc_min_) {
             io_uring_prep_send_zc(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL, 0);
-            op.phase = zc_sent;
+            op.phase = op_phase::zc_sent;
         } else {
             io_uring_prep_send(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
         }
@@ -285,7 +276,7 @@ bool uring_backend::start(operation& op) {
     case op_code::sendmsg:
         if (zc && msg_bytes(*op.msg) >= send_zc_min_) {
             io_uring_prep_sendmsg_zc(sqe, op.fd, op.msg, MSG_NOSIGNAL);
-            op.phase = zc_sent;
+            op.phase = op_phase::zc_sent;
         } else {
             io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL);
         }
@@ -316,7 +307,7 @@ bool uring_backend::start_sendfile(operation& op) {
 // Waits in the ring for op's fd to be ready in op's direction; the POLL_ADD's
 // CQE (phase rearm_poll, same user_data, so a cancel finds it) starts op again.
 void uring_backend::poll_then_retry(operation& op) {
-    op.phase = rearm_poll;
+    op.phase = op_phase::rearm_poll;
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_poll_add(sqe, op.fd, wants_read(op) ? POLLIN : POLLOUT);
     io_uring_sqe_set_data(sqe, &op);
@@ -383,7 +374,7 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
             rearm(*op->datagrams);
         } else if (op->code == op_code::recv_provided) {
             start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
-        } else if (op->phase == rearm_poll) {
+        } else if (op->phase == op_phase::rearm_poll) {
             poll_then_retry(*op);
         } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at once
             done.push_back(*op);
@@ -413,31 +404,31 @@ void uring_backend::reap(op_list& done) {
             on_datagram(*op->datagrams, *cqe, done);  // lib/uring_datagram.cpp
             continue;
         }
-        if (op->phase == multishot_armed) {
+        if (op->phase == op_phase::multishot_armed) {
             if (op->code == op_code::accept)
                 on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
             else
                 on_received(*op->receiver, *cqe, done);
             continue;
         }
-        if (op->phase == zc_sent || op->phase == zc_notif) {
+        if (op->phase == op_phase::zc_sent || op->phase == op_phase::zc_notif) {
             // A zero-copy send posts its result (with IORING_CQE_F_MORE), then a
             // notification (IORING_CQE_F_NOTIF) once the kernel no longer reads
             // the buffer. Only then may the caller reuse it: finish at the
             // notification. A result without F_MORE has no notification.
             if (cqe->flags & IORING_CQE_F_NOTIF) {
-                op->phase = 0;
+                op->phase = op_phase::none;
             } else {
                 op->result = cqe->res;
                 if (cqe->flags & IORING_CQE_F_MORE) {
-                    op->phase = zc_notif;
+                    op->phase = op_phase::zc_notif;
                     continue;
                 }
-                op->phase = 0;
+                op->phase = op_phase::none;
             }
             if (op->result == -EAGAIN || op->result == -EOPNOTSUPP) {
                 // EAGAIN: as below, wait for readiness and send again.
-                op->phase = op->result == -EAGAIN ? rearm_poll : zc_refused;
+                op->phase = op->result == -EAGAIN ? op_phase::rearm_poll : op_phase::zc_refused;
                 restart_.push_back(*op);
                 continue;
             }
@@ -448,9 +439,9 @@ void uring_backend::reap(op_list& done) {
             if (finish_provided(*op, *cqe)) done.push_back(*op);
             continue;
         }
-        if (op->phase == rearm_poll) {  // the readiness wait below ended: retry the call
+        if (op->phase == op_phase::rearm_poll) {  // the readiness wait below ended: retry the call
             if (cqe->res >= 0) {
-                op->phase = 0;
+                op->phase = op_phase::none;
                 restart_.push_back(*op);
                 continue;
             }
@@ -461,7 +452,7 @@ void uring_backend::reap(op_list& done) {
             // its sending side): wait for readiness ourselves, then retry. Until
             // the poll is queued the operation waits in restart_, where cancel()
             // finds it.
-            op->phase = rearm_poll;
+            op->phase = op_phase::rearm_poll;
             restart_.push_back(*op);
             continue;
         } else {
@@ -471,207 +462,6 @@ void uring_backend::reap(op_list& done) {
     }
     io_uring_cq_advance(ring, seen);
 }
-
-// --- multishot accept ---
-
-bool uring_backend::take_accepted(operation& op) {
-    accept_queue& q = *op.acceptor;
-    op.addrlen = 0;  // one multishot accept serves many: no peer address per call
-    if (!q.ready.empty()) {
-        op.result = pop_ready(q);
-        // At the descriptor limit: stop accepting ahead, the rest wait in the backlog.
-        if (q.held && q.arm.state == op_state::pending) cancel_arm(q);
-        return true;
-    }
-    q.waiters.push_back(op);
-    if (q.arm.state != op_state::pending && !q.queued) {
-        q.arm.fd = op.fd;
-        arm(q);
-    }
-    return false;
-}
-
-int uring_backend::pop_ready(accept_queue& q) {
-    // The kernel checks RLIMIT_NOFILE as it was when the multishot accept was
-    // armed, so a limit lowered since then (prlimit on a running server) lets it
-    // accept past the limit. An accept() must still fail with EMFILE there, as
-    // a single-shot accept would, without losing the connection: a descriptor
-    // at or above the current limit moves below it (F_DUPFD) or stays held at
-    // the front of the queue until one is free.
-    int res = q.ready.front();
-    q.held = false;
-    if (res >= 0) {
-        rlimit limit{};
-        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && rlim_t(res) >= limit.rlim_cur) {
-            int low = ::fcntl(res, F_DUPFD_CLOEXEC, 0);
-            if (low < 0 || rlim_t(low) >= limit.rlim_cur) {
-                if (low >= 0) ::close(low);
-                q.held = true;
-                return -EMFILE;
-            }
-            ::close(res);
-            res = low;
-        }
-    }
-    q.ready.pop_front();
-    return res;
-}
-
-void uring_backend::arm(accept_queue& q) {
-    q.arm.code = op_code::accept;
-    q.arm.acceptor = &q;
-    q.arm.state = op_state::pending;
-    q.arm.phase = multishot_armed;
-    q.cancelling = false;
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_multishot_accept(sqe, q.arm.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    io_uring_sqe_set_data(sqe, &q.arm);
-}
-
-void uring_backend::on_accepted(accept_queue& q, int res, bool more, op_list& done) {
-    if (!more) {  // the kernel let go of it
-        q.arm.state = op_state::idle;
-        q.arm.phase = 0;
-    }
-    // The -ECANCELED that ends a cancel we asked for is no one's error.
-    bool ours = res == -ECANCELED && q.cancelling;
-    if (!more) q.cancelling = false;
-    if (!ours) q.ready.push_back(res);
-    while (!q.waiters.empty() && !q.ready.empty()) {
-        operation* w = q.waiters.pop_front();
-        w->result = pop_ready(q);
-        done.push_back(*w);
-    }
-    // Not re-armed after an error: the next accept() does, as a single-shot
-    // accept would retry.
-    schedule_settle(q, more);
-}
-
-// Too much accepted ahead: past the soft limit, or at the descriptor limit.
-bool uring_backend::too_full(const accept_queue& q) noexcept {
-    return q.held || q.ready.size() >= accept_queue::soft_limit;
-}
-
-// After a multishot CQE: re-arm for calls still waiting once the kernel has let
-// go of the arm, or cancel it when too much waits. Both submit, so they wait in
-// restart_ until the CQ has been advanced (settle() then acts).
-template <class Queue>
-void uring_backend::schedule_settle(Queue& q, bool more) {
-    bool rearm = !more && !q.waiters.empty();
-    bool trim = more && !q.cancelling && too_full(q);
-    if ((rearm || trim) && !q.queued) {
-        q.queued = true;
-        restart_.push_back(q.arm);
-    }
-}
-
-template <class Queue>
-void uring_backend::settle(Queue& q) {
-    q.queued = false;
-    if (q.arm.state != op_state::pending) {
-        if (!q.waiters.empty()) arm(q);
-    } else if (!q.cancelling && too_full(q)) {
-        cancel_arm(q);
-    }
-}
-
-template <class Queue>
-bool uring_backend::cancel_arm(Queue& q) {
-    if (q.queued) {
-        restart_.remove(q.arm);
-        q.queued = false;
-    }
-    if (q.arm.state != op_state::pending) return true;  // not in the kernel
-    if (!q.cancelling) {
-        q.cancelling = true;
-        io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_cancel(sqe, &q.arm, 0);
-        io_uring_sqe_set_data64(sqe, ignored);
-    }
-    return false;  // its last CQE (-ECANCELED, no F_MORE) follows
-}
-
-// --- multishot receive --------------------------------------------------------
-
-bool uring_backend::take_received(operation& op) {
-    recv_queue& q = *op.receiver;
-    if (!q.empty()) {
-        finish_with(op, q.pop());
-        return true;
-    }
-    op.buffer_id = -1;
-    q.waiters.push_back(op);
-    if (q.arm.state != op_state::pending && !q.queued) {
-        q.arm.fd = op.fd;
-        arm(q);
-    }
-    return false;
-}
-
-// op finishes with r: its bytes are viewed in their block, which op's owner now holds.
-void uring_backend::finish_with(operation& op, recv_result r) noexcept {
-    op.result = r.result;
-    op.buffer_id = r.buffer_id;
-    op.buffer = {};
-    if (r.buffer_id >= 0)
-        op.buffer = {pool_.data(static_cast<std::uint16_t>(r.buffer_id)), static_cast<std::size_t>(r.result)};
-}
-
-void uring_backend::arm(recv_queue& q) {
-    q.arm.code = op_code::recv_provided;
-    q.arm.receiver = &q;
-    q.arm.state = op_state::pending;
-    q.arm.phase = multishot_armed;
-    q.cancelling = false;
-    ++q.arms;
-    io_uring_sqe* sqe = get_sqe();
-    // Length 0: each receive fills at most one whole block.
-    io_uring_prep_recv_multishot(sqe, q.arm.fd, nullptr, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = buffer_group;
-    io_uring_sqe_set_data(sqe, &q.arm);
-}
-
-// One CQE of a recv_queue's multishot receive. Every CQE that carries bytes
-// (even one that raced our cancel) is handed on or queued: none is lost.
-void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done) {
-    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-    recv_result got{.result = cqe.res, .buffer_id = -1};
-    if (cqe.flags & IORING_CQE_F_BUFFER) {
-        auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-        pool_.lend(id);
-        if (cqe.res > 0)
-            got.buffer_id = id;
-        else
-            pool_.give_back(id);  // end of stream or an error left the block empty
-    } else if (cqe.res > 0) {
-        got.result = -EIO;  // bytes without a block: never posted by a kernel with buffer rings
-    }
-    if (!more) {  // the kernel let go of it
-        q.arm.state = op_state::idle;
-        q.arm.phase = 0;
-    }
-    // Not results of the stream: the -ECANCELED that ends a cancel we asked
-    // for, an -EAGAIN (the next receive arms again), and -ENOBUFS when nobody
-    // waits (it ends the multishot having taken nothing; the next
-    // recv_provided() arms again and learns whether blocks are back).
-    bool ours = cqe.res == -ECANCELED && q.cancelling;
-    if (!more) q.cancelling = false;
-    bool drop = ours || cqe.res == -EAGAIN || (cqe.res == -ENOBUFS && q.waiters.empty());
-    if (!drop) {
-        if (operation* w = q.waiters.pop_front()) {  // waiters exist only while the queue is empty
-            finish_with(*w, got);
-            done.push_back(*w);
-        } else {
-            q.push(got);
-        }
-    }
-    schedule_settle(q, more);
-}
-
-// Enough results wait (backpressure: a connection that does not read must not
-// take every block).
-bool uring_backend::too_full(const recv_queue& q) noexcept { return q.size() >= recv_queue::capacity; }
 
 // --- provided buffers -------------------------------------------------------
 
@@ -716,14 +506,14 @@ void uring_backend::put_back(std::uint16_t id, std::byte* data, std::size_t size
 
 void uring_backend::start_provided(operation& op, io_uring_sqe* sqe) {
     op.buffer_id = -1;
-    if (buf_ring_ && op.phase != provided_poll) {
+    if (buf_ring_ && op.phase != op_phase::provided_poll) {
         // The kernel picks a buffer only when bytes are there to receive.
         std::size_t want = op.provided_max ? std::min(op.provided_max, pool_.size()) : pool_.size();
         io_uring_prep_recv(sqe, op.fd, nullptr, want, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = buffer_group;
     } else {
-        op.phase = provided_poll;
+        op.phase = op_phase::provided_poll;
         io_uring_prep_poll_add(sqe, op.fd, POLLIN);
     }
     io_uring_sqe_set_data(sqe, &op);
@@ -731,14 +521,14 @@ void uring_backend::start_provided(operation& op, io_uring_sqe* sqe) {
 
 // One CQE of a recv_provided; true when the operation has finished.
 bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
-    if (op.phase == provided_poll) {
+    if (op.phase == op_phase::provided_poll) {
         if (cqe.res < 0) {  // poll failed or was cancelled
             op.result = cqe.res;
             return true;
         }
         // Called while reaping: nothing is submitted here; restart_ re-arms it.
         if (buf_ring_) {  // readable again after -EAGAIN: back to the ring recv
-            op.phase = 0;
+            op.phase = op_phase::none;
             restart_.push_back(op);
             return false;
         }
@@ -757,7 +547,7 @@ bool uring_backend::finish_provided(operation& op, const io_uring_cqe& cqe) {
         }
     }
     if (cqe.res == -EAGAIN) {  // as for the other calls (see reap()): poll, then retry
-        op.phase = provided_poll;
+        op.phase = op_phase::provided_poll;
         restart_.push_back(op);
         return false;
     }

@@ -9,7 +9,7 @@
 // use until then. A listener's accept() keeps one multishot accept armed and
 // takes connections from its accept_queue (lib/accept_queue.hpp), and a
 // recv_provided() given a recv_queue keeps one multishot receive armed into the
-// buffer ring (lib/recv_queue.hpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
+// buffer ring (lib/recv_queue.hpp; both in lib/uring_multishot.cpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
 // registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
 // for) are probed at start and dropped quietly where the kernel lacks them.
 // The reactor's buffer_pool is registered as the buffer ring, its blocks
@@ -82,7 +82,7 @@ private:
     bool start_sendfile(operation& op);
     void poll_then_retry(operation& op);
     void reap(op_list& done);
-    // --- multishot accept ---
+    // --- multishot accept (lib/uring_multishot.cpp, as are the two sections below) ---
     bool take_accepted(operation& op);
     int pop_ready(accept_queue& q);
     void arm(accept_queue& q);

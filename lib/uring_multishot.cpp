@@ -1,0 +1,246 @@
+// The io_uring backend's multishot accept and stream receive (lib/accept_queue.hpp,
+// lib/recv_queue.hpp); the datagram one is in lib/uring_datagram.cpp.
+//
+// A listener's accept() keeps one IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT
+// armed, and a recv_provided() given a recv_queue one IORING_OP_RECV with
+// IORING_RECV_MULTISHOT into the buffer ring. The arm is the queue's own
+// operation (phase op_phase::multishot_armed while the kernel holds it); each
+// CQE goes to the oldest call waiting or is queued. A CQE without
+// IORING_CQE_F_MORE ends it; the next call re-arms. Too much queued (backpressure)
+// cancels it. Re-arming and cancelling submit, so after a CQE they wait in
+// restart_ until the CQ has been advanced (schedule_settle, then settle from wait()).
+// Medusa ancestor: asyncore.dispatcher.handle_accept / handle_read, once per CQE.
+
+#include <coronet/lib/uring_backend.hpp>
+
+#include <cerrno>
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <coronet/lib/accept_queue.hpp>
+#include <coronet/lib/recv_queue.hpp>
+
+namespace coronet {
+namespace {
+
+// user_data of CQEs nobody waits for (as in uring_backend.cpp).
+constexpr std::uint64_t ignored = 0;
+// The buffer group the stream pool's ring is registered as (as in uring_backend.cpp).
+constexpr unsigned short buffer_group = 0;
+
+}  // namespace
+
+// --- multishot accept ---
+
+bool uring_backend::take_accepted(operation& op) {
+    accept_queue& q = *op.acceptor;
+    op.addrlen = 0;  // one multishot accept serves many: no peer address per call
+    if (!q.ready.empty()) {
+        op.result = pop_ready(q);
+        // At the descriptor limit: stop accepting ahead, the rest wait in the backlog.
+        if (q.held && q.arm.state == op_state::pending) cancel_arm(q);
+        return true;
+    }
+    q.waiters.push_back(op);
+    if (q.arm.state != op_state::pending && !q.queued) {
+        q.arm.fd = op.fd;
+        arm(q);
+    }
+    return false;
+}
+
+int uring_backend::pop_ready(accept_queue& q) {
+    // The kernel checks RLIMIT_NOFILE as it was when the multishot accept was
+    // armed, so a limit lowered since then (prlimit on a running server) lets it
+    // accept past the limit. An accept() must still fail with EMFILE there, as
+    // a single-shot accept would, without losing the connection: a descriptor
+    // at or above the current limit moves below it (F_DUPFD) or stays held at
+    // the front of the queue until one is free.
+    int res = q.ready.front();
+    q.held = false;
+    if (res >= 0) {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && rlim_t(res) >= limit.rlim_cur) {
+            int low = ::fcntl(res, F_DUPFD_CLOEXEC, 0);
+            if (low < 0 || rlim_t(low) >= limit.rlim_cur) {
+                if (low >= 0) ::close(low);
+                q.held = true;
+                return -EMFILE;
+            }
+            ::close(res);
+            res = low;
+        }
+    }
+    q.ready.pop_front();
+    return res;
+}
+
+void uring_backend::arm(accept_queue& q) {
+    q.arm.code = op_code::accept;
+    q.arm.acceptor = &q;
+    q.arm.state = op_state::pending;
+    q.arm.phase = op_phase::multishot_armed;
+    q.cancelling = false;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_multishot_accept(sqe, q.arm.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, &q.arm);
+}
+
+void uring_backend::on_accepted(accept_queue& q, int res, bool more, op_list& done) {
+    if (!more) {  // the kernel let go of it
+        q.arm.state = op_state::idle;
+        q.arm.phase = op_phase::none;
+    }
+    // The -ECANCELED that ends a cancel we asked for is no one's error.
+    bool ours = res == -ECANCELED && q.cancelling;
+    if (!more) q.cancelling = false;
+    if (!ours) q.ready.push_back(res);
+    while (!q.waiters.empty() && !q.ready.empty()) {
+        operation* w = q.waiters.pop_front();
+        w->result = pop_ready(q);
+        done.push_back(*w);
+    }
+    // Not re-armed after an error: the next accept() does, as a single-shot
+    // accept would retry.
+    schedule_settle(q, more);
+}
+
+// Too much accepted ahead: past the soft limit, or at the descriptor limit.
+bool uring_backend::too_full(const accept_queue& q) noexcept {
+    return q.held || q.ready.size() >= accept_queue::soft_limit;
+}
+
+// After a multishot CQE: re-arm for calls still waiting once the kernel has let
+// go of the arm, or cancel it when too much waits. Both submit, so they wait in
+// restart_ until the CQ has been advanced (settle() then acts).
+template <class Queue>
+void uring_backend::schedule_settle(Queue& q, bool more) {
+    bool rearm = !more && !q.waiters.empty();
+    bool trim = more && !q.cancelling && too_full(q);
+    if ((rearm || trim) && !q.queued) {
+        q.queued = true;
+        restart_.push_back(q.arm);
+    }
+}
+
+template <class Queue>
+void uring_backend::settle(Queue& q) {
+    q.queued = false;
+    if (q.arm.state != op_state::pending) {
+        if (!q.waiters.empty()) arm(q);
+    } else if (!q.cancelling && too_full(q)) {
+        cancel_arm(q);
+    }
+}
+
+template <class Queue>
+bool uring_backend::cancel_arm(Queue& q) {
+    if (q.queued) {
+        restart_.remove(q.arm);
+        q.queued = false;
+    }
+    if (q.arm.state != op_state::pending) return true;  // not in the kernel
+    if (!q.cancelling) {
+        q.cancelling = true;
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel(sqe, &q.arm, 0);
+        io_uring_sqe_set_data64(sqe, ignored);
+    }
+    return false;  // its last CQE (-ECANCELED, no F_MORE) follows
+}
+
+// --- multishot receive --------------------------------------------------------
+
+bool uring_backend::take_received(operation& op) {
+    recv_queue& q = *op.receiver;
+    if (!q.empty()) {
+        finish_with(op, q.pop());
+        return true;
+    }
+    op.buffer_id = -1;
+    q.waiters.push_back(op);
+    if (q.arm.state != op_state::pending && !q.queued) {
+        q.arm.fd = op.fd;
+        arm(q);
+    }
+    return false;
+}
+
+// op finishes with r: its bytes are viewed in their block, which op's owner now holds.
+void uring_backend::finish_with(operation& op, recv_result r) noexcept {
+    op.result = r.result;
+    op.buffer_id = r.buffer_id;
+    op.buffer = {};
+    if (r.buffer_id >= 0)
+        op.buffer = {pool_.data(static_cast<std::uint16_t>(r.buffer_id)),
+                     static_cast<std::size_t>(r.result)};
+}
+
+void uring_backend::arm(recv_queue& q) {
+    q.arm.code = op_code::recv_provided;
+    q.arm.receiver = &q;
+    q.arm.state = op_state::pending;
+    q.arm.phase = op_phase::multishot_armed;
+    q.cancelling = false;
+    ++q.arms;
+    io_uring_sqe* sqe = get_sqe();
+    // Length 0: each receive fills at most one whole block.
+    io_uring_prep_recv_multishot(sqe, q.arm.fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffer_group;
+    io_uring_sqe_set_data(sqe, &q.arm);
+}
+
+// One CQE of a recv_queue's multishot receive. Every CQE that carries bytes
+// (even one that raced our cancel) is handed on or queued: none is lost.
+void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done) {
+    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    recv_result got{.result = cqe.res, .buffer_id = -1};
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+        auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        pool_.lend(id);
+        if (cqe.res > 0)
+            got.buffer_id = id;
+        else
+            pool_.give_back(id);  // end of stream or an error left the block empty
+    } else if (cqe.res > 0) {
+        got.result = -EIO;  // bytes without a block: never posted by a kernel with buffer rings
+    }
+    if (!more) {  // the kernel let go of it
+        q.arm.state = op_state::idle;
+        q.arm.phase = op_phase::none;
+    }
+    // Not results of the stream: the -ECANCELED that ends a cancel we asked
+    // for, an -EAGAIN (the next receive arms again), and -ENOBUFS when nobody
+    // waits (it ends the multishot having taken nothing; the next
+    // recv_provided() arms again and learns whether blocks are back).
+    bool ours = cqe.res == -ECANCELED && q.cancelling;
+    if (!more) q.cancelling = false;
+    bool drop = ours || cqe.res == -EAGAIN || (cqe.res == -ENOBUFS && q.waiters.empty());
+    if (!drop) {
+        if (operation* w = q.waiters.pop_front()) {  // waiters exist only while the queue is empty
+            finish_with(*w, got);
+            done.push_back(*w);
+        } else {
+            q.push(got);
+        }
+    }
+    schedule_settle(q, more);
+}
+
+// Enough results wait (backpressure: a connection that does not read must not
+// take every block).
+bool uring_backend::too_full(const recv_queue& q) noexcept {
+    return q.size() >= recv_queue::capacity;
+}
+
+// wait() and cancel() (lib/uring_backend.cpp) settle and cancel the arms.
+template void uring_backend::settle(accept_queue& q);
+template void uring_backend::settle(recv_queue& q);
+template bool uring_backend::cancel_arm(accept_queue& q);
+template bool uring_backend::cancel_arm(recv_queue& q);
+
+}  // namespace coronet
