@@ -9,8 +9,8 @@
 // use until then. A listener's accept() keeps one multishot accept armed and
 // takes connections from its accept_queue (lib/accept_queue.hpp), and a
 // recv_provided() given a recv_queue keeps one multishot receive armed into the
-// buffer ring (lib/recv_queue.hpp; both in lib/uring_multishot.cpp). Features (SINGLE_ISSUER, DEFER_TASKRUN, the
-// registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
+// buffer ring (lib/recv_queue.hpp); both live in lib/uring_multishot.cpp.
+// Features (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
 // for) are probed at start and dropped quietly where the kernel lacks them.
 // The reactor's buffer_pool is registered as the buffer ring, its blocks
 // re-added to the ring as they are given back (buffer_ring::put_back). A
