@@ -39,8 +39,10 @@ set(CORONET_LIB_HEADERS
     lib/datagram_socket.hpp
     lib/epoll_backend.hpp
     lib/error.hpp
+    lib/free_list.hpp
     lib/event.hpp
     lib/happy_eyeballs.hpp
+    lib/intrusive_list.hpp
     lib/log.hpp
     lib/memory_transport.hpp
     lib/operation.hpp
@@ -146,8 +148,10 @@ set(CORONET_TESTS
     tests/lib/buffer_pool_test.cpp
     tests/lib/datagram_socket_test.cpp
     tests/lib/error_test.cpp
+    tests/lib/free_list_test.cpp
     tests/lib/half_close_test.cpp
     tests/lib/happy_eyeballs_test.cpp
+    tests/lib/intrusive_list_test.cpp
     tests/lib/memory_transport_test.cpp
     tests/lib/reactor_test.cpp
     tests/lib/readiness_backend_test.cpp

@@ -14,6 +14,7 @@
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/timeout.hpp>
 #include <coronet/lib/error.hpp>
+#include <coronet/lib/free_list.hpp>
 #include <coronet/lib/log.hpp>
 
 namespace coronet {
@@ -34,22 +35,15 @@ constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than
 // Empty output deques kept per thread for the next channel that queues something.
 constexpr std::size_t fifos_kept = 256;
 
-struct small_block_cache {
-    static constexpr std::size_t kept = 256;  // 128 KiB per thread at most
-    std::vector<void*> free;
-    ~small_block_cache() {
-        for (void* p : free) ::operator delete(p);
-    }
+struct delete_block {
+    void operator()(void* p) const noexcept { ::operator delete(p); }
 };
-thread_local small_block_cache small_blocks;
+thread_local free_list<void*, 256, delete_block> small_blocks;  // 128 KiB per thread at most
 
-struct fifo_cache {
-    std::vector<output_fifo::queue*> free;
-    ~fifo_cache() {
-        for (auto* q : free) delete q;
-    }
+struct delete_fifo {
+    void operator()(output_fifo::queue* q) const noexcept { delete q; }
 };
-thread_local fifo_cache fifos;
+thread_local free_list<output_fifo::queue*, fifos_kept, delete_fifo> fifos;
 
 // Strings of sent pieces, kept per thread for the next pushes: a push that
 // starts a new piece reuses one instead of allocating (at most 32 strings, of
@@ -57,57 +51,29 @@ thread_local fifo_cache fifos;
 constexpr std::size_t spare_strings_kept = 32;
 constexpr std::size_t spare_capacity = 2 * coalesce_limit;
 
-struct spare_string_cache {
-    std::vector<std::string> free;
-};
-
-thread_local spare_string_cache spare_strings;
+thread_local free_list<std::string, spare_strings_kept> spare_strings;
 
 std::string take_spare_string() noexcept {
-    if (spare_strings.free.empty()) return {};
-    std::string s = std::move(spare_strings.free.back());
-    spare_strings.free.pop_back();
-    return s;
+    if (spare_strings.empty()) return {};
+    return spare_strings.take();
 }
 
 void keep_spare_string(std::string& s) noexcept {
-    if (s.capacity() > spare_capacity || spare_strings.free.size() >= spare_strings_kept) return;
-    if (spare_strings.free.capacity() == 0) {
-        try {
-            spare_strings.free.reserve(spare_strings_kept);
-        } catch (...) {
-            return;
-        }
-    }
+    if (s.capacity() > spare_capacity || spare_strings.full()) return;
     s.clear();
-    spare_strings.free.push_back(std::move(s));  // never allocates: reserved above
+    spare_strings.keep(s);  // its piece leaves the queue next, kept or not
 }
 
 }  // namespace
 
 void* small_block_allocate(std::size_t bytes) {
     if (bytes > small_block) return ::operator new(bytes);
-    if (!small_blocks.free.empty()) {
-        void* p = small_blocks.free.back();
-        small_blocks.free.pop_back();
-        return p;
-    }
+    if (!small_blocks.empty()) return small_blocks.take();
     return ::operator new(small_block);  // every cached block can serve any small request
 }
 
 void small_block_deallocate(void* p, std::size_t bytes) noexcept {
-    if (bytes <= small_block && small_blocks.free.size() < small_block_cache::kept) {
-        if (small_blocks.free.capacity() == 0) {
-            try {
-                small_blocks.free.reserve(small_block_cache::kept);
-            } catch (...) {
-                ::operator delete(p);
-                return;
-            }
-        }
-        small_blocks.free.push_back(p);  // never allocates: reserved above
-        return;
-    }
+    if (bytes <= small_block && small_blocks.keep(p)) return;
     ::operator delete(p);
 }
 
@@ -120,9 +86,8 @@ output_fifo::~output_fifo() {
 
 void output_fifo::push_back(out_item&& it) {
     if (!q_) {
-        if (!fifos.free.empty()) {
-            q_ = fifos.free.back();
-            fifos.free.pop_back();
+        if (!fifos.empty()) {
+            q_ = fifos.take();
         } else {
             q_ = new queue;
         }
@@ -141,12 +106,7 @@ void output_fifo::pop_back() noexcept {
 }
 
 void output_fifo::release() noexcept {
-    if (fifos.free.size() < fifos_kept) {
-        if (fifos.free.capacity() == 0) fifos.free.reserve(fifos_kept);
-        fifos.free.push_back(q_);
-    } else {
-        delete q_;
-    }
+    if (!fifos.keep(q_)) delete q_;
     q_ = nullptr;
 }
 

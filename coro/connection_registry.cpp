@@ -18,10 +18,7 @@ void connection_registry::add(connection_entry& e, channel& ch,
     e.ch = &ch;
     e.started = e.seen_active = reactor::clock::now();
     e.seen_bytes = 0;
-    e.prev = nullptr;
-    e.next = head_;
-    if (head_) head_->prev = &e;
-    head_ = &e;
+    entries_.push_front(e);
     ++size_;
     if (totals) {
         totals->open.fetch_add(1, std::memory_order_relaxed);
@@ -30,12 +27,7 @@ void connection_registry::add(connection_entry& e, channel& ch,
 }
 
 void connection_registry::remove(connection_entry& e, connection_totals* totals) noexcept {
-    if (e.prev)
-        e.prev->next = e.next;
-    else
-        head_ = e.next;
-    if (e.next) e.next->prev = e.prev;
-    e.prev = e.next = nullptr;
+    entries_.unlink(e);
     --size_;
     closed_in_ += e.ch->received();
     closed_out_ += e.ch->sent().bytes;
@@ -44,14 +36,14 @@ void connection_registry::remove(connection_entry& e, connection_totals* totals)
 
 std::uint64_t connection_registry::bytes_in() const noexcept {
     std::uint64_t n = closed_in_;
-    for (connection_entry* e = head_; e; e = e->next)
+    for (connection_entry* e = entries_.front(); e; e = e->next)
         n += e->ch->received();
     return n;
 }
 
 std::uint64_t connection_registry::bytes_out() const noexcept {
     std::uint64_t n = closed_out_;
-    for (connection_entry* e = head_; e; e = e->next)
+    for (connection_entry* e = entries_.front(); e; e = e->next)
         n += e->ch->sent().bytes;
     return n;
 }
@@ -66,7 +58,7 @@ std::vector<connection_info> connection_registry::list() const {
     std::vector<connection_info> rows;
     rows.reserve(size_);
     auto now = reactor::clock::now();
-    for (connection_entry* e = head_; e; e = e->next) {
+    for (connection_entry* e = entries_.front(); e; e = e->next) {
         address peer;
         try {
             peer = e->ch->sock().peer_address();

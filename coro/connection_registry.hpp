@@ -20,6 +20,7 @@
 
 #include <coronet/coro/channel.hpp>
 #include <coronet/lib/address.hpp>
+#include <coronet/lib/intrusive_list.hpp>
 #include <coronet/lib/reactor.hpp>
 
 namespace coronet {
@@ -91,12 +92,12 @@ public:
     // Calls f(connection_entry&) for each open connection; f must not add or remove any.
     template <class F>
     void for_each(F f) {
-        for (connection_entry* e = head_; e; e = e->next)
+        for (connection_entry* e = entries_.front(); e; e = e->next)
             f(*e);
     }
 
 private:
-    connection_entry* head_ = nullptr;
+    intrusive_list<connection_entry> entries_;
     std::size_t size_ = 0;
     std::uint64_t next_id_ = 1;
     std::uint64_t closed_in_ = 0, closed_out_ = 0;

@@ -6,10 +6,8 @@
 namespace coronet {
 
 task_group::~task_group() {
-    while (detail::spawn_state* st = children_) {
-        children_ = st->next;
+    while (detail::spawn_state* st = children_.pop_front()) {
         st->group = nullptr;
-        st->prev = st->next = nullptr;
         st->slot.request();
         st->release();
     }
@@ -23,20 +21,13 @@ task_handle task_group::spawn(task<void> t, std::string name) {
     detail::spawn_state* st = h.state();
     ++st->refs;
     st->group = this;
-    st->next = children_;
-    if (children_) children_->prev = st;
-    children_ = st;
+    children_.push_front(*st);
     ++size_;
     return h;
 }
 
 void task_group::remove(detail::spawn_state* st) noexcept {
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        children_ = st->next;
-    if (st->next) st->next->prev = st->prev;
-    st->prev = st->next = nullptr;
+    children_.unlink(*st);
     st->group = nullptr;
     --size_;
     if (size_ == 0) empty_.notify_all();
@@ -45,7 +36,7 @@ void task_group::remove(detail::spawn_state* st) noexcept {
 
 void task_group::cancel() noexcept {
     // request() resumes nobody (completions wait for the next turn): the list holds still.
-    for (detail::spawn_state* st = children_; st; st = st->next)
+    for (detail::spawn_state* st = children_.front(); st; st = st->next)
         st->slot.request();
 }
 

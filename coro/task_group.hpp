@@ -18,6 +18,7 @@
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/event.hpp>
+#include <coronet/lib/intrusive_list.hpp>
 #include <coronet/lib/reactor.hpp>
 
 namespace coronet {
@@ -50,7 +51,7 @@ private:
 
     reactor& reactor_;
     event empty_;  // notified when the last child ends
-    detail::spawn_state* children_ = nullptr;
+    intrusive_list<detail::spawn_state> children_;
     std::size_t size_ = 0;
     bool closed_ = false;
 };

@@ -6,6 +6,7 @@
 // awaiter (or nested scope) owns its cancel_link, so linking allocates nothing.
 // Medusa ancestor: none (asyncore closed a channel to stop it).
 
+#include <coronet/lib/intrusive_list.hpp>
 #include <coronet/lib/operation.hpp>
 
 namespace coronet {
@@ -27,9 +28,9 @@ struct cancel_link {
 // is every scope nested in it, so one request() reaches them all.
 struct cancel_slot {
     class reactor* owner = nullptr;
-    bool requested = false;        // later operations in the scope finish with -ECANCELED
-    bool cut_short = false;        // an operation of the scope finished with -ECANCELED
-    cancel_link* links = nullptr;  // pending operations and nested scopes
+    bool requested = false;               // later operations in the scope finish with -ECANCELED
+    bool cut_short = false;               // an operation of the scope finished with -ECANCELED
+    intrusive_list<cancel_link> links{};  // pending operations and nested scopes
 
     // Requests cancellation of every pending operation, nested scopes included,
     // and of every later one.

@@ -123,7 +123,7 @@ reactor::~reactor() {
     while (stopping_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
     // Detached tasks still suspended die with their reactor; destroying a frame
     // abandons its pending operation (cancel, then wait for the kernel).
-    while (task_hook* t = tasks_) {
+    while (task_hook* t = tasks_.front()) {
         remove_task(*t);
         t->root.destroy();
     }
@@ -329,18 +329,12 @@ void reactor::remove_channel(int fd, std::string_view kind) {
 }
 
 void reactor::add_task(task_hook& hook) noexcept {
-    hook.prev = nullptr;
-    hook.next = tasks_;
-    if (tasks_) tasks_->prev = &hook;
-    tasks_ = &hook;
+    tasks_.push_front(hook);
     ++task_count_;
 }
 
 void reactor::remove_task(task_hook& hook) noexcept {
-    if (!hook.prev && tasks_ != &hook) return;  // not linked
-    if (hook.prev) hook.prev->next = hook.next; else tasks_ = hook.next;
-    if (hook.next) hook.next->prev = hook.prev;
-    hook.prev = hook.next = nullptr;
+    if (!tasks_.remove(hook)) return;  // not linked
     --task_count_;
 }
 

@@ -32,6 +32,7 @@
 #include <coronet/lib/backend.hpp>
 #include <coronet/lib/buffer_pool.hpp>
 #include <coronet/lib/cancel_scope.hpp>
+#include <coronet/lib/intrusive_list.hpp>
 #include <coronet/lib/operation.hpp>
 #include <coronet/lib/recv_queue.hpp>
 #include <coronet/lib/run_driver.hpp>
@@ -202,7 +203,7 @@ private:
     op_list resuming_;                   // the batch being resumed now
     timer_heap timers_;                  // pending timeouts, earliest first
     std::vector<std::coroutine_handle<>> ready_, ready_swap_;
-    task_hook* tasks_ = nullptr;
+    intrusive_list<task_hook> tasks_;  // detached tasks still suspended
     std::size_t task_count_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<int> stopping_{0};  // stop() calls in progress

@@ -1,5 +1,6 @@
 #include <coronet/lib/receive_room.hpp>
 
+#include <coronet/lib/free_list.hpp>
 #include <coronet/lib/poison.hpp>
 
 #include <algorithm>
@@ -17,19 +18,14 @@ namespace {
 constexpr std::size_t input_block = 16 * 1024;
 constexpr std::size_t input_blocks_kept = 64;
 
-struct input_block_cache {
-    std::vector<char*> free;
-    ~input_block_cache() {
-        for (char* p : free)
-            delete[] p;
-    }
+struct delete_input {
+    void operator()(char* p) const noexcept { delete[] p; }
 };
-thread_local input_block_cache input_blocks;
+thread_local free_list<char*, input_blocks_kept, delete_input> input_blocks;
 
 char* allocate_input(std::size_t cap) {
-    if (cap == input_block && !input_blocks.free.empty()) {
-        char* p = input_blocks.free.back();
-        input_blocks.free.pop_back();
+    if (cap == input_block && !input_blocks.empty()) {
+        char* p = input_blocks.take();
         detail::unpoison(p, cap);
         return p;
     }
@@ -39,17 +35,8 @@ char* allocate_input(std::size_t cap) {
 void free_input_buffer(char* p, std::size_t cap) noexcept {
     if (!p) return;
     detail::unpoison(p, cap);  // consumed bytes were poisoned (lib/poison.hpp)
-    if (cap == input_block && input_blocks.free.size() < input_blocks_kept) {
-        if (input_blocks.free.capacity() == 0) {
-            try {
-                input_blocks.free.reserve(input_blocks_kept);
-            } catch (...) {
-                delete[] p;
-                return;
-            }
-        }
-        input_blocks.free.push_back(p);  // never allocates: reserved above
-        detail::poison(p, cap);          // a kept view into it is a report
+    if (cap == input_block && input_blocks.keep(p)) {
+        detail::poison(p, cap);  // a kept view into it is a report
         return;
     }
     delete[] p;
