@@ -9,6 +9,8 @@
 # Server CPU is read from /proc/PID/stat (utime+stime, in clock ticks,
 # `getconf CLK_TCK`), summed over the server and its descendants, before and
 # after a load run; server µs per request = Δticks / CLK_TCK * 1e6 / requests.
+# utime (user space) and stime (the kernel, on the server's behalf) are read
+# apart (cpu_ticks_split), so each has its µs per request too.
 # All addresses are loopback.
 
 SERVER_CPU=${SERVER_CPU:-0}
@@ -90,18 +92,22 @@ proc_tree() {
   done
 }
 
-# cpu_ticks PID: utime+stime (clock ticks) of PID and its descendants; each
-# process's figure already covers all its threads.
-cpu_ticks() {
-  local total=0 p rest
+# cpu_ticks_split PID: "UTIME STIME" (clock ticks) of PID and its
+# descendants: /proc/PID/stat fields 14 and 15, each process's figure already
+# covering all its threads. The kernel splits a process's exact run time
+# between the two in proportion to the ticks it sampled in each, so over a
+# short run the split is coarser than the sum.
+cpu_ticks_split() {
+  local user=0 sys=0 p rest
   for p in $(proc_tree "$1"); do
     # Fields after "pid (comm) ": state is $1, utime $12, stime $13.
     rest=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
     # shellcheck disable=SC2086
     set -- $rest
-    total=$((total + ${12:-0} + ${13:-0}))
+    user=$((user + ${12:-0}))
+    sys=$((sys + ${13:-0}))
   done
-  echo "$total"
+  echo "$user $sys"
 }
 
 # rss_kb PID: VmRSS (KiB) of PID and its descendants.
@@ -271,6 +277,40 @@ prep_nginx() {
   local port=$1 dir=$2
   mkdir -p "$dir"
   sed "s/__PORT__/$port/" "$BENCH_DIR/peers/nginx.conf" >"$dir/nginx.conf"
+}
+
+# ---- files ------------------------------------------------------------------------
+
+# The file cells' sizes: NAME:BYTES, each served as /NAME.bin.
+FILE_SIZES="1KiB:1024 64KiB:65536 10MiB:10485760"
+
+# make_file_assets DIR: what the file cells serve, made at run time: DIR/www/
+# 1KiB.bin, 64KiB.bin and 10MiB.bin, random bytes, readable by nginx's
+# unprivileged worker. Sets FILE_DIR.
+make_file_assets() {
+  local f
+  FILE_DIR=$1
+  mkdir -p "$FILE_DIR/www" || return 1
+  for f in $FILE_SIZES; do
+    head -c "${f#*:}" /dev/urandom >"$FILE_DIR/www/${f%%:*}.bin" || return 1
+  done
+  chmod 755 "$FILE_DIR" "$FILE_DIR/www" && chmod 644 "$FILE_DIR"/www/*.bin
+}
+
+# prep_nginx_file PORT DIR: nginx_file.conf with the port and the file root
+# filled in.
+prep_nginx_file() {
+  local port=$1 dir=$2
+  mkdir -p "$dir"
+  sed -e "s|__PORT__|$port|" -e "s|__ROOT__|$FILE_DIR/www|" "$BENCH_DIR/peers/nginx_file.conf" >"$dir/nginx.conf"
+}
+
+# file_smoke PORT: every file of FILE_SIZES comes back whole (byte for byte).
+file_smoke() {
+  local f
+  for f in $FILE_SIZES; do
+    curl -s --max-time 20 "http://$BENCH_HOST:$1/${f%%:*}.bin" | cmp -s - "$FILE_DIR/www/${f%%:*}.bin" || return 1
+  done
 }
 
 # ---- TLS --------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 # fraction of a second each: every echo peer is loaded by echo_load (which
 # checks every echoed byte) and idle_conns, the asynchat HTTP peer answers two
 # pipelined requests, nginx in TLS mode (peers/nginx_tls.conf, run.sh's TLS
-# peer) serves /hello and a file over HTTPS with a certificate made here, and
-# tls_handshakes.sh counts full handshakes against it. Peers whose runtime is
+# peer) serves /hello and a file over HTTPS with a certificate made here,
+# tls_handshakes.sh counts full handshakes against it, and nginx as the file
+# cells run it (peers/nginx_file.conf: sendfile, open_file_cache) serves
+# their three files byte for byte. Peers whose runtime is
 # missing (io_uring disabled, Python without asyncore, no nginx or openssl)
 # are skipped with a note. Loopback only.
 set -u
@@ -158,6 +160,59 @@ if [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null && command -v curl >/
   tls_peer
 else
   echo "skip nginx_tls: no /usr/sbin/nginx, openssl or curl"
+  skipped=$((skipped + 1))
+fi
+
+# nginx as the file cells run it (lib.sh's make_file_assets and
+# prep_nginx_file): the three files, each compared byte for byte, twice (the
+# second from open_file_cache).
+file_peer() {
+  local d=${TEST_TMPDIR:-/tmp}/nginx_file.$$ ok=0 f
+  mkdir -p "$d/www" "$d/prefix"
+  chmod 755 "$d" "$d/www"
+  for f in 1KiB:1024 64KiB:65536 10MiB:10485760; do
+    head -c "${f#*:}" /dev/urandom >"$d/www/${f%%:*}.bin"
+  done
+  chmod 644 "$d"/www/*.bin
+  for _ in 1 2 3 4 5; do
+    PORT=$((21000 + RANDOM % 11000))
+    sed -e "s|__PORT__|$PORT|" -e "s|__ROOT__|$d/www|" "$B/peers/nginx_file.conf" >"$d/prefix/nginx.conf"
+    [ "$(id -u)" = 0 ] && echo 'user root;' >>"$d/prefix/nginx.conf" # as in tls_peer
+    /usr/sbin/nginx -p "$d/prefix/" -c "$d/prefix/nginx.conf" -e stderr >"$d/nginx.log" 2>&1 &
+    SPID=$!
+    for _ in $(seq 1 100); do
+      kill -0 "$SPID" 2>/dev/null || break
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        ok=1
+        break
+      fi
+      sleep 0.05
+    done
+    [ $ok = 1 ] && break
+    stop
+    grep -q "Address already in use" "$d/nginx.log" || break
+  done
+  if [ $ok != 1 ]; then
+    echo "FAIL nginx_file: did not start: $(head -3 "$d/nginx.log")"
+    failed=$((failed + 1))
+    return
+  fi
+  pids+=("$SPID")
+  files() {
+    local f
+    for f in 1KiB 64KiB 10MiB 1KiB 64KiB 10MiB; do
+      curl -s --max-time 10 "http://127.0.0.1:$PORT/$f.bin" | cmp -s - "$d/www/$f.bin" || { echo "$f.bin differs"; return 1; }
+    done
+    echo "3 files, twice each, byte for byte"
+  }
+  check "nginx_file GET the file cells' files" files
+  stop
+  rm -f "$d"/www/*.bin
+}
+if [ -x /usr/sbin/nginx ] && command -v curl >/dev/null; then
+  file_peer
+else
+  echo "skip nginx_file: no /usr/sbin/nginx or curl"
   skipped=$((skipped + 1))
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: coronet's benchmark harness.
 #
-#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 28 min)
+#   benchmarks/run.sh             # full: 3 s per run, 3 runs per peer and cell (<= 30 min)
 #   QUICK=1 benchmarks/run.sh     # quick: 0.5 s per run (wrk: 1 s), about 3 min on a
 #                                 # quiet machine; cells marked "full" left out
 #
@@ -12,7 +12,8 @@
 # it: 30 quick, 180 full, so a busy machine cannot stretch a run unbounded),
 # CELLS (regex on cell names), PEERS (regex on peer names), BACKENDS
 # (coronet backends: "io_uring epoll select" full, "io_uring" quick; the
-# thread-scaling cells use the first), IDLE_N (idle connection counts, one
+# thread-scaling cells use the first), FILE_BACKENDS (the file cells'
+# coronet backends: "io_uring epoll"), IDLE_N (idle connection counts, one
 # idle cell each: "10000 19000" full, 2000 quick), SYSCALL_BACKENDS (the
 # syscall cell's: "io_uring epoll select" full, "io_uring epoll" quick),
 # SYS_DUR (seconds per syscall-cell run: 3 full, DUR quick), MICRO_MIN_TIME
@@ -21,9 +22,10 @@
 # (4), SKIP_BUILD=1, CORONET_BIN (directory holding echo_server, http_server,
 # kv_server; default bazel-bin/examples of the opt build), RESULTS (output
 # markdown, default benchmarks/RESULTS.md), PLOT (default
-# benchmarks/results.png), SPLICE (1: a run of the TLS cells alone,
-# e.g. `SPLICE=1 CELLS=^tls_ benchmarks/run.sh`, replaces only RESULTS.md's
-# TLS section and the TLS rows of its goals table; the plot is left alone).
+# benchmarks/results.png), SPLICE (1: a run of the TLS or file cells alone,
+# e.g. `SPLICE=1 CELLS=^tls_ benchmarks/run.sh` or `SPLICE=1 CELLS=^file_
+# benchmarks/run.sh`, replaces only the sections of RESULTS.md for the groups
+# that ran and their rows of its goals table; the plot is left alone).
 #
 # The TLS cells (group tls): coronet's http_server with --tls-cert/--tls-key
 # against nginx in TLS mode (peers/nginx_tls.conf), given the same ECDSA
@@ -34,31 +36,39 @@
 # handshakes (wrk with close.lua: Connection: close, a resumed handshake per
 # request) and the 10 MiB file (wrk -c4).
 #
+# The file cells (group file): coronet's http_server --root on each of
+# FILE_BACKENDS against nginx serving the same directory with sendfile and
+# open_file_cache (peers/nginx_file.conf), files of random bytes made at run
+# time under OUT/files/www: 1 KiB and 64 KiB (wrk -c50) and 10 MiB (wrk -c4).
+#
 # Full-run duration, estimated from per-run wall times on this machine: the
-# echo cells about 6 min, HTTP 4.5, TLS 4 (4 cells x 4 peers x 3 runs of
-# 3-4 s), RESP 3, thread scaling 1.5, idle 2.5, syscalls 1.2, micro 0.7,
-# profile 0.3, build and waits 0.5: about 24 min, plus at most NOISE_BUDGET
-# (3 min) on a busy machine.
+# echo cells about 6 min, HTTP 4.5, files 2 (3 cells x 3 peers x 3 runs of
+# 3-4 s), TLS 4 (4 cells x 4 peers x 3 runs of 3-4 s), RESP 3, thread
+# scaling 1.5, idle 2.5, syscalls 1.2, micro 0.7, profile 0.3, build and
+# waits 0.5: about 26 min, plus at most NOISE_BUDGET (3 min) on a busy
+# machine.
 #
 # Servers run on CPU 0 and load tools on CPU 1 (taskset). In each cell every
 # peer of the cell's group is started once on its own fresh port, then the
 # runs go A B C, C B A, A B C, ...; each run records throughput, latency
 # where the tool gives it, the server's CPU per request (Δ utime+stime from
-# /proc/PID/stat), the load tool's CPU % and the CPU that neither used
-# ("other", to spot a noisy machine). summarize.py turns the raw table into
+# /proc/PID/stat, and each of the two apart: user and sys µs per request),
+# the load tool's CPU % and the CPU that neither used ("other", to spot a
+# noisy machine). summarize.py turns the raw table into
 # RESULTS.md (median and min-max per peer, ratio vs a reference peer) and
 # results.png (gnuplot).
 #
 # Adding a peer: one line in PEER_TABLE below,
 #   group|name|prep|command[|cpus]
-# group: echo (echo_load cells + idle cell), http (wrk/h2load cells), tls
-# (the TLS cells), resp
+# group: echo (echo_load cells + idle cell), http (wrk/h2load cells), file
+# (the file cells), tls (the TLS cells), resp
 # (redis-benchmark cells) or scale_echo/scale_http/scale_resp (the
 # thread-scaling cells, coronet's servers only); prep: "-" or a lib.sh function called as
 # `prep PORT DIR` before the start; command: the server's command line with
 # {port} (the port to listen on, 127.0.0.1), {dir} (a scratch directory), {tls}
-# (the TLS cells' directory: cert.pem, key.pem, www/10MiB.bin) and
-# {backend} (the row is repeated for each of $BACKENDS) filled in; cpus: the
+# (the TLS cells' directory: cert.pem, key.pem, www/10MiB.bin), {files} (the
+# file cells' www directory) and {backend} (the row is repeated for each of
+# $BACKENDS, in the file group $FILE_BACKENDS) filled in; cpus: the
 # CPU list the server is pinned to (default SERVER_CPU). A row
 # whose binary (any absolute path in the command) does not exist is skipped
 # and reported as "skipped: not built".
@@ -97,6 +107,7 @@ else
   SYSCALL_BACKENDS=${SYSCALL_BACKENDS:-io_uring epoll select}
 fi
 PROFILE_DUR=${PROFILE_DUR:-4}
+FILE_BACKENDS=${FILE_BACKENDS:-io_uring epoll}
 RUNS=${RUNS:-3}
 NOISE_MAX=${NOISE_MAX:-25}
 RETRIES=${RETRIES:-2}
@@ -118,8 +129,8 @@ RAW=$OUT/raw.tsv
 IDLE_TSV=$OUT/idle.tsv
 SKIPPED=$OUT/skipped.tsv
 : >"$SKIPPED"
-printf 'cell\tgroup\tpeer\trun\tthroughput\trequests\tp50_us\tp99_us\terrors\tserver_ticks\tserver_us_per_req\tload_cpu_pct\tother_cpu_pct\trc\n' >"$RAW"
-printf 'peer\tconns\topened\talive\trss_before_kb\trss_with_conns_kb\tbytes_per_conn\tsetup_secs\tfresh_connect_us\tfresh_echo_us\tload_msgs_per_s\tload_p99_us\tload_us_per_msg\tload_errors\tnote\n' >"$IDLE_TSV"
+printf 'cell\tgroup\tpeer\trun\tthroughput\trequests\tp50_us\tp99_us\terrors\tserver_ticks\tserver_us_per_req\tserver_user_us_per_req\tserver_sys_us_per_req\tload_cpu_pct\tother_cpu_pct\trc\n' >"$RAW"
+printf 'peer\tconns\topened\talive\trss_before_kb\trss_with_conns_kb\tbytes_per_conn\tsetup_secs\tfresh_connect_us\tfresh_echo_us\tload_msgs_per_s\tload_p99_us\tload_us_per_msg\tload_user_us_per_msg\tload_sys_us_per_msg\tload_errors\tnote\n' >"$IDLE_TSV"
 SYSCALL_TSV=$OUT/syscalls.tsv
 # The TLS peers' handshakes (tls_handshake_info): peer, New/Reused, protocol,
 # cipher, key exchange group, ALPN.
@@ -175,6 +186,8 @@ http|nginx|prep_nginx|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
 http|asio_http|-|$BIN/benchmarks/asio_http --port {port}
 http|asynchat_http|-|$PYTHON $HERE/peers/asynchat_http.py --port {port}
 http|coronet_http_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend}
+file|nginx_file|prep_nginx_file|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
+file|coronet_file_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend} --root {files}
 tls|nginx_tls|prep_nginx_tls|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
 tls|coronet_https_{backend}|-|$CORONET_BIN/http_server --port {port} --backend {backend} --root {tls}/www --tls-cert {tls}/cert.pem --tls-key {tls}/key.pem
 resp|redis-server|-|/usr/bin/redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --dir {dir} --logfile ''
@@ -187,7 +200,7 @@ scale_resp|kv_server_t1|-|$CORONET_BIN/kv_server --port {port} --backend $SCALE_
 scale_resp|kv_server_t2|-|$CORONET_BIN/kv_server --port {port} --backend $SCALE_BACKEND --threads 2|$SERVER_CPU,$CLIENT_CPU
 "
 # The peer each table's ratios are taken against.
-declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [tls]=nginx_tls [resp]=redis-server
+declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [file]=nginx_file [tls]=nginx_tls [resp]=redis-server
   [scale_echo]=echo_server_t1 [scale_http]=http_server_t1 [scale_resp]=kv_server_t1)
 
 # redis-benchmark has no duration option: before a cell's runs each peer is
@@ -196,7 +209,8 @@ declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [tls]=nginx_tls [resp]=redi
 # count instead.
 RESP_N=${RESP_N:-}
 
-# name|group|tool|arguments[|full]  ("full": left out of QUICK runs)
+# name|group|tool|arguments[|full]  ("full": left out of QUICK runs; wrk_file's
+# arguments end with the path requested)
 CELL_TABLE="
 echo_64B_c50|echo|echo_load|--connections 50 --size 64 --pipeline 1
 echo_64B_c500|echo|echo_load|--connections 500 --size 64 --pipeline 1
@@ -207,6 +221,9 @@ http_wrk_c50|http|wrk|-c50
 http_wrk_c500|http|wrk|-c500
 http_wrk_c50_pipe16|http|wrk_pipeline|-c50
 http_h2load_c50_m16|http|h2load|-c50 -m16
+file_1KiB_c50|file|wrk_file|-c50 /1KiB.bin
+file_64KiB_c50|file|wrk_file|-c50 /64KiB.bin
+file_10MiB_c4|file|wrk_file|-c4 /10MiB.bin
 tls_wrk_c50|tls|wrk_tls|-c50
 tls_full_handshake|tls|s_time|4
 tls_resumed_wrk_c50|tls|wrk_close|-c50
@@ -226,7 +243,7 @@ micro|-|micro|
 ROW_GROUP=() ROW_NAME=() ROW_PREP=() ROW_CMD=() ROW_CPUS=()
 while IFS='|' read -r group name prep cmd cpus; do
   [ -n "$group" ] || continue
-  if [[ "$cmd" == *"{backend}"* ]]; then variants=$BACKENDS; else variants=-; fi
+  if [[ "$cmd" != *"{backend}"* ]]; then variants=-; elif [ "$group" = file ]; then variants=$FILE_BACKENDS; else variants=$BACKENDS; fi
   for b in $variants; do
     n=${name//\{backend\}/$b}
     c=${cmd//\{backend\}/$b}
@@ -280,6 +297,7 @@ start_peer() {
   c=${ROW_CMD[$i]//\{port\}/$port}
   c=${c//\{dir\}/$dir}
   c=${c//\{tls\}/${TLS_DIR:-}}
+  c=${c//\{files\}/${FILE_DIR:-}/www}
   eval "set -- $c"
   SERVER_CPU=${ROW_CPUS[$i]} start_server "${ROW_NAME[$i]}" "$port" "$@" || return 1
   PEER_PID=$SERVER_PID
@@ -291,6 +309,7 @@ smoke() {
   case ${1#scale_} in
     http) http_smoke "$2" ;;
     tls) tls_smoke "$2" ;;
+    file) file_smoke "$2" ;;
     resp) resp_smoke "$2" ;;
     *) true ;;
   esac
@@ -307,6 +326,7 @@ load_cmd() {
     wrk_tls) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s --latency https://$BENCH_HOST:$port/hello" ;;
     wrk_close) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 5s --latency -s $HERE/close.lua https://$BENCH_HOST:$port/hello" ;;
     wrk_tls_file) echo "wrk -t1 $args -d${DUR_WRK}s --timeout 20s --latency https://$BENCH_HOST:$port/10MiB.bin" ;;
+    wrk_file) echo "wrk -t1 ${args% *} -d${DUR_WRK}s --timeout 20s --latency http://$BENCH_HOST:$port${args##* }" ;;
     s_time) echo "$HERE/tls_handshakes.sh $BENCH_HOST:$port $DUR_WRK $args /hello" ;;
     redis) echo "redis-benchmark -h $BENCH_HOST -p $port -t set,get -c 50 -d 16 $args --csv" ;;
   esac
@@ -316,7 +336,7 @@ parse_out() {
   local tool=$1 f=$2 args=$3
   case $tool in
     echo_load) parse_echo_load "$f" ;;
-    wrk | wrk_tls | wrk_close | wrk_tls_file) parse_wrk "$f" ;;
+    wrk | wrk_tls | wrk_close | wrk_tls_file | wrk_file) parse_wrk "$f" ;;
     s_time) parse_s_time "$f" ;;
     # wrk's latency figures mean nothing when a write carries 16 requests.
     wrk_pipeline) parse_wrk "$f" | awk '{print $1, $2, "-", "-", $5}' ;;
@@ -344,10 +364,10 @@ redis_requests() {
 # one_run CELL GROUP TOOL ARGS NAME PID PORT RUN
 one_run() {
   local cell=$1 group=$2 tool=$3 args=$4 name=$5 pid=$6 port=$7 run=$8
-  local f="$OUT/$cell.$name.run$run.out" limit t0 t1 b0 b1 thr reqs p50 p99 err dt us cl other
+  local f="$OUT/$cell.$name.run$run.out" limit u0 s0 u1 s1 b0 b1 thr reqs p50 p99 err dt us uus sus cl other
   if ! kill -0 "$pid" 2>/dev/null; then
     log "  $name: the server has died; run $run not done"
-    printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t1\t-\t-\t-\t-\tdead\n' "$cell" "$group" "$name" "$run" >>"$RAW"
+    printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t1\t-\t-\t-\t-\t-\t-\tdead\n' "$cell" "$group" "$name" "$run" >>"$RAW"
     return
   fi
   if [ "$tool" = redis ]; then limit=$((DUR_WRK * 20 + 30)); else limit=$((DUR_WRK + 20)); fi
@@ -356,11 +376,17 @@ one_run() {
   local try=0
   while :; do
     b0=$(busy_ticks)
-    t0=$(cpu_ticks "$pid")
+    read -r u0 s0 <<<"$(cpu_ticks_split "$pid")"
     run_load "$f" "$limit" "$@"
-    t1=$(cpu_ticks "$pid")
+    read -r u1 s1 <<<"$(cpu_ticks_split "$pid")"
     b1=$(busy_ticks)
-    dt=$((t1 - t0))
+    if ! kill -0 "$pid" 2>/dev/null; then
+      # Its CPU time went with it: nothing of this run can be counted.
+      log "  $name: the server died during run $run (its log: $OUT/$name.$port.log)"
+      printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t1\t-\t-\t-\t-\t-\t-\tdead\n' "$cell" "$group" "$name" "$run" >>"$RAW"
+      return
+    fi
+    dt=$((u1 - u0 + s1 - s0))
     # CPU time that neither the server nor the load tool used, % of a core.
     other=$(awk -v b="$((b1 - b0))" -v s="$dt" -v c="$LOAD_CPU_S" -v w="$LOAD_WALL" -v hz="$CLK_TCK" \
       'BEGIN {o = (b - s) / hz - c; if (o < 0) o = 0; printf "%.1f", (w > 0 ? o / w * 100 : 0)}')
@@ -374,15 +400,17 @@ one_run() {
   read -r thr reqs p50 p99 err <<<"$(parse_out "$tool" "$f" "$args")"
   [ "$LOAD_RC" = 0 ] || err=$((${err/-/0} + 1))
   us=$(us_per_req "$dt" "$reqs")
+  uus=$(us_per_req "$((u1 - u0))" "$reqs")
+  sus=$(us_per_req "$((s1 - s0))" "$reqs")
   # The load tool's own figure where it has one (its measuring window only).
   cl=$LOAD_CPU_PCT
   if [ "$tool" = echo_load ]; then
     cl=$(sed -n 's/.*client_cpu_pct=\([0-9.]*\).*/\1/p' "$f")
     cl=${cl:-$LOAD_CPU_PCT}
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cell" "$group" "$name" "$run" \
-    "$thr" "$reqs" "$p50" "$p99" "$err" "$dt" "$us" "$cl" "$other" "$LOAD_RC" >>"$RAW"
-  log "  run $run $name: $thr/s p50=$p50 p99=$p99 server=${us}us/req load=${cl}% other=${other}% errors=$err"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cell" "$group" "$name" "$run" \
+    "$thr" "$reqs" "$p50" "$p99" "$err" "$dt" "$us" "$uus" "$sus" "$cl" "$other" "$LOAD_RC" >>"$RAW"
+  log "  run $run $name: $thr/s p50=$p50 p99=$p99 server=${us}us/req (user $uus, sys $sus) load=${cl}% other=${other}% errors=$err"
 }
 
 run_cell() {
@@ -395,6 +423,9 @@ run_cell() {
   log "cell $cell ($tool $args)"
   if [ "$group" = tls ] && [ -z "${TLS_DIR:-}" ]; then
     make_tls_assets "$OUT/tls" || { log "cell $cell: openssl could not make the certificate; skipped"; TLS_DIR=; return; }
+  fi
+  if [ "$group" = file ] && [ -z "${FILE_DIR:-}" ]; then
+    make_file_assets "$OUT/files" || { log "cell $cell: could not write the files under $OUT/files; skipped"; FILE_DIR=; return; }
   fi
   wait_quiet "$QUIET_MAX"
   local live=()
@@ -417,7 +448,7 @@ run_cell() {
     else
       log "  ${ROW_NAME[$i]}: failed to start"
     fi
-    printf '%s\t%s\t%s\t0\t-\t-\t-\t-\t1\t-\t-\t-\t-\tstart-failed\n' "$cell" "$group" "${ROW_NAME[$i]}" >>"$RAW"
+    printf '%s\t%s\t%s\t0\t-\t-\t-\t-\t1\t-\t-\t-\t-\t-\t-\tstart-failed\n' "$cell" "$group" "${ROW_NAME[$i]}" >>"$RAW"
   done
   # Per-peer arguments: redis-benchmark's request count is sized per peer.
   local pargs=()
@@ -463,7 +494,7 @@ idle_row() {
 
 run_idle_n() {
   local nconn=$1 i f name rss0 rss1 opened alive setup w srcs lp fc fe lf
-  local thr reqs p50 p99 err t0 t1 us
+  local thr reqs p50 p99 err u0 s0 u1 s1 us uus sus
   srcs=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
   log "cell idle_conns ($nconn idle connections; fresh echoes and a 50-connection load beside them)"
   wait_quiet "$QUIET_MAX"
@@ -471,12 +502,12 @@ run_idle_n() {
     [ "${ROW_GROUP[$i]}" = echo ] || continue
     name=${ROW_NAME[$i]}
     if [[ "$name" == *select* ]] && [ "$nconn" -gt 1000 ]; then
-      idle_row "$name" "$nconn" - - - - - - - - - - - - "skipped: select() cannot watch descriptors past FD_SETSIZE (1024)"
+      idle_row "$name" "$nconn" - - - - - - - - - - - - - - "skipped: select() cannot watch descriptors past FD_SETSIZE (1024)"
       log "  $name: skipped (select() and $nconn descriptors)"
       continue
     fi
     if ! start_peer "$i"; then
-      idle_row "$name" "$nconn" - - - - - - - - - - - - "failed to start"
+      idle_row "$name" "$nconn" - - - - - - - - - - - - - - "failed to start"
       continue
     fi
     sleep 0.3
@@ -496,15 +527,17 @@ run_idle_n() {
     rss1=$(rss_kb "$PEER_PID")
     # The 50-connection load beside the idle ones.
     lf="$OUT/idle.$nconn.$name.load.out"
-    thr=- p50=- p99=- err=- us=-
+    thr=- p50=- p99=- err=- us=- uus=- sus=-
     if kill -0 "$lp" 2>/dev/null; then
-      t0=$(cpu_ticks "$PEER_PID")
+      read -r u0 s0 <<<"$(cpu_ticks_split "$PEER_PID")"
       run_load "$lf" $((DUR_WRK + 60)) "$BIN/benchmarks/echo_load" --host "$BENCH_HOST" --port "$PEER_PORT" \
         --connections 50 --size 64 --pipeline 1 --duration "$DUR"
-      t1=$(cpu_ticks "$PEER_PID")
+      read -r u1 s1 <<<"$(cpu_ticks_split "$PEER_PID")"
       read -r thr reqs p50 p99 err <<<"$(parse_echo_load "$lf")"
       [ "$LOAD_RC" = 0 ] || err=$((${err/-/0} + 1))
-      us=$(us_per_req "$((t1 - t0))" "$reqs")
+      us=$(us_per_req "$((u1 - u0 + s1 - s0))" "$reqs")
+      uus=$(us_per_req "$((u1 - u0))" "$reqs")
+      sus=$(us_per_req "$((s1 - s0))" "$reqs")
     fi
     kill -TERM "$lp" 2>/dev/null
     wait "$lp"
@@ -514,7 +547,7 @@ run_idle_n() {
       if (v["ok"] > 0) print v["connect_us"], v["echo_us"]; else print "- -"}' "$f")"
     idle_row "$name" "$nconn" "${opened:--}" "${alive:--}" "$rss0" "$rss1" \
       "$(awk -v a="$rss0" -v b="$rss1" -v n="${opened:-0}" 'BEGIN {if (n > 0) printf "%.0f", (b - a) * 1024 / n; else print "-"}')" \
-      "${setup:--}" "${fc:--}" "${fe:--}" "$thr" "$p99" "$us" "$err" "-"
+      "${setup:--}" "${fc:--}" "${fe:--}" "$thr" "$p99" "$us" "$uus" "$sus" "$err" "-"
     log "  $name: opened=${opened:-?} alive=${alive:-?} rss ${rss0} -> ${rss1} KiB; fresh echo ${fe:-?} us; load beside: $thr msgs/s p99=$p99 us server=${us}us/msg errors=$err"
     stop_server "$PEER_PID"
   done
@@ -683,8 +716,9 @@ while IFS='|' read -r cell group tool args only; do
     run_cell "$cell" "$group" "$tool" "$args"
   fi
 done <<<"$CELL_TABLE"
-# The TLS cells' 10 MiB file is not worth keeping.
+# The TLS and file cells' files are not worth keeping.
 [ -n "${TLS_DIR:-}" ] && rm -f "$TLS_DIR/www/10MiB.bin"
+[ -n "${FILE_DIR:-}" ] && rm -f "$FILE_DIR"/www/*.bin
 PROFILE_THR=- PROFILE_REQS=-
 [ "$PROFILE" = 1 ] && run_profile
 T_END=$(date +%s)
@@ -703,6 +737,7 @@ T_END=$(date +%s)
   echo "noise_spent=$NOISE_SPENT"
   echo "runs=$RUNS"
   echo "backends=$BACKENDS"
+  echo "file_backends=$FILE_BACKENDS"
   echo "idle_n=$IDLE_N"
   echo "sys_dur=$SYS_DUR"
   echo "micro_min_time=$MICRO_MIN_TIME"

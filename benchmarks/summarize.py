@@ -26,6 +26,7 @@ import sys
 GROUP_TITLES = {
     "echo": "Echo (echo_load; throughput in messages/s)",
     "http": "HTTP GET /hello (wrk, h2load; throughput in requests/s)",
+    "file": "Files: static files against nginx (wrk; throughput in files/s)",
     "tls": "TLS: HTTPS against nginx (throughput in requests/s or handshakes/s)",
     "resp": "RESP (redis-benchmark -t set,get -c 50 -d 16; throughput in requests/s)",
     "scale_echo": "Thread scaling: echo_server --threads 1 vs 2",
@@ -50,6 +51,13 @@ GROUP_NOTES["tls"] = (
     "client negotiated with each peer (a second `openssl s_client` offering the first one's ticket) is in "
     "the table below. nginx's µs/request covers its master and worker.")
 GROUP_NOTES["scale_resp"] = GROUP_NOTES["scale_echo"]
+GROUP_NOTES["file"] = (
+    "`http_server --root` on each of the backends {file_backends} against nginx with `peers/nginx_file.conf` "
+    "(one worker, access log off, `sendfile on`, `open_file_cache max=1000 inactive=60s`, otherwise nginx's "
+    "defaults: no `tcp_nopush`), both on CPU {server_cpu} and serving the same directory: 1KiB.bin, 64KiB.bin "
+    "and 10MiB.bin, random bytes made at run time (lib.sh's make_file_assets), each checked byte for byte "
+    "through each peer before its runs. Plain HTTP, keep-alive, one file per request. nginx's µs/request covers "
+    "its master and worker; for the 10 MiB file a request is a file, so µs/MiB is a tenth of it.")
 CELL_NOTES = {
     "echo_64B_c50": "echo_load --connections 50 --size 64 --pipeline 1",
     "echo_64B_c500": "echo_load --connections 500 --size 64 --pipeline 1",
@@ -61,6 +69,10 @@ CELL_NOTES = {
     "http_wrk_c50_pipe16": "wrk -t1 -c50 -s pipeline.lua -- 16 (16 requests per write; wrk's latencies are "
                            "meaningless when pipelining, so none)",
     "http_h2load_c50_m16": "h2load --h1 -t1 -c50 -m16 (no percentiles from h2load)",
+    "file_1KiB_c50": "wrk -t1 -c50 --latency http://…/1KiB.bin (1,024 bytes of random data)",
+    "file_64KiB_c50": "wrk -t1 -c50 --latency http://…/64KiB.bin (65,536 bytes of random data)",
+    "file_10MiB_c4": "wrk -t1 -c4 --latency http://…/10MiB.bin (10 MiB of random data; throughput in files/s: "
+                     "× 10 MiB for bytes/s)",
     "tls_wrk_c50": "wrk -t1 -c50 --latency https://…/hello (keep-alive: one handshake per connection, "
                    "then records only)",
     "tls_full_handshake": "tls_handshakes.sh: 4 × openssl s_time -new -www /hello (one connection after "
@@ -154,6 +166,9 @@ def summarize(raw, order):  # noqa: C901
                 "p50": stat([num(r["p50_us"]) for r in ok])[0],
                 "p99": stat([num(r["p99_us"]) for r in ok])[0],
                 "us": stat([num(r["server_us_per_req"]) for r in ok]),
+                # utime and stime apart (absent from runs made before run.sh recorded them).
+                "user": stat([num(r.get("server_user_us_per_req")) for r in ok]),
+                "sys": stat([num(r.get("server_sys_us_per_req")) for r in ok]),
                 "load": stat([num(r["load_cpu_pct"]) for r in ok])[0],
                 "other": stat([num(r["other_cpu_pct"]) for r in ok])[0],
                 "other_max": stat([num(r["other_cpu_pct"]) for r in ok])[2],
@@ -173,6 +188,13 @@ def ratio(a, b):
 
 
 
+def user_sys(user, sys_):
+    """"user / sys" µs, or "-" when the run did not record them apart."""
+    if user is None or sys_ is None:
+        return "-"
+    return f"{fmt(user)} / {fmt(sys_)}"
+
+
 def is_coronet(peer):
     return peer.startswith("coronet") or peer.endswith(("_t1", "_t2"))
 
@@ -190,13 +212,13 @@ def idle_section(meta, idle, summ):
     lines.append("")
     lines.append("| peer | idle conns | opened | alive | RSS before KiB | RSS with conns KiB | bytes per conn "
                  "| fresh connect µs | fresh echo µs | load msgs/s | × alone | load p99 µs | server µs/msg "
-                 "| errors |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| user / sys µs/msg | errors |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     alone = summ.get("echo_64B_c50", {})
     notes = []
     for r in idle:
         if r.get("note", "-") not in ("-", ""):
-            lines.append(f"| {r['peer']} | {r['conns']} | {r['note']} | | | | | | | | | | | |")
+            lines.append(f"| {r['peer']} | {r['conns']} | {r['note']} | | | | | | | | | | | | |")
             continue
         thr = num(r.get("load_msgs_per_s"))
         base = alone.get(r["peer"], {}).get("thr", (None,))[0]
@@ -206,6 +228,7 @@ def idle_section(meta, idle, summ):
             f"{r['rss_with_conns_kb']} | {fmt(num(r.get('bytes_per_conn')), 0) if num(r.get('bytes_per_conn')) is not None else '-'} | "
             f"{fmt(num(r.get('fresh_connect_us')))} | {fmt(num(r.get('fresh_echo_us')))} | {fmt(thr)} | "
             f"{fmt(rel, 2) if rel else '-'} | {fmt(num(r.get('load_p99_us')))} | {fmt(num(r.get('load_us_per_msg')))} | "
+            f"{user_sys(num(r.get('load_user_us_per_msg')), num(r.get('load_sys_us_per_msg')))} | "
             f"{r.get('load_errors', '-')} |")
     lines.append("")
     lines += notes
@@ -398,6 +421,51 @@ def tls_goal_rows(summ, be, run=""):
     return rows
 
 
+FILE_GOALS = (
+    ("file_1KiB_c50", "file 1 KiB, wrk -c50", "µs/req", None),
+    ("file_64KiB_c50", "file 64 KiB, wrk -c50", "µs/req", None),
+    ("file_10MiB_c4", "file 10 MiB, wrk -c4", "µs/file", 10),
+)
+
+
+def file_goal_rows(summ, be, run=""):
+    """The goals table's file rows: coronet's server CPU per request at or below nginx's, coronet
+    on `be` (the first of the file backends); the other backends' figures beside nginx's."""
+    rows = []
+    for cell, what, unit, mib in FILE_GOALS:
+        what = f"{what} ({run})" if run else what
+        if cell not in summ:
+            continue
+        c, n = med(summ, cell, f"coronet_file_{be}", "us"), med(summ, cell, "nginx_file", "us")
+        ct, nt = med(summ, cell, f"coronet_file_{be}"), med(summ, cell, "nginx_file")
+        r = ratio(c, n)
+        ok = None if c is None or n is None else c <= n
+
+        def per_mib(v):
+            return f" = {fmt(v / mib)} µs/MiB" if mib and v is not None else ""
+        others = "".join(
+            f"; {p[len('coronet_file_'):]} {fmt(med(summ, cell, p, 'us'))} {unit}, {fmt(med(summ, cell, p))}/s"
+            for p in summ[cell] if p.startswith("coronet_file_") and p != f"coronet_file_{be}")
+        rows.append(f"| {what} | ≤ nginx µs/req | {fmt(c)} {unit}{per_mib(c)} ({fmt(r, 2) if r else '-'}× nginx), "
+                    f"{fmt(ct)}/s | nginx {fmt(n)} {unit}{per_mib(n)}, {fmt(nt)}/s{others} | "
+                    f"{'-' if ok is None else ('yes' if ok else '**no**')} |")
+    return rows
+
+
+def user_share_lines(summ, cell="http_wrk_c50_pipe16"):
+    """One line: each peer's user and sys µs/request in `cell`, and user space's share."""
+    parts = []
+    for peer, st in summ.get(cell, {}).items():
+        u, k = st["user"][0], st["sys"][0]
+        if u is None or k is None or u + k <= 0:
+            continue
+        parts.append(f"`{peer}` {fmt(u)} + {fmt(k)} µs/req ({100 * u / (u + k):.0f} % user)")
+    if not parts:
+        return []
+    return [f"**User space's share of the server's CPU** ({cell}, median user + sys µs/request): "
+            + "; ".join(parts) + ".", ""]
+
+
 def losses_in(summ, only=None):
     """A coronet row whose median is worse than some peer's: (losses with the spreads apart, ties)."""
     losses, ties = [], []
@@ -462,6 +530,7 @@ def summary_section(meta, summ, idle, syscalls, profile):
     row("RESP -P16 (SET+GET)", "≥ 1.0× redis throughput, ≤ redis µs/op", f"{fmt(ct)}/s, {fmt(c)} µs/op",
         f"redis {fmt(rt)}/s, {fmt(r)} µs/op",
         None if None in (ct, rt, c, r) else (ct >= rt and c <= r))
+    lines += file_goal_rows(summ, (meta.get("file_backends") or be).split()[0])
     lines += tls_goal_rows(summ, be)
     for r in idle:
         if r["peer"] == f"coronet_echo_{be}" and num(r.get("bytes_per_conn")) is not None:
@@ -480,6 +549,7 @@ def summary_section(meta, summ, idle, syscalls, profile):
             row("syscalls, HTTP 50 conns ×16", "io_uring ≤ 0.2 syscalls/request", f"{num(r['per_req']):.3f}",
                 "-", num(r["per_req"]) <= 0.2)
     lines.append("")
+    lines += user_share_lines(summ)
 
     # Losses: a coronet row whose median is worse than some peer's, and whose
     # spread does not overlap it (differences inside the spread are ties).
@@ -515,7 +585,8 @@ def group_sections(meta, cells, groups, summ, noisy, tls_info):
             if g in GROUP_NOTES:
                 lines.append(GROUP_NOTES[g].format(
                     server_cpu=meta.get("server_cpu", "0"), client_cpu=meta.get("client_cpu", "1"),
-                    scale_backend=meta.get("scale_backend", "?"), cpus=meta.get("cpus", "?")))
+                    scale_backend=meta.get("scale_backend", "?"), cpus=meta.get("cpus", "?"),
+                    file_backends=", ".join(meta.get("file_backends", "?").split())))
                 lines.append("")
             if g == "tls":
                 lines += tls_info_table(tls_info)
@@ -525,20 +596,24 @@ def group_sections(meta, cells, groups, summ, noisy, tls_info):
         if cell in CELL_NOTES:
             lines.append(f"`{CELL_NOTES[cell]}`")
             lines.append("")
-        lines.append("| peer | throughput /s | p50 µs | p99 µs | server µs/req | load CPU % | other CPU % "
-                     "| thr × ref | µs/req × ref | errors |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("| peer | throughput /s | p50 µs | p99 µs | server µs/req | user µs/req | sys µs/req "
+                     "| load CPU % | other CPU % | thr × ref | µs/req × ref | errors |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         rs = summ[cell].get(ref)
         for peer, s in summ[cell].items():
             if s["failed"] and s["runs"] == 0:
-                lines.append(f"| {peer} | failed ({', '.join(sorted(set(s['failed'])))}) | | | | | | | | |")
+                lines.append(f"| {peer} | failed ({', '.join(sorted(set(s['failed'])))}) | | | | | | | | | | |")
                 continue
             tr = ratio(s["thr"][0], rs["thr"][0]) if rs else None
             ur = ratio(s["us"][0], rs["us"][0]) if rs else None
+            # Runs not done because the server had died (or died during them) count as errors.
+            lost = f" ({len(s['failed'])} run{'s' if len(s['failed']) > 1 else ''} lost: server dead)" \
+                if s["failed"] else ""
             lines.append(
                 f"| {peer} | {spread(*s['thr'])} | {fmt(s['p50'])} | {fmt(s['p99'])} | {spread(*s['us'])} | "
+                f"{fmt(s['user'][0])} | {fmt(s['sys'][0])} | "
                 f"{fmt(s['load'])} | {fmt(s['other'])}{noisy(s)} | {fmt(tr, 2) if tr else '-'} | "
-                f"{fmt(ur, 2) if ur else '-'} | {s['errors']} |")
+                f"{fmt(ur, 2) if ur else '-'} | {s['errors']}{lost} |")
         lines.append("")
     return lines
 
@@ -591,7 +666,10 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
     lines.append(
         "Columns: throughput and server µs/request are the median over the runs with the spread (min–max) in "
         "brackets; p50/p99 are the medians of the tool's percentiles (µs); server µs/request = Δ(utime+stime) of "
-        "the server process tree (/proc/PID/stat, clock ticks) × 10⁶ / CLK_TCK / requests; load CPU % is the load "
+        "the server process tree (/proc/PID/stat, clock ticks) × 10⁶ / CLK_TCK / requests, and user and sys "
+        "µs/request the same of utime (user space) and of stime (the kernel) alone, medians each (so they need not "
+        "add up to the total's median; the kernel splits a process's run time between the two by the ticks it "
+        "sampled in each, so over a short run the split is coarse); load CPU % is the load "
         "tool's CPU over its run (one core = 100 %); other CPU % is what neither used (a busy machine shows "
         f"here; a run where it passed {meta.get('noise_max')} % was done again, up to twice, while the "
         f"{meta.get('noise_budget')} s budget for that lasted ({meta.get('noise_spent')} s used), and a figure "
@@ -626,58 +704,93 @@ def write_markdown(path, meta, raw, cells, groups, summ, idle, skipped, plot_nam
         f.write("\n".join(lines))
 
 
-def splice_tls(path, meta, raw, cells, groups, summ, tls_info):
-    """--splice: only the TLS group ran (`SPLICE=1 CELLS=^tls_ benchmarks/run.sh`); its section
-    replaces the TLS section of the existing RESULTS.md (or goes in before the RESP one), and its
-    goals replace the TLS rows of the summary's goals table. The rest of the file is left as the
-    last full run wrote it."""
+# The groups a run of their cells alone may splice into RESULTS.md (--splice), in the order of
+# their sections and goal rows: (name, section title prefix, goal rows' prefix, goal rows, what
+# the goal is, the meta key naming coronet's backends, the first of which the goals are on).
+SPLICE_GROUPS = {
+    "file": ("file", "## Files", "| file ", file_goal_rows,
+             "coronet's server CPU per request at or below nginx's in every file cell", "file_backends"),
+    "tls": ("TLS", "## TLS", "| TLS ", tls_goal_rows,
+            "coronet's server CPU per request at or below nginx's in every TLS cell", "backends"),
+}
+
+
+def splice(path, meta, raw, cells, groups, summ, tls_info):
+    """--splice: only the file or TLS groups ran (`SPLICE=1 CELLS=^tls_ benchmarks/run.sh`, or
+    ^file_): each group's section replaces its section of the existing RESULTS.md (or goes in
+    before the next one of SPLICE_GROUPS, else before the RESP one), and its goals replace its
+    rows of the summary's goals table. The rest of the file is left as the last full run wrote
+    it."""
     noise_max = num(meta.get("noise_max")) or 25.0
 
     def noisy(st):
         return " ⚠" if st["other_max"] is not None and st["other_max"] > noise_max else ""
 
-    tcells = [c for c in cells if groups[c] == "tls"]
-    if not tcells:
-        sys.exit("summarize.py --splice: this run has no TLS cells")
-    tsumm = {c: summ[c] for c in tcells}
-    be = (meta.get("backends") or "io_uring").split()[0]
-    sec = group_sections(meta, tcells, groups, tsumm, noisy, tls_info)
-    others = [num(r["other_cpu_pct"]) for r in raw if r["group"] == "tls" and num(r["other_cpu_pct"]) is not None]
-    run = (f"These figures come from a run of the TLS cells alone (`SPLICE=1 {'QUICK=1 ' if meta.get('quick') == '1' else ''}"
-           f"CELLS='{meta.get('cells')}' benchmarks/run.sh`), {meta.get('date')}, commit {meta.get('commit')}, "
-           f"{meta.get('dur')} s per run (wrk: {meta.get('dur_wrk')} s), {meta.get('runs')} runs per peer and cell "
-           f"interleaved, {meta.get('elapsed_s')} s in all, load average at start {meta.get('loadavg_at_start')}; "
-           f"tools: {meta.get('tools')}. Other processes used a median of "
-           f"{statistics.median(others) if others else 0:.0f} % of a core during these runs (max "
-           f"{max(others) if others else 0:.0f} %): throughput is unreliable, server µs/request less so. The "
-           "rest of this file is from the full run described at the top.")
-    goals = ["| cell | goal | coronet | peers | met? |", "|---|---|---:|---|---|"] + tls_goal_rows(tsumm, be)
-    losses, ties = losses_in(tsumm)
-    extra = [run, "", f"Goal: coronet's server CPU per request at or below nginx's in every TLS cell (coronet on {be}):",
-             ""] + goals + ["", "Where coronet loses here (spreads apart): " + ("; ".join(losses) if losses else "nowhere")
-                            + (f". Worse medians inside the spread (ties): {'; '.join(ties)}." if ties else "."), ""]
-    sec = sec[:2] + extra + sec[2:]
+    ran = [g for g in SPLICE_GROUPS if any(groups[c] == g for c in cells)]
+    if not ran:
+        sys.exit("summarize.py --splice: this run has none of the cells it can splice ("
+                 + ", ".join(SPLICE_GROUPS) + ")")
+    others_in = [groups[c] for c in cells if groups[c] not in SPLICE_GROUPS]
+    if others_in:
+        sys.exit(f"summarize.py --splice: this run has cells of groups it cannot splice: {sorted(set(others_in))}")
     old = open(path).read().split("\n") if os.path.exists(path) else []
-    start = next((i for i, ln in enumerate(old) if ln.startswith("## TLS")), None)
-    if start is not None:
-        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
-        new = old[:start] + sec + old[end:]
-    else:
-        at = next((i for i, ln in enumerate(old) if ln.startswith(("## RESP", "## Idle connections"))), len(old))
-        new = old[:at] + sec + old[at:]
-    # The summary's goals table: its TLS rows replaced.
-    hdr = next((i for i, ln in enumerate(new) if ln.startswith("| cell | goal |")), None)
-    if hdr is not None:
+    order = list(SPLICE_GROUPS)
+    for g in ran:
+        name, title, goal_prefix, goal_rows, goal, be_key = SPLICE_GROUPS[g]
+        gcells = [c for c in cells if groups[c] == g]
+        gsumm = {c: summ[c] for c in gcells}
+        be = (meta.get(be_key) or meta.get("backends") or "io_uring").split()[0]
+        sec = group_sections(meta, gcells, groups, gsumm, noisy, tls_info)
+        others = [num(r["other_cpu_pct"]) for r in raw if r["group"] == g and num(r["other_cpu_pct"]) is not None]
+        busy = max(others) if others else 0
+        run = (f"These figures come from a run of the {name} cells alone (`SPLICE=1 "
+               f"{'QUICK=1 ' if meta.get('quick') == '1' else ''}CELLS='{meta.get('cells')}' benchmarks/run.sh`), "
+               f"{meta.get('date')}, commit {meta.get('commit')}, {meta.get('dur')} s per run (wrk: "
+               f"{meta.get('dur_wrk')} s), {meta.get('runs')} runs per peer and cell interleaved, "
+               f"{meta.get('elapsed_s')} s in all, load average at start {meta.get('loadavg_at_start')}; tools: "
+               f"{meta.get('tools')}. Other processes used a median of "
+               f"{statistics.median(others) if others else 0:.0f} % of a core during these runs (max {busy:.0f} %)"
+               + (": a loaded machine, so throughput is unreliable, server µs/request less so." if busy > noise_max
+                  else ".")
+               + " User and sys µs/request are the server's utime and stime apart (medians each, from "
+               "/proc/PID/stat as the total). The rest of this file is from the full run described at the top.")
+        rows = goal_rows(gsumm, be)
+        goals = ["| cell | goal | coronet | peers | met? |", "|---|---|---:|---|---|"] + rows
+        losses, ties = losses_in(gsumm)
+        extra = [run, "", f"Goal: {goal} (coronet on {be}):", ""] + goals + [
+            "", "Where coronet loses here (spreads apart): " + ("; ".join(losses) if losses else "nowhere")
+            + (f". Worse medians inside the spread (ties): {'; '.join(ties)}." if ties else "."), ""]
+        sec = sec[:2] + extra + sec[2:]
+        start = next((i for i, ln in enumerate(old) if ln.startswith(title)), None)
+        if start is not None:
+            end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+            old = old[:start] + sec + old[end:]
+        else:
+            later = tuple(SPLICE_GROUPS[h][1] for h in order[order.index(g) + 1:]) + ("## RESP", "## Idle connections")
+            at = next((i for i, ln in enumerate(old) if ln.startswith(later)), len(old))
+            old = old[:at] + sec + old[at:]
+        # The summary's goals table: this group's rows replaced where they were, or put in
+        # before the rows of the groups after it.
+        hdr = next((i for i, ln in enumerate(old) if ln.startswith("| cell | goal |")), None)
+        if hdr is None:
+            continue
         i = hdr + 2
         body = []
-        while i < len(new) and new[i].startswith("|"):
-            body.append(new[i])
+        while i < len(old) and old[i].startswith("|"):
+            body.append(old[i])
             i += 1
-        body = [b for b in body if not b.startswith("| TLS ")] + tls_goal_rows(
-            tsumm, be, f"TLS-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z")
-        new = new[:hdr + 2] + body + new[i:]
+        new_rows = goal_rows(gsumm, be, f"{name}-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z"
+                             + (", loaded machine" if busy > noise_max else ""))
+        at = next((k for k, b in enumerate(body) if b.startswith(goal_prefix)), None)
+        if at is None:
+            later = tuple(SPLICE_GROUPS[h][2] for h in order[order.index(g) + 1:])
+            at = next((k for k, b in enumerate(body) if later and b.startswith(later)), len(body))
+        kept = [b for b in body if not b.startswith(goal_prefix)]
+        at -= sum(1 for b in body[:at] if b.startswith(goal_prefix))
+        body = kept[:at] + new_rows + kept[at:]
+        old = old[:hdr + 2] + body + old[i:]
     with open(path, "w") as f:
-        f.write("\n".join(new))
+        f.write("\n".join(old))
 
 
 def write_plot(outdir, plot_path, cells, groups, summ, idle, order):
@@ -758,8 +871,8 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--plot", required=True)
     ap.add_argument("--splice", action="store_true",
-                    help="a run of the TLS cells only: replace RESULTS.md's TLS section and goal rows, "
-                         "leave the rest and the plot")
+                    help="a run of the TLS or file cells only: replace those groups' sections of RESULTS.md "
+                         "and their goal rows, leave the rest and the plot")
     a = ap.parse_args()
     meta = read_meta(os.path.join(a.out, "meta.env"))
     raw = read_tsv(os.path.join(a.out, "raw.tsv"))
@@ -794,7 +907,7 @@ def main():
             tls_info = [line.rstrip("\n").split("\t") for line in f if line.strip()]
     cells, groups, summ = summarize(raw, order)
     if a.splice:
-        splice_tls(a.results, meta, raw, cells, groups, summ, tls_info)
+        splice(a.results, meta, raw, cells, groups, summ, tls_info)
     else:
         write_plot(a.out, os.path.abspath(a.plot), cells, groups, summ, idle, order)
         write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot),

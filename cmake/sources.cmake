@@ -23,6 +23,7 @@ set(CORONET_LIB_SOURCES
     lib/select_backend.cpp
     lib/socket.cpp
     lib/uring_backend.cpp
+    lib/uring_datagram.cpp
 )
 set(CORONET_LIB_HEADERS
     lib/accept_queue.hpp
@@ -30,6 +31,7 @@ set(CORONET_LIB_HEADERS
     lib/awaiter.hpp
     lib/backend.hpp
     lib/buffer_pool.hpp
+    lib/datagram_queue.hpp
     lib/datagram_socket.hpp
     lib/epoll_backend.hpp
     lib/error.hpp

@@ -3,8 +3,10 @@
 // One socket, one coroutine: receive a datagram with its sender's address, send the same bytes
 // back to that address, forever. Each datagram stays one message (no stream: what one send
 // sent, one receive gets); one longer than the 64 KiB buffer would be cut, and is logged as
-// truncated. SIGINT or SIGTERM stops it (exit 0); --port 0 picks a free port, printed in the
-// "listening on" line. Medusa ancestor: asyncore.dispatcher over a SOCK_DGRAM socket.
+// truncated. On io_uring the socket keeps one multishot receive armed that takes datagrams
+// ahead of the coroutine (--no-multishot: one receive per datagram, to compare). SIGINT or
+// SIGTERM stops it (exit 0); --port 0 picks a free port, printed in the "listening on" line.
+// Medusa ancestor: asyncore.dispatcher over a SOCK_DGRAM socket.
 //
 // Try: bazel run //examples:udp_echo, then: socat - UDP:127.0.0.1:7001
 
@@ -35,16 +37,18 @@ coronet::task<> echo(coronet::datagram_socket s) {
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1", backend = "auto";
     unsigned port = 7001;
+    bool no_multishot = false;
     cli::parser args("udp_echo", "Sends every UDP datagram back to its sender.");
     args.flag("host", host, "address to listen on");
     args.flag("port", port, 0u, 65535u, "UDP port; 0 picks a free one");
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
+    args.toggle("no-multishot", no_multishot, "io_uring: one receive per datagram, no multishot receive");
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
     try {
         coronet::reactor r{{.backend = *coronet::parse_backend_kind(backend)}};
-        auto s = coronet::datagram_socket::bind(r, at);
+        auto s = coronet::datagram_socket::bind(r, at, {.multishot_recv = !no_multishot});
         std::printf("udp_echo: listening on %s (backend %s)\n",
                     s.local_address().to_string().c_str(), std::string(r.backend_name()).c_str());
         std::fflush(stdout);

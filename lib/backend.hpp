@@ -18,6 +18,10 @@
 //  - wait(timeout, done): the only call that may block, for at most timeout
 //    (0 = poll). Appends finished operations to done, with result set.
 //  - wake(): thread-safe; makes a blocked or the next wait() return soon.
+//  - close_datagrams(q): q's socket is closing: ends the multishot receive armed
+//    for q, waiting until the kernel has let go of it and of q's buffer ring, then
+//    frees what the backend set up for q. A recvmsg still waiting in q finishes with
+//    -ECANCELED at a later wait(). q may then die. Backends that never use q do nothing.
 //  - forget(fd): fd is about to be closed and has no pending operation.
 //  - provide_buffers(count, size): called once, before any start(): the blocks
 //    recv_provided receives into (count 0: none, every recv_provided finishes
@@ -41,6 +45,7 @@ public:
     virtual bool cancel(operation& op) = 0;
     virtual void wait(std::chrono::nanoseconds timeout, op_list& done) = 0;
     virtual void wake() noexcept = 0;
+    virtual void close_datagrams(datagram_queue&) noexcept {}
     virtual void forget(int fd) noexcept = 0;
 
     // --- provided buffers (op_code::recv_provided) ---

@@ -15,7 +15,8 @@ namespace {
 
 }  // namespace
 
-recv_from_awaiter::recv_from_awaiter(reactor& r, int fd, std::span<std::byte> buffer) noexcept
+recv_from_awaiter::recv_from_awaiter(reactor& r, int fd, std::span<std::byte> buffer,
+                                     datagram_queue* q) noexcept
     : op_awaiter(r), buffer_(buffer) {
     iov_ = {.iov_base = buffer.data(), .iov_len = buffer.size()};
     msg_.msg_name = from_.data();
@@ -25,6 +26,7 @@ recv_from_awaiter::recv_from_awaiter(reactor& r, int fd, std::span<std::byte> bu
     op_.code = op_code::recvmsg;
     op_.fd = fd;
     op_.msg = &msg_;
+    op_.datagrams = q;
 }
 
 datagram recv_from_awaiter::await_resume() {
@@ -54,18 +56,30 @@ send_to_awaiter::send_to_awaiter(reactor& r, int fd, std::span<const std::byte> 
     op_.msg = &msg_;
 }
 
-datagram_socket::datagram_socket(reactor& r, int fd) : reactor_(&r), fd_(fd) {
+void detail::close_datagrams(reactor& r, datagram_queue& q) noexcept { r.backend_->close_datagrams(q); }
+
+datagram_socket::datagram_socket(reactor& r, int fd, int family, const datagram_options& options)
+    : reactor_(&r), fd_(fd) {
+    // Only io_uring serves a queue; a Unix-domain datagram may be longer than a block.
+    if (options.multishot_recv && options.receive_queue > 0 && r.kind() == backend_kind::io_uring &&
+        (family == AF_INET || family == AF_INET6))
+        rxq_ = std::make_unique<datagram_queue>(options.receive_queue);
     r.add_channel(fd, "datagram");
 }
 
-datagram_socket datagram_socket::open(reactor& r, int family) {
+datagram_socket datagram_socket::open(reactor& r, int family, datagram_options options) {
     int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw_errno("socket");
-    return datagram_socket(r, fd);
+    try {
+        return datagram_socket(r, fd, family, options);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
 }
 
-datagram_socket datagram_socket::bind(reactor& r, const address& addr) {
-    datagram_socket s = open(r, addr.family());
+datagram_socket datagram_socket::bind(reactor& r, const address& addr, datagram_options options) {
+    datagram_socket s = open(r, addr.family(), options);
     if (::bind(s.fd_, addr.data(), addr.size()) < 0) throw_errno("bind " + addr.to_string());
     return s;
 }
@@ -76,6 +90,10 @@ void datagram_socket::connect(const address& to) {
 
 void datagram_socket::close() noexcept {
     if (fd_ < 0) return;
+    if (rxq_) {  // before the descriptor closes: the armed receive holds it in the kernel
+        detail::close_datagrams(*reactor_, *rxq_);
+        rxq_.reset();
+    }
     reactor_->remove_channel(fd_, "datagram");
     reactor_->backend_forget(fd_);  // before close: the fd number is free again after it
     ::close(fd_);

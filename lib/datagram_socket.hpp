@@ -7,10 +7,15 @@
 // connect() only names the default peer (no handshake); on a connected socket
 // the ICMP "port unreachable" a send provokes comes back as ECONNREFUSED from
 // a later receive or send. Works on every backend: receives are recvmsg
-// operations, which the readiness backends never treat as a stream's.
+// operations, which the readiness backends never treat as a stream's. On
+// io_uring (kernel 6.0+) an IPv4/IPv6 socket keeps one multishot recvmsg armed
+// into a buffer ring of its own, which takes up to datagram_options::receive_queue
+// datagrams ahead of recv_from() (lib/datagram_queue.hpp); the results are the same.
 // Medusa ancestor: asyncore.dispatcher with create_socket(AF_INET, SOCK_DGRAM).
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -20,6 +25,7 @@
 
 #include <coronet/lib/address.hpp>
 #include <coronet/lib/awaiter.hpp>
+#include <coronet/lib/datagram_queue.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/reactor.hpp>
 
@@ -36,7 +42,8 @@ struct datagram {
 // co_await: the next datagram; throws std::system_error (ECONNREFUSED, ...).
 class [[nodiscard]] recv_from_awaiter : public op_awaiter {
 public:
-    recv_from_awaiter(reactor& r, int fd, std::span<std::byte> buffer) noexcept;
+    // q: the socket's multishot queue (io_uring), or nullptr.
+    recv_from_awaiter(reactor& r, int fd, std::span<std::byte> buffer, datagram_queue* q) noexcept;
     datagram await_resume();
 
 private:
@@ -62,25 +69,40 @@ private:
     address to_;
 };
 
+// How a datagram socket receives.
+struct datagram_options {
+    // io_uring (kernel 6.0+), IPv4 and IPv6: keep one multishot recvmsg armed that
+    // takes datagrams ahead of recv_from() into the socket's own buffer ring;
+    // false: one recvmsg per recv_from(), as on epoll and select.
+    bool multishot_recv = true;
+    // ... taking at most this many ahead (68 KiB of address space each, resident
+    // only where datagrams were written; at most 4096). Past it the datagrams wait
+    // in the socket's receive buffer (SO_RCVBUF), which drops what does not fit.
+    unsigned receive_queue = 32;
+};
+
 class datagram_socket {
 public:
     datagram_socket() noexcept = default;
     ~datagram_socket() { close(); }
     datagram_socket(datagram_socket&& o) noexcept
-        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)) {}
+        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)),
+          rxq_(std::move(o.rxq_)) {}
     datagram_socket& operator=(datagram_socket&& o) noexcept {
         if (this != &o) {
             close();
             reactor_ = std::exchange(o.reactor_, nullptr);
             fd_ = std::exchange(o.fd_, -1);
+            rxq_ = std::move(o.rxq_);
         }
         return *this;
     }
 
     // A socket bound to addr (port 0 picks a free port: see local_address()).
-    [[nodiscard]] static datagram_socket bind(reactor& r, const address& addr);
+    [[nodiscard]] static datagram_socket bind(reactor& r, const address& addr,
+                                              datagram_options options = {});
     // An unbound socket of family (AF_INET or AF_INET6); the first send binds it.
-    [[nodiscard]] static datagram_socket open(reactor& r, int family);
+    [[nodiscard]] static datagram_socket open(reactor& r, int family, datagram_options options = {});
 
     // Makes to the default peer: send() goes there, and only its datagrams are received.
     void connect(const address& to);
@@ -100,10 +122,12 @@ public:
     }
     // Receives one datagram into buffer, with its sender.
     recv_from_awaiter recv_from(std::span<std::byte> buffer) noexcept {
-        return {*reactor_, fd_, buffer};
+        return {*reactor_, fd_, buffer, rxq_.get()};
     }
 
-    // Closes now (idempotent). No operation may be pending on it.
+    // Closes now (idempotent). No operation may be pending on it. A multishot
+    // receive is cancelled first, and waited for until the kernel has let go of
+    // the socket's buffer ring.
     void close() noexcept;
     // SO_RCVBUF / SO_SNDBUF, in bytes.
     void set_receive_buffer(int bytes);
@@ -115,10 +139,17 @@ public:
     bool is_open() const noexcept { return fd_ >= 0; }
     explicit operator bool() const noexcept { return fd_ >= 0; }
 
+    // io_uring's multishot receive: how many times it was armed (0: every receive
+    // was a plain recvmsg; one arm serves many datagrams), and the datagrams it has
+    // taken that wait for recv_from().
+    std::uint32_t multishot_arms() const noexcept { return rxq_ ? rxq_->arms : 0; }
+    std::size_t queued() const noexcept { return rxq_ ? rxq_->size() : 0; }
+
 private:
-    datagram_socket(reactor& r, int fd);
+    datagram_socket(reactor& r, int fd, int family, const datagram_options& options);
     reactor* reactor_ = nullptr;
     int fd_ = -1;
+    std::unique_ptr<datagram_queue> rxq_;  // io_uring: the multishot queue (the kernel holds its address)
 };
 
 }  // namespace coronet

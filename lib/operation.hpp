@@ -22,6 +22,7 @@
 namespace coronet {
 
 struct accept_queue;
+struct datagram_queue;
 struct recv_queue;
 class op_performer;
 
@@ -46,7 +47,8 @@ enum class op_code : std::uint8_t {
     // --- datagrams ---
     recvmsg,  // recvmsg(fd, msg, MSG_TRUNC): one datagram and its sender (msg->msg_name);
               // the result is the datagram's full length, more than the buffers when it
-              // was truncated
+              // was truncated. With `datagrams` set, io_uring serves it from a multishot
+              // receive (lib/datagram_queue.hpp), with the same results
 };
 
 // Where an operation is in its life. `held`: pending in an op_performer (a
@@ -77,6 +79,7 @@ struct operation {
         __extension__ struct {                // sendmsg, recvmsg; and recv/sendmsg held by a performer
             msghdr* msg;                      // sendmsg / recvmsg
             op_performer* performer;          // held: who performs it (reactor::hold)
+            datagram_queue* datagrams;        // recvmsg: the socket's multishot queue, or nullptr
         };
         __extension__ struct {                // accept / connect
             sockaddr* addr;                   // accept (out) / connect (in)

@@ -74,6 +74,11 @@ namespace detail {
 // one left waiting in q finishes with -ECANCELED. receive_room calls it; not
 // public API (the room is how a connection receives).
 void close_receiver(reactor& r, recv_queue& q) noexcept;
+// A datagram socket is closing: the backend ends its multishot receive (waiting
+// until the kernel has let go of q's buffer ring) and frees the ring
+// (backend::close_datagrams). datagram_socket calls it (lib/datagram_socket.cpp
+// defines it); not public API.
+void close_datagrams(reactor& r, datagram_queue& q) noexcept;
 }  // namespace detail
 
 // One entry of a cancellable scope: a pending operation or a nested scope
@@ -200,6 +205,7 @@ private:
     // its acceptor, a receive room its receiver (detail::close_receiver).
     friend class socket;
     friend void detail::close_receiver(reactor& r, recv_queue& q) noexcept;
+    friend void detail::close_datagrams(reactor& r, datagram_queue& q) noexcept;
     // A listener is closing: ends its multishot accept (waiting until the kernel
     // has let go of it) and closes the connections accepted into q and never taken.
     void close_acceptor(accept_queue& q) noexcept;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <coronet/lib/accept_queue.hpp>
+#include <coronet/lib/datagram_queue.hpp>
 #include <coronet/lib/recv_queue.hpp>
 
 #include <coronet/lib/error.hpp>
@@ -115,6 +116,31 @@ bool probe_multishot_recv(io_uring* ring) {
     return supported;
 }
 
+// --- multishot recvmsg (datagram sockets: lib/uring_datagram.cpp) ---
+// True when the kernel takes IORING_RECV_MULTISHOT on IORING_OP_RECVMSG (6.0):
+// armed on an empty datagram socket, then cancelled, it ends with -ECANCELED; a
+// kernel without it refuses the flag with -EINVAL. IORING_RECVSEND_POLL_FIRST makes
+// the kernel wait for a datagram before it picks a buffer, so the probe needs no
+// buffer ring (the group named is never registered). As for the accept probe,
+// every CQE carries `ignored` user_data.
+bool probe_multishot_recvmsg(io_uring* ring) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return false;
+    sockaddr_storage name{};
+    msghdr msg{};
+    msg.msg_name = &name;
+    msg.msg_namelen = sizeof name;
+    io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recvmsg_multishot(sqe, sv[0], &msg, MSG_TRUNC);
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 0xffff;
+    bool supported = armed_then_cancelled(ring, sqe);
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return supported;
+}
+
 // --- zero-copy send ---
 // operation::phase of a SEND_ZC / SENDMSG_ZC before its result CQE, and
 // between that result (IORING_CQE_F_MORE) and the notification.
@@ -176,6 +202,8 @@ uring_backend::uring_backend(uring_options options) : ring_(std::make_unique<io_
     if (io_uring_register_ring_fd(ring_.get()) == 1) features_ += "ring_fd ";
     multishot_accept_ = probe_multishot_accept(ring_.get());
     if (multishot_accept_) features_ += "multishot_accept ";
+    multishot_recvmsg_ = probe_multishot_recvmsg(ring_.get());
+    if (multishot_recvmsg_) features_ += "multishot_datagram ";
     if (send_zc_min_ > 0) features_ += "send_zc>=" + std::to_string(send_zc_min_) + " ";
     if (!features_.empty()) features_.pop_back();
 
@@ -229,6 +257,8 @@ bool uring_backend::start(operation& op) {
         op.result = -ENOBUFS;
         return true;
     }
+    if (op.code == op_code::recvmsg && op.datagrams && multishot_recvmsg_ && datagrams_ready(*op.datagrams))
+        return take_datagram(op);  // lib/uring_datagram.cpp
     if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
     if (op.code == op_code::recv_provided && op.receiver && multishot_recv_) return take_received(op);
     io_uring_sqe* sqe = get_sqe();
@@ -304,6 +334,7 @@ bool uring_backend::cancel(operation& op) {
             return true;
         }
     }
+    if (cancel_datagram(op)) return true;  // waiting for the multishot recvmsg, not in the kernel
     if (restart_.remove(op)) {  // between two kernel calls (see reap): not in flight
         op.result = -ECANCELED;
         return true;
@@ -344,6 +375,8 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
             settle(*op->acceptor);
         } else if (op->code == op_code::recv_provided && op->receiver && op == &op->receiver->arm) {
             settle(*op->receiver);
+        } else if (op->code == op_code::recvmsg && op->datagrams && op == &op->datagrams->arm) {
+            rearm(*op->datagrams);
         } else if (op->code == op_code::recv_provided) {
             start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
         } else if (op->phase == rearm_poll) {
@@ -370,6 +403,10 @@ void uring_backend::reap(op_list& done) {
         if (!op) continue;
         if (op == &wake_op_) {
             rearm_wake_ = true;
+            continue;
+        }
+        if (op->code == op_code::recvmsg && op->datagrams && op == &op->datagrams->arm) {
+            on_datagram(*op->datagrams, *cqe, done);  // lib/uring_datagram.cpp
             continue;
         }
         if (op->phase == multishot_armed) {

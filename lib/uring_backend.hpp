@@ -14,12 +14,16 @@
 // for) are probed at start and dropped quietly where the kernel lacks them. A
 // zero-copy send finishes only when the kernel's notification says the buffer
 // is free again, not at its first CQE.
+// A datagram socket's recv_from() keeps one multishot recvmsg armed into the
+// socket's own buffer ring (lib/datagram_queue.hpp, lib/uring_datagram.cpp;
+// probed at start: multishot_datagram in the features).
 // Medusa ancestor: asyncore.poll(), turned from readiness into completion.
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <coronet/lib/backend.hpp>
 #include <coronet/lib/buffer_pool.hpp>
@@ -32,6 +36,8 @@ struct io_uring_buf_ring;
 namespace coronet {
 
 struct accept_queue;
+struct datagram_entry;
+struct datagram_queue;
 struct recv_queue;
 struct recv_result;
 
@@ -56,6 +62,7 @@ public:
     void wait(std::chrono::nanoseconds timeout, op_list& done) override;
     void wake() noexcept override;
     void forget(int) noexcept override {}
+    void close_datagrams(datagram_queue& q) noexcept override;  // lib/uring_datagram.cpp
 
     // --- provided buffers: a registered buffer ring (recv with IOSQE_BUFFER_SELECT);
     // without one (kernel < 5.19), a POLL_ADD and then a recv from the pool's free stack ---
@@ -95,6 +102,19 @@ private:
     void finish_with(operation& op, recv_result r) noexcept;
     void arm(recv_queue& q);
     void on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done);
+
+    // --- multishot recvmsg for datagram sockets (lib/uring_datagram.cpp) ---
+    bool datagrams_ready(datagram_queue& q);
+    bool take_datagram(operation& op);
+    bool cancel_datagram(operation& op) noexcept;
+    void arm(datagram_queue& q);
+    void rearm(datagram_queue& q);
+    void on_datagram(datagram_queue& q, const io_uring_cqe& cqe, op_list& done);
+    void deliver(operation& op, datagram_queue& q, datagram_entry e) noexcept;
+    void give_back(datagram_queue& q, int block) noexcept;
+    bool multishot_recvmsg_ = false;  // IORING_RECV_MULTISHOT on IORING_OP_RECVMSG (6.0)
+    std::vector<std::uint16_t> free_groups_;  // buffer groups datagram sockets gave back
+    unsigned next_group_ = 1;                 // group 0 is the stream pool's
 
     std::unique_ptr<io_uring> ring_;
     std::string features_;

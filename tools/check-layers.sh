@@ -29,7 +29,8 @@ report() {
 
 report "include path coronet/coro/" "$(grep -rn 'coronet/coro/' lib/ || true)"
 report "#include of coro/" "$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](\.\./)*coro/' lib/ || true)"
-report "Bazel dependency on //coro" "$(grep -rnE '"(@coronet)?//coro([:/"]|$)' lib/ --include=BUILD --include=BUILD.bazel --include='*.bzl' || true)"
+# (A visibility entry such as "//coro:__pkg__" lets coro/ see lib/: not a dependency.)
+report "Bazel dependency on //coro" "$(grep -rnE '"(@coronet)?//coro([:/"]|$)' lib/ --include=BUILD --include=BUILD.bazel --include='*.bzl' | grep -vE ':__(pkg|subpackages)__"' || true)"
 
 if [ -d proto ]; then
     proto_report() {
