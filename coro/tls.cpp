@@ -580,7 +580,9 @@ task<void> tls_stream::handshake() {
         int r = SSL_do_handshake(ssl_);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
         room_.release_if_empty();  // all read: the block goes back
-        // out_ holds our flight now (and, at the end, a server's session tickets).
+        // out_ holds our flight now (and, at the end, a server's session tickets). While it
+        // is sent nothing else calls OpenSSL on this stream (it is the handshake's alone), so
+        // no record is appended to out_ under the send.
         while (out_sent_ < out_.size()) {
             auto left = std::as_bytes(std::span(out_).subspan(out_sent_));
             std::size_t n = co_await net_send_awaiter(*this, left);
