@@ -43,7 +43,7 @@ GROUP_NOTES = {
 }
 GROUP_NOTES["scale_http"] = GROUP_NOTES["scale_echo"]
 GROUP_NOTES["tls"] = (
-    "`http_server --tls-cert --tls-key` (OpenSSL through memory BIOs, coro/tls.cpp) against nginx with "
+    "`http_server --tls-cert --tls-key` (OpenSSL through a BIO of its own that reads records from the receive room and writes them into the send buffer, coro/tls.cpp) against nginx with "
     "`peers/nginx_tls.conf` (one worker, access log off, `ssl_session_tickets on`), both on CPU {server_cpu} "
     "and given the same certificate, an ECDSA P-256 one made at run time with the `openssl` command, and both "
     "on OpenSSL's defaults otherwise (TLS 1.2–1.3, two session tickets per full handshake, ALPN http/1.1). "

@@ -41,6 +41,13 @@ public:
     }
 };
 
+// Before an SSL call whose SSL_get_error() must see only its own errors: clears OpenSSL's
+// error queue when it holds anything. Peeking is a few dozen instructions; clearing walks all
+// sixteen slots (about 800), and the queue is nearly always empty (take_error() empties it).
+void clear_errors() noexcept {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // The first error on OpenSSL's queue as an error_code (the queue is cleared).
 std::error_code take_error() noexcept {
     unsigned long e = ERR_get_error();
@@ -75,51 +82,6 @@ std::string alpn_wire(const std::vector<std::string>& names) {
 bool is_ip_literal(const std::string& host) {
     unsigned char buf[16];
     return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
-// OpenSSL reads records straight from the stream's receive_room (no copy into
-// a memory BIO first): what it takes is consumed there, and an empty room is
-// "retry" (SSL_ERROR_WANT_READ), never end of stream, as a memory BIO with
-// BIO_set_mem_eof_return(-1) would say; the stream tracks the end itself.
-int room_read(BIO* b, char* out, int len) {
-    BIO_clear_retry_flags(b);
-    auto* room = static_cast<receive_room*>(BIO_get_data(b));
-    std::string_view have = room->bytes();
-    if (have.empty() || len <= 0) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-    std::size_t n = std::min(have.size(), static_cast<std::size_t>(len));
-    std::memcpy(out, have.data(), n);
-    room->consume(n);
-    return static_cast<int>(n);
-}
-
-long room_ctrl(BIO* b, int cmd, long, void*) {
-    switch (cmd) {
-    case BIO_CTRL_PENDING: return static_cast<long>(static_cast<receive_room*>(BIO_get_data(b))->size());
-    case BIO_CTRL_FLUSH: return 1;
-    default: return 0;
-    }
-}
-
-int room_create(BIO* b) {
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-// Made once, kept for the life of the process (as OpenSSL's own methods are).
-const BIO_METHOD* room_method() {
-    static BIO_METHOD* method = [] {
-        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet receive_room");
-        if (m && (BIO_meth_set_read(m, room_read) != 1 || BIO_meth_set_ctrl(m, room_ctrl) != 1 ||
-                  BIO_meth_set_create(m, room_create) != 1)) {
-            BIO_meth_free(m);
-            m = nullptr;
-        }
-        return m;
-    }();
-    return method;
 }
 
 }  // namespace
@@ -182,7 +144,7 @@ tls_context::state* state_of(SSL* ssl) {
 }
 
 void load_certificate(SSL_CTX* ctx, const tls_certificate& c) {
-    ERR_clear_error();
+    clear_errors();
     if (SSL_CTX_use_certificate_chain_file(ctx, c.cert_file.c_str()) != 1)
         throw_tls("tls: loading the certificate chain " + c.cert_file);
     if (SSL_CTX_use_PrivateKey_file(ctx, c.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
@@ -197,8 +159,11 @@ SSL_CTX* new_server_ctx(const tls_server_options& o, tls_context::state* st) {
     SSL_CTX_set_ex_data(ctx, state_index(), st);
     SSL_CTX_set_min_proto_version(ctx, version_of(o.min_version));
     SSL_CTX_set_max_proto_version(ctx, version_of(o.max_version));
-    // Idle connections hold no record buffers; a write may come from a moved buffer.
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Idle connections hold no record buffers; a write may come from a moved buffer. The
+    // chain served is the PEM file's (SSL_CTX_use_certificate_chain_file), as nginx has it:
+    // no chain built from the context's store (empty on a server) at every handshake.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_NO_AUTO_CHAIN);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);  // TLS 1.2 renegotiation: a DoS lever
     if (!o.session_tickets) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -293,7 +258,7 @@ tls_context tls_context::client(const tls_client_options& o) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-        ERR_clear_error();
+        clear_errors();
         if (!o.ca_file.empty()) {
             if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1)
                 throw_tls("tls: loading the CA file " + o.ca_file);
@@ -322,6 +287,68 @@ reactor& context_of(const std::unique_ptr<transport>& lower) {
 
 }  // namespace
 
+// The stream's one BIO, both ends of OpenSSL's record layer. Reading: records come
+// straight from room_ (no copy into a memory BIO first); what OpenSSL takes is consumed
+// there, and an empty room is "retry" (SSL_ERROR_WANT_READ), never end of stream, as a
+// memory BIO with BIO_set_mem_eof_return(-1) would say: the stream tracks the end itself.
+// Writing: each record OpenSSL writes is appended to the send buffer at once (out_, or
+// later_ while a send of out_ is in flight), so a memory BIO's zero-filled growth and the
+// copy out of it are gone; everything one call made leaves in one send, as before.
+struct tls_stream::bio_glue {
+    static int read(BIO* b, char* out, int len) {
+        BIO_clear_retry_flags(b);
+        receive_room& room = static_cast<tls_stream*>(BIO_get_data(b))->room_;
+        std::string_view have = room.bytes();
+        if (have.empty() || len <= 0) {
+            BIO_set_retry_read(b);
+            return -1;
+        }
+        std::size_t n = std::min(have.size(), static_cast<std::size_t>(len));
+        std::memcpy(out, have.data(), n);
+        room.consume(n);
+        return static_cast<int>(n);
+    }
+
+    static int write(BIO* b, const char* data, int len) {
+        BIO_clear_retry_flags(b);
+        if (len <= 0) return 0;
+        try {
+            static_cast<tls_stream*>(BIO_get_data(b))->add_output(data, static_cast<std::size_t>(len));
+        } catch (...) {  // out of memory: the write fails (SSL_ERROR_SYSCALL), nothing crosses OpenSSL
+            return -1;
+        }
+        return len;
+    }
+
+    static long ctrl(BIO* b, int cmd, long, void*) {
+        switch (cmd) {
+        case BIO_CTRL_PENDING:
+            return static_cast<long>(static_cast<tls_stream*>(BIO_get_data(b))->room_.size());
+        case BIO_CTRL_FLUSH: return 1;
+        default: return 0;
+        }
+    }
+
+    static int create(BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+    }
+
+    // Made once, kept for the life of the process (as OpenSSL's own methods are).
+    static const BIO_METHOD* method() {
+        static BIO_METHOD* m = [] {
+            BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet tls_stream");
+            if (made && (BIO_meth_set_read(made, read) != 1 || BIO_meth_set_write(made, write) != 1 ||
+                         BIO_meth_set_ctrl(made, ctrl) != 1 || BIO_meth_set_create(made, create) != 1)) {
+                BIO_meth_free(made);
+                made = nullptr;
+            }
+            return made;
+        }();
+        return m;
+    }
+};
+
 tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
     : tls_stream(s.context(), std::move(s), nullptr, std::move(ctx), std::move(host_name)) {}
 
@@ -332,20 +359,17 @@ tls_stream::tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lowe
                        std::string&& host_name)
     : r_(&r), sock_(std::move(s)), lower_(std::move(lower)), ctx_(std::move(ctx)),
       host_(std::move(host_name)), room_(r) {
-    ERR_clear_error();
+    clear_errors();
     ssl_ = SSL_new(ctx_.native_handle());
-    const BIO_METHOD* from_room = room_method();
-    BIO* rbio = from_room ? BIO_new(from_room) : nullptr;
-    wbio_ = BIO_new(BIO_s_mem());
-    if (!ssl_ || !rbio || !wbio_) {
-        BIO_free(rbio);
-        BIO_free(wbio_);
+    const BIO_METHOD* method = bio_glue::method();
+    BIO* bio = method ? BIO_new(method) : nullptr;
+    if (!ssl_ || !bio) {
+        BIO_free(bio);
         SSL_free(ssl_);
         throw_tls("tls: SSL_new");
     }
-    BIO_set_data(rbio, &room_);
-    BIO_set_mem_eof_return(wbio_, -1);
-    SSL_set_bio(ssl_, rbio, wbio_);  // ssl_ owns both now
+    BIO_set_data(bio, this);
+    SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; ssl_ owns it now
     if (ctx_.is_server()) {
         SSL_set_accept_state(ssl_);
     } else {
@@ -415,21 +439,18 @@ std::string tls_stream::server_name() const {
 }
 bool tls_stream::session_reused() const noexcept { return SSL_session_reused(ssl_) == 1; }
 
-// Moves the records OpenSSL wrote into out_ (to be sent), or into later_ while a send
-// of out_ is in flight: the kernel or a lower transport may still read out_, which must
-// not move.
-void tls_stream::collect_output() {
-    std::size_t pending = BIO_ctrl_pending(wbio_);
-    if (pending == 0) return;
-    std::string& into = tx_busy_ ? later_ : out_;
-    if (!tx_busy_ && out_sent_ == out_.size()) {
+// Records OpenSSL wrote (bio_glue::write): into out_, or into later_ while a send of out_
+// is in flight (the kernel or a lower transport may still read out_, which must not move).
+void tls_stream::add_output(const char* data, std::size_t n) {
+    if (tx_busy_) {
+        later_.append(data, n);
+        return;
+    }
+    if (out_sent_ == out_.size()) {
         out_.clear();
         out_sent_ = 0;
     }
-    std::size_t at = into.size();
-    into.resize(at + pending);
-    int n = BIO_read(wbio_, into.data() + at, static_cast<int>(pending));
-    into.resize(at + static_cast<std::size_t>(std::max(n, 0)));
+    out_.append(data, n);
 }
 
 // True while records wait to be sent (or are being sent).
@@ -555,11 +576,13 @@ task<void> tls_stream::handshake() {
         }
         first = false;
         need_input = true;
-        ERR_clear_error();
+        clear_errors();
         int r = SSL_do_handshake(ssl_);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
         room_.release_if_empty();  // all read: the block goes back
-        collect_output();  // our flight (and, at the end, a server's session tickets)
+        // out_ holds our flight now (and, at the end, a server's session tickets). While it
+        // is sent nothing else calls OpenSSL on this stream (it is the handshake's alone), so
+        // no record is appended to out_ under the send.
         while (out_sent_ < out_.size()) {
             auto left = std::as_bytes(std::span(out_).subspan(out_sent_));
             std::size_t n = co_await net_send_awaiter(*this, left);
@@ -589,10 +612,18 @@ int tls_stream::fail(const char* what) noexcept {
 
 // Plaintext into `into`: bytes, 0 at close_notify, an error, or want_more.
 int tls_stream::decrypt(std::span<std::byte> into) noexcept {
-    ERR_clear_error();
-    int r = SSL_read(ssl_, into.data(), static_cast<int>(std::min<std::size_t>(into.size(), INT32_MAX)));
-    if (r > 0) return r;
-    int e = SSL_get_error(ssl_, r);
+    // No record in the room and none inside OpenSSL: SSL_read could only say "want read"
+    // (its end-of-stream and error answers come from records read earlier, or from us),
+    // so it is not asked. A keep-alive read that waits for the next request, and a read
+    // after end of stream, cost no OpenSSL call and no error-queue clearing.
+    int e = SSL_ERROR_WANT_READ;
+    if (!room_.bytes().empty() || SSL_has_pending(ssl_) || (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) ||
+        error_) {
+        clear_errors();
+        int r = SSL_read(ssl_, into.data(), static_cast<int>(std::min<std::size_t>(into.size(), INT32_MAX)));
+        if (r > 0) return r;
+        e = SSL_get_error(ssl_, r);
+    }
     switch (e) {
     case SSL_ERROR_ZERO_RETURN: return 0;  // the peer's close_notify: a clean end
     case SSL_ERROR_WANT_READ:
@@ -617,8 +648,7 @@ int tls_stream::decrypt_from_room(std::span<std::byte> into) noexcept {
 
 bool tls_stream::start_recv(operation& op) {
     int n = decrypt_from_room(op.buffer);
-    collect_output();  // what reading made OpenSSL write (a KeyUpdate, an alert)
-    pump_send();
+    pump_send();  // what reading made OpenSSL write (a KeyUpdate, an alert)
     if (n != want_more) {
         op.result = n;
         return true;
@@ -662,7 +692,6 @@ void tls_stream::took() noexcept {
         net_error_ = res;
     if (!reading_) return;
     int n = decrypt_from_room(reading_->buffer);
-    collect_output();
     pump_send();
     if (n == want_more && res == -ECANCELED) n = -ECANCELED;
     if (n != want_more) r_->finish(*std::exchange(reading_, nullptr), n);
@@ -684,11 +713,11 @@ bool tls_stream::start_send(operation& op) {
     }
     std::size_t taken = 0;
     const msghdr& msg = *op.msg;
+    clear_errors();  // a write that succeeds leaves the queue empty for the next one
     for (std::size_t i = 0; i < msg.msg_iovlen && taken < max_plain_per_send; ++i) {
         const iovec& v = msg.msg_iov[i];
         std::size_t len = std::min(v.iov_len, max_plain_per_send - taken);
         if (len == 0) continue;
-        ERR_clear_error();
         std::size_t written = 0;
         if (SSL_write_ex(ssl_, v.iov_base, len, &written) != 1) {
             if (taken > 0) break;  // report what went; the error comes next time
@@ -697,7 +726,7 @@ bool tls_stream::start_send(operation& op) {
         }
         taken += written;
     }
-    collect_output();  // every record of this send, sent together
+    // out_ (or later_) holds every record of this send now: they leave together.
     write_result_ = static_cast<int>(taken);
     if (!output_pending()) {
         op.result = write_result_;
@@ -770,9 +799,8 @@ void tls_stream::on_net_send(operation& op) {
 void tls_stream::shutdown_send() noexcept {
     if (shut_ || closed_ || net_error_ || !SSL_is_init_finished(ssl_)) return;
     shut_ = true;
-    ERR_clear_error();
-    SSL_shutdown(ssl_);  // writes our close_notify; we never wait for the peer's
-    collect_output();
+    clear_errors();
+    SSL_shutdown(ssl_);  // writes our close_notify (into out_); we never wait for the peer's
     if (tx_busy_) return;  // it follows what is in flight
     if (lower_) {  // a lower transport: an ordinary send (an in-memory pair takes it at once)
         pump_send();

@@ -1,5 +1,5 @@
 #pragma once
-// TLS under a channel: OpenSSL 3 through BIOs in memory, driven by the reactor.
+// TLS under a channel: OpenSSL 3 through a BIO in memory, driven by the reactor.
 //
 // A tls_context holds what every connection of one side shares: the server's
 // certificates (one per name, picked by SNI), the client's trust store, ALPN,
@@ -163,6 +163,7 @@ private:
     };
     class net_recv_awaiter;
     class net_send_awaiter;
+    struct bio_glue;  // the BIO between OpenSSL and room_ / out_
     static constexpr int want_more = -0x7fffffff;  // decrypt(): no plaintext yet
 
     tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lower, tls_context&& ctx,
@@ -171,7 +172,7 @@ private:
     int decrypt(std::span<std::byte> into) noexcept;
     int decrypt_from_room(std::span<std::byte> into) noexcept;
     int fail(const char* what) noexcept;
-    void collect_output();
+    void add_output(const char* data, std::size_t n);
     bool output_pending() const noexcept;
     void next_output() noexcept;
     receive_request net_request() const noexcept;
@@ -189,8 +190,7 @@ private:
     socket sock_;                        // the connection, unless lower_ is set (then empty)
     std::unique_ptr<transport> lower_;   // the transport the ciphertext goes through, or null
     tls_context ctx_;
-    SSL* ssl_ = nullptr;
-    BIO* wbio_ = nullptr;  // records OpenSSL wrote, to send (OpenSSL reads records from room_)
+    SSL* ssl_ = nullptr;  // its BIO reads records from room_ and writes them into out_ / later_
     mutable std::string peer_;  // peer_name(), made when first asked
     std::string host_;
     std::error_code error_;
