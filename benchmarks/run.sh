@@ -181,7 +181,7 @@ echo|epoll_echo|-|$BIN/benchmarks/epoll_echo --port {port}
 echo|uring_echo|-|$BIN/benchmarks/uring_echo --port {port}
 echo|asio_echo|-|$BIN/benchmarks/asio_echo --port {port}
 echo|asyncore_echo|-|$PYTHON $HERE/peers/asyncore_echo.py --port {port}
-echo|coronet_echo_{backend}|-|$CORONET_BIN/echo_server --port {port} --backend {backend}
+echo|coronet_echo_{backend}|-|$CORONET_BIN/echo_server --port {port} --backend {backend} --max-connections 100000
 http|nginx|prep_nginx|/usr/sbin/nginx -p {dir}/ -c {dir}/nginx.conf -e stderr
 http|asio_http|-|$BIN/benchmarks/asio_http --port {port}
 http|asynchat_http|-|$PYTHON $HERE/peers/asynchat_http.py --port {port}

@@ -113,10 +113,8 @@ void output_fifo::release() noexcept {
 channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_options o)
     : sock_(std::move(s)), room_(t ? t->context() : sock_.context()), tx_(std::move(t)), opt_(o),
       drained_(r()), flushed_(r()), ended_(r()) {
-    rx_.owner = rx_timer_.owner = this;
+    rx_.owner = this;
     rx_.on_done = &on_received;
-    rx_timer_.on_done = &on_deadline;
-    rx_timer_.code = op_code::timeout;
 }
 
 channel_state::~channel_state() {
@@ -201,13 +199,20 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 // which cancels rx_ when it fires (every received byte kept).
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
+    bool timed = has_deadline_ || opt_.idle_timeout.count() > 0;
+    if (timed && !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
+        rx_timer_ = std::make_unique<channel_op>();
+        rx_timer_->owner = this;
+        rx_timer_->on_done = &on_deadline;
+        rx_timer_->code = op_code::timeout;
+    }
     reading_ = &a;
     timed_out_ = false;
     if (a.slot) {
         a.link.op = &rx_;
         a.slot->link(a.link);
     }
-    if (has_deadline_ || opt_.idle_timeout.count() > 0) {
+    if (timed) {
         auto now = reactor::clock::now();
         if (has_deadline_ && deadline_ <= now) {
             fail_read(make_error_code(errc::timed_out), "read");
@@ -217,8 +222,8 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         // The idle timeout starts afresh with each read that waits.
         auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
         if (opt_.idle_timeout.count() > 0) until = std::min(until, now + opt_.idle_timeout);
-        rx_timer_.deadline = until;
-        r().start(rx_timer_);
+        rx_timer_->deadline = until;
+        r().start(*rx_timer_);
     }
     if (receive()) return true;
     end_read();
@@ -313,7 +318,7 @@ void channel_state::end_read() noexcept {
         a.slot->unlink(a.link);
         if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
     }
-    r().abandon(rx_timer_);  // a timer leaves the heap at once
+    if (rx_timer_) r().abandon(*rx_timer_);  // a timer leaves the heap at once
 }
 
 void channel_state::abandon_read() noexcept {

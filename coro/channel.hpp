@@ -341,11 +341,14 @@ public:
     reactor::clock::time_point deadline_{};
     std::error_code reason_;
     // The waiting read: no coroutine frame of its own. rx_ is its receive (the
-    // reactor calls back when it finishes) and rx_timer_ its deadline.
+    // reactor calls back when it finishes) and rx_timer_ its deadline, made at
+    // the first read that waits with one (most channels never have a deadline:
+    // an idle channel keeps 8 bytes for it, not an operation's 96).
     struct channel_op : operation {
         channel_state* owner = nullptr;
     };
-    channel_op rx_, rx_timer_;
+    channel_op rx_;
+    std::unique_ptr<channel_op> rx_timer_;
     channel::read_awaiter* reading_ = nullptr;
 
     // output

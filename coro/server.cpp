@@ -141,35 +141,40 @@ const std::string orphan_name = "server";
 
 }  // namespace
 
+// The TLS handshake of a new connection, in a frame of its own that is gone once it ends
+// (its locals would otherwise stay in every connection's frame for the connection's life).
+// An empty channel: it failed, and was logged.
+task<channel> server::handshake(socket s) {
+    ++handshakes_;  // a connection in its handshake counts against the limit
+    std::exception_ptr failed;
+    channel over;
+    tls_handshake_options options{.timeout = options_.handshake_timeout};  // named: GCC 12
+    try {
+        over = channel(co_await tls_accept(std::move(s), *tls_, options), options_.channel);
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    --handshakes_;
+    if (failed) log_escape(failed, options_.name);
+    co_return over;
+}
+
 task<void> server::serve(socket s) {
     // Nothing after the handler touches a server that is gone (entry_.orphaned).
     const auto linger = options_.linger;
     channel over;
-    if (tls_) {  // the handshake first; a connection in it counts against the limit
-        ++handshakes_;
-        std::exception_ptr failed;
-        tls_handshake_options handshake{.timeout = options_.handshake_timeout};  // named: GCC 12
-        try {
-            over = channel(co_await tls_accept(std::move(s), *tls_, handshake), options_.channel);
-        } catch (...) {
-            failed = std::current_exception();
-        }
-        --handshakes_;
-        if (failed) {
-            log_escape(failed, options_.name);
-            co_return;
-        }
+    if (tls_) {  // the handshake first
+        over = co_await handshake(std::move(s));
+        if (!over) co_return;
     } else {
         over = channel(std::move(s), options_.channel);
     }
     connection c(*this, std::move(over));
-    std::exception_ptr error;
     try {
         co_await handler_(c);
-    } catch (...) {
-        error = std::current_exception();
+    } catch (...) {  // logged here (no co_await in it): no exception_ptr in every frame
+        log_escape(std::current_exception(), c.entry_.orphaned ? orphan_name : options_.name);
     }
-    if (error) log_escape(error, c.entry_.orphaned ? orphan_name : options_.name);
     co_await lingering_close(c.ch, linger);
 }
 

@@ -121,6 +121,7 @@ private:
     friend class connection;
     task<void> accept_loop(socket listener);
     task<void> serve(socket s);
+    task<channel> handshake(socket s);
     task<void> sweep_idle();
     void reject();
 
