@@ -29,7 +29,7 @@ concept producer_source = requires(P& p) {
 };
 
 // Reads a file descriptor 64 KiB per more(), closes it at EOF (producers.file_producer).
-// It owns the descriptor, or shares one that an open-file cache keeps open (coro/file_cache.hpp).
+// It owns the descriptor, or shares one that an open-file cache keeps open (coro/open_file_cache.hpp).
 class file_producer {
 public:
     // Bytes returned by one more(), as Medusa's out_buffer_size.
