@@ -625,6 +625,7 @@ sender_task channel_state::send_loop() {
         // nothing here, and leaves by itself once the pieces before it have gone).
         std::size_t count = 0;
         std::size_t bytes = 0;
+        bool more = false;  // a file for sendfile follows: MSG_MORE, to leave in one segment with it
         for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
             if (i > 0 && it.source && !fill_producer(i)) {
@@ -634,7 +635,10 @@ sender_task channel_state::send_loop() {
             std::size_t skip = i == 0 ? head_sent_ : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) {
-                if (it.source) break;  // a file for sendfile: nothing after it goes first
+                if (it.source) {  // a file for sendfile: nothing after it goes first
+                    more = true;
+                    break;
+                }
                 continue;
             }
             iov[count++] = {it.bytes.data() + skip, len};
@@ -646,10 +650,11 @@ sender_task channel_state::send_loop() {
         std::size_t sent = 0;
         try {
             auto pieces = std::span<const iovec>(iov.data(), count);
+            send_options how{.more = more};  // named: no braced temporary in a co_await (GCC 12)
             if (tx_)
                 sent = co_await transport_send_awaiter(*tx_, pieces);
             else
-                sent = co_await sock_.sendv(pieces);
+                sent = co_await sock_.sendv(pieces, how);
         } catch (const std::system_error& e) {
             send_failed(e.code());
             break;

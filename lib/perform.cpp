@@ -130,7 +130,9 @@ bool perform(operation& op) noexcept {
         case op_code::send:
             n = ::send(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             break;
-        case op_code::sendmsg: n = ::sendmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_NOSIGNAL); break;
+        case op_code::sendmsg:
+            n = ::sendmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_NOSIGNAL | send_more(*op.msg));
+            break;
         case op_code::sendfile: n = sendfile_nosignal(op); break;
         case op_code::connect: return perform_connect(op);
         case op_code::poll: return perform_poll(op);
