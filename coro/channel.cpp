@@ -586,6 +586,7 @@ sender_task channel_state::send_loop() {
         ~running() { st->sender_ = nullptr; }
     } guard{this};
     std::array<iovec, max_iov> iov;
+    bool socket_full = false;  // the last sendfile sent less than it was offered
     while (!closed_) {
         if (!out_.empty() && out_.front().source && !fill_producer(0)) break;
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
@@ -604,11 +605,20 @@ sender_task channel_state::send_loop() {
         // pieces before it have left in their own send. The piece stays in the fifo
         // while the kernel reads the file (in_flight_), so discard_buffers() cannot
         // close it under the call.
+        // A sendfile that stopped short found the socket full: the next one waits
+        // for room first, instead of failing with EAGAIN and then waiting.
         if (file_producer* f = zero_copy_head()) {
             in_flight_ = 1;
             std::size_t sent = 0;
             try {
-                sent = co_await sock_.sendfile(f->fd(), f->offset(), *f->remaining());
+                if (socket_full) {
+                    socket_full = false;
+                    int ready = co_await sock_.wait_writable();
+                    (void)ready;  // an error shows in the sendfile below
+                }
+                const std::size_t want = *f->remaining();
+                sent = co_await sock_.sendfile(f->fd(), f->offset(), want);
+                socket_full = sent > 0 && sent < want;
             } catch (const std::system_error& e) {
                 send_failed(e.code());
                 break;
