@@ -602,11 +602,11 @@ sender_task channel_state::send_loop() {
         }
         // A regular file at the head with more than zero_copy_min left goes
         // straight from the page cache to the socket (sendfile), to its end; the
-        // pieces before it have left in their own send. The piece stays in the fifo
-        // while the kernel reads the file (in_flight_), so discard_buffers() cannot
-        // close it under the call.
-        // A sendfile that stopped short found the socket full: the next one waits
-        // for room first, instead of failing with EAGAIN and then waiting.
+        // pieces before it have left in their own send (with MSG_MORE). The piece
+        // stays in the fifo while the kernel reads the file (in_flight_), so
+        // discard_buffers() cannot close it under the call. A sendfile that stopped
+        // short found the socket full: the next one waits for room first, instead
+        // of failing with EAGAIN and then waiting.
         if (file_producer* f = zero_copy_head()) {
             in_flight_ = 1;
             std::size_t sent = 0;
