@@ -40,15 +40,17 @@ bool same_time(const timespec& a, const timespec& b) noexcept {
 open_file_cache::clock::time_point coarse_now() noexcept {
     ::timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return open_file_cache::clock::time_point(std::chrono::duration_cast<open_file_cache::clock::duration>(
-        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+    return open_file_cache::clock::time_point(
+        std::chrono::duration_cast<open_file_cache::clock::duration>(
+            std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 }  // namespace
 
 resolved_path resolve_under(const std::filesystem::path& root, std::string_view rel) {
     if (rel.starts_with('/')) return {403, {}};  // root / "/etc" would be "/etc"
-    if (rel.find('\0') != std::string_view::npos) return {404, {}};  // the system would cut it there
+    if (rel.find('\0') != std::string_view::npos)
+        return {404, {}};  // the system would cut it there
     std::error_code ec;
     auto path = std::filesystem::canonical(root / rel, ec);  // every symlink resolved
     if (ec) {
@@ -154,9 +156,11 @@ struct open_file_cache::state {
             int rc = ::fstatat(root_fd, path, &st, AT_SYMLINK_NOFOLLOW);
             if (!last) buf[c.end] = '/';
             if (rc != 0) return errno == ENOENT || errno == ENOTDIR ? 404 : -1;
-            if (st.st_dev != c.dev || st.st_ino != c.ino || (st.st_mode & S_IFMT) != c.type) return -1;
+            if (st.st_dev != c.dev || st.st_ino != c.ino || (st.st_mode & S_IFMT) != c.type)
+                return -1;
             if (last && e.file &&
-                (st.st_size != e.size || !same_time(st.st_mtim, e.mtime) || !same_time(st.st_ctim, e.ctime)))
+                (st.st_size != e.size || !same_time(st.st_mtim, e.mtime) ||
+                 !same_time(st.st_ctim, e.ctime)))
                 return -1;  // rewritten (or its metadata changed): open it again
         }
         return 0;
@@ -262,7 +266,8 @@ struct open_file_cache::state {
             }
             int fd = ::openat(root_fd, buf, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
             if (fd < 0) {
-                if (errno == ELOOP) return through_symlinks(want_dir);  // swapped for a symlink just now
+                if (errno == ELOOP)
+                    return through_symlinks(want_dir);  // swapped for a symlink just now
                 f.status = missing_or_refused(errno);
                 return f;
             }
@@ -272,7 +277,8 @@ struct open_file_cache::state {
                 f.status = 500;
                 return f;
             }
-            if (opened.st_dev != st.st_dev || opened.st_ino != st.st_ino || !S_ISREG(opened.st_mode))
+            if (opened.st_dev != st.st_dev || opened.st_ino != st.st_ino ||
+                !S_ISREG(opened.st_mode))
                 return through_symlinks(want_dir);  // replaced between the two calls
             e.size = opened.st_size;
             e.mtime = opened.st_mtim;

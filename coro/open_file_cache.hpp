@@ -45,7 +45,8 @@ resolved_path resolve_under(const std::filesystem::path& root, std::string_view 
 // The limits of an open_file_cache.
 struct open_file_cache_options {
     std::size_t max_entries = 1024;  // answers kept (an open descriptor each for files); 0: none
-    std::chrono::seconds ttl{60};    // an answer's age before it is resolved afresh, and its idle time before it goes
+    std::chrono::seconds ttl{
+        60};  // an answer's age before it is resolved afresh, and its idle time before it goes
 };
 
 // What open_file_cache::lookup found.
@@ -82,7 +83,8 @@ public:
     };
 
     // root: a directory (made canonical here); throws std::system_error when it cannot be opened.
-    explicit open_file_cache(const std::filesystem::path& root, open_file_cache_options options = {});
+    explicit open_file_cache(const std::filesystem::path& root,
+                             open_file_cache_options options = {});
     open_file_cache(open_file_cache&&) noexcept;
     open_file_cache& operator=(open_file_cache&&) noexcept;
     ~open_file_cache();

@@ -209,8 +209,10 @@ TEST_CASE("open_file_cache: a directory swapped for a symlink out of the root is
     CHECK(cache.size() == 0);
 }
 
-TEST_CASE("open_file_cache: paths: traversal refused, symlinks resolved and never kept, odd files refused",
-          "[open_file_cache]") {
+TEST_CASE(
+    "open_file_cache: paths: traversal refused, symlinks resolved and never kept, odd files "
+    "refused",
+    "[open_file_cache]") {
     temp_dir root, outside;
     root.write("real/file.txt", "real");
     outside.write("secret.txt", "SECRET");
@@ -230,7 +232,7 @@ TEST_CASE("open_file_cache: paths: traversal refused, symlinks resolved and neve
     CHECK(cache.lookup("missing", now).status == 404);
     CHECK(cache.lookup("real/file.txt/", now).status == 404);  // a file is no directory
     CHECK(cache.lookup("real/file.txt/x", now).status == 404);
-    CHECK(cache.lookup("fifo", now).status == 403);  // never opened (it would block)
+    CHECK(cache.lookup("fifo", now).status == 403);                 // never opened (it would block)
     CHECK(content(cache.lookup("alias/file.txt", now)) == "real");  // inside the root: served
     open_file alias = cache.lookup("alias", now);
     CHECK(alias.directory);
