@@ -635,7 +635,7 @@ sender_task channel_state::send_loop() {
         // nothing here, and leaves by itself once the pieces before it have gone).
         std::size_t count = 0;
         std::size_t bytes = 0;
-        bool more = false;  // a file for sendfile follows: MSG_MORE, to leave in one segment with it
+        bool more = false;  // a file for sendfile follows: MSG_MORE, one segment with it
         for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
             if (i > 0 && it.source && !fill_producer(i)) {

@@ -73,7 +73,8 @@ file_producer file_producer::open(const std::filesystem::path& path) {
 file_producer::file_producer(std::shared_ptr<const void> owner, int fd, std::uint64_t offset,
                              std::uint64_t size)
     : fd_(fd), regular_(true), offset_(offset), size_(offset + size), owner_(std::move(owner)) {
-    if (fd < 0 || !owner_) throw std::invalid_argument("file_producer: invalid shared file descriptor");
+    if (fd < 0 || !owner_)
+        throw std::invalid_argument("file_producer: invalid shared file descriptor");
 }
 
 file_producer::file_producer(file_producer&& other) noexcept
@@ -100,8 +101,10 @@ file_producer& file_producer::operator=(file_producer&& other) noexcept {
 file_producer::~file_producer() { close(); }
 
 void file_producer::close() noexcept {
-    if (owner_) owner_.reset();  // shared: its owner closes it
-    else if (fd_ >= 0) ::close(fd_);  // not retried on EINTR: on Linux the fd is released regardless
+    if (owner_)
+        owner_.reset();  // shared: its owner closes it
+    else if (fd_ >= 0)
+        ::close(fd_);  // not retried on EINTR: on Linux the fd is released regardless
     fd_ = -1;
 }
 

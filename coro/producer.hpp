@@ -29,7 +29,8 @@ concept producer_source = requires(P& p) {
 };
 
 // Reads a file descriptor 64 KiB per more(), closes it at EOF (producers.file_producer).
-// It owns the descriptor, or shares one that an open-file cache keeps open (coro/open_file_cache.hpp).
+// It owns the descriptor, or shares one that an open-file cache keeps open
+// (coro/open_file_cache.hpp).
 class file_producer {
 public:
     // Bytes returned by one more(), as Medusa's out_buffer_size.
@@ -39,7 +40,8 @@ public:
     explicit file_producer(int fd);
     // Bytes [offset, offset + size) of a regular file whose descriptor `owner` keeps open (no
     // system call here; fd is never closed by this producer, which lets go of owner at EOF).
-    file_producer(std::shared_ptr<const void> owner, int fd, std::uint64_t offset, std::uint64_t size);
+    file_producer(std::shared_ptr<const void> owner, int fd, std::uint64_t offset,
+                  std::uint64_t size);
     // Opens path read-only; throws std::system_error on failure.
     [[nodiscard]] static file_producer open(const std::filesystem::path& path);
 

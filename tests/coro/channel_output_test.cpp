@@ -669,8 +669,8 @@ TEST_CASE("channel: a large file producer goes by sendfile, in order with the pi
           "[channel][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
-    const std::size_t size =
-        GENERATE(std::size_t{5u << 20} + 777, std::size_t{128 * 1024 + 1}, std::size_t{16 * 1024 + 1});
+    const std::size_t size = GENERATE(std::size_t{5u << 20} + 777, std::size_t{128 * 1024 + 1},
+                                      std::size_t{16 * 1024 + 1});
     INFO("file size " << size);
     const std::string content = pattern(3, size);
     int fd = file_with(content);
@@ -688,9 +688,10 @@ TEST_CASE("channel: a large file producer goes by sendfile, in order with the pi
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("channel: a file of at most 16 KiB is read and gathered with its neighbours, not sent "
-          "by sendfile",
-          "[channel][sendfile]") {
+TEST_CASE(
+    "channel: a file of at most 16 KiB is read and gathered with its neighbours, not sent "
+    "by sendfile",
+    "[channel][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     const std::string content =

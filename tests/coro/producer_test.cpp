@@ -364,7 +364,8 @@ TEST_CASE("producer: file append_to reads onto the end of a caller's buffer", "[
     CHECK(out == "head:" + data);
 }
 
-TEST_CASE("producer: file over a shared descriptor reads its range and never closes it", "[producer]") {
+TEST_CASE("producer: file over a shared descriptor reads its range and never closes it",
+          "[producer]") {
     const std::string data = test_string();
     temp_file file(data);
     int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);

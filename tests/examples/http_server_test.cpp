@@ -179,13 +179,15 @@ TEST_CASE("http_server: serves files, HEAD, 304, listings and errors to curl", "
 
 // The server keeps files open between requests (coronet::open_file_cache); what the file
 // system does to them in between must show in the very next response on the same connection.
-TEST_CASE("http_server: the next request sees a file replaced, rewritten or deleted, and a "
-          "directory swapped for a symlink out of the root",
-          "[http_server]") {
+TEST_CASE(
+    "http_server: the next request sees a file replaced, rewritten or deleted, and a "
+    "directory swapped for a symlink out of the root",
+    "[http_server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     temp_dir root, outside;
     root.write("f.txt", "first\n");
-    root.write("big.bin", pattern(100'000));  // over 16 KiB: sent by sendfile from the kept descriptor
+    root.write("big.bin",
+               pattern(100'000));  // over 16 KiB: sent by sendfile from the kept descriptor
     root.write("dir/page.txt", "inside\n");
     root.write("other/page.txt", "other\n");
     outside.write("elsewhere/page.txt", "OUTSIDE\n");
@@ -223,7 +225,8 @@ TEST_CASE("http_server: the next request sees a file replaced, rewritten or dele
     ok(fetch("/f.txt"), "second version\n");
 
     // Rewritten in place (the same inode) with a new size, small and large.
-    std::ofstream(root.path() / "f.txt", std::ios::binary | std::ios::trunc) << "third, and longer than before\n";
+    std::ofstream(root.path() / "f.txt", std::ios::binary | std::ios::trunc)
+        << "third, and longer than before\n";
     ok(fetch("/f.txt"), "third, and longer than before\n");
     const std::string bigger = pattern(150'000).substr(7);
     std::ofstream(root.path() / "big.bin", std::ios::binary | std::ios::trunc) << bigger;

@@ -827,13 +827,15 @@ namespace {
 
 // A head sent with MSG_MORE (send_options::more), then a file by sendfile: what an HTTP
 // response with a large body does. Returns the head's count.
-task<std::size_t> head_then_file(coronet::socket s, std::string head, int file_fd, std::size_t size) {
+task<std::size_t> head_then_file(coronet::socket s, std::string head, int file_fd,
+                                 std::size_t size) {
     iovec piece{head.data(), head.size()};
     std::span<const iovec> pieces(&piece, 1);
     coronet::send_options how{.more = true};
     std::size_t sent = co_await s.sendv(pieces, how);
     std::size_t offset = 0;
-    while (offset < size) offset += co_await s.sendfile(file_fd, offset, size - offset);
+    while (offset < size)
+        offset += co_await s.sendfile(file_fd, offset, size - offset);
     s.close();  // the reader reads to the end
     co_return sent;
 }
@@ -850,8 +852,9 @@ TEST_CASE("socket: a head sent with more = true, then a sendfile, arrives whole 
     coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
     auto [client, server] = r.run(connect_and_accept(r, &listener));
     const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n";
-    auto [sent, got] = r.run(coronet::when_all(head_then_file(std::move(client), head, file.fd(), size),
-                                               receive_all(std::move(server), head.size() + size)));
+    auto [sent, got] =
+        r.run(coronet::when_all(head_then_file(std::move(client), head, file.fd(), size),
+                                receive_all(std::move(server), head.size() + size)));
     REQUIRE(sent == head.size());
     REQUIRE(got.size() == head.size() + size);
     std::vector<std::byte> expected(reinterpret_cast<const std::byte*>(head.data()),
