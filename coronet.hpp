@@ -5,7 +5,7 @@
 // header and target an application needs (the examples/ use nothing else). It pulls in the
 // reactor layer (lib/: reactor, sockets, datagram sockets, name resolution, addresses, timers, errors, logging; asyncore.py) and
 // the coroutine layer on top of it (coro/: task, when_all, spawn, with_timeout, socket helpers,
-// channels over sockets, TLS or in-memory pairs, the async_chat adapter, producers; asynchat.py and producers.py), and the
+// channels over sockets, TLS or in-memory pairs, the async_chat adapter, producers, an open-file cache; asynchat.py and producers.py), and the
 // protocol codecs (proto/: HTTP/1.1 and RESP2). Medusa ancestor:
 // `import asyncore, asynchat`.
 
@@ -29,6 +29,7 @@
 #include <coronet/coro/connection_registry.hpp>
 #include <coronet/coro/lingering_close.hpp>
 #include <coronet/coro/net.hpp>
+#include <coronet/coro/open_file_cache.hpp>
 #include <coronet/coro/producer.hpp>
 #include <coronet/coro/scan.hpp>
 #include <coronet/coro/runtime.hpp>

@@ -71,6 +71,7 @@ set(CORONET_CORO_SOURCES
     coro/frame_pool.cpp
     coro/lingering_close.cpp
     coro/net.cpp
+    coro/open_file_cache.cpp
     coro/producer.cpp
     coro/runtime.cpp
     coro/scan.cpp
@@ -89,6 +90,7 @@ set(CORONET_CORO_HEADERS
     coro/frame_pool.hpp
     coro/lingering_close.hpp
     coro/net.hpp
+    coro/open_file_cache.hpp
     coro/producer.hpp
     coro/runtime.hpp
     coro/scan.hpp
@@ -172,6 +174,7 @@ set(CORONET_TESTS
     tests/coro/connect_test.cpp
     tests/coro/frame_pool_test.cpp
     tests/coro/gcc12_forms_test.cpp
+    tests/coro/open_file_cache_test.cpp
     tests/coro/producer_test.cpp
     tests/coro/runtime_test.cpp
     tests/coro/scan_test.cpp

@@ -30,7 +30,9 @@ constexpr std::size_t coalesce_limit = 16 * 1024;  // small pushes join the prev
 constexpr std::size_t glob_size = 64 * 1024;       // producers are pulled up to this much at a time
 constexpr std::size_t max_iov = 64;                // pieces gathered into one send (<= IOV_MAX)
 constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
-constexpr std::size_t zero_copy_min = glob_size;   // a file with more left than this goes by sendfile
+// A regular file with more than this left when the sender reaches it goes by
+// sendfile, all of it (see send_loop); a smaller one is read into a reused piece.
+constexpr std::size_t zero_copy_min = coalesce_limit;
 
 // Empty output deques kept per thread for the next channel that queues something.
 constexpr std::size_t fifos_kept = 256;
@@ -45,23 +47,39 @@ struct delete_fifo {
 };
 thread_local free_list<output_fifo::queue*, fifos_kept, delete_fifo> fifos;
 
-// Strings of sent pieces, kept per thread for the next pushes: a push that
-// starts a new piece reuses one instead of allocating (at most 32 strings, of
-// at most 32 KiB capacity each, per thread).
-constexpr std::size_t spare_strings_kept = 32;
+// Strings of sent pieces, kept per thread for the next pushes and small file
+// reads: a piece that starts reuses one instead of allocating. Enough are kept
+// for a whole loop turn's sends: on io_uring every connection's pieces are in
+// flight at once and come back together at the next turn, and when more were
+// freed than kept, the allocator gave the pages back (madvise) to fault them in
+// again one turn later (issue 16). At most 256 strings of at most 32 KiB
+// capacity each, and 4 MiB in all, per thread.
+constexpr std::size_t spare_strings_kept = 256;
 constexpr std::size_t spare_capacity = 2 * coalesce_limit;
+constexpr std::size_t spare_bytes_kept = 4u << 20;
 
-thread_local free_list<std::string, spare_strings_kept> spare_strings;
+// The spare strings and the capacity they hold in all (bounded by both).
+struct spare_string_cache {
+    free_list<std::string, spare_strings_kept> free;
+    std::size_t bytes = 0;
+};
+
+thread_local spare_string_cache spare_strings;
 
 std::string take_spare_string() noexcept {
-    if (spare_strings.empty()) return {};
-    return spare_strings.take();
+    if (spare_strings.free.empty()) return {};
+    std::string s = spare_strings.free.take();
+    spare_strings.bytes -= s.capacity();
+    return s;
 }
 
 void keep_spare_string(std::string& s) noexcept {
-    if (s.capacity() > spare_capacity || spare_strings.full()) return;
+    if (s.capacity() > spare_capacity || spare_strings.free.full() ||
+        spare_strings.bytes + s.capacity() > spare_bytes_kept)
+        return;
     s.clear();
-    spare_strings.keep(s);  // its piece leaves the queue next, kept or not
+    const std::size_t capacity = s.capacity();
+    if (spare_strings.free.keep(s)) spare_strings.bytes += capacity;  // its piece leaves next
 }
 
 }  // namespace
@@ -399,12 +417,14 @@ void channel_state::output_ended() noexcept {
 namespace {
 
 // p's file_producer when the rest of it should go by sendfile: a regular file
-// with more than zero_copy_min bytes left.
+// with more than zero_copy_min bytes left, or one whose sendfile has begun
+// (its tail goes the same way: no read for the last bytes).
 file_producer* zero_copy_file(producer& p) noexcept {
     file_producer* f = p ? p.as_file() : nullptr;
     if (!f || f->fd() < 0) return nullptr;
     auto left = f->remaining();
-    return left && *left > zero_copy_min ? f : nullptr;
+    if (!left || *left == 0) return nullptr;
+    return *left > zero_copy_min || f->sending_zero_copy() ? f : nullptr;
 }
 
 }  // namespace
@@ -418,10 +438,24 @@ file_producer* zero_copy_file(producer& p) noexcept {
 bool channel_state::fill_producer(std::size_t i) {
     item& it = out_[i];
     std::size_t sent = i == 0 ? head_sent_ : 0;
-    // A large file is pulled once (its first 64 KiB leave gathered with what
-    // precedes it); after that its unsent bytes drain and sendfile takes over.
-    if (it.bytes.size() > sent && zero_copy_file(it.source)) return true;
+    // A large file is never read: send_loop sends it by sendfile once it is at
+    // the head (a transport copies everything: there it is read like the rest).
+    if (!tx_ && zero_copy_file(it.source)) return true;
     try {
+        if (file_producer* f = it.source.as_file()) {
+            // A small file (or a pipe) is read straight into a piece recycled from
+            // earlier sends: no buffer is allocated and freed per response. On
+            // io_uring a whole turn's sends are in flight together, and fresh
+            // buffers freed together made the allocator give their pages back to
+            // the kernel (madvise) and fault them in again every turn.
+            if (it.bytes.empty() && f->remaining() != 0) it.bytes = take_spare_string();
+            while (it.source && it.bytes.size() - sent < glob_size) {
+                std::size_t n = f->append_to(it.bytes, glob_size - (it.bytes.size() - sent));
+                if (n == 0) it.source = producer{};
+                queued_ += n;
+            }
+            return true;
+        }
         while (it.source && it.bytes.size() - sent < glob_size) {
             std::string chunk = it.source.more();
             if (chunk.empty()) {
@@ -523,25 +557,8 @@ sender_task channel_state::send_loop() {
         ~running() { st->sender_ = nullptr; }
     } guard{this};
     std::array<iovec, max_iov> iov;
+    bool socket_full = false;  // the last sendfile sent less than it was offered
     while (!closed_) {
-        // A regular file at the head with much left goes straight from the page
-        // cache to the socket (sendfile); its last < 64 KiB are read and gathered
-        // with what follows it. The piece stays in the fifo while the kernel reads
-        // the file (in_flight_), so discard_buffers() cannot close it under the call.
-        if (file_producer* f = zero_copy_head()) {
-            in_flight_ = 1;
-            std::size_t sent = 0;
-            try {
-                sent = co_await sock_.sendfile(f->fd(), f->offset(), *f->remaining());
-            } catch (const std::system_error& e) {
-                send_failed(e.code());
-                break;
-            }
-            in_flight_ = 0;
-            count_sent(sent, true);
-            f->consumed(sent);  // 0: the file ended early (truncated); it is closed
-            continue;
-        }
         if (!out_.empty() && out_.front().source && !fill_producer(0)) break;
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
         while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
@@ -554,12 +571,42 @@ sender_task channel_state::send_loop() {
             if (closing_) break;
             co_return;
         }
+        // A regular file at the head with more than zero_copy_min left goes
+        // straight from the page cache to the socket (sendfile), to its end; the
+        // pieces before it have left in their own send (with MSG_MORE). The piece
+        // stays in the fifo while the kernel reads the file (in_flight_), so
+        // discard_buffers() cannot close it under the call. A sendfile that stopped
+        // short found the socket full: the next one waits for room first, instead
+        // of failing with EAGAIN and then waiting.
+        if (file_producer* f = zero_copy_head()) {
+            in_flight_ = 1;
+            std::size_t sent = 0;
+            try {
+                if (socket_full) {
+                    socket_full = false;
+                    int ready = co_await sock_.wait_writable();
+                    (void)ready;  // an error shows in the sendfile below
+                }
+                const std::size_t want = *f->remaining();
+                sent = co_await sock_.sendfile(f->fd(), f->offset(), want);
+                socket_full = sent > 0 && sent < want;
+            } catch (const std::system_error& e) {
+                send_failed(e.code());
+                break;
+            }
+            in_flight_ = 0;
+            count_sent(sent, true);
+            f->consumed(sent);  // 0: the file ended early (truncated); it is closed
+            continue;
+        }
         // Gather pieces from the front. A producer is pulled when the gather
-        // reaches it, so a response head and the first 64 KiB of its file leave
-        // in one send; a producer with more to give ends the gather, since its
-        // later chunks must leave before the pieces queued after it.
+        // reaches it, so a response head and its small file leave in one send; a
+        // producer with more to give ends the gather, since its later chunks must
+        // leave before the pieces queued after it (a file for sendfile gives
+        // nothing here, and leaves by itself once the pieces before it have gone).
         std::size_t count = 0;
         std::size_t bytes = 0;
+        bool more = false;  // a file for sendfile follows: MSG_MORE, one segment with it
         for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
             item& it = out_[i];
             if (i > 0 && it.source && !fill_producer(i)) {
@@ -568,7 +615,13 @@ sender_task channel_state::send_loop() {
             }
             std::size_t skip = i == 0 ? head_sent_ : 0;
             std::size_t len = it.bytes.size() - skip;
-            if (len == 0) continue;
+            if (len == 0) {
+                if (it.source) {  // a file for sendfile: nothing after it goes first
+                    more = true;
+                    break;
+                }
+                continue;
+            }
             iov[count++] = {it.bytes.data() + skip, len};
             bytes += len;
             in_flight_ = i + 1;
@@ -578,10 +631,11 @@ sender_task channel_state::send_loop() {
         std::size_t sent = 0;
         try {
             auto pieces = std::span<const iovec>(iov.data(), count);
+            send_options how{.more = more};  // named: no braced temporary in a co_await (GCC 12)
             if (tx_)
                 sent = co_await transport_send_awaiter(*tx_, pieces);
             else
-                sent = co_await sock_.sendv(pieces);
+                sent = co_await sock_.sendv(pieces, how);
         } catch (const std::system_error& e) {
             send_failed(e.code());
             break;

@@ -70,19 +70,30 @@ file_producer file_producer::open(const std::filesystem::path& path) {
     return file_producer(fd);
 }
 
+file_producer::file_producer(std::shared_ptr<const void> owner, int fd, std::uint64_t offset,
+                             std::uint64_t size)
+    : fd_(fd), regular_(true), offset_(offset), size_(offset + size), owner_(std::move(owner)) {
+    if (fd < 0 || !owner_)
+        throw std::invalid_argument("file_producer: invalid shared file descriptor");
+}
+
 file_producer::file_producer(file_producer&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       regular_(other.regular_),
+      zero_copy_(other.zero_copy_),
       offset_(other.offset_),
-      size_(other.size_) {}
+      size_(other.size_),
+      owner_(std::move(other.owner_)) {}
 
 file_producer& file_producer::operator=(file_producer&& other) noexcept {
     if (this != &other) {
         close();
         fd_ = std::exchange(other.fd_, -1);
         regular_ = other.regular_;
+        zero_copy_ = other.zero_copy_;
         offset_ = other.offset_;
         size_ = other.size_;
+        owner_ = std::move(other.owner_);
     }
     return *this;
 }
@@ -90,37 +101,53 @@ file_producer& file_producer::operator=(file_producer&& other) noexcept {
 file_producer::~file_producer() { close(); }
 
 void file_producer::close() noexcept {
-    if (fd_ >= 0) ::close(fd_);  // not retried on EINTR: on Linux the fd is released regardless
+    if (owner_)
+        owner_.reset();  // shared: its owner closes it
+    else if (fd_ >= 0)
+        ::close(fd_);  // not retried on EINTR: on Linux the fd is released regardless
     fd_ = -1;
 }
 
 std::string file_producer::more() {
-    if (fd_ < 0) return {};
+    std::string data;
+    append_to(data);
+    return data;
+}
+
+std::size_t file_producer::append_to(std::string& out, std::size_t max) {
+    if (fd_ < 0) return 0;
     // A regular file's size is known (fstat at open): read no more than is left,
     // and know its end without one more pread (profiled: small files served over
     // HTTP spent more time zero-filling 64 KiB than reading).
-    std::size_t want = out_buffer_size;
+    std::size_t want = std::min(max, out_buffer_size);
     if (regular_) {
         if (offset_ >= size_) {
             close();
-            return {};
+            return 0;
         }
         want = static_cast<std::size_t>(std::min<std::uint64_t>(want, size_ - offset_));
     }
-    std::string data(want, '\0');
+    if (want == 0) return 0;
+    const std::size_t used = out.size();
+    out.resize(used + want);
     ssize_t n;
     do
-        n = regular_ ? ::pread(fd_, data.data(), data.size(), static_cast<off_t>(offset_))
-                     : ::read(fd_, data.data(), data.size());
+        n = regular_ ? ::pread(fd_, out.data() + used, want, static_cast<off_t>(offset_))
+                     : ::read(fd_, out.data() + used, want);
     while (n < 0 && errno == EINTR);
-    if (n < 0) throw errno_error("file_producer: read");
-    if (n == 0) {
-        close();
-        return {};
+    if (n < 0) {
+        auto error = errno_error("file_producer: read");
+        out.resize(used);
+        throw error;
     }
-    data.resize(static_cast<std::size_t>(n));
+    if (n == 0) {
+        out.resize(used);
+        close();
+        return 0;
+    }
+    out.resize(used + static_cast<std::size_t>(n));
     offset_ += static_cast<std::uint64_t>(n);
-    return data;
+    return static_cast<std::size_t>(n);
 }
 
 std::optional<std::size_t> file_producer::remaining() const noexcept {
@@ -135,6 +162,7 @@ void file_producer::consumed(std::size_t n) {
         return;
     }
     offset_ += n;
+    zero_copy_ = true;
 }
 
 // --- simple_producer

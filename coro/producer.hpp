@@ -28,7 +28,9 @@ concept producer_source = requires(P& p) {
     { p.more() } -> std::convertible_to<std::string>;
 };
 
-// Reads an owned file descriptor 64 KiB per more(), closes it at EOF (producers.file_producer).
+// Reads a file descriptor 64 KiB per more(), closes it at EOF (producers.file_producer).
+// It owns the descriptor, or shares one that an open-file cache keeps open
+// (coro/open_file_cache.hpp).
 class file_producer {
 public:
     // Bytes returned by one more(), as Medusa's out_buffer_size.
@@ -36,6 +38,10 @@ public:
 
     // Takes ownership of fd (closed at EOF or on destruction); reading starts at its position.
     explicit file_producer(int fd);
+    // Bytes [offset, offset + size) of a regular file whose descriptor `owner` keeps open (no
+    // system call here; fd is never closed by this producer, which lets go of owner at EOF).
+    file_producer(std::shared_ptr<const void> owner, int fd, std::uint64_t offset,
+                  std::uint64_t size);
     // Opens path read-only; throws std::system_error on failure.
     [[nodiscard]] static file_producer open(const std::filesystem::path& path);
 
@@ -47,6 +53,9 @@ public:
 
     // The next (up to) 64 KiB; at EOF closes the fd and returns empty, forever after.
     std::string more();
+    // Reads the next (up to) max bytes, at most 64 KiB, onto the end of out (a buffer the
+    // caller reuses: nothing is allocated when it has room); 0 at EOF, which closes the fd.
+    std::size_t append_to(std::string& out, std::size_t max = out_buffer_size);
 
     // The open descriptor for sendfile, or -1 once closed.
     int fd() const noexcept { return fd_; }
@@ -56,14 +65,18 @@ public:
     std::optional<std::size_t> remaining() const noexcept;
     // Records n bytes sent zero-copy from offset(); n == 0 means the sender saw EOF: closes.
     void consumed(std::size_t n);
+    // True once consumed() has recorded bytes: the file is being sent zero-copy.
+    bool sending_zero_copy() const noexcept { return zero_copy_; }
 
 private:
     void close() noexcept;
 
     int fd_ = -1;
-    bool regular_ = false;  // pread at offset_ and size_ is meaningful
+    bool regular_ = false;    // pread at offset_ and size_ is meaningful
+    bool zero_copy_ = false;  // consumed() has recorded bytes
     std::uint64_t offset_ = 0;
-    std::uint64_t size_ = 0;  // st_size at construction, regular files only
+    std::uint64_t size_ = 0;  // regular files: where reading ends (st_size at construction)
+    std::shared_ptr<const void> owner_;  // set: fd_ is shared, and owner_ keeps it open
 };
 
 // Type-erased, move-only holder of any producer_source; what a channel's fifo stores.

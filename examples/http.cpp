@@ -17,25 +17,6 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-// --- paths -----------------------------------------------------------------------
-
-resolved resolve_under(const std::filesystem::path& root, std::string_view rel) {
-    if (rel.starts_with('/')) return {403, {}};  // root / "/etc" would be "/etc"
-    std::error_code ec;
-    auto path = std::filesystem::canonical(root / rel, ec);  // every symlink resolved
-    if (ec) {
-        bool missing =
-            ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory;
-        return {missing ? 404 : 403, {}};
-    }
-    // Component-wise prefix: "/srv/www" must not accept "/srv/www-private".
-    const std::string& r = root.native();
-    const std::string& p = path.native();
-    bool inside = p == r || (p.starts_with(r) && (r.ends_with('/') || p[r.size()] == '/'));
-    if (!inside) return {403, {}};
-    return {0, std::move(path)};
-}
-
 std::string_view mime_type(std::string_view filename) {
     static constexpr std::pair<std::string_view, std::string_view> types[] = {
         {"html", "text/html; charset=utf-8"},

@@ -1,7 +1,8 @@
 #pragma once
 // examples/http.hpp: the file-serving pieces examples/http_server.cpp needs, apart from any socket
-// so that tests/examples/http_test.cpp can try them one by one: path resolution under the root,
-// Content-Type by extension, error pages, escaping and the HTML directory listing (a producer).
+// so that tests/examples/http_test.cpp can try them one by one: path resolution under the root
+// (coronet's resolve_under, taken in), Content-Type by extension, error pages, escaping and the
+// HTML directory listing (a producer).
 // The protocol itself (request heads, response heads, dates, chunked framing) is coronet's
 // proto/http.hpp, whose names this namespace takes in: http::parse_request_line is
 // coronet::http::parse_request_line. Not part of coronet: examples only.
@@ -12,20 +13,19 @@
 #include <string_view>
 #include <vector>
 
+#include <coronet/coro/open_file_cache.hpp>
 #include <coronet/proto/http.hpp>
 
 namespace http {
 
 using namespace coronet::http;
 
-// Where a decoded path leads under root.
-struct resolved {
-    int status = 0;  // 0; 404 when nothing is there (a dangling symlink too); 403 outside root
-    std::filesystem::path path;  // root/rel with every symlink resolved
-};
-
+// Where a decoded path leads under root: {status, path}, 0 or 404 when nothing is there (a
+// dangling symlink too) or 403 outside root. coronet's (coro/open_file_cache.hpp): the
+// server's open_file_cache checks every path through a symlink with it.
+using resolved = coronet::resolved_path;
 // Resolves rel (from decode_path) under root, which must be canonical (std::filesystem::canonical).
-resolved resolve_under(const std::filesystem::path& root, std::string_view rel);
+using coronet::resolve_under;
 
 // The Content-Type for a file name's extension; "application/octet-stream" when unknown.
 std::string_view mime_type(std::string_view filename);

@@ -4,8 +4,10 @@
 // keep-alive, pipelining and If-Modified-Since; /hello answers "Hello, world!" for benchmarks.
 // One coroutine per connection reads requests line by line (read_until("\r\n")) and pushes each
 // response without flushing, so responses leave in request order and a pipelined batch leaves
-// in one send. Files go out through file_producer, listings through chunked_producer. Parsing,
-// path sanitising, MIME types and dates live in examples/http.hpp. GET /status is Medusa's
+// in one send. Paths are looked up in an open-file cache (coronet::open_file_cache: open
+// descriptors, sizes and mtimes, checked again at every request) and files go out from its
+// descriptors (sendfile), listings through chunked_producer. Parsing, path decoding, MIME
+// types and dates live in examples/http.hpp. GET /status is Medusa's
 // status page (HTML), GET /status.json the same figures as JSON: one row per live connection
 // from the server's registry. The listener, --max-connections, the lingering close and the
 // graceful stop are coronet::server's: SIGINT or SIGTERM stops accepting, answers the requests
@@ -20,7 +22,6 @@
 #include <coronet/examples/cli.hpp>
 #include <coronet/examples/http.hpp>
 
-#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -29,8 +30,6 @@
 #include <string_view>
 #include <vector>
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <time.h>
 
 using namespace std::chrono_literals;
@@ -44,6 +43,7 @@ struct server {
     const coronet::connection_totals* totals = nullptr;  // every thread's connections
     coronet::server* net = nullptr;                      // this thread's, for /status
     coronet::worker* w = nullptr;                        // this thread's, to ask the others
+    coronet::open_file_cache* files = nullptr;           // this thread's: paths kept open
     std::vector<server*>* all = nullptr;                 // every thread's: entry i for thread i
     clock_type::time_point started = clock_type::now();
     std::uint64_t requests = 0;  // answered by this thread
@@ -195,7 +195,7 @@ void push_body(connection& c, coronet::producer body) {
     c.pushed_producer = true;
 }
 
-void serve_path(connection& c, const std::string& rel);
+void serve_file(connection& c, const std::string& rel, const coronet::open_file& file);
 
 // A directory: "/docs" is redirected to "/docs/" (so relative links work), then its
 // index.html is served, or else a listing whose length nobody knows yet: chunked on HTTP/1.1,
@@ -214,9 +214,9 @@ void serve_directory(connection& c, const std::string& rel, const std::filesyste
                               .extra = location},
                              page);
     }
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(dir / "index.html", ec))
-        return serve_path(c, rel + "index.html");
+    coronet::open_file index = c.srv.files->lookup(rel + "index.html");
+    if (index.status == 403) return push_error(c, 403);  // a symlink out of the root, say
+    if (index.status == 0 && !index.directory) return serve_file(c, rel + "index.html", index);
     bool chunked = c.req.minor >= 1;
     if (!chunked) c.keep = false;
     push_response(c,
@@ -226,26 +226,26 @@ void serve_directory(connection& c, const std::string& rel, const std::filesyste
     push_body(c, std::move(listing));
 }
 
-// A file or directory under the root, by its decoded relative path.
-void serve_path(connection& c, const std::string& rel) {
-    auto where = http::resolve_under(c.srv.root, rel);  // 403 when symlinks lead outside root
-    if (where.status) return push_error(c, where.status);
-    // O_NONBLOCK: opening a FIFO must not block the loop (fstat refuses it below).
-    int fd = ::open(where.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return push_error(c, errno == ENOENT || errno == ENOTDIR ? 404 : 403);
-    coronet::file_producer file(fd);  // owns fd from here on
-    struct ::stat st {};
-    if (::fstat(fd, &st) != 0) return push_error(c, 500);
-    if (S_ISDIR(st.st_mode)) return serve_directory(c, rel, where.path);
-    if (!S_ISREG(st.st_mode)) return push_error(c, 403);
+// A file found under the root: its head, then its bytes from the descriptor the open-file
+// cache keeps (sendfile for all but small files).
+void serve_file(connection& c, const std::string& rel, const coronet::open_file& file) {
     auto since = http::parse_http_date(c.req.if_modified_since);
-    if (since && st.st_mtime <= *since)
-        return push_response(c, {.status = 304, .last_modified = st.st_mtime});
+    if (since && file.mtime <= *since)
+        return push_response(c, {.status = 304, .last_modified = file.mtime});
     push_response(c, {.status = 200,
                       .content_type = http::mime_type(rel),
-                      .content_length = std::uint64_t(st.st_size),
-                      .last_modified = st.st_mtime});
-    if (st.st_size > 0) push_body(c, std::move(file));
+                      .content_length = file.size,
+                      .last_modified = file.mtime});
+    if (file.size > 0) push_body(c, file.body());
+}
+
+// A file or directory under the root, by its decoded relative path: the open-file cache
+// answers (403 when symlinks lead outside root), checking the path again on every request.
+void serve_path(connection& c, const std::string& rel) {
+    coronet::open_file found = c.srv.files->lookup(rel);
+    if (found.status) return push_error(c, found.status);
+    if (found.directory) return serve_directory(c, rel, found.path);
+    serve_file(c, rel, found);
 }
 
 // --- the status page (Medusa's status_handler) ------------------------------------------
@@ -421,6 +421,8 @@ coronet::task<> serve(coronet::worker& w, coronet::server_options options, serve
     options.listen = w.listen_on(options.listen);
     server srv = std::move(shared);  // this thread's copy: its counters and date cache
     srv.thread = w.index();
+    coronet::open_file_cache files(srv.root);
+    srv.files = &files;
     coronet::server net(w.loop(), options, [&srv](coronet::connection& c) { return session(c, &srv); });
     srv.net = &net;
     srv.w = &w;

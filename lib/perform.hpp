@@ -24,6 +24,10 @@ bool perform_provided(operation& op, buffer_pool& pool) noexcept;
 // How many bytes perform_provided() asks recv() for: op.provided_max, at most a block.
 std::size_t provided_size(const operation& op, const buffer_pool& pool) noexcept;
 
+// The flag a sendmsg asks for beyond MSG_NOSIGNAL: MSG_MORE, carried in its msghdr's
+// msg_flags, which a send never reads (socket::sendv sets it; every backend passes it on).
+inline int send_more(const msghdr& m) noexcept { return m.msg_flags & MSG_MORE; }
+
 // True when op waits for readability (accept, recv, poll POLLIN), false for writability.
 bool wants_read(const operation& op) noexcept;
 

@@ -38,6 +38,14 @@ struct connect_options {
     bool nodelay = true;  // TCP_NODELAY on TCP sockets
 };
 
+// How socket::sendv() sends.
+struct send_options {
+    // MSG_MORE: more follows at once (a sendfile of the body after its head), so the
+    // kernel may hold these bytes back to leave with it, in one segment (when nothing
+    // follows, Linux sends them after about 200 ms).
+    bool more = false;
+};
+
 class socket;
 
 // co_await: the accepted socket; throws std::system_error (EMFILE, ...) on failure.
@@ -122,7 +130,10 @@ public:
 // co_await: bytes sent from the gathered buffers (maybe fewer than all of them).
 class [[nodiscard]] sendv_awaiter : public op_awaiter {
 public:
-    sendv_awaiter(reactor& r, int fd, std::span<const iovec> iov) noexcept : op_awaiter(r) {
+    sendv_awaiter(reactor& r, int fd, std::span<const iovec> iov, send_options o = {}) noexcept
+        : op_awaiter(r) {
+        // A send never reads msg_flags: it carries MSG_MORE to the backends (perform.cpp).
+        msg_.msg_flags = o.more ? MSG_MORE : 0;
         msg_.msg_iov = const_cast<iovec*>(iov.data());
         msg_.msg_iovlen = iov.size();
         op_.code = op_code::sendmsg;
@@ -205,7 +216,9 @@ public:
     send_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data}; }
     send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }
     // Gathered send; the iovecs must outlive the co_await.
-    sendv_awaiter sendv(std::span<const iovec> iov) noexcept { return {*reactor_, fd_, iov}; }
+    sendv_awaiter sendv(std::span<const iovec> iov, send_options o = {}) noexcept {
+        return {*reactor_, fd_, iov, o};
+    }
     // Up to count bytes of file_fd from offset (the file's own position is not used or moved).
     sendfile_awaiter sendfile(int file_fd, std::uint64_t offset, std::size_t count) noexcept {
         return {*reactor_, fd_, file_fd, offset, count};

@@ -275,10 +275,10 @@ bool uring_backend::start(operation& op) {
         break;
     case op_code::sendmsg:
         if (zc && msg_bytes(*op.msg) >= send_zc_min_) {
-            io_uring_prep_sendmsg_zc(sqe, op.fd, op.msg, MSG_NOSIGNAL);
+            io_uring_prep_sendmsg_zc(sqe, op.fd, op.msg, MSG_NOSIGNAL | send_more(*op.msg));
             op.phase = op_phase::zc_sent;
         } else {
-            io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL);
+            io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL | send_more(*op.msg));
         }
         break;
     case op_code::poll: io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask)); break;

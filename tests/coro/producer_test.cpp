@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -342,6 +344,56 @@ TEST_CASE("producer: file zero-copy accessors track offset and remaining", "[pro
     CHECK(f.fd() == -1);
     CHECK_FALSE(fd_is_open(fd));
     CHECK(f.more().empty());
+}
+
+TEST_CASE("producer: file append_to reads onto the end of a caller's buffer", "[producer]") {
+    const std::string data = test_string();  // 16,385 bytes
+    temp_file file(data);
+    file_producer f = file_producer::open(file.path());
+    std::string out = "head:";
+    out.reserve(64 * 1024);
+    const char* memory = out.data();
+    CHECK(f.append_to(out, 1000) == 1000);
+    CHECK(f.append_to(out) == 16385 - 1000);  // no more than is left
+    CHECK(out.data() == memory);              // read into the room it had: nothing allocated
+    CHECK(out == "head:" + data);
+    CHECK_FALSE(f.sending_zero_copy());
+    int fd = f.fd();
+    CHECK(f.append_to(out) == 0);  // the end: closes
+    CHECK_FALSE(fd_is_open(fd));
+    CHECK(out == "head:" + data);
+}
+
+TEST_CASE("producer: file over a shared descriptor reads its range and never closes it",
+          "[producer]") {
+    const std::string data = test_string();
+    temp_file file(data);
+    int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    auto owner = std::make_shared<int>(fd);
+    {
+        file_producer f(owner, fd, 100, 5000);
+        CHECK(owner.use_count() == 2);
+        CHECK(f.offset() == 100);
+        CHECK(f.remaining() == std::optional<std::size_t>(5000));
+        file_producer moved = std::move(f);
+        CHECK(owner.use_count() == 2);
+        CHECK(moved.more() == data.substr(100, 5000));
+        CHECK(moved.more().empty());
+        CHECK(owner.use_count() == 1);  // let go at the end, not closed
+        CHECK(fd_is_open(fd));
+    }
+    {
+        file_producer f(owner, fd, 0, data.size());
+        f.consumed(10000);  // as if sendfile sent that much
+        CHECK(f.sending_zero_copy());
+        CHECK(f.remaining() == std::optional<std::size_t>(data.size() - 10000));
+    }  // destroyed before the end: let go too
+    CHECK(owner.use_count() == 1);
+    CHECK(fd_is_open(fd));
+    CHECK_THROWS_AS(file_producer(nullptr, fd, 0, 1), std::invalid_argument);
+    CHECK_THROWS_AS(file_producer(owner, -1, 0, 1), std::invalid_argument);
+    ::close(fd);
 }
 
 TEST_CASE("producer: file starts at the fd's current position", "[producer]") {

@@ -91,6 +91,9 @@ TEST_CASE("http_faults: slowloris dribblers are closed by the head deadline; oth
     // The read deadline covers the whole head, not each read: one byte a second keeps a
     // per-read idle timer happy forever, but not this.
     http_server s(files.root.path(), kind, {"--idle-timeout", "4"});
+    // The server keeps the files it has served open (its open-file cache): serve this one
+    // once before counting its descriptors.
+    REQUIRE(fetch(s.port(), "/hello.txt"));
     const std::size_t base_fds = open_fd_count(s.process().pid());
 
     std::vector<tcp_client> slow;
@@ -195,6 +198,10 @@ TEST_CASE("http_faults: resets mid-response, half-closes and clients that never 
     http_server s(files.root.path(), kind, {"--idle-timeout", "2"});
     const pid_t pid = s.process().pid();
     REQUIRE(fetch(s.port(), "/hello"));
+    // The server keeps the files it has served open (its open-file cache): serve these once
+    // before counting its descriptors.
+    REQUIRE(fetch(s.port(), "/hello.txt"));
+    REQUIRE(fetch(s.port(), "/big.bin"));
     const std::size_t base_fds = open_fd_count(pid);
     const std::size_t rss_before = rss_kib(pid);
     const std::string name(coronet::to_string(kind));

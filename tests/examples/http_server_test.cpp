@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -173,6 +175,85 @@ TEST_CASE("http_server: serves files, HEAD, 304, listings and errors to curl", "
     INFO(describe(status) << "\nstderr: " << s.process().err());
     CHECK(status == 0);
     CHECK(s.process().err().find("uncaptured") == std::string::npos);
+}
+
+// The server keeps files open between requests (coronet::open_file_cache); what the file
+// system does to them in between must show in the very next response on the same connection.
+TEST_CASE(
+    "http_server: the next request sees a file replaced, rewritten or deleted, and a "
+    "directory swapped for a symlink out of the root",
+    "[http_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    temp_dir root, outside;
+    root.write("f.txt", "first\n");
+    root.write("big.bin",
+               pattern(100'000));  // over 16 KiB: sent by sendfile from the kept descriptor
+    root.write("dir/page.txt", "inside\n");
+    root.write("other/page.txt", "other\n");
+    outside.write("elsewhere/page.txt", "OUTSIDE\n");
+    http_server s(root.path(), kind);
+    connection c(s.port());
+    auto fetch = [&](const std::string& path) {
+        c.send(get(s.port(), path));
+        auto r = c.read_response();
+        REQUIRE(r);
+        return *r;
+    };
+    auto head = [&](const std::string& path) {  // a listing is chunked: its head alone
+        c.send("HEAD " + path + " HTTP/1.1\r\nHost: h\r\n\r\n");
+        auto r = c.read_response(true);
+        REQUIRE(r);
+        return r->status_line;
+    };
+    auto ok = [](const http_response& r, const std::string& body) {
+        INFO(r.status_line);
+        CHECK(r.status_line == "HTTP/1.1 200 OK");
+        CHECK(r.headers.at("content-length") == std::to_string(body.size()));
+        CHECK(r.body == body);
+    };
+    for (int i = 0; i < 2; ++i) {  // the second time from the cache
+        ok(fetch("/f.txt"), "first\n");
+        ok(fetch("/big.bin"), pattern(100'000));
+        ok(fetch("/dir/page.txt"), "inside\n");
+        ok(fetch("/other/page.txt"), "other\n");
+        CHECK(head("/dir/") == "HTTP/1.1 200 OK");  // a listing
+    }
+
+    // Replaced: a new file renamed over the old name.
+    root.write("f.tmp", "second version\n");
+    std::filesystem::rename(root.path() / "f.tmp", root.path() / "f.txt");
+    ok(fetch("/f.txt"), "second version\n");
+
+    // Rewritten in place (the same inode) with a new size, small and large.
+    std::ofstream(root.path() / "f.txt", std::ios::binary | std::ios::trunc)
+        << "third, and longer than before\n";
+    ok(fetch("/f.txt"), "third, and longer than before\n");
+    const std::string bigger = pattern(150'000).substr(7);
+    std::ofstream(root.path() / "big.bin", std::ios::binary | std::ios::trunc) << bigger;
+    ok(fetch("/big.bin"), bigger);
+
+    // Deleted.
+    std::filesystem::remove(root.path() / "f.txt");
+    CHECK(fetch("/f.txt").status_line == "HTTP/1.1 404 Not Found");
+
+    // A directory moved out of the root and linked back in: the file keeps its inode, and the
+    // path now leads outside the root.
+    std::filesystem::rename(root.path() / "dir", outside.path() / "dir");
+    std::filesystem::create_directory_symlink(outside.path() / "dir", root.path() / "dir");
+    auto r = fetch("/dir/page.txt");
+    CHECK(r.status_line == "HTTP/1.1 403 Forbidden");
+    CHECK(r.body.find("inside") == std::string::npos);
+    CHECK(head("/dir/") == "HTTP/1.1 403 Forbidden");
+    // ... and one swapped for a symlink to another directory outside.
+    std::filesystem::remove_all(root.path() / "other");
+    std::filesystem::create_directory_symlink(outside.path() / "elsewhere", root.path() / "other");
+    r = fetch("/other/page.txt");
+    CHECK(r.status_line == "HTTP/1.1 403 Forbidden");
+    CHECK(r.body.find("OUTSIDE") == std::string::npos);
+
+    int status = s.stop();
+    INFO(describe(status) << "\nstderr: " << s.process().err());
+    CHECK(status == 0);
 }
 
 TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-alive rules",
