@@ -873,37 +873,47 @@ void tls_stream::abandon(operation& op) noexcept {
 
 // --- handshakes -----------------------------------------------------------------------
 
-task<std::unique_ptr<tls_stream>> tls_accept(socket s, tls_context ctx, tls_handshake_options options) {
-    if (!ctx.is_server()) throw std::logic_error("tls_accept: a client context");
-    reactor& r = s.context();
-    auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::string());
-    co_await with_timeout(r, stream->handshake(), options.timeout);
+namespace {
+
+// Accepting wants a server context and connecting a client one: a mix-up is the caller's bug.
+void require_side(const tls_context& ctx, bool server, const char* who) {
+    if (ctx.is_server() != server)
+        throw std::logic_error(std::string(who) + (server ? ": a client context" : ": a server context"));
+}
+
+// The stream, once its handshake has finished within options.timeout.
+task<std::unique_ptr<tls_stream>> handshaken(std::unique_ptr<tls_stream> stream,
+                                             tls_handshake_options options) {
+    co_await with_timeout(stream->context(), stream->handshake(), options.timeout);
     co_return stream;
+}
+
+}  // namespace
+
+task<std::unique_ptr<tls_stream>> tls_accept(socket s, tls_context ctx, tls_handshake_options options) {
+    require_side(ctx, true, "tls_accept");
+    return handshaken(std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::string()), options);
 }
 
 task<std::unique_ptr<tls_stream>> tls_connect(socket s, tls_context ctx, std::string host_name,
                                               tls_handshake_options options) {
-    if (ctx.is_server()) throw std::logic_error("tls_connect: a server context");
-    reactor& r = s.context();
-    auto stream = std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name));
-    co_await with_timeout(r, stream->handshake(), options.timeout);
-    co_return stream;
+    require_side(ctx, false, "tls_connect");
+    return handshaken(std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name)),
+                      options);
 }
 
 task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower, tls_context ctx,
                                              tls_handshake_options options) {
-    if (!ctx.is_server()) throw std::logic_error("tls_accept: a client context");
-    auto stream = std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::string());
-    co_await with_timeout(stream->context(), stream->handshake(), options.timeout);
-    co_return stream;
+    require_side(ctx, true, "tls_accept");
+    return handshaken(std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::string()),
+                      options);
 }
 
 task<std::unique_ptr<tls_stream>> tls_connect(std::unique_ptr<transport> lower, tls_context ctx,
                                               std::string host_name, tls_handshake_options options) {
-    if (ctx.is_server()) throw std::logic_error("tls_connect: a server context");
-    auto stream = std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::move(host_name));
-    co_await with_timeout(stream->context(), stream->handshake(), options.timeout);
-    co_return stream;
+    require_side(ctx, false, "tls_connect");
+    return handshaken(
+        std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::move(host_name)), options);
 }
 
 }  // namespace coronet

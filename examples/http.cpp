@@ -6,16 +6,6 @@
 #include <sys/stat.h>
 
 namespace http {
-namespace {
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? char(c + ('a' - 'A')) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                              [](char x, char y) { return lower(x) == lower(y); });
-}
-
-}  // namespace
 
 std::string_view mime_type(std::string_view filename) {
     static constexpr std::pair<std::string_view, std::string_view> types[] = {

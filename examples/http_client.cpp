@@ -32,14 +32,27 @@ struct url : coronet::http::url {
     std::string text;
 };
 
-// True when a response announces its body's length and has all of it.
-bool whole_body(const std::string& response) {
-    auto head_end = response.find("\r\n\r\n");
+// A whole response taken apart: its head (proto/http) and the size of the body after it;
+// nullopt when it is not HTTP/1.x or its head never ends.
+struct parsed_response {
     coronet::http::response_info info;
-    if (head_end == response.npos || !coronet::http::parse_response_head(
-                                         std::string_view(response).substr(0, head_end + 2), info))
-        return false;
-    return info.content_length && *info.content_length == response.size() - head_end - 4;
+    std::size_t body_size = 0;
+};
+
+std::optional<parsed_response> parse_response(std::string_view response) {
+    parsed_response p;
+    auto head_end = response.find("\r\n\r\n");
+    if (head_end == response.npos ||
+        !coronet::http::parse_response_head(response.substr(0, head_end + 2), p.info))
+        return std::nullopt;
+    p.body_size = response.size() - head_end - 4;
+    return p;
+}
+
+// True when a response announces its body's length and has all of it.
+bool whole_body(std::string_view response) {
+    auto p = parse_response(response);
+    return p && p->info.content_length == p->body_size;
 }
 
 // The seed's http_client: connect (resolving the name; TLS for https), send the request, read
@@ -76,15 +89,10 @@ coronet::task<> fetch_and_print(coronet::reactor& r, url u, coronet::connect_hos
     try {
         std::string response = co_await coronet::with_timeout(r, fetch(r, u, how, tls), timeout);
         // "HTTP/1.x NNN reason\r\n", headers, an empty line, then the body.
-        auto head_end = response.find("\r\n\r\n");
-        coronet::http::response_info info;
-        if (head_end == response.npos ||
-            !coronet::http::parse_response_head(std::string_view(response).substr(0, head_end + 2),
-                                                info))
-            throw std::runtime_error("bad response: not HTTP/1.x, or no end of headers");
-        int status = info.status;
-        std::string out = "==> " + u.text + " (" + std::to_string(status) + ", " +
-                          std::to_string(response.size() - head_end - 4) + " bytes)\n" + response;
+        auto parsed = parse_response(response);
+        if (!parsed) throw std::runtime_error("bad response: not HTTP/1.x, or no end of headers");
+        std::string out = "==> " + u.text + " (" + std::to_string(parsed->info.status) + ", " +
+                          std::to_string(parsed->body_size) + " bytes)\n" + response;
         if (!out.ends_with('\n')) out += '\n';  // the next ==> starts a line of its own
         std::fwrite(out.data(), 1, out.size(), stdout);
         std::fflush(stdout);

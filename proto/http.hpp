@@ -21,6 +21,9 @@ inline constexpr std::size_t max_headers = 100;             // header lines per 
 inline constexpr std::size_t max_header_bytes = 64 * 1024;  // all header lines together
 inline constexpr std::uint64_t max_body = 1024 * 1024;      // request bodies are read and dropped
 
+// True when a and b are equal ignoring ASCII case, as header names, tokens and schemes compare.
+bool iequals(std::string_view a, std::string_view b);
+
 // --- requests ----------------------------------------------------------------------------------
 
 // A request head. One per connection, cleared for each request: its strings keep their capacity.

@@ -337,3 +337,11 @@ TEST_CASE("http: URLs are taken apart into host, port and target", "[http]") {
     CHECK_THROWS_WITH(http::parse_url("http://host/a b"),
                       "spaces and control bytes are not allowed in a URL");
 }
+
+TEST_CASE("http: iequals ignores ASCII case only", "[http]") {
+    CHECK(http::iequals("Content-Length", "content-LENGTH"));
+    CHECK(http::iequals("", ""));
+    CHECK_FALSE(http::iequals("Host", "Hosts"));
+    CHECK_FALSE(http::iequals("\xc1", "\xe1"));  // Latin-1 Á and á: no folding beyond ASCII
+    CHECK_FALSE(http::iequals("[", "{"));        // '[' is not an upper-case '{'
+}
