@@ -53,11 +53,7 @@ resolved_path resolve_under(const std::filesystem::path& root, std::string_view 
         return {404, {}};  // the system would cut it there
     std::error_code ec;
     auto path = std::filesystem::canonical(root / rel, ec);  // every symlink resolved
-    if (ec) {
-        bool missing =
-            ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory;
-        return {missing ? 404 : 403, {}};
-    }
+    if (ec) return {missing_or_refused(ec.value()), {}};
     // Component-wise prefix: "/srv/www" must not accept "/srv/www-private".
     const std::string& r = root.native();
     const std::string& p = path.native();

@@ -257,23 +257,20 @@ void uring_backend::close_datagrams(datagram_queue& q) noexcept {
         w->result = -ECANCELED;
         reaped_.push_back(*w);
     }
-    if (q.queued) {
-        restart_.remove(q.arm);
-        q.queued = false;
-    }
-    if (q.arm.state == op_state::pending) {
-        if (!q.cancelling) {
-            q.cancelling = true;
-            io_uring_sqe* sqe = get_sqe();
-            io_uring_prep_cancel(sqe, &q.arm, 0);
-            io_uring_sqe_set_data64(sqe, ignored);
-        }
+    if (!cancel_arm(q)) {
         while (q.arm.state == op_state::pending) {
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 10'000'000};
             io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, &ts, nullptr);
             reap(reaped_);
         }
+    }
+    // The arm's last CQE may have been a datagram (the kernel ends a multishot
+    // recvmsg after an empty one) rather than the cancel's: on_datagram() then
+    // queued it in restart_ to arm again. q dies after this call: out it goes.
+    if (q.queued) {
+        restart_.remove(q.arm);
+        q.queued = false;
     }
     q.head = q.count = 0;  // datagrams never taken go with the mapping
     if (q.mapping) {

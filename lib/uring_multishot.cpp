@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include <coronet/lib/accept_queue.hpp>
+#include <coronet/lib/datagram_queue.hpp>
 #include <coronet/lib/recv_queue.hpp>
 
 namespace coronet {
@@ -242,5 +243,6 @@ template void uring_backend::settle(accept_queue& q);
 template void uring_backend::settle(recv_queue& q);
 template bool uring_backend::cancel_arm(accept_queue& q);
 template bool uring_backend::cancel_arm(recv_queue& q);
+template bool uring_backend::cancel_arm(datagram_queue& q);
 
 }  // namespace coronet

@@ -65,6 +65,17 @@ void for_each_token(std::string_view list, F f) {
     }
 }
 
+// Folds a Content-Length value into length: false when it is not a decimal number, or
+// disagrees with an earlier one (two lengths are how requests get smuggled).
+bool fold_content_length(std::string_view value, std::optional<std::uint64_t>& length) {
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (!is_digits(value) || ec != std::errc() || end != value.data() + value.size()) return false;
+    if (length && *length != n) return false;
+    length = n;
+    return true;
+}
+
 // "HTTP/1.1" -> minor 1; 505 for another major version; 400 when it is no version at all.
 int parse_version(std::string_view v, int& minor) {
     if (!v.starts_with("HTTP/")) return 400;
@@ -210,12 +221,7 @@ int parse_header(std::string_view line, request& req) {
             if (iequals(token, "keep-alive")) req.connection_keep_alive = true;
         });
     } else if (iequals(name, "Content-Length")) {
-        std::uint64_t n = 0;
-        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (!is_digits(value) || ec != std::errc() || end != value.data() + value.size())
-            return 400;
-        if (req.content_length && *req.content_length != n) return 400;  // smuggling attempt
-        req.content_length = n;
+        if (!fold_content_length(value, req.content_length)) return 400;
     } else if (iequals(name, "Transfer-Encoding")) {
         req.transfer_encoding = true;
     } else if (iequals(name, "Expect")) {
@@ -239,13 +245,12 @@ int decode_path(std::string_view target, std::string& out) {
     out.clear();
     target = target.substr(0, target.find_first_of("?#"));
     if (target.empty() || target.front() != '/') return 400;
-    std::string segment;
     bool trailing_slash = false;
     while (!target.empty()) {
         target.remove_prefix(1);  // the '/'
         std::string_view raw = target.substr(0, target.find('/'));
         target.remove_prefix(raw.size());
-        segment.clear();
+        const std::size_t start = out.size();  // the segment is decoded in place, at out's end
         for (std::size_t i = 0; i < raw.size(); ++i) {
             char c = raw[i];
             if (c == '%') {
@@ -257,12 +262,15 @@ int decode_path(std::string_view target, std::string& out) {
                 if (c == '/') return 400;  // "%2F" would smuggle a separator past the checks
             }
             if (is_ctl(static_cast<unsigned char>(c))) return 400;  // NUL and friends
-            segment += c;
+            out += c;
         }
+        std::string_view segment(out.data() + start, out.size() - start);
         trailing_slash = segment.empty() || segment == ".";
-        if (trailing_slash) continue;
+        if (trailing_slash) {
+            out.resize(start);
+            continue;
+        }
         if (segment == "..") return 403;  // also "%2e%2e": decoded above
-        out += segment;
         out += '/';
     }
     if (!out.empty() && !trailing_slash) out.pop_back();
@@ -449,12 +457,7 @@ bool parse_response_head(std::string_view head, response_info& info) {
         std::string_view name = line->substr(0, colon);
         std::string_view value = trim(line->substr(colon + 1));
         if (iequals(name, "Content-Length")) {
-            std::uint64_t n = 0;
-            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-            if (!is_digits(value) || ec != std::errc() || end != value.data() + value.size())
-                return false;
-            if (info.content_length && *info.content_length != n) return false;
-            info.content_length = n;
+            if (!fold_content_length(value, info.content_length)) return false;
         } else if (iequals(name, "Transfer-Encoding")) {
             for_each_token(value, [&](std::string_view token) {
                 info.chunked = iequals(token, "chunked");  // chunked must come last
