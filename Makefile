@@ -56,7 +56,7 @@ step = @printf '\n==> [%s] %s\n' "$$(date +%T)" "$(1)"
 help:
 	@echo 'coronet make targets:'
 	@echo '  make run          build with --config=opt and start $(RUN_TARGET) $(RUN_ARGS)'
-	@echo '  make test         bazel test //..., then under --config=asan, then'
+	@echo '  make test         make format-check, bazel test //..., then under --config=asan, then'
 	@echo '                    tools/check-layers.sh, the snippet, docs and build-list checks, the'
 	@echo '                    consumer workspace check, make cmake-check and make fuzz'
 	@echo '  make build        bazel build //...'
@@ -97,7 +97,7 @@ build: deps
 	$(BAZEL) build --keep_going $(BAZEL_UI) $(BAZEL_FLAGS) //...
 
 # `make -k test` goes on after a failing step, so that every step reports.
-test: bazel-test asan tsan-threads check-layers check-snippets check-docs check-build-lists \
+test: format-check bazel-test asan tsan-threads check-layers check-snippets check-docs check-build-lists \
       consumer-check cmake-check fuzz
 
 bazel-test: deps-test
@@ -206,7 +206,7 @@ bench: deps-bench
 
 # --- formatting ------------------------------------------------------------------
 
-FORMAT_DIRS := lib coro examples tests benchmarks
+FORMAT_DIRS := lib coro proto examples tests benchmarks
 format_files = $$(find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cc' \) 2>/dev/null | sort)
 
 format:

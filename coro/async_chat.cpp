@@ -130,8 +130,9 @@ task<void> async_chat::drive(std::shared_ptr<async_chat> self, std::optional<add
     if (ok && (to || !c.host_.empty())) {
         std::exception_ptr error;
         try {
-            auto connecting = to ? connect_socket(*c.reactor_, *to)
-                                 : coronet::connect(*c.reactor_, c.host_, c.host_port_, c.host_options_);
+            auto connecting =
+                to ? connect_socket(*c.reactor_, *to)
+                   : coronet::connect(*c.reactor_, c.host_, c.host_port_, c.host_options_);
             connecting.set_cancel_slot(&c.connect_slot_);  // close() cancels it
             c.attach(co_await std::move(connecting));
         } catch (...) {

@@ -129,8 +129,13 @@ void output_fifo::release() noexcept {
 }
 
 channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_options o)
-    : sock_(std::move(s)), room_(t ? t->context() : sock_.context()), tx_(std::move(t)), opt_(o),
-      drained_(r()), flushed_(r()), ended_(r()) {
+    : sock_(std::move(s)),
+      room_(t ? t->context() : sock_.context()),
+      tx_(std::move(t)),
+      opt_(o),
+      drained_(r()),
+      flushed_(r()),
+      ended_(r()) {
     rx_.owner = this;
     rx_.on_done = &on_received;
 }
@@ -144,7 +149,7 @@ channel_state::~channel_state() {
         sender_.destroy();  // clears sender_
     }
     abandon_read();  // a reader outliving its channel is never resumed
-    room_.close();  // the kernel lets go of the multishot receive; its blocks go back
+    room_.close();   // the kernel lets go of the multishot receive; its blocks go back
     if (tx_ && !closed_) shut_down();  // TLS: close_notify, as any close sends it
 }
 
@@ -218,7 +223,8 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
     bool timed = has_deadline_ || opt_.idle_timeout.count() > 0;
-    if (timed && !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
+    if (timed &&
+        !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
         rx_timer_ = std::make_unique<channel_op>();
         rx_timer_->owner = this;
         rx_timer_->on_done = &on_deadline;
@@ -257,7 +263,8 @@ bool channel_state::receive() {
             eof_ = true;
         } else if (timed_out_) {
             fail_read(make_error_code(errc::timed_out), "read");
-        } else if (reading_->slot && reading_->slot->requested) {  // an enclosing with_timeout expired
+        } else if (reading_->slot &&
+                   reading_->slot->requested) {  // an enclosing with_timeout expired
             fail_read(std::make_error_code(std::errc::operation_canceled), "read");
         } else {
             start_receive();
@@ -463,8 +470,10 @@ bool channel_state::fill_producer(std::size_t i) {
                 break;
             }
             queued_ += chunk.size();
-            if (it.bytes.empty()) it.bytes = std::move(chunk);
-            else it.bytes.append(chunk);
+            if (it.bytes.empty())
+                it.bytes = std::move(chunk);
+            else
+                it.bytes.append(chunk);
         }
     } catch (const std::system_error& e) {
         producer_failed(e.code(), e.what());
@@ -484,8 +493,10 @@ bool channel_state::fill_producer(std::size_t i) {
 std::string channel_state::describe() const {
     std::string peer;
     try {
-        if (tx_) peer = tx_->peer_name();
-        else if (sock_) peer = sock_.peer_address().to_string();
+        if (tx_)
+            peer = tx_->peer_name();
+        else if (sock_)
+            peer = sock_.peer_address().to_string();
     } catch (const std::exception&) {
         peer = "?";  // the peer has gone: the fd still names the channel
     }
@@ -686,7 +697,8 @@ task<void> channel_state::wait_slow(wait_kind kind) {
     while (!satisfied(kind)) {
         bool notified = co_await e.wait();
         if (!notified)  // cancelled (with_timeout)
-            throw std::system_error(std::make_error_code(std::errc::operation_canceled), "channel wait");
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                    "channel wait");
     }
 }
 
@@ -696,16 +708,18 @@ void channel_state::throw_if_failed(wait_kind kind) const {
 }
 
 void channel_state::start_closing() {
-    closing_ = true;  // now, even if the wait is never awaited
+    closing_ = true;               // now, even if the wait is never awaited
     if (send_error_) close_now();  // the sender has stopped: nothing left to drain
     kick_sender();
 }
 
 void channel_state::discard() noexcept {
     // Pieces referenced by a send in flight stay until it completes.
-    while (out_.size() > in_flight_) out_.pop_back();
+    while (out_.size() > in_flight_)
+        out_.pop_back();
     queued_ = 0;
-    for (std::size_t i = 0; i < out_.size(); ++i) queued_ += out_[i].bytes.size();
+    for (std::size_t i = 0; i < out_.size(); ++i)
+        queued_ += out_[i].bytes.size();
     if (in_flight_ == 0) head_sent_ = 0;
     queued_ -= std::min(queued_, head_sent_);
 }
@@ -777,7 +791,6 @@ channel::~channel() {
     st.start_closing();
     spawn(r, linger(std::move(state_)), "channel linger");
 }
-
 
 std::size_t channel::buffered() const noexcept { return state_->room_.size(); }
 std::size_t channel::buffer_capacity() const noexcept { return state_->room_.capacity(); }

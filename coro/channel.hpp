@@ -303,7 +303,8 @@ public:
         room_.release_if_empty();
     }
     // The fast path: answers from buffered bytes when it can (true), throwing on limits.
-    bool try_read(read_kind kind, std::string_view term, std::size_t n, std::optional<std::string_view>& out);
+    bool try_read(read_kind kind, std::string_view term, std::size_t n,
+                  std::optional<std::string_view>& out);
     // A read try_read() could not answer waits (read_awaiter::await_suspend):
     // true when the reader suspends until the read is answered; false when it
     // was answered (or failed) at once.
@@ -336,7 +337,7 @@ public:
     std::size_t scanned_ = 0;  // unread bytes known not to start the terminator
     bool eof_ = false;
     bool has_deadline_ = false;
-    bool timed_out_ = false;   // the waiting read's deadline passed
+    bool timed_out_ = false;      // the waiting read's deadline passed
     std::uint64_t received_ = 0;  // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
     std::error_code reason_;
@@ -354,17 +355,17 @@ public:
     // output
     using item = out_item;
     output_fifo out_;
-    std::size_t head_sent_ = 0;   // bytes of out_.front() already sent
+    std::size_t head_sent_ = 0;  // bytes of out_.front() already sent
     channel::send_counters counters_;
-    std::size_t in_flight_ = 0;   // items referenced by the send in progress
-    std::size_t queued_ = 0;      // bytes in out_ not yet sent
+    std::size_t in_flight_ = 0;  // items referenced by the send in progress
+    std::size_t queued_ = 0;     // bytes in out_ not yet sent
     bool closing_ = false, closed_ = false;
     std::error_code send_error_;
-    std::string producer_error_;  // what a producer's more() threw ("" while none has)
+    std::string producer_error_;      // what a producer's more() threw ("" while none has)
     std::coroutine_handle<> sender_;  // running (or posted) sender, else null
-    event drained_;  // queued_ fell to low_water (or the output side ended)
-    event flushed_;  // out_ emptied (or the output side ended)
-    event ended_;    // closed, or the send failed
+    event drained_;                   // queued_ fell to low_water (or the output side ended)
+    event flushed_;                   // out_ emptied (or the output side ended)
+    event ended_;                     // closed, or the send failed
 
 private:
     void kick_sender();
@@ -417,7 +418,8 @@ struct [[nodiscard]] channel::read_awaiter {
     bool await_ready() {
         // One read at a time: a second one would free the buffer the first
         // one's receive may still be filling.
-        if (st->reading_) throw std::logic_error("channel: a read is already waiting on this channel");
+        if (st->reading_)
+            throw std::logic_error("channel: a read is already waiting on this channel");
         st->begin_read();  // a new read: nothing is known about the buffer yet
         return st->try_read(kind, term, n, result);
     }

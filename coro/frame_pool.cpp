@@ -33,8 +33,8 @@ void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
 namespace {
 
 constexpr std::size_t granule = 64;
-constexpr std::size_t classes = 32;            // frames up to 2 KiB are recycled
-constexpr std::size_t max_cached = 4096;       // per class: bounds what an idle thread keeps
+constexpr std::size_t classes = 32;       // frames up to 2 KiB are recycled
+constexpr std::size_t max_cached = 4096;  // per class: bounds what an idle thread keeps
 
 struct free_block {
     free_block* next;

@@ -3,7 +3,8 @@
 namespace coronet {
 
 task<void> send_all(socket& s, std::span<const std::byte> data) {
-    while (!data.empty()) data = data.subspan(co_await s.send(data));
+    while (!data.empty())
+        data = data.subspan(co_await s.send(data));
 }
 
 task<void> send_all(socket& s, std::string_view data) {

@@ -60,8 +60,8 @@ struct server_options {
     // handshake of at most handshake_timeout; a failed one is logged and closed.
     std::optional<tls_server_options> tls{};
     std::chrono::milliseconds handshake_timeout{10'000};
-    connection_totals* totals = nullptr;      // counts shared with other threads' servers
-    std::string name = "server";              // in log lines
+    connection_totals* totals = nullptr;  // counts shared with other threads' servers
+    std::string name = "server";          // in log lines
 };
 
 class server;

@@ -35,9 +35,9 @@ void log_escape(const std::exception_ptr& error, const std::string& name) {
         // task cancelled through its handle or its group; idle or oversized clients are
         // routine too, at info (a channel's error names its peer).
         bool gone = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
-        log(gone                    ? log_level::debug
-            : is_routine(e.code())  ? log_level::info
-                                    : log_level::error,
+        log(gone                   ? log_level::debug
+            : is_routine(e.code()) ? log_level::info
+                                   : log_level::error,
             "uncaptured exception in " + name + ": " + e.what());
     } catch (const std::exception& e) {
         log(log_level::error, "uncaptured exception in " + name + ": " + e.what());

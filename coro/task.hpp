@@ -142,7 +142,8 @@ public:
         bool await_suspend(std::coroutine_handle<Promise> awaiting) {
             h.promise().set_continuation(awaiting);
             if constexpr (requires { awaiting.promise().cancel_slot(); }) {
-                if (!h.promise().cancel_slot()) h.promise().set_cancel_slot(awaiting.promise().cancel_slot());
+                if (!h.promise().cancel_slot())
+                    h.promise().set_cancel_slot(awaiting.promise().cancel_slot());
             }
             return !h.promise().start_inline(h);  // finished already: do not suspend
         }

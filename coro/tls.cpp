@@ -23,12 +23,13 @@
 namespace coronet {
 namespace {
 
-constexpr std::size_t record_buffer = 17 * 1024;     // one full record and its header
+constexpr std::size_t record_buffer = 17 * 1024;  // one full record and its header
 // Bytes asked of one receive of records: a provided block (16 KiB by default) holds no
 // more, and the room's own buffer of this size comes from its per-thread cache.
 constexpr std::size_t receive_size = 16 * 1024;
-constexpr std::size_t max_plain_per_send = 256 * 1024;  // plaintext encrypted per send (bounded memory)
-constexpr std::size_t sessions_kept = 256;           // client: hosts whose last session is kept
+constexpr std::size_t max_plain_per_send =
+    256 * 1024;                             // plaintext encrypted per send (bounded memory)
+constexpr std::size_t sessions_kept = 256;  // client: hosts whose last session is kept
 
 class tls_error_category final : public std::error_category {
 public:
@@ -72,7 +73,8 @@ int version_of(tls_version v) { return v == tls_version::tls1_3 ? TLS1_3_VERSION
 std::string alpn_wire(const std::vector<std::string>& names) {
     std::string out;
     for (const auto& n : names) {
-        if (n.empty() || n.size() > 255) throw std::invalid_argument("tls: bad ALPN protocol name '" + n + "'");
+        if (n.empty() || n.size() > 255)
+            throw std::invalid_argument("tls: bad ALPN protocol name '" + n + "'");
         out += static_cast<char>(n.size());
         out += n;
     }
@@ -81,7 +83,8 @@ std::string alpn_wire(const std::vector<std::string>& names) {
 
 bool is_ip_literal(const std::string& host) {
     unsigned char buf[16];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 }  // namespace
@@ -96,7 +99,7 @@ const std::error_category& tls_category() noexcept {
 struct tls_context::state {
     SSL_CTX* ctx = nullptr;
     bool server = false;
-    std::string alpn;  // wire format
+    std::string alpn;                                     // wire format
     std::vector<std::pair<std::string, SSL_CTX*>> names;  // SNI: host name -> context
     // Client: each host's last session (resumption), at most sessions_kept, oldest dropped first.
     std::list<std::pair<std::string, SSL_SESSION*>> sessions;
@@ -104,8 +107,10 @@ struct tls_context::state {
     bool resumption = false;
 
     ~state() {
-        for (auto& [name, c] : names) SSL_CTX_free(c);
-        for (auto& [host, s] : sessions) SSL_SESSION_free(s);
+        for (auto& [name, c] : names)
+            SSL_CTX_free(c);
+        for (auto& [host, s] : sessions)
+            SSL_SESSION_free(s);
         SSL_CTX_free(ctx);
     }
     void keep_session(const std::string& host, SSL_SESSION* s) {
@@ -140,7 +145,8 @@ int host_index() {
 }
 
 tls_context::state* state_of(SSL* ssl) {
-    return static_cast<tls_context::state*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), state_index()));
+    return static_cast<tls_context::state*>(
+        SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), state_index()));
 }
 
 void load_certificate(SSL_CTX* ctx, const tls_certificate& c) {
@@ -181,8 +187,9 @@ int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, cons
     tls_context::state* st = state_of(ssl);
     if (!st || st->alpn.empty()) return SSL_TLSEXT_ERR_NOACK;
     unsigned char* chosen = nullptr;
-    if (SSL_select_next_proto(&chosen, outlen, reinterpret_cast<const unsigned char*>(st->alpn.data()),
-                              static_cast<unsigned>(st->alpn.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(
+            &chosen, outlen, reinterpret_cast<const unsigned char*>(st->alpn.data()),
+            static_cast<unsigned>(st->alpn.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;  // no protocol in common (RFC 7301 §3.2)
     *out = chosen;
     return SSL_TLSEXT_ERR_OK;
@@ -223,13 +230,17 @@ tls_context tls_context::server(const tls_server_options& o) {
     return tls_context(std::move(st));
 }
 
-void tls_context::add_server_name(const std::string& host_name, const tls_certificate& certificate) {
-    if (!state_->server) throw std::logic_error("tls_context::add_server_name: not a server context");
+void tls_context::add_server_name(const std::string& host_name,
+                                  const tls_certificate& certificate) {
+    if (!state_->server)
+        throw std::logic_error("tls_context::add_server_name: not a server context");
     tls_server_options o;
-    o.min_version = SSL_CTX_get_min_proto_version(state_->ctx) == TLS1_3_VERSION ? tls_version::tls1_3
-                                                                                 : tls_version::tls1_2;
-    o.max_version = SSL_CTX_get_max_proto_version(state_->ctx) == TLS1_2_VERSION ? tls_version::tls1_2
-                                                                                 : tls_version::tls1_3;
+    o.min_version = SSL_CTX_get_min_proto_version(state_->ctx) == TLS1_3_VERSION
+                        ? tls_version::tls1_3
+                        : tls_version::tls1_2;
+    o.max_version = SSL_CTX_get_max_proto_version(state_->ctx) == TLS1_2_VERSION
+                        ? tls_version::tls1_2
+                        : tls_version::tls1_3;
     o.session_tickets = (SSL_CTX_get_options(state_->ctx) & SSL_OP_NO_TICKET) == 0;
     SSL_CTX* ctx = new_server_ctx(o, state_.get());
     try {
@@ -267,7 +278,8 @@ tls_context tls_context::client(const tls_client_options& o) {
         }
     }
     if (o.session_resumption) {
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(ctx, new_session);
     }
     return tls_context(std::move(st));
@@ -313,8 +325,10 @@ struct tls_stream::bio_glue {
         BIO_clear_retry_flags(b);
         if (len <= 0) return 0;
         try {
-            static_cast<tls_stream*>(BIO_get_data(b))->add_output(data, static_cast<std::size_t>(len));
-        } catch (...) {  // out of memory: the write fails (SSL_ERROR_SYSCALL), nothing crosses OpenSSL
+            static_cast<tls_stream*>(BIO_get_data(b))
+                ->add_output(data, static_cast<std::size_t>(len));
+        } catch (
+            ...) {  // out of memory: the write fails (SSL_ERROR_SYSCALL), nothing crosses OpenSSL
             return -1;
         }
         return len;
@@ -337,9 +351,11 @@ struct tls_stream::bio_glue {
     // Made once, kept for the life of the process (as OpenSSL's own methods are).
     static const BIO_METHOD* method() {
         static BIO_METHOD* m = [] {
-            BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet tls_stream");
-            if (made && (BIO_meth_set_read(made, read) != 1 || BIO_meth_set_write(made, write) != 1 ||
-                         BIO_meth_set_ctrl(made, ctrl) != 1 || BIO_meth_set_create(made, create) != 1)) {
+            BIO_METHOD* made =
+                BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet tls_stream");
+            if (made &&
+                (BIO_meth_set_read(made, read) != 1 || BIO_meth_set_write(made, write) != 1 ||
+                 BIO_meth_set_ctrl(made, ctrl) != 1 || BIO_meth_set_create(made, create) != 1)) {
                 BIO_meth_free(made);
                 made = nullptr;
             }
@@ -353,12 +369,17 @@ tls_stream::tls_stream(socket s, tls_context ctx, std::string host_name)
     : tls_stream(s.context(), std::move(s), nullptr, std::move(ctx), std::move(host_name)) {}
 
 tls_stream::tls_stream(std::unique_ptr<transport> lower, tls_context ctx, std::string host_name)
-    : tls_stream(context_of(lower), socket(), std::move(lower), std::move(ctx), std::move(host_name)) {}
+    : tls_stream(context_of(lower), socket(), std::move(lower), std::move(ctx),
+                 std::move(host_name)) {}
 
-tls_stream::tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lower, tls_context&& ctx,
-                       std::string&& host_name)
-    : r_(&r), sock_(std::move(s)), lower_(std::move(lower)), ctx_(std::move(ctx)),
-      host_(std::move(host_name)), room_(r) {
+tls_stream::tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lower,
+                       tls_context&& ctx, std::string&& host_name)
+    : r_(&r),
+      sock_(std::move(s)),
+      lower_(std::move(lower)),
+      ctx_(std::move(ctx)),
+      host_(std::move(host_name)),
+      room_(r) {
     clear_errors();
     ssl_ = SSL_new(ctx_.native_handle());
     const BIO_METHOD* method = bio_glue::method();
@@ -404,7 +425,8 @@ tls_stream::tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lowe
 tls_stream::~tls_stream() {
     reading_ = writing_ = nullptr;
     reactor& r = context();
-    r.abandon(net_rx_);  // the kernel (or the lower transport) lets go of room_'s memory before it goes
+    r.abandon(
+        net_rx_);  // the kernel (or the lower transport) lets go of room_'s memory before it goes
     r.abandon(net_tx_);  // ... and of out_
     SSL_free(ssl_);
 }
@@ -454,7 +476,9 @@ void tls_stream::add_output(const char* data, std::size_t n) {
 }
 
 // True while records wait to be sent (or are being sent).
-bool tls_stream::output_pending() const noexcept { return out_sent_ < out_.size() || !later_.empty(); }
+bool tls_stream::output_pending() const noexcept {
+    return out_sent_ < out_.size() || !later_.empty();
+}
 
 // With out_ all sent, what came while it was in flight is next.
 void tls_stream::next_output() noexcept {
@@ -479,10 +503,13 @@ receive_request tls_stream::net_request() const noexcept {
 }
 
 // Starts a receive filled by room_.prepare(): on the socket, or through the lower transport.
-bool tls_stream::start_net_recv(operation& op) { return lower_ ? lower_->start_recv(op) : r_->start(op); }
+bool tls_stream::start_net_recv(operation& op) {
+    return lower_ ? lower_->start_recv(op) : r_->start(op);
+}
 
 // Starts a send of bytes: send(2) on the socket, or a sendmsg of one iovec to the lower transport.
-bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov, std::span<const std::byte> bytes) {
+bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov,
+                                std::span<const std::byte> bytes) {
     op.result = 0;
     if (!lower_) {
         op.code = op_code::send;
@@ -565,10 +592,12 @@ task<void> tls_stream::handshake() {
     for (;;) {
         while (need_input) {
             int got = co_await net_recv_awaiter(*this);
-            if (got == receive_room::again) continue;  // every block was out: into the room's own buffer
+            if (got == receive_room::again)
+                continue;  // every block was out: into the room's own buffer
             if (got == 0)
-                throw std::system_error(make_error_code(errc::stream_truncated),
-                                        "tls handshake with " + peer_name() + ": the peer closed the connection");
+                throw std::system_error(
+                    make_error_code(errc::stream_truncated),
+                    "tls handshake with " + peer_name() + ": the peer closed the connection");
             if (got == result_of(errc::transport_failed) && lower_ && lower_->error())
                 throw std::system_error(lower_->error(), "recv");
             throw_if_error(got, "recv");
@@ -606,7 +635,8 @@ task<void> tls_stream::handshake() {
 int tls_stream::fail(const char* what) noexcept {
     error_ = take_error();
     if (log_enabled(log_level::debug))
-        log(log_level::debug, std::string("tls ") + what + " with " + peer_name() + ": " + error_.message());
+        log(log_level::debug,
+            std::string("tls ") + what + " with " + peer_name() + ": " + error_.message());
     return result_of(errc::transport_failed);
 }
 
@@ -617,17 +647,18 @@ int tls_stream::decrypt(std::span<std::byte> into) noexcept {
     // so it is not asked. A keep-alive read that waits for the next request, and a read
     // after end of stream, cost no OpenSSL call and no error-queue clearing.
     int e = SSL_ERROR_WANT_READ;
-    if (!room_.bytes().empty() || SSL_has_pending(ssl_) || (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) ||
-        error_) {
+    if (!room_.bytes().empty() || SSL_has_pending(ssl_) ||
+        (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) || error_) {
         clear_errors();
-        int r = SSL_read(ssl_, into.data(), static_cast<int>(std::min<std::size_t>(into.size(), INT32_MAX)));
+        int r = SSL_read(ssl_, into.data(),
+                         static_cast<int>(std::min<std::size_t>(into.size(), INT32_MAX)));
         if (r > 0) return r;
         e = SSL_get_error(ssl_, r);
     }
     switch (e) {
     case SSL_ERROR_ZERO_RETURN: return 0;  // the peer's close_notify: a clean end
     case SSL_ERROR_WANT_READ:
-        if (closed_) return 0;             // we closed: our own end of stream
+        if (closed_) return 0;  // we closed: our own end of stream
         if (net_error_) return net_error_;
         if (net_eof_) return result_of(errc::stream_truncated);  // no close_notify
         return want_more;
@@ -685,7 +716,8 @@ void tls_stream::pump_recv() noexcept {
 // Takes in what a receive of records brought, and answers the waiting read if it can.
 void tls_stream::took() noexcept {
     int res = room_.take(net_rx_);
-    if (res == receive_room::again) res = -EAGAIN;  // nothing received: the next receive uses the room's buffer
+    if (res == receive_room::again)
+        res = -EAGAIN;  // nothing received: the next receive uses the room's buffer
     if (res == 0)
         net_eof_ = true;
     else if (res < 0 && res != -ECANCELED && res != -EAGAIN)
@@ -800,7 +832,7 @@ void tls_stream::shutdown_send() noexcept {
     if (shut_ || closed_ || net_error_ || !SSL_is_init_finished(ssl_)) return;
     shut_ = true;
     clear_errors();
-    SSL_shutdown(ssl_);  // writes our close_notify (into out_); we never wait for the peer's
+    SSL_shutdown(ssl_);    // writes our close_notify (into out_); we never wait for the peer's
     if (tx_busy_) return;  // it follows what is in flight
     if (lower_) {  // a lower transport: an ordinary send (an in-memory pair takes it at once)
         pump_send();
@@ -878,7 +910,8 @@ namespace {
 // Accepting wants a server context and connecting a client one: a mix-up is the caller's bug.
 void require_side(const tls_context& ctx, bool server, const char* who) {
     if (ctx.is_server() != server)
-        throw std::logic_error(std::string(who) + (server ? ": a client context" : ": a server context"));
+        throw std::logic_error(std::string(who) +
+                               (server ? ": a client context" : ": a server context"));
 }
 
 // The stream, once its handshake has finished within options.timeout.
@@ -890,16 +923,18 @@ task<std::unique_ptr<tls_stream>> handshaken(std::unique_ptr<tls_stream> stream,
 
 }  // namespace
 
-task<std::unique_ptr<tls_stream>> tls_accept(socket s, tls_context ctx, tls_handshake_options options) {
+task<std::unique_ptr<tls_stream>> tls_accept(socket s, tls_context ctx,
+                                             tls_handshake_options options) {
     require_side(ctx, true, "tls_accept");
-    return handshaken(std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::string()), options);
+    return handshaken(std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::string()),
+                      options);
 }
 
 task<std::unique_ptr<tls_stream>> tls_connect(socket s, tls_context ctx, std::string host_name,
                                               tls_handshake_options options) {
     require_side(ctx, false, "tls_connect");
-    return handshaken(std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name)),
-                      options);
+    return handshaken(
+        std::make_unique<tls_stream>(std::move(s), std::move(ctx), std::move(host_name)), options);
 }
 
 task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower, tls_context ctx,
@@ -910,10 +945,12 @@ task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower, t
 }
 
 task<std::unique_ptr<tls_stream>> tls_connect(std::unique_ptr<transport> lower, tls_context ctx,
-                                              std::string host_name, tls_handshake_options options) {
+                                              std::string host_name,
+                                              tls_handshake_options options) {
     require_side(ctx, false, "tls_connect");
     return handshaken(
-        std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::move(host_name)), options);
+        std::make_unique<tls_stream>(std::move(lower), std::move(ctx), std::move(host_name)),
+        options);
 }
 
 }  // namespace coronet

@@ -51,21 +51,21 @@ struct tls_certificate {
 
 // What a server context is built from.
 struct tls_server_options {
-    tls_certificate certificate{};       // served when no SNI name matches (or none is sent)
-    std::vector<std::string> alpn{};     // protocols accepted, preferred first ("http/1.1")
+    tls_certificate certificate{};    // served when no SNI name matches (or none is sent)
+    std::vector<std::string> alpn{};  // protocols accepted, preferred first ("http/1.1")
     tls_version min_version = tls_version::tls1_2;
     tls_version max_version = tls_version::tls1_3;
-    bool session_tickets = true;         // resumption by ticket (and TLS 1.2 session ids)
+    bool session_tickets = true;  // resumption by ticket (and TLS 1.2 session ids)
 };
 
 // What a client context is built from.
 struct tls_client_options {
-    std::string ca_file{};               // trust these CAs (PEM) instead of the system store
-    bool insecure_no_verify = false;     // accepts any certificate and name: tests only
-    std::vector<std::string> alpn{};     // protocols offered, preferred first
+    std::string ca_file{};            // trust these CAs (PEM) instead of the system store
+    bool insecure_no_verify = false;  // accepts any certificate and name: tests only
+    std::vector<std::string> alpn{};  // protocols offered, preferred first
     tls_version min_version = tls_version::tls1_2;
     tls_version max_version = tls_version::tls1_3;
-    bool session_resumption = true;      // keeps each host's last session and offers it again
+    bool session_resumption = true;  // keeps each host's last session and offers it again
 };
 
 // One side's shared TLS configuration. Copies share it. Build it once, before
@@ -106,7 +106,8 @@ class tls_stream;
                                                             tls_handshake_options options = {});
 // The same over another transport (memory_transport in tests, for one): the
 // ciphertext goes through its start_recv / start_send.
-[[nodiscard]] task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower, tls_context ctx,
+[[nodiscard]] task<std::unique_ptr<tls_stream>> tls_accept(std::unique_ptr<transport> lower,
+                                                           tls_context ctx,
                                                            tls_handshake_options options = {});
 [[nodiscard]] task<std::unique_ptr<tls_stream>> tls_connect(std::unique_ptr<transport> lower,
                                                             tls_context ctx, std::string host_name,
@@ -163,7 +164,7 @@ private:
     };
     class net_recv_awaiter;
     class net_send_awaiter;
-    struct bio_glue;  // the BIO between OpenSSL and room_ / out_
+    struct bio_glue;                               // the BIO between OpenSSL and room_ / out_
     static constexpr int want_more = -0x7fffffff;  // decrypt(): no plaintext yet
 
     tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lower, tls_context&& ctx,
@@ -187,8 +188,8 @@ private:
     bool whole_record_pending() const noexcept;
 
     reactor* r_;
-    socket sock_;                        // the connection, unless lower_ is set (then empty)
-    std::unique_ptr<transport> lower_;   // the transport the ciphertext goes through, or null
+    socket sock_;                       // the connection, unless lower_ is set (then empty)
+    std::unique_ptr<transport> lower_;  // the transport the ciphertext goes through, or null
     tls_context ctx_;
     SSL* ssl_ = nullptr;  // its BIO reads records from room_ and writes them into out_ / later_
     mutable std::string peer_;  // peer_name(), made when first asked
@@ -203,7 +204,7 @@ private:
     bool net_eof_ = false;
     bool cancel_rx_ = false, cancel_tx_ = false;
     bool shut_ = false, closed_ = false;
-    int net_error_ = 0;          // the lower end's error (-errno), once it failed
+    int net_error_ = 0;             // the lower end's error (-errno), once it failed
     operation* reading_ = nullptr;  // the channel's receive, waiting for records
     operation* writing_ = nullptr;  // the channel's send, waiting for its records to leave
     int write_result_ = 0;          // plaintext bytes that send took

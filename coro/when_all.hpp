@@ -52,7 +52,9 @@ public:
             void await_resume() const noexcept {}
         };
         final_awaiter final_suspend() noexcept { return {}; }
-        void unhandled_exception() noexcept { outcome.template emplace<2>(std::current_exception()); }
+        void unhandled_exception() noexcept {
+            outcome.template emplace<2>(std::current_exception());
+        }
         void return_value(part_value_t<T> v) { outcome.template emplace<1>(std::move(v)); }
         coronet::cancel_slot* cancel_slot() const noexcept { return slot; }
     };
@@ -98,14 +100,16 @@ public:
         latch_.remaining = sizeof...(Ts) + 1;  // +1: this call, so no part resumes us early
         latch_.awaiting = awaiting;
         coronet::cancel_slot* slot = nullptr;
-        if constexpr (requires { awaiting.promise().cancel_slot(); }) slot = awaiting.promise().cancel_slot();
+        if constexpr (requires { awaiting.promise().cancel_slot(); })
+            slot = awaiting.promise().cancel_slot();
         std::apply([&](auto&... p) { (start(p, slot), ...); }, parts_);
         return !latch_.arrive();  // all finished synchronously: do not suspend
     }
 
     std::tuple<part_value_t<Ts>...> await_resume() {
         rethrow_first();
-        return std::apply([](auto&... p) { return std::tuple<part_value_t<Ts>...>(p.take()...); }, parts_);
+        return std::apply([](auto&... p) { return std::tuple<part_value_t<Ts>...>(p.take()...); },
+                          parts_);
     }
 
 private:
@@ -117,7 +121,8 @@ private:
         part.handle().resume();
     }
     void rethrow_first() {
-        std::apply([](auto&... p) { (void)((p.failed() ? (p.take(), true) : false) || ...); }, parts_);
+        std::apply([](auto&... p) { (void)((p.failed() ? (p.take(), true) : false) || ...); },
+                   parts_);
     }
 
     std::tuple<when_all_part<Ts>...> parts_;
@@ -137,7 +142,8 @@ public:
         latch_.remaining = parts_.size() + 1;
         latch_.awaiting = awaiting;
         coronet::cancel_slot* slot = nullptr;
-        if constexpr (requires { awaiting.promise().cancel_slot(); }) slot = awaiting.promise().cancel_slot();
+        if constexpr (requires { awaiting.promise().cancel_slot(); })
+            slot = awaiting.promise().cancel_slot();
         for (auto& p : parts_) {
             auto& pr = p.handle().promise();
             pr.latch = &latch_;
@@ -152,7 +158,8 @@ public:
             if (p.failed()) p.take();  // rethrows
         std::vector<part_value_t<T>> out;
         out.reserve(parts_.size());
-        for (auto& p : parts_) out.push_back(p.take());
+        for (auto& p : parts_)
+            out.push_back(p.take());
         return out;
     }
 
@@ -166,7 +173,8 @@ private:
 // Awaits every task; yields a tuple of their results (std::monostate for void).
 template <class... Ts>
 task<std::tuple<detail::part_value_t<Ts>...>> when_all(task<Ts>... tasks) {
-    co_return co_await detail::when_all_awaiter<Ts...>(std::tuple(detail::make_part(std::move(tasks))...));
+    co_return co_await detail::when_all_awaiter<Ts...>(
+        std::tuple(detail::make_part(std::move(tasks))...));
 }
 
 // Awaits every task of a vector; yields their results in order.
@@ -174,7 +182,8 @@ template <class T>
 task<std::vector<detail::part_value_t<T>>> when_all(std::vector<task<T>> tasks) {
     std::vector<detail::when_all_part<T>> parts;
     parts.reserve(tasks.size());
-    for (auto& t : tasks) parts.push_back(detail::make_part(std::move(t)));
+    for (auto& t : tasks)
+        parts.push_back(detail::make_part(std::move(t)));
     co_return co_await detail::when_all_vector_awaiter<T>(std::move(parts));
 }
 

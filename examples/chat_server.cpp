@@ -48,8 +48,8 @@ private:
     void set_nick(client& me, std::string_view nick);
     void broadcast(const std::string& line, const client* from);
     std::vector<client*> clients_;
-    std::size_t reading_ = 0;   // sessions whose input has not ended
-    coronet::event all_read_;   // notified when reading_ falls to 0
+    std::size_t reading_ = 0;  // sessions whose input has not ended
+    coronet::event all_read_;  // notified when reading_ falls to 0
 };
 
 // Sends line to everyone in the room but `from`. It only push()es, so it never suspends and
@@ -117,7 +117,8 @@ coronet::task<> chat_server::session(coronet::connection& c) {
         // A peer's misbehaviour is routine here: errors come back as values, not exceptions.
         auto line = co_await me.ch.try_read_until("\n");
         if (line.error) {  // a line over max_line, or a receive error
-            why = line.error == coronet::errc::line_too_long ? "line too long" : line.error.message();
+            bool too_long = line.error == coronet::errc::line_too_long;
+            why = too_long ? "line too long" : line.error.message();
             me.ch.push("* error: " + why + ", goodbye\r\n");
             break;
         }

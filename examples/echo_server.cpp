@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
     std::optional<coronet::tls_server_options> tls;
     if (!tls_cert.empty()) {
         tls = coronet::tls_server_options{.certificate = {tls_cert, tls_key}};
-        args.convert("--tls-cert", [&] { return coronet::tls_context::server(*tls); });  // loads, or fails
+        // Loads the certificate and key now, or fails with a clear message.
+        args.convert("--tls-cert", [&] { return coronet::tls_context::server(*tls); });
     }
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 

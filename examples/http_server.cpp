@@ -276,18 +276,19 @@ void push_status(connection& c, bool json) {
     std::string uptime = seconds(clock_type::now() - srv.started);
     std::string body;
     if (json) {
-        body = "{\"backend\":" + json_string(backend) + ",\"threads\":" + std::to_string(srv.threads) +
+        body = "{\"backend\":" + json_string(backend) +
+               ",\"threads\":" + std::to_string(srv.threads) +
                ",\"thread\":" + std::to_string(srv.thread) + ",\"uptime_seconds\":" + uptime +
                ",\"connections_open\":" + std::to_string(open) +
                ",\"connections_total\":" + std::to_string(total) +
                ",\"requests_served\":" + std::to_string(requests) +
                ",\"bytes_sent\":" + std::to_string(bytes_sent) +
-               ",\"provided_buffers_in_use\":" + std::to_string(buffers) +
-               ",\"connections\":[";
+               ",\"provided_buffers_in_use\":" + std::to_string(buffers) + ",\"connections\":[";
         for (std::size_t i = 0; i < rows.size(); ++i) {
             const auto& r = rows[i];
             body += std::string(i ? "," : "") + "{\"id\":" + std::to_string(r.id) +
-                    ",\"peer\":" + json_string(r.peer.to_string()) + ",\"age_seconds\":" + seconds(r.age) +
+                    ",\"peer\":" + json_string(r.peer.to_string()) +
+                    ",\"age_seconds\":" + seconds(r.age) +
                     ",\"bytes_in\":" + std::to_string(r.bytes_in) +
                     ",\"bytes_out\":" + std::to_string(r.bytes_out) +
                     ",\"state\":" + json_string(coronet::to_string(r.state)) + "}";
@@ -297,18 +298,20 @@ void push_status(connection& c, bool json) {
         auto item = [&body](std::string_view name, const std::string& value) {
             body += "<li>" + std::string(name) + ": " + http::html_escape(value) + "</li>\n";
         };
-        body = "<!DOCTYPE html>\n<html><head><title>http_server status</title></head><body>\n"
-               "<h1>coronet http_server status</h1>\n<ul>\n";
+        body =
+            "<!DOCTYPE html>\n<html><head><title>http_server status</title></head><body>\n"
+            "<h1>coronet http_server status</h1>\n<ul>\n";
         item("backend", backend);
-        item("threads", std::to_string(srv.threads) + " (this is thread " +
-                            std::to_string(srv.thread) + ")");
+        item("threads",
+             std::to_string(srv.threads) + " (this is thread " + std::to_string(srv.thread) + ")");
         item("uptime", uptime + " s");
         item("connections", std::to_string(open) + " open, " + std::to_string(total) + " in total");
         item("requests served", std::to_string(requests));
         item("bytes sent", std::to_string(bytes_sent));
         item("provided buffers in use", std::to_string(buffers));
-        body += "</ul>\n<table>\n<tr><th>id</th><th>peer</th><th>age (s)</th><th>bytes in</th>"
-                "<th>bytes out</th><th>state</th></tr>\n";
+        body +=
+            "</ul>\n<table>\n<tr><th>id</th><th>peer</th><th>age (s)</th><th>bytes in</th>"
+            "<th>bytes out</th><th>state</th></tr>\n";
         for (const auto& r : rows)
             body += "<tr><td>" + std::to_string(r.id) + "</td><td>" +
                     http::html_escape(r.peer.to_string()) + "</td><td>" + seconds(r.age) +
@@ -423,7 +426,8 @@ coronet::task<> serve(coronet::worker& w, coronet::server_options options, serve
     srv.thread = w.index();
     coronet::open_file_cache files(srv.root);
     srv.files = &files;
-    coronet::server net(w.loop(), options, [&srv](coronet::connection& c) { return session(c, &srv); });
+    coronet::server net(w.loop(), options,
+                        [&srv](coronet::connection& c) { return session(c, &srv); });
     srv.net = &net;
     srv.w = &w;
     (*srv.all)[w.index()] = &srv;
@@ -455,7 +459,8 @@ int main(int argc, char** argv) {
     std::optional<coronet::tls_server_options> tls;
     if (!tls_cert.empty()) {
         tls = coronet::tls_server_options{.certificate = {tls_cert, tls_key}, .alpn = {"http/1.1"}};
-        args.convert("--tls-cert", [&] { return coronet::tls_context::server(*tls); });  // loads, or fails
+        args.convert("--tls-cert",
+                     [&] { return coronet::tls_context::server(*tls); });  // loads, or fails
     }
     std::error_code ec;
     auto dir = std::filesystem::canonical(root, ec);
@@ -479,14 +484,16 @@ int main(int argc, char** argv) {
                                     .handshake_timeout = idle,
                                     .totals = &totals,
                                     .name = "http_server"};
-    coronet::runtime rt({.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
+    coronet::runtime rt(
+        {.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
     try {
-        rt.run([&](coronet::worker& w) { return serve(w, options, shared); }, [&] {
-            std::printf("http_server: serving %s on %s://%s/ (backend %s)\n", dir.c_str(),
-                        tls ? "https" : "http", rt.addresses()[0].to_string().c_str(),
-                        rt.backend_name().c_str());
-            std::fflush(stdout);
-        });
+        rt.run([&](coronet::worker& w) { return serve(w, options, shared); },
+               [&] {
+                   std::printf("http_server: serving %s on %s://%s/ (backend %s)\n", dir.c_str(),
+                               tls ? "https" : "http", rt.addresses()[0].to_string().c_str(),
+                               rt.backend_name().c_str());
+                   std::fflush(stdout);
+               });
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_server: %s\n", e.what());
         return 1;

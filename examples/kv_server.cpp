@@ -114,9 +114,8 @@ coronet::task<> sweep_expired(coronet::reactor* r, kv::store* db) {
 coronet::task<> serve(coronet::worker& w, coronet::server_options options, kv::store* db,
                       kv::limits lim) {
     options.listen = w.listen_on(options.listen);
-    coronet::server server(w.loop(), options, [db, lim](coronet::connection& c) {
-        return session(c, db, lim);
-    });
+    coronet::server server(w.loop(), options,
+                           [db, lim](coronet::connection& c) { return session(c, db, lim); });
     server.start();
     coronet::task_handle sweeper;
     if (w.index() == 0) sweeper = coronet::spawn(w.loop(), sweep_expired(&w.loop(), db), "sweep");
@@ -149,7 +148,8 @@ int main(int argc, char** argv) {
     kv::store db(threads > 1 ? kv::sharing::many_threads : kv::sharing::one_thread);
     coronet::connection_totals clients;  // every thread's connections, for INFO
     db.count_clients(&clients.open, &clients.accepted);
-    coronet::runtime rt({.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
+    coronet::runtime rt(
+        {.threads = threads, .reactor = {.backend = *coronet::parse_backend_kind(backend)}});
     // Lines are at most 64 KiB (max_line's default, Redis's inline limit).
     coronet::server_options options{
         .listen = {at},
@@ -159,12 +159,13 @@ int main(int argc, char** argv) {
         .totals = &clients,
         .name = "kv_server"};
     try {
-        rt.run([&](coronet::worker& w) { return serve(w, options, &db, lim); }, [&rt, threads] {
-            std::printf("kv_server: listening on %s (backend %s, %u thread%s)\n",
-                        rt.addresses()[0].to_string().c_str(), rt.backend_name().c_str(), threads,
-                        threads == 1 ? "" : "s");
-            std::fflush(stdout);
-        });
+        rt.run([&](coronet::worker& w) { return serve(w, options, &db, lim); },
+               [&rt, threads] {
+                   std::printf("kv_server: listening on %s (backend %s, %u thread%s)\n",
+                               rt.addresses()[0].to_string().c_str(), rt.backend_name().c_str(),
+                               threads, threads == 1 ? "" : "s");
+                   std::fflush(stdout);
+               });
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kv_server: %s\n", e.what());
         return 1;

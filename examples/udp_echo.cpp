@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
     args.flag("port", port, 0u, 65535u, "UDP port; 0 picks a free one");
     args.choice("backend", backend, {"auto", "io_uring", "epoll", "select"},
                 "the reactor's backend");
-    args.toggle("no-multishot", no_multishot, "io_uring: one receive per datagram, no multishot receive");
+    args.toggle("no-multishot", no_multishot,
+                "io_uring: one receive per datagram, no multishot receive");
     args.parse(argc, argv);
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
     try {

@@ -25,9 +25,9 @@ struct accept_queue {
     // backlog bounds.
     static constexpr std::size_t soft_limit = 64;
 
-    operation arm;          // the multishot accept while armed (the reactor does not count it)
-    op_list waiters;        // accept() calls waiting for a connection, oldest first
-    std::deque<int> ready;  // accepted descriptors (>= 0) and errors (-errno), oldest first
+    operation arm;            // the multishot accept while armed (the reactor does not count it)
+    op_list waiters;          // accept() calls waiting for a connection, oldest first
+    std::deque<int> ready;    // accepted descriptors (>= 0) and errors (-errno), oldest first
     bool cancelling = false;  // a cancel of `arm` is on its way
     bool queued = false;      // `arm` waits in the backend's list of things to (re)submit
     bool held = false;        // the front descriptor waits for one below RLIMIT_NOFILE

@@ -67,7 +67,8 @@ address address::from_host_port(std::string_view host, unsigned port) {
     if (a.family() == AF_INET)
         reinterpret_cast<sockaddr_in*>(&a.storage_)->sin_port = htons(static_cast<uint16_t>(port));
     else if (a.family() == AF_INET6)
-        reinterpret_cast<sockaddr_in6*>(&a.storage_)->sin6_port = htons(static_cast<uint16_t>(port));
+        reinterpret_cast<sockaddr_in6*>(&a.storage_)->sin6_port =
+            htons(static_cast<uint16_t>(port));
     return a;
 }
 
@@ -77,43 +78,51 @@ address address::parse(std::string_view text) {
     if (text.starts_with("[")) {
         auto close = text.find(']');
         if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            throw std::invalid_argument("bad address '" + std::string(text) + "' (expected [v6]:port)");
+            throw std::invalid_argument("bad address '" + std::string(text) +
+                                        "' (expected [v6]:port)");
         host = text.substr(1, close - 1);
         port = text.substr(close + 2);
     } else {
         auto colon = text.rfind(':');
         if (colon == std::string_view::npos)
-            throw std::invalid_argument("bad address '" + std::string(text) + "' (expected host:port)");
+            throw std::invalid_argument("bad address '" + std::string(text) +
+                                        "' (expected host:port)");
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
     }
     unsigned p = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
     if (ec != std::errc() || end != port.data() + port.size() || port.empty() || p > 65535)
-        throw std::invalid_argument("bad port '" + std::string(port) + "' in '" + std::string(text) + "'");
+        throw std::invalid_argument("bad port '" + std::string(port) + "' in '" +
+                                    std::string(text) + "'");
     if (host.empty()) throw std::invalid_argument("empty host in '" + std::string(text) + "'");
     return from_host_port(host, p);
 }
 
 unsigned address::port() const noexcept {
-    if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
-    if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+    if (family() == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+    if (family() == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
     return 0;
 }
 
 std::string address::to_string() const {
     char buf[INET6_ADDRSTRLEN] = {};
     if (family() == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+                  sizeof buf);
         return std::string(buf) + ":" + std::to_string(port());
     }
     if (family() == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof buf);
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
+                  sizeof buf);
         return "[" + std::string(buf) + "]:" + std::to_string(port());
     }
     if (family() == AF_UNIX) {
         const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
-        std::size_t n = len_ > offsetof(sockaddr_un, sun_path) ? len_ - offsetof(sockaddr_un, sun_path) : 0;
+        std::size_t n =
+            len_ > offsetof(sockaddr_un, sun_path) ? len_ - offsetof(sockaddr_un, sun_path) : 0;
         return "unix:" + std::string(un->sun_path, strnlen(un->sun_path, n));
     }
     return "<unbound>";

@@ -56,7 +56,9 @@ send_to_awaiter::send_to_awaiter(reactor& r, int fd, std::span<const std::byte> 
     op_.msg = &msg_;
 }
 
-void detail::close_datagrams(reactor& r, datagram_queue& q) noexcept { r.backend_->close_datagrams(q); }
+void detail::close_datagrams(reactor& r, datagram_queue& q) noexcept {
+    r.backend_->close_datagrams(q);
+}
 
 datagram_socket::datagram_socket(reactor& r, int fd, int family, const datagram_options& options)
     : reactor_(&r), fd_(fd) {

@@ -86,7 +86,8 @@ public:
     datagram_socket() noexcept = default;
     ~datagram_socket() { close(); }
     datagram_socket(datagram_socket&& o) noexcept
-        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)),
+        : reactor_(std::exchange(o.reactor_, nullptr)),
+          fd_(std::exchange(o.fd_, -1)),
           rxq_(std::move(o.rxq_)) {}
     datagram_socket& operator=(datagram_socket&& o) noexcept {
         if (this != &o) {
@@ -102,7 +103,8 @@ public:
     [[nodiscard]] static datagram_socket bind(reactor& r, const address& addr,
                                               datagram_options options = {});
     // An unbound socket of family (AF_INET or AF_INET6); the first send binds it.
-    [[nodiscard]] static datagram_socket open(reactor& r, int family, datagram_options options = {});
+    [[nodiscard]] static datagram_socket open(reactor& r, int family,
+                                              datagram_options options = {});
 
     // Makes to the default peer: send() goes there, and only its datagrams are received.
     void connect(const address& to);
@@ -149,7 +151,8 @@ private:
     datagram_socket(reactor& r, int fd, int family, const datagram_options& options);
     reactor* reactor_ = nullptr;
     int fd_ = -1;
-    std::unique_ptr<datagram_queue> rxq_;  // io_uring: the multishot queue (the kernel holds its address)
+    std::unique_ptr<datagram_queue>
+        rxq_;  // io_uring: the multishot queue (the kernel holds its address)
 };
 
 }  // namespace coronet

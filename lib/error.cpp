@@ -17,7 +17,8 @@ public:
         case errc::backend_unavailable: return "backend unavailable";
         case errc::message_too_long: return "message too long";
         case errc::channel_closed: return "channel closed";
-        case errc::stream_truncated: return "stream truncated (the peer closed without close_notify)";
+        case errc::stream_truncated:
+            return "stream truncated (the peer closed without close_notify)";
         case errc::transport_failed: return "transport failed";
         case errc::host_not_found: return "no such host name (or it has no address)";
         case errc::dns_timed_out: return "no answer from the DNS server in time";
@@ -45,7 +46,11 @@ std::error_code error_of(int result) noexcept {
 bool is_disconnect(const std::error_code& ec) noexcept {
     if (ec.category() != std::system_category()) return false;
     switch (ec.value()) {
-    case ECONNRESET: case ENOTCONN: case ESHUTDOWN: case ECONNABORTED: case EPIPE: return true;
+    case ECONNRESET:
+    case ENOTCONN:
+    case ESHUTDOWN:
+    case ECONNABORTED:
+    case EPIPE: return true;
     default: return false;
     }
 }

@@ -16,22 +16,22 @@ namespace coronet {
 
 // coronet's own error conditions.
 enum class errc {
-    line_too_long = 1,          // a terminator was not found within max_line bytes
-    fd_exceeds_fd_setsize,      // select() cannot watch an fd >= FD_SETSIZE
-    timed_out,                  // with_timeout() expired before the operation finished
-    backend_unavailable,        // the requested backend cannot be set up here
-    message_too_long,           // a length-prefixed item exceeds its limit
-    channel_closed,             // the channel was closed while the operation waited
-    stream_truncated,           // the peer ended the stream without TLS's close_notify
-    transport_failed,           // a transport failed; transport::error() says how (a TLS alert...)
+    line_too_long = 1,      // a terminator was not found within max_line bytes
+    fd_exceeds_fd_setsize,  // select() cannot watch an fd >= FD_SETSIZE
+    timed_out,              // with_timeout() expired before the operation finished
+    backend_unavailable,    // the requested backend cannot be set up here
+    message_too_long,       // a length-prefixed item exceeds its limit
+    channel_closed,         // the channel was closed while the operation waited
+    stream_truncated,       // the peer ended the stream without TLS's close_notify
+    transport_failed,       // a transport failed; transport::error() says how (a TLS alert...)
     // --- name resolution (resolve(), connect to a host name) ---
-    host_not_found,             // the name does not exist, or has no address
-    dns_timed_out,              // no DNS server answered in time
-    dns_refused,                // the DNS server refused the query (or the connection)
-    dns_failed,                 // the DNS server failed (SERVFAIL), or an answer was malformed
-    no_address_connected,       // connecting to a name: every address failed
+    host_not_found,        // the name does not exist, or has no address
+    dns_timed_out,         // no DNS server answered in time
+    dns_refused,           // the DNS server refused the query (or the connection)
+    dns_failed,            // the DNS server failed (SERVFAIL), or an answer was malformed
+    no_address_connected,  // connecting to a name: every address failed
     // --- output ---
-    producer_failed,            // a producer's more() threw something other than a system_error
+    producer_failed,  // a producer's more() threw something other than a system_error
 };
 
 // The category of coronet::errc ("coronet").

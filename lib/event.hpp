@@ -53,7 +53,10 @@ public:
         }
         void unlink() noexcept {
             if (!linked_) return;
-            if (prev_) prev_->next_ = next_; else event_.waiters_ = next_;
+            if (prev_)
+                prev_->next_ = next_;
+            else
+                event_.waiters_ = next_;
             if (next_) next_->prev_ = prev_;
             linked_ = false;
         }

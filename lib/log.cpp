@@ -36,7 +36,9 @@ log_sink set_log_sink(log_sink sink) { return std::exchange(sink_ref(), std::mov
 
 log_level current_log_level() noexcept { return level_ref().load(std::memory_order_relaxed); }
 
-void set_log_level(log_level level) noexcept { level_ref().store(level, std::memory_order_relaxed); }
+void set_log_level(log_level level) noexcept {
+    level_ref().store(level, std::memory_order_relaxed);
+}
 
 void log(log_level level, std::string_view message) {
     if (!log_enabled(level)) return;

@@ -12,8 +12,8 @@ struct memory_direction {
     std::deque<std::string> pieces;
     std::size_t front_taken = 0;  // bytes of pieces.front() already received
     std::size_t unread = 0;
-    bool ended = false;           // the sender shut down (end of stream after the pieces)
-    bool reset = false;           // the sender reset: receives fail
+    bool ended = false;              // the sender shut down (end of stream after the pieces)
+    bool reset = false;              // the sender reset: receives fail
     operation* receiving = nullptr;  // a held receive of the reading end
     operation* sending = nullptr;    // a held send of the writing end (a full direction)
 };
@@ -60,7 +60,8 @@ std::size_t memory_pipe::put(memory_direction& d, const msghdr& msg) noexcept {
     std::string piece;
     for (std::size_t i = 0; i < msg.msg_iovlen && piece.size() < limit; ++i) {
         const iovec& v = msg.msg_iov[i];
-        piece.append(static_cast<const char*>(v.iov_base), std::min(v.iov_len, limit - piece.size()));
+        piece.append(static_cast<const char*>(v.iov_base),
+                     std::min(v.iov_len, limit - piece.size()));
     }
     std::size_t n = piece.size();
     if (n > 0) {
@@ -100,8 +101,8 @@ void memory_pipe::serve_send(int to) noexcept {
 
 }  // namespace detail
 
-std::pair<std::unique_ptr<memory_transport>, std::unique_ptr<memory_transport>> memory_transport::pair(
-    reactor& r, memory_options options) {
+std::pair<std::unique_ptr<memory_transport>, std::unique_ptr<memory_transport>>
+memory_transport::pair(reactor& r, memory_options options) {
     auto pipe = std::make_shared<detail::memory_pipe>();
     pipe->r = &r;
     pipe->options = options;
@@ -147,9 +148,12 @@ bool memory_transport::start_send(operation& op) {
 
 void memory_transport::cancel(operation& op) noexcept {
     for (detail::memory_direction& d : pipe_->into) {
-        if (d.receiving == &op) d.receiving = nullptr;
-        else if (d.sending == &op) d.sending = nullptr;
-        else continue;
+        if (d.receiving == &op)
+            d.receiving = nullptr;
+        else if (d.sending == &op)
+            d.sending = nullptr;
+        else
+            continue;
         reactor_->finish(op, -ECANCELED);
         return;
     }

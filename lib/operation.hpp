@@ -5,10 +5,10 @@
 // operation). The backend fills `result` as a CQE's `res` (bytes or fd >= 0,
 // -errno < 0) and the reactor resumes `waiter` (or calls `on_done`, for an
 // operation a longer-lived object owns, like a channel's receive), exactly
-// once, on the reactor's thread. While `state == pending` the kernel or a backend may still write into
-// the operation and its buffers: its owner must not die before it finishes.
-// Medusa ancestor: the readable()/writable() + handle_read()/handle_write()
-// pair of asyncore.dispatcher, folded into one object per call.
+// once, on the reactor's thread. While `state == pending` the kernel or a backend may still write
+// into the operation and its buffers: its owner must not die before it finishes. Medusa ancestor:
+// the readable()/writable() + handle_read()/handle_write() pair of asyncore.dispatcher, folded into
+// one object per call.
 
 #include <chrono>
 #include <coroutine>
@@ -28,14 +28,14 @@ class op_performer;
 
 // What the operation does; the verbs match the system calls.
 enum class op_code : std::uint8_t {
-    accept,   // accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
-    connect,  // connect(fd, addr, addrlen)
-    recv,     // recv(fd, buffer)
-    send,     // send(fd, buffer, MSG_NOSIGNAL)
-    sendmsg,  // sendmsg(fd, msg, MSG_NOSIGNAL): gathered output
-    poll,     // wait until fd is readable (poll_mask POLLIN) or writable (POLLOUT)
-    sendfile, // sendfile(fd, file_fd, &file_offset, file_bytes): file bytes, no copy
-    timeout,  // fires at `deadline`; kept by the reactor, never by a backend
+    accept,    // accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+    connect,   // connect(fd, addr, addrlen)
+    recv,      // recv(fd, buffer)
+    send,      // send(fd, buffer, MSG_NOSIGNAL)
+    sendmsg,   // sendmsg(fd, msg, MSG_NOSIGNAL): gathered output
+    poll,      // wait until fd is readable (poll_mask POLLIN) or writable (POLLOUT)
+    sendfile,  // sendfile(fd, file_fd, &file_offset, file_bytes): file bytes, no copy
+    timeout,   // fires at `deadline`; kept by the reactor, never by a backend
     // --- provided buffers ---
     recv_provided,  // recv(fd) into a buffer the backend picks when bytes arrive (buffer_pool):
                     // on success `buffer` views the bytes and `buffer_id` names the block,
@@ -59,9 +59,9 @@ enum class op_state : std::uint8_t { idle, pending, done, held };
 // call itself: backend-private, `none` whenever the operation is not pending.
 // Only the backend that holds the operation reads or writes it.
 enum class op_phase : std::uint8_t {
-    none,             // the call itself (or nothing in progress)
+    none,  // the call itself (or nothing in progress)
     // --- the readiness backends (lib/perform.cpp) ---
-    connecting,       // a non-blocking connect said EINPROGRESS: wait for writability, read SO_ERROR
+    connecting,  // a non-blocking connect said EINPROGRESS: wait for writability, read SO_ERROR
     // --- io_uring (lib/uring_backend.cpp, lib/uring_multishot.cpp) ---
     rearm_poll,       // a POLL_ADD for readiness, then the call again (after -EAGAIN; sendfile)
     multishot_armed,  // an accept_queue's or recv_queue's `arm` while the kernel holds it
@@ -74,43 +74,43 @@ enum class op_phase : std::uint8_t {
 struct operation {
     op_code code = op_code::recv;
     op_state state = op_state::idle;
-    op_phase phase = op_phase::none;      // backend-private: see op_phase
-    bool in_timer_heap = false;           // timeout: in the reactor's timer heap (lib/timer_heap.hpp)
+    op_phase phase = op_phase::none;  // backend-private: see op_phase
+    bool in_timer_heap = false;       // timeout: in the reactor's timer heap (lib/timer_heap.hpp)
     int fd = -1;
-    int result = 0;                       // as cqe->res: >= 0 bytes/fd, < 0 -errno
-    int buffer_id = -1;                   // recv_provided: the block holding the bytes, or -1
-    std::coroutine_handle<> waiter;       // resumed exactly once when the op finishes, or
+    int result = 0;                         // as cqe->res: >= 0 bytes/fd, < 0 -errno
+    int buffer_id = -1;                     // recv_provided: the block holding the bytes, or -1
+    std::coroutine_handle<> waiter;         // resumed exactly once when the op finishes, or
     void (*on_done)(operation&) = nullptr;  // called instead (its owner is no coroutine frame)
-    operation* next = nullptr;            // intrusive: parked on an fd or queued as done
-    std::span<std::byte> buffer;          // recv / send; recv_provided: the bytes received
+    operation* next = nullptr;              // intrusive: parked on an fd or queued as done
+    std::span<std::byte> buffer;            // recv / send; recv_provided: the bytes received
     std::chrono::steady_clock::time_point deadline;  // timeout
 
     // What only some codes use shares the same bytes (an operation lives in
     // every awaiter and three times in a channel): read only the member of
     // the op's own code, which its starter sets. Zero until then.
     __extension__ union {
-        __extension__ struct {                // recv_provided
-            std::size_t provided_max;         // most bytes to take (0: a whole block)
-            recv_queue* receiver;             // the connection's multishot queue, or nullptr
+        __extension__ struct {         // recv_provided
+            std::size_t provided_max;  // most bytes to take (0: a whole block)
+            recv_queue* receiver;      // the connection's multishot queue, or nullptr
         };
-        __extension__ struct {                // sendmsg, recvmsg; and recv/sendmsg held by a performer
-            msghdr* msg;                      // sendmsg / recvmsg
-            op_performer* performer;          // held: who performs it (reactor::hold)
-            datagram_queue* datagrams;        // recvmsg: the socket's multishot queue, or nullptr
+        __extension__ struct {          // sendmsg, recvmsg; and recv/sendmsg held by a performer
+            msghdr* msg;                // sendmsg / recvmsg
+            op_performer* performer;    // held: who performs it (reactor::hold)
+            datagram_queue* datagrams;  // recvmsg: the socket's multishot queue, or nullptr
         };
-        __extension__ struct {                // accept / connect
-            sockaddr* addr;                   // accept (out) / connect (in)
-            socklen_t addrlen;                // accept: capacity in, length out
-            accept_queue* acceptor;           // accept: the listener's multishot queue, or nullptr
+        __extension__ struct {       // accept / connect
+            sockaddr* addr;          // accept (out) / connect (in)
+            socklen_t addrlen;       // accept: capacity in, length out
+            accept_queue* acceptor;  // accept: the listener's multishot queue, or nullptr
         };
-        short poll_mask;                      // poll: POLLIN or POLLOUT
-        __extension__ struct {                // sendfile
-            int file_fd;                      // the file read from
-            std::uint64_t file_offset;        // where in it (advanced by the bytes sent)
-            std::size_t file_bytes;           // at most this many
+        short poll_mask;                // poll: POLLIN or POLLOUT
+        __extension__ struct {          // sendfile
+            int file_fd;                // the file read from
+            std::uint64_t file_offset;  // where in it (advanced by the bytes sent)
+            std::size_t file_bytes;     // at most this many
         };
-        std::size_t heap_index;               // timeout: position in the reactor's timer heap
-        std::byte per_code_[24]{};            // zeroes all of the above
+        std::size_t heap_index;     // timeout: position in the reactor's timer heap
+        std::byte per_code_[24]{};  // zeroes all of the above
     };
 };
 
@@ -138,7 +138,10 @@ public:
     // Appends op at the back.
     void push_back(operation& op) noexcept {
         op.next = nullptr;
-        if (tail_) tail_->next = &op; else head_ = &op;
+        if (tail_)
+            tail_->next = &op;
+        else
+            head_ = &op;
         tail_ = &op;
     }
 
@@ -158,7 +161,10 @@ public:
         operation* prev = nullptr;
         for (operation* p = head_; p; prev = p, p = p->next) {
             if (p != &op) continue;
-            if (prev) prev->next = p->next; else head_ = p->next;
+            if (prev)
+                prev->next = p->next;
+            else
+                head_ = p->next;
             if (tail_ == p) tail_ = prev;
             p->next = nullptr;
             return true;
@@ -169,7 +175,10 @@ public:
     // Moves every operation of other to the back of this list.
     void splice(op_list& other) noexcept {
         if (other.empty()) return;
-        if (tail_) tail_->next = other.head_; else head_ = other.head_;
+        if (tail_)
+            tail_->next = other.head_;
+        else
+            head_ = other.head_;
         tail_ = other.tail_;
         other.head_ = other.tail_ = nullptr;
     }

@@ -83,7 +83,8 @@ long sendfile_nosignal(operation& op) noexcept {
         }
         if (raised) {
             timespec now{};
-            while (::sigtimedwait(&pipe_only, nullptr, &now) < 0 && errno == EINTR) {}
+            while (::sigtimedwait(&pipe_only, nullptr, &now) < 0 && errno == EINTR) {
+            }
         }
     }
     if (!blocked_before) ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -126,7 +127,9 @@ bool perform(operation& op) noexcept {
             if (n >= 0) op.addrlen = len;
             break;
         }
-        case op_code::recv: n = ::recv(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT); break;
+        case op_code::recv:
+            n = ::recv(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT);
+            break;
         case op_code::send:
             n = ::send(op.fd, op.buffer.data(), op.buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             break;
@@ -136,7 +139,7 @@ bool perform(operation& op) noexcept {
         case op_code::sendfile: n = sendfile_nosignal(op); break;
         case op_code::connect: return perform_connect(op);
         case op_code::poll: return perform_poll(op);
-        case op_code::timeout: op.result = -EINVAL; return true;  // the reactor's, never here
+        case op_code::timeout: op.result = -EINVAL; return true;        // the reactor's, never here
         case op_code::recv_provided: op.result = -EINVAL; return true;  // perform_provided()
         case op_code::recvmsg: n = ::recvmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_TRUNC); break;
         }

@@ -39,10 +39,13 @@ namespace {
 
 std::unique_ptr<backend> make_uring(const reactor_options& o, buffer_pool& pool) {
     if (o.simulate_uring_failure)
-        throw std::system_error(ENOSYS, std::system_category(), "io_uring_setup (simulated failure)");
+        throw std::system_error(ENOSYS, std::system_category(),
+                                "io_uring_setup (simulated failure)");
     std::size_t zc = o.uring_send_zc_min;
-    if (const char* env = std::getenv("CORONET_SEND_ZC"); env && zc == 0) zc = std::strtoull(env, nullptr, 10);
-    auto b = std::make_unique<uring_backend>(pool, uring_options{.entries = o.uring_entries, .send_zc_min = zc});
+    if (const char* env = std::getenv("CORONET_SEND_ZC"); env && zc == 0)
+        zc = std::strtoull(env, nullptr, 10);
+    auto b = std::make_unique<uring_backend>(
+        pool, uring_options{.entries = o.uring_entries, .send_zc_min = zc});
     if (log_enabled(log_level::debug)) log(log_level::debug, "io_uring features: " + b->features());
     return b;
 }
@@ -59,9 +62,10 @@ std::unique_ptr<backend> make_backend(reactor_options o, buffer_pool& pool, back
     if (o.backend == backend_kind::automatic) {
         if (const char* env = std::getenv("CORONET_BACKEND")) {
             auto k = parse_backend_kind(env);
-            if (!k) throw std::system_error(make_error_code(errc::backend_unavailable),
-                                            std::string("CORONET_BACKEND=") + env +
-                                                " (expected io_uring, epoll or select)");
+            if (!k)
+                throw std::system_error(make_error_code(errc::backend_unavailable),
+                                        std::string("CORONET_BACKEND=") + env +
+                                            " (expected io_uring, epoll or select)");
             o.backend = *k;
         }
         // Fault injection from outside, for programs that have no flag for it: the fallback
@@ -81,15 +85,15 @@ std::unique_ptr<backend> make_backend(reactor_options o, buffer_pool& pool, back
         chosen = backend_kind::io_uring;
         return make_uring(o, pool);
     } catch (const std::system_error& e) {
-        log(log_level::warning, std::string("io_uring unavailable (") + e.what() +
-                                    "); falling back to epoll");
+        log(log_level::warning,
+            std::string("io_uring unavailable (") + e.what() + "); falling back to epoll");
     }
     try {
         chosen = backend_kind::epoll;
         return make_readiness<epoll_backend>(pool);
     } catch (const std::system_error& e) {
-        log(log_level::warning, std::string("epoll unavailable (") + e.what() +
-                                    "); falling back to select");
+        log(log_level::warning,
+            std::string("epoll unavailable (") + e.what() + "); falling back to select");
     }
     chosen = backend_kind::select;
     return make_readiness<select_backend>(pool);
@@ -120,7 +124,8 @@ reactor::reactor(reactor_options options)
 reactor::~reactor() {
     // A stop() on another thread (or in a signal handler there) may still be
     // inside backend_->wake(): let it finish before the backend goes.
-    while (stopping_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+    while (stopping_.load(std::memory_order_acquire) > 0)
+        std::this_thread::yield();
     // Detached tasks still suspended die with their reactor; destroying a frame
     // abandons its pending operation (cancel, then wait for the kernel).
     while (task_hook* t = tasks_.front()) {
@@ -254,7 +259,8 @@ void reactor::close_receiver(recv_queue& q) noexcept {
         done_.push_back(*w);
     }
     end_arm(q.arm, q.queued);  // bytes that raced the cancel are queued in q
-    while (!q.empty()) recycle(q.pop().buffer_id);
+    while (!q.empty())
+        recycle(q.pop().buffer_id);
     q.overflow.shrink_to_fit();
 }
 
@@ -289,13 +295,15 @@ void reactor::run_once() {
     resume_done();                   // completions: asyncore's handle_read/handle_write
     expire_timers();                 // deadlines and sleeps
     resume_done();
-    ready_swap_.swap(ready_);        // spawned and posted coroutines
-    for (auto h : ready_swap_) h.resume();
+    ready_swap_.swap(ready_);  // spawned and posted coroutines
+    for (auto h : ready_swap_)
+        h.resume();
     ready_swap_.clear();
 }
 
 void reactor::run() {
-    while (!stopped() && (pending_ > 0 || !ready_.empty())) run_once();
+    while (!stopped() && (pending_ > 0 || !ready_.empty()))
+        run_once();
 }
 
 void reactor::run_for(clock::duration d) {
@@ -319,13 +327,15 @@ void reactor::stop() noexcept {
 void reactor::add_channel(int fd, std::string_view kind) {
     ++channels_;
     if (log_enabled(log_level::debug))
-        log(log_level::debug, "adding channel <" + std::string(kind) + " fd=" + std::to_string(fd) + ">");
+        log(log_level::debug,
+            "adding channel <" + std::string(kind) + " fd=" + std::to_string(fd) + ">");
 }
 
 void reactor::remove_channel(int fd, std::string_view kind) {
     --channels_;
     if (log_enabled(log_level::debug))
-        log(log_level::debug, "closing channel " + std::to_string(fd) + ":<" + std::string(kind) + ">");
+        log(log_level::debug,
+            "closing channel " + std::to_string(fd) + ":<" + std::string(kind) + ">");
 }
 
 void reactor::add_task(task_hook& hook) noexcept {

@@ -10,9 +10,9 @@
 // reactor_options::backend forces one. CORONET_SIMULATE_URING_FAILURE=1 makes
 // automatic selection act as if io_uring setup failed (the environment's way to
 // set reactor_options::simulate_uring_failure, for a program that has no flag
-// for it). A reactor belongs to the thread that builds it (io_uring is set up single-issuer): build it on the thread that
-// runs it; only stop() may be called from elsewhere.
-// Medusa ancestor: asyncore.loop(), asyncore.socket_map.
+// for it). A reactor belongs to the thread that builds it (io_uring is set up single-issuer): build
+// it on the thread that runs it; only stop() may be called from elsewhere. Medusa ancestor:
+// asyncore.loop(), asyncore.socket_map.
 
 #include <atomic>
 #include <chrono>
@@ -55,16 +55,16 @@ bool backend_available(backend_kind kind);
 // How a reactor is built.
 struct reactor_options {
     backend_kind backend = backend_kind::automatic;  // CORONET_BACKEND overrides automatic
-    unsigned uring_entries = 256;                   // io_uring SQ size
+    unsigned uring_entries = 256;                    // io_uring SQ size
     // io_uring: sends of at least this many bytes use SEND_ZC (zero-copy); 0 = never.
     // CORONET_SEND_ZC=BYTES sets it when left at 0. See docs/design.md for figures.
     std::size_t uring_send_zc_min = 0;
-    bool simulate_uring_failure = false;            // fault injection: io_uring setup fails
-                                                    // (CORONET_SIMULATE_URING_FAILURE=1, when automatic)
-    int max_inline_completions = 64;                // per turn, so one busy fd cannot starve the rest
+    bool simulate_uring_failure = false;  // fault injection: io_uring setup fails
+                                          // (CORONET_SIMULATE_URING_FAILURE=1, when automatic)
+    int max_inline_completions = 64;      // per turn, so one busy fd cannot starve the rest
     // --- provided buffers (socket::recv_provided, the channel's receives) ---
-    unsigned provided_buffers = 64;                 // blocks shared by every connection (0: none)
-    std::size_t provided_buffer_size = 16 * 1024;   // bytes per block
+    unsigned provided_buffers = 64;                // blocks shared by every connection (0: none)
+    std::size_t provided_buffer_size = 16 * 1024;  // bytes per block
 };
 
 class reactor;
@@ -192,16 +192,16 @@ private:
     void end_arm(operation& arm, bool queued) noexcept;
     void expire_timers();
 
-    buffer_pool pool_;                   // before backend_, which borrows it
+    buffer_pool pool_;  // before backend_, which borrows it
     std::unique_ptr<backend> backend_;
     backend_kind kind_ = backend_kind::automatic;
     int max_inline_ = 64;
     int inline_this_turn_ = 0;
     std::size_t pending_ = 0;
     std::size_t channels_ = 0;
-    op_list done_;                       // finished, waiting to be resumed
-    op_list resuming_;                   // the batch being resumed now
-    timer_heap timers_;                  // pending timeouts, earliest first
+    op_list done_;       // finished, waiting to be resumed
+    op_list resuming_;   // the batch being resumed now
+    timer_heap timers_;  // pending timeouts, earliest first
     std::vector<std::coroutine_handle<>> ready_, ready_swap_;
     intrusive_list<task_hook> tasks_;  // detached tasks still suspended
     std::size_t task_count_ = 0;
@@ -215,7 +215,8 @@ decltype(auto) reactor::run(Awaitable&& awaitable) {
     auto driver = detail::drive<std::remove_cvref_t<Awaitable>>(std::forward<Awaitable>(awaitable));
     auto h = driver.handle();
     post(h);
-    while (!h.done() && !stopped()) run_once();
+    while (!h.done() && !stopped())
+        run_once();
     auto& p = h.promise();
     if (p.error) std::rethrow_exception(p.error);
     if (!h.done()) throw std::runtime_error("reactor::run: stopped before the task finished");

@@ -97,8 +97,8 @@ bool readiness_backend::attempt(operation& op, fd_state& st) noexcept {
         }
     }
     // Fewer bytes than asked (but some), or none yet: the socket is empty now.
-    st.drained = !st.ended &&
-                 (!finished || (op.result > 0 && static_cast<std::size_t>(op.result) < asked));
+    st.drained =
+        !st.ended && (!finished || (op.result > 0 && static_cast<std::size_t>(op.result) < asked));
     return finished;
 }
 
@@ -108,8 +108,9 @@ void readiness_backend::refuse_accepted(int fd, const char* why) noexcept {
     auto now = std::chrono::steady_clock::now();
     if (!refusal_ever_logged_ || now - refusal_logged_ >= std::chrono::seconds(10)) {
         try {
-            std::string line = std::string(name()) + ": closing accepted connection fd=" +
-                               std::to_string(fd) + ": " + why;
+            std::string line = std::string(name()) +
+                               ": closing accepted connection fd=" + std::to_string(fd) + ": " +
+                               why;
             if (refused_unlogged_ > 0)
                 line += " (" + std::to_string(refused_unlogged_) + " more since the last report)";
             log(log_level::warning, line);

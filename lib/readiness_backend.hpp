@@ -92,8 +92,8 @@ private:
 
     buffer_pool& pool_;
     std::vector<int> starved_, starved_swap_;  // fds with a starved receive, in turn order
-    std::uint64_t given_back_seen_ = 0;  // pool_.given_back() at the last retry_starved()
-    bool may_starve_ = true;       // false while retrying after a turn that returned no block
+    std::uint64_t given_back_seen_ = 0;        // pool_.given_back() at the last retry_starved()
+    bool may_starve_ = true;  // false while retrying after a turn that returned no block
     // Refused connections: the last warning, and how many were refused since.
     std::chrono::steady_clock::time_point refusal_logged_{};
     std::size_t refused_unlogged_ = 0;

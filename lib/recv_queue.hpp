@@ -26,16 +26,16 @@ namespace coronet {
 
 // One queued completion: bytes in a block, end of stream (0), or -errno.
 struct recv_result {
-    int result = 0;       // as cqe->res
-    int buffer_id = -1;   // the block holding `result` bytes, or -1
+    int result = 0;      // as cqe->res
+    int buffer_id = -1;  // the block holding `result` bytes, or -1
 };
 
 struct recv_queue {
     // Queued results past which the backend cancels the multishot receive.
     static constexpr std::size_t capacity = 2;
 
-    operation arm;          // the multishot receive while armed (the reactor does not count it)
-    op_list waiters;        // recv_provided() calls waiting for bytes, oldest first
+    operation arm;    // the multishot receive while armed (the reactor does not count it)
+    op_list waiters;  // recv_provided() calls waiting for bytes, oldest first
     std::array<recv_result, capacity> fifo{};  // results, oldest at fifo[head]
     std::uint8_t head = 0;
     std::uint8_t count = 0;

@@ -114,15 +114,18 @@ poll_awaiter socket::wait_writable() noexcept { return {*reactor_, fd_, POLLOUT}
 
 void socket::set_nodelay(bool enabled) {
     int v = enabled ? 1 : 0;
-    if (::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0) throw_errno("setsockopt(TCP_NODELAY)");
+    if (::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0)
+        throw_errno("setsockopt(TCP_NODELAY)");
 }
 
 void socket::set_send_buffer(int bytes) {
-    if (::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0) throw_errno("setsockopt(SO_SNDBUF)");
+    if (::setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
+        throw_errno("setsockopt(SO_SNDBUF)");
 }
 
 void socket::set_receive_buffer(int bytes) {
-    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) < 0) throw_errno("setsockopt(SO_RCVBUF)");
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) < 0)
+        throw_errno("setsockopt(SO_RCVBUF)");
 }
 
 address socket::local_address() const {
@@ -142,7 +145,8 @@ address socket::peer_address() const {
 }
 
 accept_awaiter socket::accept() {
-    if (!acceptor_ && reactor_->kind() == backend_kind::io_uring) acceptor_ = std::make_unique<accept_queue>();
+    if (!acceptor_ && reactor_->kind() == backend_kind::io_uring)
+        acceptor_ = std::make_unique<accept_queue>();
     return {*reactor_, fd_, acceptor_.get()};
 }
 

@@ -54,6 +54,7 @@ public:
     // q: the listener's queue of connections accepted ahead (io_uring), or nullptr.
     accept_awaiter(reactor& r, int fd, accept_queue* q = nullptr) noexcept;
     socket await_resume();
+
 private:
     address peer_;
 };
@@ -64,6 +65,7 @@ public:
     connect_awaiter(reactor& r, const address& to, connect_options options);
     ~connect_awaiter();
     socket await_resume();
+
 private:
     address to_;
     connect_options options_;
@@ -78,7 +80,9 @@ public:
         op_.fd = fd;
         op_.buffer = buffer;
     }
-    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "recv")); }
+    std::size_t await_resume() {
+        return static_cast<std::size_t>(throw_if_error(finish(), "recv"));
+    }
 };
 
 // What socket::recv_provided() gives: bytes in a block of the reactor's provided buffers.
@@ -124,7 +128,9 @@ public:
         op_.fd = fd;
         op_.buffer = {const_cast<std::byte*>(data.data()), data.size()};  // never written
     }
-    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "send")); }
+    std::size_t await_resume() {
+        return static_cast<std::size_t>(throw_if_error(finish(), "send"));
+    }
 };
 
 // co_await: bytes sent from the gathered buffers (maybe fewer than all of them).
@@ -140,7 +146,10 @@ public:
         op_.fd = fd;
         op_.msg = &msg_;
     }
-    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "sendmsg")); }
+    std::size_t await_resume() {
+        return static_cast<std::size_t>(throw_if_error(finish(), "sendmsg"));
+    }
+
 private:
     msghdr msg_{};
 };
@@ -151,7 +160,8 @@ private:
 // co_await ends.
 class [[nodiscard]] sendfile_awaiter : public op_awaiter {
 public:
-    sendfile_awaiter(reactor& r, int fd, int file_fd, std::uint64_t offset, std::size_t count) noexcept
+    sendfile_awaiter(reactor& r, int fd, int file_fd, std::uint64_t offset,
+                     std::size_t count) noexcept
         : op_awaiter(r) {
         op_.code = op_code::sendfile;
         op_.fd = fd;
@@ -159,7 +169,9 @@ public:
         op_.file_offset = offset;
         op_.file_bytes = count;
     }
-    std::size_t await_resume() { return static_cast<std::size_t>(throw_if_error(finish(), "sendfile")); }
+    std::size_t await_resume() {
+        return static_cast<std::size_t>(throw_if_error(finish(), "sendfile"));
+    }
 };
 
 // co_await: the poll revents once the fd is ready (POLLIN / POLLOUT / POLLERR ...).
@@ -180,7 +192,9 @@ public:
     socket(reactor& r, int fd, std::string_view kind = "socket");
     ~socket() { close(); }
     socket(socket&& o) noexcept
-        : reactor_(std::exchange(o.reactor_, nullptr)), fd_(std::exchange(o.fd_, -1)), kind_(o.kind_),
+        : reactor_(std::exchange(o.reactor_, nullptr)),
+          fd_(std::exchange(o.fd_, -1)),
+          kind_(o.kind_),
           acceptor_(std::move(o.acceptor_)) {}
     socket& operator=(socket&& o) noexcept {
         if (this != &o) {
@@ -196,7 +210,8 @@ public:
     // A listening socket bound to addr (port 0 picks a free port: see local_address()).
     // unix:PATH: a stale socket file (nobody answers a connect) is replaced; a path
     // where a server still listens, or that is not a socket, throws EADDRINUSE.
-    [[nodiscard]] static socket listen(reactor& r, const address& addr, listen_options options = {});
+    [[nodiscard]] static socket listen(reactor& r, const address& addr,
+                                       listen_options options = {});
     // Connects to addr.
     static connect_awaiter connect(reactor& r, const address& addr, connect_options options = {}) {
         return {r, addr, options};
@@ -214,7 +229,9 @@ public:
         return {*reactor_, fd_, max};
     }
     send_awaiter send(std::span<const std::byte> data) noexcept { return {*reactor_, fd_, data}; }
-    send_awaiter send(std::string_view data) noexcept { return {*reactor_, fd_, std::as_bytes(std::span(data))}; }
+    send_awaiter send(std::string_view data) noexcept {
+        return {*reactor_, fd_, std::as_bytes(std::span(data))};
+    }
     // Gathered send; the iovecs must outlive the co_await.
     sendv_awaiter sendv(std::span<const iovec> iov, send_options o = {}) noexcept {
         return {*reactor_, fd_, iov, o};
@@ -247,7 +264,8 @@ private:
     reactor* reactor_ = nullptr;
     int fd_ = -1;
     std::string_view kind_ = "socket";
-    std::unique_ptr<accept_queue> acceptor_;  // a listener's, on io_uring (its address is in the kernel)
+    std::unique_ptr<accept_queue>
+        acceptor_;  // a listener's, on io_uring (its address is in the kernel)
 };
 
 namespace detail {
@@ -260,7 +278,8 @@ namespace detail {
 // armed receive keeps the connection open in the kernel until then). Not
 // public API: a connection receives through a receive_room
 // (lib/receive_room.hpp), which keeps the queue; recv_queue's tests use this.
-inline recv_provided_awaiter recv_provided(socket& s, recv_queue& q, std::size_t max = SIZE_MAX) noexcept {
+inline recv_provided_awaiter recv_provided(socket& s, recv_queue& q,
+                                           std::size_t max = SIZE_MAX) noexcept {
     return {s.context(), s.native_handle(), max, &q};
 }
 

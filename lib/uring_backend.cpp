@@ -25,8 +25,8 @@ namespace coronet {
 namespace {
 
 // Opcodes coronet issues; a kernel without one of them gets another backend.
-constexpr int required_opcodes[] = {IORING_OP_ACCEPT, IORING_OP_CONNECT,      IORING_OP_RECV,
-                                    IORING_OP_SEND,   IORING_OP_SENDMSG,      IORING_OP_POLL_ADD,
+constexpr int required_opcodes[] = {IORING_OP_ACCEPT, IORING_OP_CONNECT,     IORING_OP_RECV,
+                                    IORING_OP_SEND,   IORING_OP_SENDMSG,     IORING_OP_POLL_ADD,
                                     IORING_OP_READ,   IORING_OP_ASYNC_CANCEL};
 
 // user_data of CQEs nobody waits for (the ASYNC_CANCEL requests themselves).
@@ -51,7 +51,8 @@ constexpr unsigned short buffer_group = 0;
 bool armed_then_cancelled(io_uring* ring, io_uring_sqe* armed) {
     io_uring_sqe_set_data64(armed, ignored);
     io_uring_sqe* cancel = io_uring_get_sqe(ring);
-    if (!cancel) return false;  // never reached on a fresh ring; `armed` is then never submitted alone
+    if (!cancel)
+        return false;  // never reached on a fresh ring; `armed` is then never submitted alone
     io_uring_prep_cancel64(cancel, ignored, 0);
     io_uring_sqe_set_data64(cancel, ignored);
     bool supported = false;
@@ -81,7 +82,8 @@ bool probe_multishot_accept(io_uring* ring) {
     un.sun_family = AF_UNIX;
     bool supported = false;
     // Binding only the family autobinds an abstract name: no file to clean up.
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) == 0 && ::listen(fd, 1) == 0) {
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(sa_family_t)) == 0 &&
+        ::listen(fd, 1) == 0) {
         io_uring_sqe* sqe = io_uring_get_sqe(ring);
         io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
         supported = armed_then_cancelled(ring, sqe);
@@ -143,7 +145,8 @@ bool probe_multishot_recvmsg(io_uring* ring) {
 
 std::size_t msg_bytes(const msghdr& m) noexcept {
     std::size_t n = 0;
-    for (std::size_t i = 0; i < m.msg_iovlen; ++i) n += m.msg_iov[i].iov_len;
+    for (std::size_t i = 0; i < m.msg_iovlen; ++i)
+        n += m.msg_iov[i].iov_len;
     return n;
 }
 
@@ -170,8 +173,9 @@ uring_backend::uring_backend(buffer_pool& pool, uring_options options)
         // Without it (before 5.5) a full CQ drops completions: an operation
         // would never finish. Every kernel with the opcodes below has it.
         io_uring_queue_exit(ring_.get());
-        throw std::system_error(make_error_code(errc::backend_unavailable),
-                                "io_uring drops completions when its CQ is full (no IORING_FEAT_NODROP)");
+        throw std::system_error(
+            make_error_code(errc::backend_unavailable),
+            "io_uring drops completions when its CQ is full (no IORING_FEAT_NODROP)");
     }
     if (p.flags & IORING_SETUP_SINGLE_ISSUER) features_ += "single_issuer ";
     if (p.flags & IORING_SETUP_DEFER_TASKRUN) features_ += "defer_taskrun ";
@@ -182,7 +186,8 @@ uring_backend::uring_backend(buffer_pool& pool, uring_options options)
     bool complete = probe != nullptr;
     for (int opcode : required_opcodes)
         if (complete && !io_uring_opcode_supported(probe, opcode)) complete = false;
-    if (complete && options.send_zc_min > 0 && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
+    if (complete && options.send_zc_min > 0 &&
+        io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
         io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
         send_zc_min_ = options.send_zc_min;
     if (probe) io_uring_free_probe(probe);
@@ -251,7 +256,8 @@ bool uring_backend::start(operation& op) {
         op.result = -ENOBUFS;
         return true;
     }
-    if (op.code == op_code::recvmsg && op.datagrams && multishot_recvmsg_ && datagrams_ready(*op.datagrams))
+    if (op.code == op_code::recvmsg && op.datagrams && multishot_recvmsg_ &&
+        datagrams_ready(*op.datagrams))
         return take_datagram(op);  // lib/uring_datagram.cpp
     if (op.code == op_code::accept && op.acceptor && multishot_accept_) return take_accepted(op);
     if (op.code == op_code::recv_provided && op.receiver && capabilities_.multishot_receive)
@@ -264,7 +270,9 @@ bool uring_backend::start(operation& op) {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;
     case op_code::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
-    case op_code::recv: io_uring_prep_recv(sqe, op.fd, op.buffer.data(), op.buffer.size(), 0); break;
+    case op_code::recv:
+        io_uring_prep_recv(sqe, op.fd, op.buffer.data(), op.buffer.size(), 0);
+        break;
     case op_code::send:
         if (zc && op.buffer.size() >= send_zc_min_) {
             io_uring_prep_send_zc(sqe, op.fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL, 0);
@@ -281,7 +289,9 @@ bool uring_backend::start(operation& op) {
             io_uring_prep_sendmsg(sqe, op.fd, op.msg, MSG_NOSIGNAL | send_more(*op.msg));
         }
         break;
-    case op_code::poll: io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask)); break;
+    case op_code::poll:
+        io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_mask));
+        break;
     case op_code::sendfile: break;  // start_sendfile
     case op_code::timeout:
         io_uring_prep_nop(sqe);  // the reactor keeps timers; never reached
@@ -330,7 +340,7 @@ bool uring_backend::cancel(operation& op) {
         }
     }
     if (cancel_datagram(op)) return true;  // waiting for the multishot recvmsg, not in the kernel
-    if (restart_.remove(op)) {  // between two kernel calls (see reap): not in flight
+    if (restart_.remove(op)) {             // between two kernel calls (see reap): not in flight
         op.result = -ECANCELED;
         return true;
     }
@@ -361,7 +371,8 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
         __kernel_timespec ts{.tv_sec = timeout.count() / 1'000'000'000,
                              .tv_nsec = timeout.count() % 1'000'000'000};
         // Submits and waits in one io_uring_enter; -ETIME / -EINTR just end the turn.
-        io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout.count() < 0 ? nullptr : &ts, nullptr);
+        io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout.count() < 0 ? nullptr : &ts,
+                                         nullptr);
     }
     reap(done);
     // Now that the CQ has room again, queue the retries reap() found.
@@ -376,7 +387,8 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
             start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
         } else if (op->phase == op_phase::rearm_poll) {
             poll_then_retry(*op);
-        } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at once
+        } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at
+                                  // once
             done.push_back(*op);
         }
     }

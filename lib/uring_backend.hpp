@@ -10,16 +10,14 @@
 // takes connections from its accept_queue (lib/accept_queue.hpp), and a
 // recv_provided() given a recv_queue keeps one multishot receive armed into the
 // buffer ring (lib/recv_queue.hpp); both live in lib/uring_multishot.cpp.
-// Features (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept, multishot receive, SEND_ZC when asked
-// for) are probed at start and dropped quietly where the kernel lacks them.
-// The reactor's buffer_pool is registered as the buffer ring, its blocks
-// re-added to the ring as they are given back (buffer_ring::put_back). A
-// zero-copy send finishes only when the kernel's notification says the buffer
-// is free again, not at its first CQE.
-// A datagram socket's recv_from() keeps one multishot recvmsg armed into the
-// socket's own buffer ring (lib/datagram_queue.hpp, lib/uring_datagram.cpp;
-// probed at start: multishot_datagram in the features).
-// Medusa ancestor: asyncore.poll(), turned from readiness into completion.
+// Features (SINGLE_ISSUER, DEFER_TASKRUN, the registered ring fd, multishot accept, multishot
+// receive, SEND_ZC when asked for) are probed at start and dropped quietly where the kernel lacks
+// them. The reactor's buffer_pool is registered as the buffer ring, its blocks re-added to the ring
+// as they are given back (buffer_ring::put_back). A zero-copy send finishes only when the kernel's
+// notification says the buffer is free again, not at its first CQE. A datagram socket's recv_from()
+// keeps one multishot recvmsg armed into the socket's own buffer ring (lib/datagram_queue.hpp,
+// lib/uring_datagram.cpp; probed at start: multishot_datagram in the features). Medusa ancestor:
+// asyncore.poll(), turned from readiness into completion.
 
 #include <cstddef>
 #include <cstdint>
@@ -70,7 +68,8 @@ public:
     void forget(int) noexcept override {}
     void close_datagrams(datagram_queue& q) noexcept override;  // lib/uring_datagram.cpp
 
-    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring multishot_recv".
+    // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring
+    // multishot_recv".
     const std::string& features() const noexcept { return features_; }
     // The ring's sizes: the kernel makes the CQ twice the SQ.
     unsigned sq_entries() const noexcept;
@@ -111,7 +110,7 @@ private:
     void on_datagram(datagram_queue& q, const io_uring_cqe& cqe, op_list& done);
     void deliver(operation& op, datagram_queue& q, datagram_entry e) noexcept;
     void give_back(datagram_queue& q, int block) noexcept;
-    bool multishot_recvmsg_ = false;  // IORING_RECV_MULTISHOT on IORING_OP_RECVMSG (6.0)
+    bool multishot_recvmsg_ = false;          // IORING_RECV_MULTISHOT on IORING_OP_RECVMSG (6.0)
     std::vector<std::uint16_t> free_groups_;  // buffer groups datagram sockets gave back
     unsigned next_group_ = 1;                 // group 0 is the stream pool's
 

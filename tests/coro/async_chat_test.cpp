@@ -434,9 +434,10 @@ TEST_CASE("async_chat: A10 close_when_done sends what was queued, then closes", 
     }
 }
 
-TEST_CASE("async_chat: A10 in memory, close_when_done sends what was queued to a slow reader, "
-          "then closes",
-          "[async_chat]") {
+TEST_CASE(
+    "async_chat: A10 in memory, close_when_done sends what was queued to a slow reader, "
+    "then closes",
+    "[async_chat]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [mine, theirs] = memory_transport::pair(r, {.capacity = 1000});

@@ -5,8 +5,8 @@
 // test arrives as one receive of its own, so the input conformance cases of
 // the asynchat conformance checklist (tags [B21]..[B26], [item19]) split their
 // input exactly where they say, with no waiting for the kernel to drain
-// (channel_input_test.cpp keeps the same cases over sockets). Output cases (C27, backpressure, close_when_done) read
-// with the pair's own controls; a capacity makes the peer a slow reader.
+// (channel_input_test.cpp keeps the same cases over sockets). Output cases (C27, backpressure,
+// close_when_done) read with the pair's own controls; a capacity makes the peer a slow reader.
 // Every co_await is bound, never tested (the README's GCC 12 rule).
 #include <coronet/coro/channel.hpp>
 

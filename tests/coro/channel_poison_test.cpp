@@ -48,7 +48,8 @@ task<void> keep_a_view(channel& ch, kept how, std::string_view& view) {
     // (AddressSanitizer poisons in granules of 8 bytes: a line of fewer may stay readable.)
     std::string input = "the first line, kept too long\n";
     if (how == kept::bytes_consumed) input += "second\n";
-    if (::write(peer.native_handle(), input.data(), input.size()) != ssize_t(input.size())) _exit(3);
+    if (::write(peer.native_handle(), input.data(), input.size()) != ssize_t(input.size()))
+        _exit(3);
     channel ch(std::move(mine));
     std::string_view view;
     auto reader = keep_a_view(ch, how, view);
@@ -80,7 +81,8 @@ std::pair<int, std::string> in_child(backend_kind kind, kept how) {
     ::close(err[1]);
     std::string text;
     char buf[4096];
-    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) text.append(buf, std::size_t(n));
+    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;)
+        text.append(buf, std::size_t(n));
     ::close(err[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -89,10 +91,13 @@ std::pair<int, std::string> in_child(backend_kind kind, kept how) {
 
 }  // namespace
 
-TEST_CASE("channel: a view used after the next read is an AddressSanitizer report", "[channel][asan]") {
+TEST_CASE("channel: a view used after the next read is an AddressSanitizer report",
+          "[channel][asan]") {
     CORONET_FOR_EACH_BACKEND(kind);
     if constexpr (!detail::poisoning) {
-        WARN("built without AddressSanitizer: nothing is poisoned (make test runs it under --config=asan)");
+        WARN(
+            "built without AddressSanitizer: nothing is poisoned (make test runs it under "
+            "--config=asan)");
         return;
     } else {
         auto how = GENERATE(kept::block_back_in_pool, kept::bytes_consumed);

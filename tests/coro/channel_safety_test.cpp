@@ -11,10 +11,10 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
-#include <utility>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <cerrno>
@@ -43,14 +43,38 @@ using namespace std::chrono_literals;
 // deleted push(std::nullptr_t), nullptr picks the deleted one. A string still compiles.
 // (A requires-expression must depend on a template parameter to be checked softly,
 // hence C = channel.)
-template <class C> concept push_zero = requires(C& c) { c.push(0); };
-template <class C> concept push_null = requires(C& c) { c.push(NULL); };
-template <class C> concept push_nullptr = requires(C& c) { c.push(nullptr); };
-template <class C> concept write_zero = requires(C& c) { c.write(0); };
-template <class C> concept write_null = requires(C& c) { c.write(NULL); };
-template <class C> concept write_nullptr = requires(C& c) { c.write(nullptr); };
-template <class C> concept push_literal = requires(C& c) { c.push("text"); };
-template <class C> concept push_pointer = requires(C& c, const char* p) { c.push(p); };
+template <class C>
+concept push_zero = requires(C& c) {
+    c.push(0);
+};
+template <class C>
+concept push_null = requires(C& c) {
+    c.push(NULL);
+};
+template <class C>
+concept push_nullptr = requires(C& c) {
+    c.push(nullptr);
+};
+template <class C>
+concept write_zero = requires(C& c) {
+    c.write(0);
+};
+template <class C>
+concept write_null = requires(C& c) {
+    c.write(NULL);
+};
+template <class C>
+concept write_nullptr = requires(C& c) {
+    c.write(nullptr);
+};
+template <class C>
+concept push_literal = requires(C& c) {
+    c.push("text");
+};
+template <class C>
+concept push_pointer = requires(C& c, const char* p) {
+    c.push(p);
+};
 static_assert(!push_zero<channel>);
 static_assert(!push_null<channel>);
 static_assert(!push_nullptr<channel>);
@@ -82,9 +106,9 @@ struct throwing_producer {
 };
 
 struct outcome {
-    std::error_code flush_error;   // what the waiting flush() threw
-    std::error_code write_error;   // what a write() after the failure threw
-    std::error_code close_error;   // what close_when_done() threw
+    std::error_code flush_error;  // what the waiting flush() threw
+    std::error_code write_error;  // what a write() after the failure threw
+    std::error_code close_error;  // what close_when_done() threw
     bool closed = false;
 };
 
@@ -138,8 +162,9 @@ run_result run_failing(reactor& r, producer p) {
 
 }  // namespace
 
-TEST_CASE("channel: a producer that throws at once fails flush write and close_when_done and closes",
-          "[channel][producer]") {
+TEST_CASE(
+    "channel: a producer that throws at once fails flush write and close_when_done and closes",
+    "[channel][producer]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     testing::log_capture cap{log_level::warning};
@@ -234,8 +259,9 @@ TEST_CASE("channel: the idle timeout re-arms at every read, so a steady client o
     auto [a, b] = socket::pair(r);
     // 12 lines 25 ms apart (300 ms in all) against a 250 ms idle timeout: an
     // absolute deadline of 250 ms would cut this client off, the idle one never does.
-    auto [got, unused] = r.run(when_all(
-        read_all_lines(channel(std::move(a), {.idle_timeout = 250ms})), trickle(std::move(b), 12, 25ms)));
+    auto [got, unused] =
+        r.run(when_all(read_all_lines(channel(std::move(a), {.idle_timeout = 250ms})),
+                       trickle(std::move(b), 12, 25ms)));
     CHECK_FALSE(got.error);
     CHECK(got.lines == 12);
 }
@@ -243,8 +269,8 @@ TEST_CASE("channel: the idle timeout re-arms at every read, so a steady client o
 namespace {
 
 struct idle_outcome {
-    std::error_code first;             // the read of a silent peer
-    std::optional<std::string> second; // the read after the peer spoke
+    std::error_code first;              // the read of a silent peer
+    std::optional<std::string> second;  // the read after the peer spoke
 };
 
 task<idle_outcome> read_idle_then_again(channel& ch, coronet::socket& peer) {
@@ -274,7 +300,8 @@ TEST_CASE("channel: an idle timeout fails a read of a silent peer, and the next 
     CHECK(got.second == std::optional<std::string>("late"));  // not sticky, unlike a deadline
     SECTION("0 turns it off") {
         ch.set_idle_timeout(0ms);
-        auto [res, unused] = r.run(when_all(read_all_lines(std::move(ch)), trickle(std::move(b), 1, 100ms)));
+        auto [res, unused] =
+            r.run(when_all(read_all_lines(std::move(ch)), trickle(std::move(b), 1, 100ms)));
         CHECK_FALSE(res.error);
         CHECK(res.lines == 1);
     }
@@ -337,7 +364,9 @@ TEST_CASE("spawn: timed_out line_too_long and message_too_long are logged at inf
         spawn(r, session_long_line(std::move(server)), "session");
         r.run(send_then_wait(std::move(client), "far too long a line\n"));
         INFO(cap.dump());
-        CHECK(cap.count(log_level::info, "line too long") + cap.count(log_level::info, "line_too_long") >= 1);
+        CHECK(cap.count(log_level::info, "line too long") +
+                  cap.count(log_level::info, "line_too_long") >=
+              1);
         CHECK(cap.count(log_level::info, peer) == 1);
         CHECK(cap.count(log_level::error, "session") == 0);
     }

@@ -182,7 +182,8 @@ task<std::size_t> feed_lines(reactor& r, coronet::socket& peer, int count, const
     std::size_t before = detail::frames_allocated();
     for (int i = 0; i < count; ++i) {
         REQUIRE(::send(peer.native_handle(), "x\n", 2, MSG_NOSIGNAL) == 2);
-        while (*read == i) co_await sleep_for(r, std::chrono::milliseconds(0));
+        while (*read == i)
+            co_await sleep_for(r, std::chrono::milliseconds(0));
     }
     co_return detail::frames_allocated() - before;
 }
@@ -197,8 +198,8 @@ TEST_CASE("frame_pool: a channel read that waits under a deadline creates no cor
     channel ch(std::move(server));
     int read = 0;
     constexpr int lines = 1000;
-    auto [unused, frames] = r.run(when_all(read_lines_with_deadline(ch, lines, &read),
-                                           feed_lines(r, client, lines, &read)));
+    auto [unused, frames] = r.run(
+        when_all(read_lines_with_deadline(ch, lines, &read), feed_lines(r, client, lines, &read)));
     CHECK(read == lines);
     CHECK(frames == 0);
     CHECK(r.pending_count() == 0);  // the deadline's timer is not left behind

@@ -107,16 +107,16 @@ TEST_CASE("gcc12 forms: every form the README allows suspends, resumes and gets 
     reactor r{{.backend = kind}};
     SECTION("channel reads") {
         auto [a, b] = socket::pair(r);
-        auto [seen, unused] = r.run(when_all(
-            every_form(channel(std::move(a))),
-            send_slowly(std::move(b), {"one\n", "two\n", "three\n", "four\n", "five\n", "sixth\n",
-                                       "x\n", "y\n"})));
+        auto [seen, unused] =
+            r.run(when_all(every_form(channel(std::move(a))),
+                           send_slowly(std::move(b), {"one\n", "two\n", "three\n", "four\n",
+                                                      "five\n", "sixth\n", "x\n", "y\n"})));
         CHECK(seen == "one,two,three,four!,five,45,x;y;");
     }
     SECTION("co_return co_await") {
         auto [a, b] = socket::pair(r);
-        auto [got, unused] =
-            r.run(when_all(forwards(channel(std::move(a))), send_slowly(std::move(b), {"l\n", "r\n"})));
+        auto [got, unused] = r.run(
+            when_all(forwards(channel(std::move(a))), send_slowly(std::move(b), {"l\n", "r\n"})));
         CHECK(got == "l+r");
     }
     SECTION("a declaration in a while condition over raw receives") {
@@ -147,9 +147,10 @@ task<void> waits_in_if(channel ch) {
 
 }  // namespace
 
-TEST_CASE("gcc12 forms: coroutines destroyed while they wait in the allowed forms destroy each "
-          "object once",
-          "[gcc12][coro]") {
+TEST_CASE(
+    "gcc12 forms: coroutines destroyed while they wait in the allowed forms destroy each "
+    "object once",
+    "[gcc12][coro]") {
     CORONET_FOR_EACH_BACKEND(kind);
     std::vector<coronet::socket> peers;
     {

@@ -73,9 +73,11 @@ TEST_CASE("scan: find_terminator agrees with string_view::find on random input",
     const char alphabet[] = {'\r', '\n', 'a', 'q'};
     for (int round = 0; round < 20000; ++round) {
         std::string hay(next() % 40, ' ');
-        for (auto& c : hay) c = alphabet[next() % 4];
+        for (auto& c : hay)
+            c = alphabet[next() % 4];
         std::string term(1 + next() % 6, ' ');
-        for (auto& c : term) c = alphabet[next() % 4];
+        for (auto& c : term)
+            c = alphabet[next() % 4];
         INFO("round " << round);
         REQUIRE(coronet::find_terminator(hay, term) == std::string_view(hay).find(term));
     }

@@ -264,7 +264,8 @@ task<std::string> over_tls(reactor& r) {
     auto stalled = co_await coronet::socket::connect(r, at);  // says nothing: in its handshake
     co_await coronet::sleep_for(r, 20ms);
     auto ctx = coronet::tls_context::client({.ca_file = coronet::testing::certs().ca});
-    channel ch(co_await coronet::tls_connect(co_await coronet::socket::connect(r, at), ctx, "localhost"));
+    channel ch(
+        co_await coronet::tls_connect(co_await coronet::socket::connect(r, at), ctx, "localhost"));
     std::string out = co_await line_of(ch);
     ch.push("over tls\n");
     out += " " + co_await line_of(ch);

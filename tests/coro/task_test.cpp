@@ -34,7 +34,8 @@ task<int> one() { co_return 1; }
 
 task<long> sum_a_million() {
     long total = 0;
-    for (int i = 0; i < 1'000'000; ++i) total += co_await one();
+    for (int i = 0; i < 1'000'000; ++i)
+        total += co_await one();
     co_return total;
 }
 
@@ -111,8 +112,13 @@ TEST_CASE("task: destroying a task suspended half-way frees its frame and its ti
 TEST_CASE("spawn: an escaping exception is logged and the loop goes on", "[spawn]") {
     reactor r;
     bool other_ran = false;
-    coronet::spawn(r, []() -> task<void> { throw std::runtime_error("spawned failure"); co_return; }(),
-                   "failing task");
+    coronet::spawn(
+        r,
+        []() -> task<void> {
+            throw std::runtime_error("spawned failure");
+            co_return;
+        }(),
+        "failing task");
     coronet::spawn(r, set_flag(&other_ran));
     r.run();
     REQUIRE(other_ran);
@@ -130,12 +136,14 @@ TEST_CASE("when_all: results come back in argument order", "[when_all]") {
 TEST_CASE("when_all: a vector of tasks runs concurrently", "[when_all]") {
     reactor r;
     std::vector<task<int>> tasks;
-    for (int i = 0; i < 50; ++i) tasks.push_back(sleepy(r, 20, i));
+    for (int i = 0; i < 50; ++i)
+        tasks.push_back(sleepy(r, 20, i));
     auto start = reactor::clock::now();
     auto values = r.run(coronet::when_all(std::move(tasks)));
     auto elapsed = reactor::clock::now() - start;
     REQUIRE(values.size() == 50);
-    for (int i = 0; i < 50; ++i) REQUIRE(values[i] == i);
+    for (int i = 0; i < 50; ++i)
+        REQUIRE(values[i] == i);
     // Concurrent, not sequential: 50 sleeps of 20 ms overlap (sequential would take 1 s).
     REQUIRE(elapsed < std::chrono::milliseconds(900));
 }

@@ -76,7 +76,8 @@ struct served {
 
 // Echoes lines until end of stream on a stream whose handshake is done.
 task<served> serve_lines(std::unique_ptr<tls_stream> stream) {
-    served out{stream->alpn(), stream->version(), stream->server_name(), stream->session_reused(), {}, {}};
+    served out{
+        stream->alpn(), stream->version(), stream->server_name(), stream->session_reused(), {}, {}};
     channel ch(std::move(stream));
     for (;;) {
         auto line = co_await ch.read_until("\n");
@@ -122,10 +123,14 @@ std::string subject_cn(SSL* ssl) {
 
 // Sends each line, then reads as many replies; closes with close_notify.
 task<talked> talk_lines(std::unique_ptr<tls_stream> stream, std::vector<std::string> lines) {
-    talked out{stream->alpn(), stream->version(), subject_cn(stream->native_handle()),
-               stream->session_reused(), {}};
+    talked out{stream->alpn(),
+               stream->version(),
+               subject_cn(stream->native_handle()),
+               stream->session_reused(),
+               {}};
     channel ch(std::move(stream));
-    for (const auto& l : lines) ch.push(l + "\n");
+    for (const auto& l : lines)
+        ch.push(l + "\n");
     for (std::size_t i = 0; i < lines.size(); ++i) {
         auto reply = co_await ch.read_until("\n");
         if (!reply) break;
@@ -159,7 +164,8 @@ task<std::vector<std::string>> say_in_pieces(std::unique_ptr<transport> end, tls
                                              std::vector<std::string> pieces, std::size_t replies) {
     auto stream = co_await tls_connect(std::move(end), ctx, "localhost");
     channel ch(std::move(stream));
-    for (const auto& p : pieces) co_await ch.write(p);
+    for (const auto& p : pieces)
+        co_await ch.write(p);
     std::vector<std::string> out;
     for (std::size_t i = 0; i < replies; ++i) {
         auto reply = co_await ch.read_until("\n");
@@ -175,7 +181,8 @@ task<std::vector<std::string>> say_in_pieces(std::unique_ptr<transport> end, tls
 // A line of n bytes that is no repetition of a short pattern.
 std::string long_line(std::size_t n) {
     std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 1000) % 26);
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>('a' + (i * 7 + i / 1000) % 26);
     return s;
 }
 
@@ -194,8 +201,9 @@ TEST_CASE("tls: lines echo over TLS 1.3 and 1.2 with the certificate verified", 
     co.alpn = {"h2", "http/1.1"};
     auto cctx = client_ctx(co);
     std::vector<std::string> lines = {"hello world", "", "I'm not dead yet!"};
-    auto [srv, cli] = r.run(when_all(echo_lines(listener, sctx),
-                                     say_lines(r, listener.local_address(), cctx, "localhost", lines)));
+    auto [srv, cli] =
+        r.run(when_all(echo_lines(listener, sctx),
+                       say_lines(r, listener.local_address(), cctx, "localhost", lines)));
     CHECK(cli.replies == lines);
     CHECK(srv.lines == lines);
     CHECK(srv.alpn == "http/1.1");
@@ -219,7 +227,8 @@ TEST_CASE("tls: the client verifies the certificate and the host name", "[tls]")
             } catch (const std::system_error&) {  // the client's alert
             }
         };
-        auto client = [](reactor& r, address to, tls_context ctx, std::string host) -> task<std::string> {
+        auto client = [](reactor& r, address to, tls_context ctx,
+                         std::string host) -> task<std::string> {
             coronet::socket s = co_await coronet::socket::connect(r, to);
             try {
                 auto stream = co_await tls_connect(std::move(s), ctx, host);
@@ -228,14 +237,13 @@ TEST_CASE("tls: the client verifies the certificate and the host name", "[tls]")
             }
             co_return "";
         };
-        auto [ignored, message] =
-            r.run(when_all(server(listener, sctx), client(r, listener.local_address(), cctx, host)));
+        auto [ignored, message] = r.run(
+            when_all(server(listener, sctx), client(r, listener.local_address(), cctx, host)));
         return message;
     };
 
     SECTION("a self-signed certificate is not trusted") {
-        std::string m = refused(self_signed_ctx(),
-                                client_ctx(), "localhost");
+        std::string m = refused(self_signed_ctx(), client_ctx(), "localhost");
         INFO(m);
         CHECK(m.find("certificate verify failed") != std::string::npos);
         CHECK(m.find("self-signed") != std::string::npos);
@@ -252,8 +260,7 @@ TEST_CASE("tls: the client verifies the certificate and the host name", "[tls]")
         CHECK(m.find("certificate verify failed") != std::string::npos);
     }
     SECTION("insecure_no_verify accepts anything") {
-        std::string m = refused(self_signed_ctx(),
-                                insecure_ctx(), "wrong.test");
+        std::string m = refused(self_signed_ctx(), insecure_ctx(), "wrong.test");
         CHECK(m.empty());
     }
 }
@@ -265,8 +272,9 @@ TEST_CASE("tls: the server picks its certificate by SNI", "[tls]") {
     auto sctx = server_ctx();
     sctx.add_server_name("other.test", {certs().other_cert, certs().other_key});
     auto name = GENERATE(std::string("other.test"), std::string("localhost"));
-    auto [srv, cli] = r.run(when_all(echo_lines(listener, sctx),
-                                     say_lines(r, listener.local_address(), client_ctx(), name, {"x"})));
+    auto [srv, cli] =
+        r.run(when_all(echo_lines(listener, sctx),
+                       say_lines(r, listener.local_address(), client_ctx(), name, {"x"})));
     CHECK(srv.sni == name);
     CHECK(cli.peer_cn == name);
     CHECK(cli.replies == std::vector<std::string>{"x"});
@@ -281,10 +289,12 @@ TEST_CASE("tls: a second connection resumes the session", "[tls]") {
     so.max_version = version;
     auto sctx = server_ctx(so);
     auto cctx = client_ctx();
-    auto [s1, c1] = r.run(when_all(echo_lines(listener, sctx),
-                                   say_lines(r, listener.local_address(), cctx, "localhost", {"one"})));
-    auto [s2, c2] = r.run(when_all(echo_lines(listener, sctx),
-                                   say_lines(r, listener.local_address(), cctx, "localhost", {"two"})));
+    auto [s1, c1] =
+        r.run(when_all(echo_lines(listener, sctx),
+                       say_lines(r, listener.local_address(), cctx, "localhost", {"one"})));
+    auto [s2, c2] =
+        r.run(when_all(echo_lines(listener, sctx),
+                       say_lines(r, listener.local_address(), cctx, "localhost", {"two"})));
     CHECK_FALSE(c1.reused);
     CHECK(c2.reused);
     CHECK(s2.reused);
@@ -303,8 +313,8 @@ TEST_CASE("tls: a peer that closes without close_notify is a truncation, not dat
         co_await ch.flush();
         ::shutdown(ch.sock().native_handle(), SHUT_RDWR);  // TCP ends, no close_notify
     };
-    auto [srv, ignored] =
-        r.run(when_all(echo_lines(listener, server_ctx()), client(r, listener.local_address(), client_ctx())));
+    auto [srv, ignored] = r.run(when_all(echo_lines(listener, server_ctx()),
+                                         client(r, listener.local_address(), client_ctx())));
     CHECK(srv.lines.empty());
     CHECK(srv.end == errc::stream_truncated);
 }
@@ -314,7 +324,8 @@ TEST_CASE("tls: 4 MiB each way through producers, every byte intact", "[tls]") {
     reactor r{{.backend = kind}};
     coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
     std::string big(4 << 20, '\0');
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
 
     auto server = [](coronet::socket& l, tls_context ctx, const std::string& expect) -> task<bool> {
         coronet::socket s = co_await l.accept();
@@ -325,16 +336,18 @@ TEST_CASE("tls: 4 MiB each way through producers, every byte intact", "[tls]") {
         co_await ch.close_when_done();
         co_return same;
     };
-    auto client = [](reactor& r, address to, tls_context ctx, const std::string& data) -> task<bool> {
+    auto client = [](reactor& r, address to, tls_context ctx,
+                     const std::string& data) -> task<bool> {
         coronet::socket s = co_await coronet::socket::connect(r, to);
         channel ch(co_await tls_connect(std::move(s), ctx, "127.0.0.1"));
         ch.set_max_buffer(data.size());
         co_await ch.write(data);
         auto back = co_await ch.read_exactly(data.size());
-        co_return back && *back == data;
+        co_return back&&* back == data;
     };
     auto [server_ok, client_ok] =
-        r.run(when_all(server(listener, server_ctx(), big), client(r, listener.local_address(), client_ctx(), big)));
+        r.run(when_all(server(listener, server_ctx(), big),
+                       client(r, listener.local_address(), client_ctx(), big)));
     CHECK(server_ok);
     CHECK(client_ok);
 }
@@ -346,7 +359,8 @@ TEST_CASE("tls: a client that says nothing is dropped at the handshake timeout",
     auto server = [](coronet::socket& l, tls_context ctx) -> task<std::error_code> {
         coronet::socket s = co_await l.accept();
         try {
-            tls_handshake_options options{.timeout = 200ms};  // named, not braced in the co_await (README: GCC 12)
+            tls_handshake_options options{
+                .timeout = 200ms};  // named, not braced in the co_await (README: GCC 12)
             auto stream = co_await tls_accept(std::move(s), ctx, options);
         } catch (const std::system_error& e) {
             co_return e.code();
@@ -358,7 +372,8 @@ TEST_CASE("tls: a client that says nothing is dropped at the handshake timeout",
         std::array<std::byte, 64> buf;
         co_return co_await s.recv(buf);  // the server gives up: end of stream
     };
-    auto [code, got] = r.run(when_all(server(listener, server_ctx()), silent(r, listener.local_address())));
+    auto [code, got] =
+        r.run(when_all(server(listener, server_ctx()), silent(r, listener.local_address())));
     CHECK(code == errc::timed_out);
     CHECK(got == 0);
 }
@@ -391,12 +406,14 @@ TEST_CASE("tls: a handshake waiting mid-record holds no provided block", "[tls]"
         }
         co_return in_use;
     };
-    auto [code, in_use] = r.run(when_all(server(listener, server_ctx()), stalled(r, listener.local_address())));
+    auto [code, in_use] =
+        r.run(when_all(server(listener, server_ctx()), stalled(r, listener.local_address())));
     CHECK(code == errc::timed_out);
     CHECK(in_use == 0);  // the 60 bytes were copied out of their block, which went back
 }
 
-TEST_CASE("tls: plaintext sent to a TLS server fails the handshake with OpenSSL's reason", "[tls]") {
+TEST_CASE("tls: plaintext sent to a TLS server fails the handshake with OpenSSL's reason",
+          "[tls]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
@@ -418,7 +435,8 @@ TEST_CASE("tls: plaintext sent to a TLS server fails the handshake with OpenSSL'
             if (n == 0) break;
         }
     };
-    auto [message, ignored] = r.run(when_all(server(listener, server_ctx()), plain(r, listener.local_address())));
+    auto [message, ignored] =
+        r.run(when_all(server(listener, server_ctx()), plain(r, listener.local_address())));
     INFO(message);
     CHECK(message.rfind("tls: ", 0) == 0);
     CHECK(message.find("http request") != std::string::npos);
@@ -442,20 +460,21 @@ TEST_CASE("tls: shutdown() waits for the peer's close_notify only as long as ask
         co_return co_await stream->shutdown(300ms);
     };
     SECTION("the peer answers: a clean two-way close") {
-        auto [ignored, clean] =
-            r.run(when_all(server(listener, server_ctx(), true), client(r, listener.local_address(), client_ctx())));
+        auto [ignored, clean] = r.run(when_all(server(listener, server_ctx(), true),
+                                               client(r, listener.local_address(), client_ctx())));
         CHECK(clean);
     }
     SECTION("the peer stays silent: false after the wait, no hang") {
-        auto [ignored, clean] =
-            r.run(when_all(server(listener, server_ctx(), false), client(r, listener.local_address(), client_ctx())));
+        auto [ignored, clean] = r.run(when_all(server(listener, server_ctx(), false),
+                                               client(r, listener.local_address(), client_ctx())));
         CHECK_FALSE(clean);
     }
 }
 
 // --- over an in-memory pair: no sockets --------------------------------------------------
 
-TEST_CASE("tls: a server and a client over an in-memory pair: handshake and lines both ways", "[tls]") {
+TEST_CASE("tls: a server and a client over an in-memory pair: handshake and lines both ways",
+          "[tls]") {
     CORONET_FOR_EACH_BACKEND(kind);
     auto version = GENERATE(tls_version::tls1_2, tls_version::tls1_3);
     reactor r{{.backend = kind}};
@@ -466,8 +485,9 @@ TEST_CASE("tls: a server and a client over an in-memory pair: handshake and line
     tls_client_options co;
     co.alpn = {"http/1.1"};
     std::vector<std::string> lines = {"hello world", "", "I'm not dead yet!"};
-    auto [srv, cli] = r.run(when_all(echo_lines_on(std::move(server_end), server_ctx(so)),
-                                     say_lines_on(std::move(client_end), client_ctx(co), "localhost", lines)));
+    auto [srv, cli] =
+        r.run(when_all(echo_lines_on(std::move(server_end), server_ctx(so)),
+                       say_lines_on(std::move(client_end), client_ctx(co), "localhost", lines)));
     CHECK(cli.replies == lines);
     CHECK(srv.lines == lines);
     CHECK(srv.alpn == "http/1.1");
@@ -479,8 +499,9 @@ TEST_CASE("tls: a server and a client over an in-memory pair: handshake and line
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("tls: over an in-memory pair, read_until finds lines across records, one byte at a time too",
-          "[tls]") {
+TEST_CASE(
+    "tls: over an in-memory pair, read_until finds lines across records, one byte at a time too",
+    "[tls]") {
     CORONET_FOR_EACH_BACKEND(kind);
     // capacity 1: a slow reader of one byte; every record (the handshake's too, and a
     // 40 KiB line's three records each way) arrives one byte per receive.
@@ -491,18 +512,20 @@ TEST_CASE("tls: over an in-memory pair, read_until finds lines across records, o
     mo.capacity = capacity;
     auto [server_end, client_end] = memory_transport::pair(r, mo);
     std::string big = long_line(40 * 1024);
-    std::vector<std::string> pieces = {"hel", "lo\nwor", "ld", "\n", big.substr(0, 20000),
-                                       big.substr(20000) + "\n"};
+    std::vector<std::string> pieces = {
+        "hel", "lo\nwor", "ld", "\n", big.substr(0, 20000), big.substr(20000) + "\n"};
     std::vector<std::string> lines = {"hello", "world", big};
-    auto [srv, replies] = r.run(when_all(echo_lines_on(std::move(server_end), server_ctx()),
-                                         say_in_pieces(std::move(client_end), client_ctx(), pieces, 3)));
+    auto [srv, replies] =
+        r.run(when_all(echo_lines_on(std::move(server_end), server_ctx()),
+                       say_in_pieces(std::move(client_end), client_ctx(), pieces, 3)));
     CHECK(srv.lines == lines);
     CHECK(replies == lines);
     CHECK_FALSE(srv.end);
 }
 
-TEST_CASE("tls: over an in-memory pair, a peer that ends without close_notify is a truncation, not data",
-          "[tls]") {
+TEST_CASE(
+    "tls: over an in-memory pair, a peer that ends without close_notify is a truncation, not data",
+    "[tls]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [server_end, client_end] = memory_transport::pair(r);
@@ -516,7 +539,7 @@ TEST_CASE("tls: over an in-memory pair, a peer that ends without close_notify is
         if (reset)
             wire->reset();
         else
-            wire->shutdown_send();  // no close_notify
+            wire->shutdown_send();           // no close_notify
         auto got = co_await ch.read_some();  // the server's side ends too
         CHECK_FALSE(got);
     };
@@ -529,7 +552,8 @@ TEST_CASE("tls: over an in-memory pair, a peer that ends without close_notify is
         CHECK(srv.end == errc::stream_truncated);
 }
 
-TEST_CASE("tls: over an in-memory pair, a slow reader holds the writer back and gets every byte", "[tls]") {
+TEST_CASE("tls: over an in-memory pair, a slow reader holds the writer back and gets every byte",
+          "[tls]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     memory_options mo;
@@ -545,8 +569,8 @@ TEST_CASE("tls: over an in-memory pair, a slow reader holds the writer back and 
         flushed = true;
         co_await ch.close_when_done();
     };
-    auto client = [](reactor& r, std::unique_ptr<transport> end, tls_context ctx, const bool& flushed,
-                     std::size_t size) -> task<std::string> {
+    auto client = [](reactor& r, std::unique_ptr<transport> end, tls_context ctx,
+                     const bool& flushed, std::size_t size) -> task<std::string> {
         channel ch(co_await tls_connect(std::move(end), ctx, "localhost"));
         ch.set_max_buffer(size);
         co_await sleep_for(r, 20ms);
@@ -563,8 +587,9 @@ TEST_CASE("tls: over an in-memory pair, a slow reader holds the writer back and 
         CHECK(ch.close_reason() == std::error_code{});  // close_notify
         co_return got;
     };
-    auto [ignored, got] = r.run(when_all(server(std::move(server_end), server_ctx(), data, flushed),
-                                         client(r, std::move(client_end), client_ctx(), flushed, data.size())));
+    auto [ignored, got] =
+        r.run(when_all(server(std::move(server_end), server_ctx(), data, flushed),
+                       client(r, std::move(client_end), client_ctx(), flushed, data.size())));
     CHECK(flushed);
     CHECK(got.size() == data.size());
     CHECK(got == data);
@@ -595,8 +620,9 @@ TEST_CASE("tls: over an in-memory pair, handshakes fail as on a socket", "[tls]"
         CHECK(client_end->peer_done());  // the server closed its end
     }
     SECTION("a ClientHello cut mid-record, then end of stream") {
-        client_end->write(std::string("\x16\x03\x01\x02\x00", 5));  // a 512-byte handshake record...
-        client_end->write(std::string(60, '\x01'));                    // ...of which 60 bytes come
+        client_end->write(
+            std::string("\x16\x03\x01\x02\x00", 5));  // a 512-byte handshake record...
+        client_end->write(std::string(60, '\x01'));   // ...of which 60 bytes come
         client_end->shutdown_send();
         std::error_code code = r.run(server(std::move(server_end), server_ctx()));
         CHECK(code == errc::stream_truncated);

@@ -257,7 +257,8 @@ TEST_CASE("chat_server: SIGTERM with 10 chatting clients delivers every line in 
     // flight (in the server's sockets, or its buffers) when the shutdown begins.
     for (int i = 0; i < clients; ++i) {
         std::string batch;
-        for (int j = 0; j < lines; ++j) batch += "line " + std::to_string(j) + "\r\n";
+        for (int j = 0; j < lines; ++j)
+            batch += "line " + std::to_string(j) + "\r\n";
         room[i]->send(batch);
     }
     s.signal(SIGTERM);

@@ -60,9 +60,10 @@ TEST_CASE("echo_server: --help prints the usage and exits 0", "[echo_server]") {
     auto [out, err] = s.output();
     INFO(describe(status) << "\nstdout: " << out << "\nstderr: " << err);
     CHECK(status == 0);
-    CHECK(out.starts_with("usage: echo_server [--host 127.0.0.1] [--port 7000] "
-                          "[--backend auto|io_uring|epoll|select] [--threads 1] "
-                          "[--max-connections 10000] [--tls-cert FILE] [--tls-key FILE]\n"));
+    CHECK(
+        out.starts_with("usage: echo_server [--host 127.0.0.1] [--port 7000] "
+                        "[--backend auto|io_uring|epoll|select] [--threads 1] "
+                        "[--max-connections 10000] [--tls-cert FILE] [--tls-key FILE]\n"));
     CHECK(err.empty());
 }
 
@@ -173,8 +174,9 @@ TEST_CASE("echo_server: keeps accepting after running out of descriptors", "[ech
     CHECK(status == 0);
 }
 
-TEST_CASE("echo_server: the limit plus 5: 5 closed with one log line, served again after others close",
-          "[echo_server]") {
+TEST_CASE(
+    "echo_server: the limit plus 5: 5 closed with one log line, served again after others close",
+    "[echo_server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     server s({"--port", "0", "--backend", std::string(coronet::to_string(kind)),
               "--max-connections", "5"});
@@ -197,8 +199,10 @@ TEST_CASE("echo_server: the limit plus 5: 5 closed with one log line, served aga
         for (int attempt = 0; attempt < 50 && echoed != "again"; ++attempt) {
             client late(port);
             echoed = late.round_trip("again", 2s);
-            if (echoed == "again") served.push_back(std::move(late));
-            else std::this_thread::sleep_for(20ms);
+            if (echoed == "again")
+                served.push_back(std::move(late));
+            else
+                std::this_thread::sleep_for(20ms);
         }
         CHECK(echoed == "again");
     }

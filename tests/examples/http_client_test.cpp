@@ -180,28 +180,32 @@ TEST_CASE("http_client: --help prints the usage and exits 0", "[http_client]") {
     auto [status, out, err] = run_client({"--help"});
     INFO(describe(status) << "\nstderr: " << err);
     CHECK(exited_with(status, 0));
-    CHECK(out.starts_with("usage: http_client [--timeout 30] [--dns-server HOST:PORT] [--cacert FILE] [--insecure] <url>...\n"));
+    CHECK(
+        out.starts_with("usage: http_client [--timeout 30] [--dns-server HOST:PORT] [--cacert "
+                        "FILE] [--insecure] <url>...\n"));
     CHECK(err.empty());
 }
 
 TEST_CASE("http_client: a bad argument prints what is wrong and the usage, and exits 2",
           "[http_client]") {
     using case_t = std::pair<std::vector<std::string>, std::string>;
-    auto [args, expected] =
-        GENERATE(case_t{{"ftp://x/"}, "http_client: ftp://x/: http:// and https:// URLs only, please\n"},
-                 case_t{{"http://127.0.0.1/", "x"}, "http_client: x: http:// and https:// URLs only, please\n"},
-                 case_t{{}, "http_client: missing <url>...\n"},
-                 case_t{{"http://"}, "http_client: http://: no host\n"},
-                 case_t{{"http://h:80x/"}, "http_client: http://h:80x/: bad port '80x'\n"},
-                 case_t{{"http://h:65536/"}, "http_client: http://h:65536/: bad port '65536'\n"},
-                 case_t{{"--timeout", "0", "http://h/"},
-                        "http_client: --timeout: expected an integer from 1 to 3600, got '0'\n"});
+    auto [args, expected] = GENERATE(
+        case_t{{"ftp://x/"}, "http_client: ftp://x/: http:// and https:// URLs only, please\n"},
+        case_t{{"http://127.0.0.1/", "x"},
+               "http_client: x: http:// and https:// URLs only, please\n"},
+        case_t{{}, "http_client: missing <url>...\n"},
+        case_t{{"http://"}, "http_client: http://: no host\n"},
+        case_t{{"http://h:80x/"}, "http_client: http://h:80x/: bad port '80x'\n"},
+        case_t{{"http://h:65536/"}, "http_client: http://h:65536/: bad port '65536'\n"},
+        case_t{{"--timeout", "0", "http://h/"},
+               "http_client: --timeout: expected an integer from 1 to 3600, got '0'\n"});
     auto [status, out, err] = run_client(args);
     INFO("args: " << Catch::Detail::stringify(args) << "\n"
                   << describe(status) << "\nstderr: " << err);
     CHECK(exited_with(status, 2));
     CHECK(err.starts_with(expected));
-    CHECK(err.find("\nusage: http_client [--timeout 30] [--dns-server HOST:PORT] [--cacert FILE] [--insecure] <url>...\n") != std::string::npos);
+    CHECK(err.find("\nusage: http_client [--timeout 30] [--dns-server HOST:PORT] [--cacert FILE] "
+                   "[--insecure] <url>...\n") != std::string::npos);
     CHECK(out.empty());
 }
 
@@ -347,8 +351,9 @@ TEST_CASE("http_client: an unknown name is a clear error and exit status 1", "[h
     INFO(describe(status) << "\nstdout: " << out);
     CHECK(exited_with(status, 1));
     CHECK(out.empty());
-    CHECK(err == "http_client: http://nosuch.test/: resolve 'nosuch.test': no such host name (or it "
-                 "has no address)\n");
+    CHECK(err ==
+          "http_client: http://nosuch.test/: resolve 'nosuch.test': no such host name (or it "
+          "has no address)\n");
 }
 
 TEST_CASE("http_client: while one name takes 2 s to resolve, the other URLs are fetched",
@@ -371,8 +376,8 @@ TEST_CASE("http_client: while one name takes 2 s to resolve, the other URLs are 
     INFO(describe(status) << "\nstdout: " << client.out() << "\nstderr: " << client.err());
     std::fprintf(stderr,
                  "http_client (%s): first response after %lld ms, the slow name's after %lld ms\n",
-                 std::string(coronet::to_string(kind)).c_str(), static_cast<long long>(first_ms.count()),
-                 static_cast<long long>(all_ms.count()));
+                 std::string(coronet::to_string(kind)).c_str(),
+                 static_cast<long long>(first_ms.count()), static_cast<long long>(all_ms.count()));
     CHECK(exited_with(status, 0));
     CHECK(first.starts_with("==> " + fast + " (200"));  // not stuck behind the slow name
     CHECK(first_ms < 1500ms);

@@ -517,7 +517,8 @@ TEST_CASE("http_server: /status.json lists exactly the open connections; /status
 
     open.erase(open.begin(), open.begin() + 5);  // 5 close
     expected.clear();
-    for (auto& c : open) expected.push_back(local_of(c));
+    for (auto& c : open)
+        expected.push_back(local_of(c));
     std::sort(expected.begin(), expected.end());
     std::vector<std::string> now;
     for (int i = 0; i < 100; ++i) {  // the server sees the closes within a few turns
@@ -530,9 +531,8 @@ TEST_CASE("http_server: /status.json lists exactly the open connections; /status
     asker.send(get(s.port(), "/status.json"));
     auto json = asker.read_response();
     REQUIRE(json);
-    for (const char* field : {"\"backend\":\"", "\"uptime_seconds\":",
-                              "\"connections_open\":6", "\"connections_total\":11",
-                              "\"requests_served\":", "\"bytes_sent\":",
+    for (const char* field : {"\"backend\":\"", "\"uptime_seconds\":", "\"connections_open\":6",
+                              "\"connections_total\":11", "\"requests_served\":", "\"bytes_sent\":",
                               "\"provided_buffers_in_use\":", "\"state\":\"idle\""})
         CHECK(json->body.find(field) != std::string::npos);
     asker.send(get(s.port(), "/status"));

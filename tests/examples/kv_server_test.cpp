@@ -613,8 +613,7 @@ TEST_CASE("kv_server: SIGTERM with 100 pipelined commands in flight answers them
     CHECK(s.err().find("uncaptured") == std::string::npos);
 }
 
-TEST_CASE("kv_server: INFO says connected_clients and total_connections_received",
-          "[kv_server]") {
+TEST_CASE("kv_server: INFO says connected_clients and total_connections_received", "[kv_server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     server s({"--backend", std::string(coronet::to_string(kind))});
     unsigned port = s.port();

@@ -23,10 +23,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <cstring>
-#include <cerrno>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 #include "tests/support/backends.hpp"
 #include "tests/support/dns_server.hpp"
@@ -204,7 +204,8 @@ TEST_CASE("proxy: the server's host name resolves on the loop, each address trie
     dnsmasq_server dns("::1 line.test\n127.0.0.1 line.test\n");
     int listener = tcp_socket(0, true);
     std::thread server(line_server, listener, 1);
-    proxy p({"line.test", std::to_string(local_port(listener)), "--port", "0", "--dns-server", dns.server()});
+    proxy p({"line.test", std::to_string(local_port(listener)), "--port", "0", "--dns-server",
+             dns.server()});
     int c = tcp_socket(p.port(), false);
     ::send(c, "via a name\nBYE\n", 15, MSG_NOSIGNAL);
     std::string got = read_all(c);

@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstddef>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <span>
 #include <string>
@@ -143,10 +143,10 @@ int number_of(std::span<const std::byte> got) {
 }
 
 struct burst_seen {
-    std::vector<int> order;          // the numbers received, in order (-1: damaged)
-    std::size_t queued_away = 0;     // datagrams taken ahead while the reader was away
-    std::size_t most_queued = 0;     // the most ever queued, seen at each receive
-    std::uint32_t arms_away = 0;     // multishot arms by then
+    std::vector<int> order;       // the numbers received, in order (-1: damaged)
+    std::size_t queued_away = 0;  // datagrams taken ahead while the reader was away
+    std::size_t most_queued = 0;  // the most ever queued, seen at each receive
+    std::uint32_t arms_away = 0;  // multishot arms by then
 };
 
 // b receives one datagram (on io_uring that arms its multishot receive), then is
@@ -198,7 +198,8 @@ TEST_CASE("datagram_socket: 10,000 datagrams of mixed sizes echo byte for byte",
     CHECK(r.channel_count() == 2);
     int matched = r.run(coronet::with_timeout(r, echo_both(r, server, client, 10'000), 60s));
     CHECK(matched == 10'000);
-    INFO("multishot arms: server " << server.multishot_arms() << ", client " << client.multishot_arms());
+    INFO("multishot arms: server " << server.multishot_arms() << ", client "
+                                   << client.multishot_arms());
     if (multishot(kind, option)) {
         // One arm serves many datagrams. The kernel ends it after an empty datagram
         // (a length of 0 reads as "finished"): 143 of the 10,000 are empty.
@@ -273,7 +274,8 @@ TEST_CASE("datagram_socket: a datagram larger than the buffer is reported trunca
     // The largest UDP datagram over IPv4 (65,507 bytes) comes whole into a buffer
     // that holds it, and is cut, with its whole length reported, into one that does not.
     std::vector<std::byte> largest(65507);
-    for (std::size_t k = 0; k < largest.size(); ++k) largest[k] = static_cast<std::byte>(k % 251);
+    for (std::size_t k = 0; k < largest.size(); ++k)
+        largest[k] = static_cast<std::byte>(k % 251);
     std::vector<std::byte> into(65536);
     for (std::size_t room : {std::size_t(65536), std::size_t(1000)}) {
         INFO("buffer " << room);
@@ -283,7 +285,8 @@ TEST_CASE("datagram_socket: a datagram larger than the buffer is reported trunca
         CHECK(d.truncated == (room < largest.size()));
         CHECK(d.full_size == largest.size());
         CHECK(d.size == std::min(room, largest.size()));
-        CHECK(std::equal(into.begin(), into.begin() + static_cast<std::ptrdiff_t>(d.size), largest.begin()));
+        CHECK(std::equal(into.begin(), into.begin() + static_cast<std::ptrdiff_t>(d.size),
+                         largest.begin()));
     }
     CHECK(r.pending_count() == 0);
 }
@@ -300,7 +303,8 @@ TEST_CASE("datagram_socket: a burst that arrives while the reader is away is del
     b.set_receive_buffer(256 * 1024);
     burst_seen seen = r.run(coronet::with_timeout(r, burst_while_away(r, a, b, 40, false), 30s));
     std::vector<int> want(40);
-    for (int i = 0; i < 40; ++i) want[static_cast<std::size_t>(i)] = i;
+    for (int i = 0; i < 40; ++i)
+        want[static_cast<std::size_t>(i)] = i;
     CHECK(seen.order == want);
     INFO("arms " << seen.arms_away << " then " << b.multishot_arms());
     if (multishot(kind)) {
@@ -314,8 +318,10 @@ TEST_CASE("datagram_socket: a burst that arrives while the reader is away is del
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("datagram_socket: past the bound and the socket's buffer, datagrams are dropped, "
-          "never reordered", "[datagram_socket]") {
+TEST_CASE(
+    "datagram_socket: past the bound and the socket's buffer, datagrams are dropped, "
+    "never reordered",
+    "[datagram_socket]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto a = datagram_socket::bind(r, address::parse("127.0.0.1:0"));
@@ -342,7 +348,8 @@ TEST_CASE("datagram_socket: a receive that timed out loses no datagram", "[datag
     std::byte buf[64];
     CHECK_THROWS_AS(r.run(coronet::with_timeout(r, receive(b, buf), 20ms)), std::system_error);
     CHECK(r.pending_count() == 0);  // the waiting receive is gone (the multishot stays armed)
-    coronet::datagram d = r.run(coronet::with_timeout(r, send_then_receive(a, b, "late", buf), 10s));
+    coronet::datagram d =
+        r.run(coronet::with_timeout(r, send_then_receive(a, b, "late", buf), 10s));
     CHECK(std::string(reinterpret_cast<const char*>(buf), d.size) == "late");
     if (multishot(kind)) CHECK(b.multishot_arms() == 1);
 }
@@ -416,7 +423,8 @@ TEST_CASE("datagram_socket: closing with the multishot receive armed frees every
         const address to = d.local_address();
         coronet::spawn(r2, receive_forever(std::move(d)), "receiver");
         r2.run_for(10ms);
-        for (int i = 0; i < 3; ++i) r2.run(send_text(c, "to a dying reactor", to));
+        for (int i = 0; i < 3; ++i)
+            r2.run(send_text(c, "to a dying reactor", to));
         r2.run_for(10ms);
         CHECK(r2.channel_count() == 2);
         CHECK(r2.task_count() == 1);

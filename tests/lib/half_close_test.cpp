@@ -28,11 +28,13 @@ constexpr std::size_t total = 4 * 1024 * 1024;  // far more than the socket buff
 
 task<std::size_t> send_everything(coronet::socket& s) {
     std::vector<char> data(total);
-    for (std::size_t i = 0; i < total; ++i) data[i] = static_cast<char>(i * 7 + i / 251);
+    for (std::size_t i = 0; i < total; ++i)
+        data[i] = static_cast<char>(i * 7 + i / 251);
     std::size_t sent = 0;
     while (sent < total) {
-        iovec iov[2] = {{data.data() + sent, (total - sent) / 2},
-                        {data.data() + sent + (total - sent) / 2, total - sent - (total - sent) / 2}};
+        iovec iov[2] = {
+            {data.data() + sent, (total - sent) / 2},
+            {data.data() + sent + (total - sent) / 2, total - sent - (total - sent) / 2}};
         sent += co_await s.sendv(iov);
     }
     co_return sent;

@@ -43,7 +43,8 @@ namespace {
 // of stream, -errno), so a test can see ECONNRESET and ECANCELED as they are.
 class [[nodiscard]] raw_recv : public op_awaiter {
 public:
-    raw_recv(transport& t, std::span<std::byte> buffer) noexcept : op_awaiter(t.context()), via_(t) {
+    raw_recv(transport& t, std::span<std::byte> buffer) noexcept
+        : op_awaiter(t.context()), via_(t) {
         op_.code = op_code::recv;
         op_.buffer = buffer;
     }
@@ -189,9 +190,10 @@ TEST_CASE("memory_transport: a receive with nothing unread waits for the next wr
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("memory_transport: a half-close gives end of stream after the pieces, and the other "
-          "direction goes on",
-          "[memory_transport]") {
+TEST_CASE(
+    "memory_transport: a half-close gives end of stream after the pieces, and the other "
+    "direction goes on",
+    "[memory_transport]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [a, b] = memory_transport::pair(r);
@@ -200,7 +202,8 @@ TEST_CASE("memory_transport: a half-close gives end of stream after the pieces, 
         b->write("two");
         b->shutdown_send();
         CHECK(a->peer_done());
-        CHECK(r.run(receive_to_end(*a)) == std::vector<got>{bytes("one"), bytes("two"), end_of_stream});
+        CHECK(r.run(receive_to_end(*a)) ==
+              std::vector<got>{bytes("one"), bytes("two"), end_of_stream});
         CHECK(r.run(receive(*a)) == end_of_stream);  // and again
     }
     SECTION("a receive waiting when the half-close comes") {
@@ -451,9 +454,10 @@ TEST_CASE("memory_transport: either end may die first, with bytes unread both wa
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("memory_transport: a receive its dying end finished is cancelled or abandoned safely "
-          "before it resumes",
-          "[memory_transport]") {
+TEST_CASE(
+    "memory_transport: a receive its dying end finished is cancelled or abandoned safely "
+    "before it resumes",
+    "[memory_transport]") {
     // The end finishes its held receive as it dies (end of stream), which the
     // reactor resumes on its next turn; a cancel or an abandon arriving in
     // between (a with_timeout firing, the reader's frame destroyed) must not

@@ -37,7 +37,8 @@ using namespace std::chrono_literals;
 namespace {
 
 // A backend of this kind, lent pool (which the test declares first, so it outlives the backend).
-std::unique_ptr<coronet::readiness_backend> make(coronet::backend_kind kind, coronet::buffer_pool& pool) {
+std::unique_ptr<coronet::readiness_backend> make(coronet::backend_kind kind,
+                                                 coronet::buffer_pool& pool) {
     if (kind == coronet::backend_kind::epoll) return std::make_unique<coronet::epoll_backend>(pool);
     return std::make_unique<coronet::select_backend>(pool);
 }
@@ -45,13 +46,16 @@ std::unique_ptr<coronet::readiness_backend> make(coronet::backend_kind kind, cor
 // A non-blocking AF_UNIX stream pair, closed at the end of the test.
 struct pair {
     int fd[2] = {-1, -1};
-    pair() { REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0); }
+    pair() {
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0);
+    }
     ~pair() {
         for (int f : fd)
             if (f >= 0) ::close(f);
     }
     void write(std::string_view text) const {
-        REQUIRE(::send(fd[1], text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
+        REQUIRE(::send(fd[1], text.data(), text.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(text.size()));
     }
 };
 
@@ -65,7 +69,8 @@ struct recv_op {
         op.buffer = buf;
     }
     std::string text() const {
-        return op.result > 0 ? std::string(reinterpret_cast<const char*>(buf.data()), op.result) : "";
+        return op.result > 0 ? std::string(reinterpret_cast<const char*>(buf.data()), op.result)
+                             : "";
     }
 };
 
@@ -156,7 +161,8 @@ TEST_CASE("readiness: the end of stream after a short read wakes a parked receiv
     REQUIRE(third.op.result == 0);
 }
 
-TEST_CASE("readiness: the end of stream reported with the last bytes is still seen", "[readiness]") {
+TEST_CASE("readiness: the end of stream reported with the last bytes is still seen",
+          "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
     coronet::buffer_pool none;
@@ -175,7 +181,8 @@ TEST_CASE("readiness: the end of stream reported with the last bytes is still se
     REQUIRE(second.op.result == 0);
 }
 
-TEST_CASE("readiness: a full read or forget() leaves the next receive trying at once", "[readiness]") {
+TEST_CASE("readiness: a full read or forget() leaves the next receive trying at once",
+          "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
     INFO("backend: " << coronet::to_string(kind));
     coronet::buffer_pool none;
@@ -319,8 +326,9 @@ TEST_CASE("readiness: a provided receive ready while every block is out gets the
     REQUIRE(pool.in_use() == 0);
 }
 
-TEST_CASE("readiness: a burst of ready provided receives beyond the pool is served a block at a time",
-          "[readiness]") {
+TEST_CASE(
+    "readiness: a burst of ready provided receives beyond the pool is served a block at a time",
+    "[readiness]") {
     // Five readable fds and one block, given back after every turn: each
     // receive gets its bytes in a block in turn, none is refused (ENOBUFS).
     // On select the turns after the first serve the starved receives without
@@ -337,7 +345,8 @@ TEST_CASE("readiness: a burst of ready provided receives beyond the pool is serv
         ops[i].code = coronet::op_code::recv_provided;
         REQUIRE_FALSE(b->start(ops[i]));
     }
-    for (int i = 0; i < n; ++i) pairs[i].write("message " + std::to_string(i));
+    for (int i = 0; i < n; ++i)
+        pairs[i].write("message " + std::to_string(i));
     std::array<int, n> seen{};
     int answered = 0;
     for (int turn = 0; turn < 100 && answered < n; ++turn) {
@@ -352,15 +361,16 @@ TEST_CASE("readiness: a burst of ready provided receives beyond the pool is serv
             REQUIRE(i < n);
             REQUIRE(o->result > 0);  // bytes in a block, not ENOBUFS
             REQUIRE(o->buffer_id >= 0);
-            REQUIRE(std::string(reinterpret_cast<const char*>(o->buffer.data()), o->buffer.size()) ==
-                    "message " + std::to_string(i));
+            REQUIRE(std::string(reinterpret_cast<const char*>(o->buffer.data()),
+                                o->buffer.size()) == "message " + std::to_string(i));
             ++seen[i];
             pool.give_back(static_cast<std::uint16_t>(o->buffer_id));
         }
         REQUIRE(this_turn <= 1);  // one block
     }
     REQUIRE(answered == n);
-    for (int i = 0; i < n; ++i) REQUIRE(seen[i] == 1);
+    for (int i = 0; i < n; ++i)
+        REQUIRE(seen[i] == 1);
     REQUIRE(pool.in_use() == 0);
 }
 
@@ -397,6 +407,7 @@ TEST_CASE("readiness: round trips in two parts all arrive, then the end of strea
     auto [ok, echoed] = r.run(coronet::when_all(talk(r, a, rounds), echo(b)));
     REQUIRE(ok);
     std::size_t expected = 0;
-    for (int i = 0; i < rounds; ++i) expected += ("message " + std::to_string(i) + ";").size();
+    for (int i = 0; i < rounds; ++i)
+        expected += ("message " + std::to_string(i) + ";").size();
     REQUIRE(echoed == expected);
 }

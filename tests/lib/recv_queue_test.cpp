@@ -62,7 +62,8 @@ bool multishot(backend_kind kind) {
 
 std::string pattern(std::size_t n) {
     std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
     return s;
 }
 
@@ -71,7 +72,8 @@ std::string text_of(const provided_bytes& got) {
 }
 
 void put(coronet::socket& s, std::string_view text) {
-    REQUIRE(::send(s.native_handle(), text.data(), text.size(), MSG_NOSIGNAL) == ssize_t(text.size()));
+    REQUIRE(::send(s.native_handle(), text.data(), text.size(), MSG_NOSIGNAL) ==
+            ssize_t(text.size()));
 }
 
 task<void> nap(reactor& r) { co_await coronet::sleep_for(r, 1ms); }
@@ -80,7 +82,8 @@ task<void> nap(reactor& r) { co_await coronet::sleep_for(r, 1ms); }
 // until cond holds; a generous bound keeps a broken run from hanging.
 template <class Cond>
 bool run_until(reactor& r, Cond cond) {
-    for (int i = 0; i < 20'000 && !cond(); ++i) r.run(nap(r));
+    for (int i = 0; i < 20'000 && !cond(); ++i)
+        r.run(nap(r));
     return cond();
 }
 
@@ -89,7 +92,8 @@ task<provided_bytes> recv_queued(coronet::socket& s, recv_queue& q) {
 }
 
 // Receives one result; no_buffer falls back to a plain receive, as the channel does.
-task<std::string> recv_text(reactor& r, coronet::socket& s, recv_queue& q, int* fallbacks = nullptr) {
+task<std::string> recv_text(reactor& r, coronet::socket& s, recv_queue& q,
+                            int* fallbacks = nullptr) {
     provided_bytes got = co_await coronet::detail::recv_provided(s, q);
     if (got.no_buffer) {
         if (fallbacks) ++*fallbacks;
@@ -110,7 +114,8 @@ struct received {
 };
 
 // Receives until `total` bytes (or end of stream), recycling each block at once.
-task<void> receive_all(reactor& r, coronet::socket* s, recv_queue* q, std::size_t total, received* out) {
+task<void> receive_all(reactor& r, coronet::socket* s, recv_queue* q, std::size_t total,
+                       received* out) {
     while (out->data.size() < total) {
         provided_bytes got = co_await coronet::detail::recv_provided(*s, *q);
         out->most_in_use = std::max(out->most_in_use, r.buffers_in_use());
@@ -177,21 +182,23 @@ TEST_CASE("recv_queue: io_uring probes multishot_recv once it has a buffer ring"
         WARN("kernel " << u.release << " without multishot receive into a buffer ring");
 }
 
-TEST_CASE("recv_queue: bytes sent in many small writes arrive complete and in order", "[recv_queue]") {
+TEST_CASE("recv_queue: bytes sent in many small writes arrive complete and in order",
+          "[recv_queue]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [a, b] = coronet::socket::pair(r);
     recv_queue q;
     const std::string sent = pattern(300 * 1024);
     received got;
-    r.run(coronet::when_all(send_small(std::move(b), sent), receive_all(r, &a, &q, SIZE_MAX, &got)));
+    r.run(
+        coronet::when_all(send_small(std::move(b), sent), receive_all(r, &a, &q, SIZE_MAX, &got)));
     coronet::detail::close_receiver(r, q);
     REQUIRE(got.data.size() == sent.size());
     CHECK(got.data == sent);
     CHECK(got.fallbacks == 0);
     CHECK(r.buffers_in_use() == 0);
     INFO("receives " << got.receives << ", multishot arms " << q.arms << ", most blocks out "
-                      << got.most_in_use);
+                     << got.most_in_use);
     if (multishot(kind)) {
         CHECK(q.arms >= 1);
         CHECK(q.arms < std::uint32_t(got.receives));  // one arm served many receives
@@ -222,11 +229,13 @@ TEST_CASE("recv_queue: a peer that sends while nobody receives loses nothing and
     };
     received got;
     got.data = sent.substr(0, 5);
-    auto receiver = [](reactor& r, coronet::socket* s, recv_queue* q, std::size_t total, received* out,
-                       bool is_multishot, std::size_t* held, std::size_t* queued) -> task<void> {
+    auto receiver = [](reactor& r, coronet::socket* s, recv_queue* q, std::size_t total,
+                       received* out, bool is_multishot, std::size_t* held,
+                       std::size_t* queued) -> task<void> {
         // Nobody receives until the multishot has stopped (or, elsewhere, a while).
         for (int i = 0; i < 20'000; ++i) {
-            if (is_multishot ? q->arm.state != coronet::op_state::pending && q->size() >= recv_queue::capacity
+            if (is_multishot ? q->arm.state != coronet::op_state::pending &&
+                                   q->size() >= recv_queue::capacity
                              : i >= 20)
                 break;
             co_await coronet::sleep_for(r, 1ms);
@@ -236,8 +245,9 @@ TEST_CASE("recv_queue: a peer that sends while nobody receives loses nothing and
         co_await receive_all(r, s, q, total, out);
     };
     std::size_t held = 0, queued = 0;
-    r.run(coronet::when_all(sender(&b, sent.substr(5), &sender_done),
-                            receiver(r, &a, &q, sent.size(), &got, multishot(kind), &held, &queued)));
+    r.run(
+        coronet::when_all(sender(&b, sent.substr(5), &sender_done),
+                          receiver(r, &a, &q, sent.size(), &got, multishot(kind), &held, &queued)));
     coronet::detail::close_receiver(r, q);
     CHECK(sender_done);
     REQUIRE(got.data.size() == sent.size());
@@ -246,8 +256,8 @@ TEST_CASE("recv_queue: a peer that sends while nobody receives loses nothing and
     INFO("held " << held << " blocks with " << queued << " results queued");
     if (multishot(kind)) {
         CHECK(queued >= recv_queue::capacity);
-        CHECK(held == queued);      // every block out is a queued result
-        CHECK(held < blocks);       // and not every block the reactor has
+        CHECK(held == queued);  // every block out is a queued result
+        CHECK(held < blocks);   // and not every block the reactor has
     } else {
         CHECK(queued == 0);
         CHECK(held == 0);
@@ -292,7 +302,8 @@ TEST_CASE("recv_queue: an exhausted ring gives no_buffer without losing bytes, t
     CHECK(r.run(recv_text(r, a1, q1, &fallbacks)) == "one-3");
     CHECK(fallbacks == 2);  // blocks again
 
-    for (recv_queue* q : {&q1, &q2, &q3}) coronet::detail::close_receiver(r, *q);
+    for (recv_queue* q : {&q1, &q2, &q3})
+        coronet::detail::close_receiver(r, *q);
     CHECK(r.buffers_in_use() == 0);
     if (multishot(kind)) {
         CHECK(q1.arms == 1);  // still armed from the start: the ring never ran dry while it waited
@@ -303,14 +314,16 @@ TEST_CASE("recv_queue: an exhausted ring gives no_buffer without losing bytes, t
     }
 }
 
-TEST_CASE("recv_queue: a cancelled recv_provided finishes at once and the queue goes on", "[recv_queue]") {
+TEST_CASE("recv_queue: a cancelled recv_provided finishes at once and the queue goes on",
+          "[recv_queue]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [a, b] = coronet::socket::pair(r);
     recv_queue q;
     put(b, "first");
     CHECK(r.run(recv_text(r, a, q)) == "first");
-    auto ec = coronet::testing::error_thrown_by([&] { r.run(coronet::with_timeout(r, recv_queued(a, q), 20ms)); });
+    auto ec = coronet::testing::error_thrown_by(
+        [&] { r.run(coronet::with_timeout(r, recv_queued(a, q), 20ms)); });
     CHECK(ec == coronet::errc::timed_out);
     CHECK(q.waiters.empty());
     CHECK(r.pending_count() == 0);
@@ -322,7 +335,8 @@ TEST_CASE("recv_queue: a cancelled recv_provided finishes at once and the queue 
     CHECK(q.arms == (multishot(kind) ? 1u : 0u));
 }
 
-TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the socket", "[recv_queue]") {
+TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the socket",
+          "[recv_queue]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     auto [a, b] = coronet::socket::pair(r);
@@ -337,7 +351,8 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
     SECTION("with results queued") {
         put(b, "arm");
         CHECK(r.run(recv_text(r, a, q)) == "arm");
-        // As many arrivals as the queue holds, each queued before the next is sent (one block each).
+        // As many arrivals as the queue holds, each queued before the next is sent (one block
+        // each).
         for (std::size_t i = 0; i < recv_queue::capacity; ++i) {
             put(b, "queued-" + std::to_string(i));
             if (multishot(kind)) REQUIRE(run_until(r, [&] { return q.size() == i + 1; }));
@@ -349,7 +364,8 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
         CHECK(q.arm.state == coronet::op_state::idle);
         if (!multishot(kind)) {  // nothing was taken ahead: the bytes wait in the socket
             std::string all;
-            for (std::size_t i = 0; i < recv_queue::capacity; ++i) all += "queued-" + std::to_string(i);
+            for (std::size_t i = 0; i < recv_queue::capacity; ++i)
+                all += "queued-" + std::to_string(i);
             CHECK(r.run(recv_text(r, a, q)) == all);
             coronet::detail::close_receiver(r, q);
         }
@@ -363,9 +379,10 @@ TEST_CASE("recv_queue: close_receiver gives every block back and lets go of the 
         CHECK(q.arm.state == coronet::op_state::idle);
         put(b, "after");
         std::vector<std::byte> buf(64);
-        std::size_t n = r.run([](coronet::socket* s, std::span<std::byte> into) -> task<std::size_t> {
-            co_return co_await s->recv(into);
-        }(&a, buf));
+        std::size_t n =
+            r.run([](coronet::socket* s, std::span<std::byte> into) -> task<std::size_t> {
+                co_return co_await s->recv(into);
+            }(&a, buf));
         CHECK(std::string(reinterpret_cast<const char*>(buf.data()), n) == "after");
         // The queue can be used again after close_receiver.
         put(b, "again");

@@ -350,7 +350,8 @@ private:
 // Sends [offset, end) of a file with sendfile(), counting the short sends;
 // returns what one more sendfile at the end gives (0), then closes.
 task<std::pair<send_stats, std::size_t>> sendfile_counting(coronet::socket s, int file_fd,
-                                                           std::uint64_t offset, std::size_t count) {
+                                                           std::uint64_t offset,
+                                                           std::size_t count) {
     send_stats st;
     while (count > 0) {
         std::size_t n = co_await s.sendfile(file_fd, offset, count);
@@ -373,7 +374,8 @@ task<std::pair<std::error_code, std::error_code>> sendfile_until_error(coronet::
     std::error_code first, second;
     try {
         std::uint64_t offset = 0;
-        while (offset < size) offset += co_await s.sendfile(file_fd, offset, size - offset);
+        while (offset < size)
+            offset += co_await s.sendfile(file_fd, offset, size - offset);
     } catch (const std::system_error& e) {
         first = e.code();
     }
@@ -390,7 +392,8 @@ task<std::error_code> sendfile_with_deadline(reactor& r, coronet::socket* s, int
                                              std::size_t size) {
     auto send_everything = [](coronet::socket* s, int file_fd, std::size_t size) -> task<void> {
         std::uint64_t offset = 0;
-        while (offset < size) offset += co_await s->sendfile(file_fd, offset, size - offset);
+        while (offset < size)
+            offset += co_await s->sendfile(file_fd, offset, size - offset);
     };
     try {
         co_await coronet::with_timeout(r, send_everything(s, file_fd, size), 50ms);
@@ -442,7 +445,8 @@ int blocking_client(const address& to) {
 // Sends `chunks` chunks of `size` bytes from one buffer, refilling it with the
 // chunk's number as soon as the previous send finished (by send(), or by sendv()
 // in two halves); closes at the end.
-task<void> send_reusing_buffer(coronet::socket s, std::size_t chunks, std::size_t size, bool gathered) {
+task<void> send_reusing_buffer(coronet::socket s, std::size_t chunks, std::size_t size,
+                               bool gathered) {
     std::vector<std::byte> buf(size);
     for (std::size_t k = 0; k < chunks; ++k) {
         std::fill(buf.begin(), buf.end(), std::byte(k + 1));
@@ -451,7 +455,8 @@ task<void> send_reusing_buffer(coronet::socket s, std::size_t chunks, std::size_
             std::size_t n = 0;
             if (gathered) {
                 std::size_t half = (size - off) / 2;
-                std::vector<iovec> iov{{buf.data() + off, half}, {buf.data() + off + half, size - off - half}};
+                std::vector<iovec> iov{{buf.data() + off, half},
+                                       {buf.data() + off + half, size - off - half}};
                 n = co_await s.sendv(iov);
             } else {
                 n = co_await s.send(std::span<const std::byte>(buf).subspan(off));
@@ -461,7 +466,6 @@ task<void> send_reusing_buffer(coronet::socket s, std::size_t chunks, std::size_
     }
     s.close();
 }
-
 
 task<void> echo_detached(coronet::socket s) { (void)co_await echo(std::move(s)); }
 
@@ -777,8 +781,9 @@ TEST_CASE("socket: a peer reset during a large send throws instead of crashing o
     REQUIRE(r.pending_count() == 0);
 }
 
-TEST_CASE("socket: sendfile sends a file range through small buffers byte for byte, then 0 at its end",
-          "[socket][sendfile]") {
+TEST_CASE(
+    "socket: sendfile sends a file range through small buffers byte for byte, then 0 at its end",
+    "[socket][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     const std::size_t size = 16u << 20;
@@ -789,9 +794,9 @@ TEST_CASE("socket: sendfile sends a file range through small buffers byte for by
     listener.set_receive_buffer(4096);
     auto [client, server] = r.run(connect_and_accept(r, &listener));
     client.set_send_buffer(4096);
-    auto [sent, got] = r.run(coronet::when_all(
-        sendfile_counting(std::move(client), file.fd(), start, size - start),
-        receive_all(std::move(server), size - start)));
+    auto [sent, got] = r.run(
+        coronet::when_all(sendfile_counting(std::move(client), file.fd(), start, size - start),
+                          receive_all(std::move(server), size - start)));
     auto [stats, at_end] = sent;
     INFO(stats.calls << " sendfile calls, " << stats.short_sends << " short");
     REQUIRE(stats.short_sends > 0);  // the small send buffer forced partial sends
@@ -803,7 +808,8 @@ TEST_CASE("socket: sendfile sends a file range through small buffers byte for by
     REQUIRE(r.pending_count() == 0);
 }
 
-TEST_CASE("socket: a peer reset during sendfile throws instead of raising SIGPIPE", "[socket][sendfile]") {
+TEST_CASE("socket: a peer reset during sendfile throws instead of raising SIGPIPE",
+          "[socket][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
     sigpipe_counter sigpipes;
     reactor r{{.backend = kind}};
@@ -813,8 +819,9 @@ TEST_CASE("socket: a peer reset during sendfile throws instead of raising SIGPIP
     listener.set_receive_buffer(4096);
     auto [client, server] = r.run(connect_and_accept(r, &listener));
     client.set_send_buffer(4096);
-    auto [errors, read] = r.run(coronet::when_all(sendfile_until_error(std::move(client), file.fd(), size),
-                                                  read_then_reset(std::move(server), 64 * 1024)));
+    auto [errors, read] =
+        r.run(coronet::when_all(sendfile_until_error(std::move(client), file.fd(), size),
+                                read_then_reset(std::move(server), 64 * 1024)));
     INFO("peer read " << read << " bytes before its reset");
     auto [first, second] = errors;
     REQUIRE((first == std::errc::connection_reset || first == std::errc::broken_pipe));
@@ -999,8 +1006,10 @@ TEST_CASE("socket: without provided buffers recv_provided says no_buffer at once
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("socket: connections accepted in a burst are each taken once and those left close with the listener",
-          "[socket]") {
+TEST_CASE(
+    "socket: connections accepted in a burst are each taken once and those left close with the "
+    "listener",
+    "[socket]") {
     // On io_uring the listener's first accept() arms a multishot accept that
     // takes every connection as it arrives into a queue the socket owns; the
     // readiness backends accept one per call. Either way: every connection is
@@ -1032,7 +1041,8 @@ TEST_CASE("socket: connections accepted in a burst are each taken once and those
         char c;
         CHECK(::recv(clients[i], &c, 1, MSG_DONTWAIT) <= 0);  // end of stream, or ECONNRESET
     }
-    for (int fd : clients) ::close(fd);
+    for (int fd : clients)
+        ::close(fd);
     CHECK(r.channel_count() == 0);
     CHECK(open_fd_count() == fds_before);
 }
@@ -1058,14 +1068,16 @@ TEST_CASE("socket: a buffer refilled as soon as a large send finishes never alte
         std::tie(a, b) = coronet::socket::pair(r);
     }
     constexpr std::size_t chunks = 64, size = 64 * 1024;
-    auto [sent, got] = r.run(coronet::when_all(send_reusing_buffer(std::move(a), chunks, size, gathered),
-                                               receive_all(std::move(b), chunks * size)));
+    auto [sent, got] =
+        r.run(coronet::when_all(send_reusing_buffer(std::move(a), chunks, size, gathered),
+                                receive_all(std::move(b), chunks * size)));
     (void)sent;
     REQUIRE(got.size() == chunks * size);
     for (std::size_t k = 0; k < chunks; ++k) {
         INFO("chunk " << k);
         auto first = got.begin() + std::ptrdiff_t(k * size);
-        auto bad = std::find_if(first, first + std::ptrdiff_t(size), [&](std::byte x) { return x != std::byte(k + 1); });
+        auto bad = std::find_if(first, first + std::ptrdiff_t(size),
+                                [&](std::byte x) { return x != std::byte(k + 1); });
         REQUIRE(bad == first + std::ptrdiff_t(size));
     }
 }
@@ -1111,8 +1123,8 @@ TEST_CASE("socket: a unix: listener replaces a stale socket file nobody answers 
     }
     REQUIRE(std::filesystem::exists(dir.path() + "/stale.sock"));
     coronet::socket listener = coronet::socket::listen(r, where);
-    auto [echoed, client] = r.run(coronet::when_all(accept_and_echo_once(&listener),
-                                                    echo_client(r, where, "fresh")));
+    auto [echoed, client] =
+        r.run(coronet::when_all(accept_and_echo_once(&listener), echo_client(r, where, "fresh")));
     CHECK(client.reply == "fresh");
 }
 
@@ -1122,7 +1134,12 @@ TEST_CASE("socket: a unix: listener leaves a path that is not a socket alone (EA
     reactor r{{.backend = kind}};
     temp_dir dir;
     const std::string path = dir.path() + "/precious.txt";
-    { std::FILE* f = std::fopen(path.c_str(), "w"); REQUIRE(f); std::fputs("data", f); std::fclose(f); }
+    {
+        std::FILE* f = std::fopen(path.c_str(), "w");
+        REQUIRE(f);
+        std::fputs("data", f);
+        std::fclose(f);
+    }
     std::error_code error;
     try {
         auto s = coronet::socket::listen(r, address::parse("unix:" + path));
@@ -1139,8 +1156,7 @@ namespace {
 
 // Accepts for `within`, keeping what it accepted; returns how many.
 task<std::size_t> accept_for(reactor& r, coronet::socket* listener, std::size_t at_most,
-                             std::chrono::milliseconds within,
-                             std::vector<coronet::socket>* kept) {
+                             std::chrono::milliseconds within, std::vector<coronet::socket>* kept) {
     auto accept_all = [](coronet::socket* l, std::size_t n,
                          std::vector<coronet::socket>* out) -> task<void> {
         for (std::size_t i = 0; i < n; ++i)
@@ -1156,8 +1172,9 @@ task<std::size_t> accept_for(reactor& r, coronet::socket* listener, std::size_t 
 
 }  // namespace
 
-TEST_CASE("socket: select logs a connection whose fd it cannot watch, once per burst, and closes it",
-          "[socket][log]") {
+TEST_CASE(
+    "socket: select logs a connection whose fd it cannot watch, once per burst, and closes it",
+    "[socket][log]") {
     CORONET_FOR_EACH_BACKEND(kind);
     if (!fd_limit_at_least(1200)) {
         WARN("RLIMIT_NOFILE below 1200, skipped");

@@ -32,7 +32,9 @@ using namespace std::chrono_literals;
 namespace {
 
 // Missing io_uring fails the test unless CORONET_TEST_ALLOW_MISSING_BACKENDS allows it.
-bool uring_here() { return coronet::testing::backend_or_allowed_skip(coronet::backend_kind::io_uring); }
+bool uring_here() {
+    return coronet::testing::backend_or_allowed_skip(coronet::backend_kind::io_uring);
+}
 
 // What one operation saw: how many times it finished, and what it got.
 struct outcome {
@@ -90,7 +92,8 @@ TEST_CASE("uring_backend: wait() takes completions from the overflow list instea
     std::vector<std::array<std::byte, 16>> bufs(n);
     std::vector<coronet::operation> ops(n);
     for (int i = 0; i < n; ++i) {
-        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds[i].data()) == 0);
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                             fds[i].data()) == 0);
         ops[i].code = coronet::op_code::recv;
         ops[i].state = coronet::op_state::pending;
         ops[i].fd = fds[i][0];
@@ -133,8 +136,9 @@ TEST_CASE("uring_backend: wait() takes completions from the overflow list instea
     }
 }
 
-TEST_CASE("uring_backend: far more completions than the CQ holds all arrive once, with their results",
-          "[uring_backend]") {
+TEST_CASE(
+    "uring_backend: far more completions than the CQ holds all arrive once, with their results",
+    "[uring_backend]") {
     // A ring of 4 SQEs has a CQ of 8. Two hundred receives pending at once,
     // completed by one burst of writes, overflow the CQ (the kernel keeps the
     // rest in its overflow list, IORING_FEAT_NODROP); starting the next batch
@@ -146,12 +150,15 @@ TEST_CASE("uring_backend: far more completions than the CQ holds all arrive once
     constexpr int n = 200;
     reactor r{{.backend = coronet::backend_kind::io_uring, .uring_entries = 4}};
     std::vector<std::pair<coronet::socket, coronet::socket>> pairs;
-    for (int i = 0; i < n; ++i) pairs.push_back(coronet::socket::pair(r));
+    for (int i = 0; i < n; ++i)
+        pairs.push_back(coronet::socket::pair(r));
 
     std::vector<outcome> recvs(n), sends(n), replies(n), sleeps(n);
-    for (int i = 0; i < n; ++i) coronet::spawn(r, recv_once(pairs[i].first, &recvs[i]));
+    for (int i = 0; i < n; ++i)
+        coronet::spawn(r, recv_once(pairs[i].first, &recvs[i]));
     // Let every receive reach the kernel.
-    for (int turn = 0; turn < 1000 && r.pending_count() < std::size_t(n); ++turn) r.run_once();
+    for (int turn = 0; turn < 1000 && r.pending_count() < std::size_t(n); ++turn)
+        r.run_once();
     REQUIRE(r.pending_count() == std::size_t(n));
 
     // One burst: every receive completes before the loop looks again.
@@ -186,8 +193,9 @@ TEST_CASE("uring_backend: far more completions than the CQ holds all arrive once
     CHECK(r.pending_count() == 0);
 }
 
-TEST_CASE("test support: CORONET_TEST_ALLOW_MISSING_BACKENDS names the backends that may be missing",
-          "[uring][support]") {
+TEST_CASE(
+    "test support: CORONET_TEST_ALLOW_MISSING_BACKENDS names the backends that may be missing",
+    "[uring][support]") {
     using coronet::backend_kind;
     using coronet::testing::missing_backend_allowed;
     const char* saved = std::getenv("CORONET_TEST_ALLOW_MISSING_BACKENDS");

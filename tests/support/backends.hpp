@@ -20,8 +20,8 @@
 #include <coronet/lib/reactor.hpp>
 
 #define CORONET_FOR_EACH_BACKEND(kind)                                                            \
-    const auto kind = GENERATE(::coronet::backend_kind::io_uring, ::coronet::backend_kind::epoll,  \
-                               ::coronet::backend_kind::select);                                   \
+    const auto kind = GENERATE(::coronet::backend_kind::io_uring, ::coronet::backend_kind::epoll, \
+                               ::coronet::backend_kind::select);                                  \
     INFO("backend: " << ::coronet::to_string(kind));                                              \
     if (!::coronet::testing::backend_or_allowed_skip(kind)) return;
 
@@ -47,8 +47,10 @@ inline bool missing_backend_allowed(backend_kind kind) {
     while (!list.empty()) {
         auto comma = list.find(',');
         auto item = list.substr(0, comma);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+            item.remove_suffix(1);
         if (item == name || item == "all") return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);

@@ -16,10 +16,10 @@ namespace coronet::testing {
 
 struct test_certs {
     std::string dir;
-    std::string ca;                   // the CA's certificate (trust this)
-    std::string cert, key;            // localhost, 127.0.0.1, ::1: signed by ca
+    std::string ca;                     // the CA's certificate (trust this)
+    std::string cert, key;              // localhost, 127.0.0.1, ::1: signed by ca
     std::string other_cert, other_key;  // other.test: signed by ca
-    std::string self_cert, self_key;  // localhost, self-signed: trusted by nobody
+    std::string self_cert, self_key;    // localhost, self-signed: trusted by nobody
 };
 
 inline void run_or_throw(const std::string& command) {
@@ -48,14 +48,17 @@ inline const test_certs& certs() {
         auto leaf = [&](const std::string& cert, const std::string& key, const std::string& cn,
                         const std::string& san) {
             std::ofstream(p("ext.cnf")) << "subjectAltName=" << san << "\n";
-            run_or_throw("openssl req" + ec + " -keyout " + key + " -out " + p("leaf.csr") + " -subj /CN=" + cn);
-            run_or_throw("openssl x509 -req -in " + p("leaf.csr") + " -CA " + c.ca + " -CAkey " + p("ca.key") +
-                         " -CAcreateserial -out " + cert + " -days 2 -extfile " + p("ext.cnf"));
+            run_or_throw("openssl req" + ec + " -keyout " + key + " -out " + p("leaf.csr") +
+                         " -subj /CN=" + cn);
+            run_or_throw("openssl x509 -req -in " + p("leaf.csr") + " -CA " + c.ca + " -CAkey " +
+                         p("ca.key") + " -CAcreateserial -out " + cert + " -days 2 -extfile " +
+                         p("ext.cnf"));
         };
         leaf(c.cert, c.key, "localhost", "DNS:localhost,IP:127.0.0.1,IP:::1");
         leaf(c.other_cert, c.other_key, "other.test", "DNS:other.test");
-        run_or_throw("openssl req -x509" + ec + " -keyout " + c.self_key + " -out " + c.self_cert +
-                     " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1");
+        run_or_throw(
+            "openssl req -x509" + ec + " -keyout " + c.self_key + " -out " + c.self_cert +
+            " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1");
         return c;
     }();
     return made;
