@@ -1,10 +1,13 @@
 #include <coronet/coro/open_file_cache.hpp>
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -30,6 +33,26 @@ struct descriptor {
 };
 
 int missing_or_refused(int err) noexcept { return err == ENOENT || err == ENOTDIR ? 404 : 403; }
+
+// Opens rel under dir_fd for reading with no symlink followed in ANY component, and never
+// leaving dir_fd's tree: openat2's RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, so a directory on the
+// way swapped for a symlink after it was looked at fails with ELOOP instead of being followed
+// (O_NOFOLLOW guards only the last component). Where the kernel has no openat2 (before 5.6, or
+// a seccomp filter that refuses it: ENOSYS), plain openat with O_NOFOLLOW; the caller's
+// inode check after the open still refuses a file replaced on the way.
+int open_beneath(int dir_fd, const char* rel) noexcept {
+    static bool no_openat2 = false;  // racy but benign: every thread learns the same answer
+    constexpr int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+    if (!no_openat2) {
+        ::open_how how{};
+        how.flags = flags;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        long fd = ::syscall(SYS_openat2, dir_fd, rel, &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+        no_openat2 = true;
+    }
+    return ::openat(dir_fd, rel, flags);
+}
 
 bool same_time(const timespec& a, const timespec& b) noexcept {
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
@@ -199,8 +222,16 @@ struct open_file_cache::state {
             f.status = where.status;
             return f;
         }
-        // O_NONBLOCK: opening a FIFO must not block the loop (fstat refuses it below).
-        int fd = ::open(where.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        // Opened as the canonical path relative to the root with no symlink followed: a
+        // component swapped for a symlink since canonical() looked fails (ELOOP: refused)
+        // instead of leading outside the root. O_NONBLOCK: opening a FIFO must not block the
+        // loop (fstat refuses it below).
+        std::string inside =
+            where.path.native().substr(std::min(where.path.native().size(), root.native().size()));
+        while (inside.starts_with('/'))
+            inside.erase(0, 1);
+        int fd = inside.empty() ? ::openat(root_fd, ".", O_RDONLY | O_CLOEXEC | O_DIRECTORY)
+                                : open_beneath(root_fd, inside.c_str());
         if (fd < 0) {
             f.status = missing_or_refused(errno);
             return f;
@@ -260,9 +291,11 @@ struct open_file_cache::state {
                 f.status = 404;
                 return f;
             }
-            int fd = ::openat(root_fd, buf, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+            // No symlink in any component (openat2 where the kernel has it): a directory on the
+            // way swapped for a symlink since fstatat looked is ELOOP, never followed.
+            int fd = open_beneath(root_fd, buf);
             if (fd < 0) {
-                if (errno == ELOOP)
+                if (errno == ELOOP || errno == EXDEV)
                     return through_symlinks(want_dir);  // swapped for a symlink just now
                 f.status = missing_or_refused(errno);
                 return f;

@@ -45,8 +45,8 @@ resolved_path resolve_under(const std::filesystem::path& root, std::string_view 
 // The limits of an open_file_cache.
 struct open_file_cache_options {
     std::size_t max_entries = 1024;  // answers kept (an open descriptor each for files); 0: none
-    std::chrono::seconds ttl{
-        60};  // an answer's age before it is resolved afresh, and its idle time before it goes
+    // An answer's age before it is resolved afresh, and its idle time before it goes.
+    std::chrono::seconds ttl{60};
 };
 
 // What open_file_cache::lookup found.
