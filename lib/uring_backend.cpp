@@ -488,20 +488,10 @@ void uring_backend::register_buffers() {
     // registration: recv_provided then polls and receives from the free stack.
     unsigned entries = std::bit_ceil(count);
     std::size_t bytes = entries * sizeof(io_uring_buf);
-    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) return;
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-    reg.ring_entries = entries;
-    reg.bgid = buffer_group;
-    if (io_uring_register_buf_ring(ring_.get(), &reg, 0) < 0) {
-        ::munmap(mem, bytes);
-        return;
-    }
-    buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+    buf_ring_ = map_buf_ring(entries, bytes, buffer_group);
+    if (!buf_ring_) return;
     buf_ring_bytes_ = bytes;
     buf_ring_entries_ = entries;
-    io_uring_buf_ring_init(buf_ring_);
     features_ += features_.empty() ? "buf_ring" : " buf_ring";
     pool_.attach(*this);  // every free block into the ring (put_back below)
     // The probe needs blocks in the ring: the kernel picks one before it finds the socket empty.
@@ -509,11 +499,33 @@ void uring_backend::register_buffers() {
     if (capabilities_.multishot_receive) features_ += " multishot_recv";
 }
 
+io_uring_buf_ring* uring_backend::map_buf_ring(unsigned entries, std::size_t bytes,
+                                               std::uint16_t group) noexcept {
+    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    if (io_uring_register_buf_ring(ring_.get(), &reg, 0) < 0) {
+        ::munmap(mem, bytes);
+        return nullptr;
+    }
+    auto* ring = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_ring_init(ring);
+    return ring;
+}
+
+void uring_backend::buf_ring_put(io_uring_buf_ring* ring, unsigned entries, void* data,
+                                 std::size_t size, std::uint16_t id) noexcept {
+    io_uring_buf_ring_add(ring, data, static_cast<unsigned>(size), id,
+                          io_uring_buf_ring_mask(entries), 0);
+    io_uring_buf_ring_advance(ring, 1);
+}
+
 // The pool's block id is free again (attach, or given back): the kernel may pick it.
 void uring_backend::put_back(std::uint16_t id, std::byte* data, std::size_t size) noexcept {
-    io_uring_buf_ring_add(buf_ring_, data, static_cast<unsigned>(size), id,
-                          io_uring_buf_ring_mask(buf_ring_entries_), 0);
-    io_uring_buf_ring_advance(buf_ring_, 1);
+    buf_ring_put(buf_ring_, buf_ring_entries_, data, size, id);
 }
 
 void uring_backend::start_provided(operation& op, io_uring_sqe* sqe) {

@@ -125,6 +125,15 @@ private:
 
     // --- provided buffers ---
     void register_buffers();
+    // A buffer ring of `entries` slots (a power of two) at the start of `bytes` of fresh
+    // page-aligned memory, registered as buffer group `group`: the ring, or nullptr when the
+    // memory or the registration (a kernel before 5.19) was refused. Freed by munmap(ring,
+    // bytes) after io_uring_unregister_buf_ring (or the ring's exit).
+    io_uring_buf_ring* map_buf_ring(unsigned entries, std::size_t bytes,
+                                    std::uint16_t group) noexcept;
+    // Offers `size` bytes at `data` to the kernel as block `id` of a ring of `entries` slots.
+    static void buf_ring_put(io_uring_buf_ring* ring, unsigned entries, void* data,
+                             std::size_t size, std::uint16_t id) noexcept;
     void put_back(std::uint16_t id, std::byte* data, std::size_t size) noexcept override;
     void start_provided(operation& op, io_uring_sqe* sqe);
     bool finish_provided(operation& op, const io_uring_cqe& cqe);

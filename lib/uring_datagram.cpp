@@ -67,43 +67,28 @@ bool uring_backend::datagrams_ready(datagram_queue& q) {
     const std::size_t block_size = round_up(
         sizeof(io_uring_recvmsg_out) + q.msg.msg_namelen + datagram_queue::max_payload, page);
     const std::size_t bytes = ring_bytes + q.blocks * block_size;
-    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) {
-        free_groups_.push_back(static_cast<std::uint16_t>(group));
-        return false;
-    }
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-    reg.ring_entries = entries;
-    reg.bgid = static_cast<std::uint16_t>(group);
     try {
         q.fifo.assign(q.blocks + 1, datagram_entry{});
     } catch (...) {
-        ::munmap(mem, bytes);
         free_groups_.push_back(static_cast<std::uint16_t>(group));
         return false;
     }
-    if (io_uring_register_buf_ring(ring_.get(), &reg, 0) < 0) {
-        ::munmap(mem, bytes);
+    io_uring_buf_ring* ring = map_buf_ring(entries, bytes, static_cast<std::uint16_t>(group));
+    if (!ring) {
         free_groups_.push_back(static_cast<std::uint16_t>(group));
         q.fifo.clear();
         return false;
     }
-    q.mapping = mem;
+    q.mapping = ring;
     q.mapping_bytes = bytes;
-    q.block_base = static_cast<std::byte*>(mem) + ring_bytes;
+    q.block_base = reinterpret_cast<std::byte*>(ring) + ring_bytes;
     q.block_size = block_size;
     q.ring_entries = entries;
     q.group = group;
     q.head = q.count = 0;
-    auto* ring = static_cast<io_uring_buf_ring*>(mem);
-    io_uring_buf_ring_init(ring);
-    const int mask = io_uring_buf_ring_mask(entries);
-    for (unsigned i = 0; i < q.blocks; ++i)
-        io_uring_buf_ring_add(ring, q.block_base + i * block_size,
-                              static_cast<unsigned>(block_size), static_cast<unsigned short>(i),
-                              mask, static_cast<int>(i));
-    io_uring_buf_ring_advance(ring, static_cast<int>(q.blocks));
+    for (unsigned i = 0; i < q.blocks; ++i)  // one at a time: a few dozen, once per queue
+        buf_ring_put(ring, entries, q.block_base + i * block_size, block_size,
+                     static_cast<std::uint16_t>(i));
     q.single_shot = false;
     return true;
 }
@@ -239,11 +224,9 @@ void uring_backend::deliver(operation& op, datagram_queue& q, datagram_entry e) 
 
 // Block id back into q's ring, for the kernel to fill again.
 void uring_backend::give_back(datagram_queue& q, int block) noexcept {
-    auto* ring = static_cast<io_uring_buf_ring*>(q.mapping);
-    io_uring_buf_ring_add(ring, q.block_base + static_cast<std::size_t>(block) * q.block_size,
-                          static_cast<unsigned>(q.block_size), static_cast<unsigned short>(block),
-                          io_uring_buf_ring_mask(q.ring_entries), 0);
-    io_uring_buf_ring_advance(ring, 1);
+    buf_ring_put(static_cast<io_uring_buf_ring*>(q.mapping), q.ring_entries,
+                 q.block_base + static_cast<std::size_t>(block) * q.block_size, q.block_size,
+                 static_cast<std::uint16_t>(block));
 }
 
 // Why wait here: the kernel holds q.arm (user_data) and may write into any free
