@@ -56,8 +56,10 @@ enum class op_code : std::uint8_t {
 enum class op_state : std::uint8_t { idle, pending, done, held };
 
 // What a backend is waiting for on a pending operation's behalf, beyond the
-// call itself: backend-private, `none` whenever the operation is not pending.
-// Only the backend that holds the operation reads or writes it.
+// call itself. Backend-private: only the backend that holds the operation reads
+// or writes it, and only while it is pending. A new operation starts at `none`
+// (io_uring's start() also resets it); a finished one may keep its last phase,
+// which means nothing then.
 enum class op_phase : std::uint8_t {
     none,  // the call itself (or nothing in progress)
     // --- the readiness backends (lib/perform.cpp) ---
