@@ -88,8 +88,9 @@ struct operation {
     std::chrono::steady_clock::time_point deadline;  // timeout
 
     // What only some codes use shares the same bytes (an operation lives in
-    // every awaiter and three times in a channel): read only the member of
-    // the op's own code, which its starter sets. Zero until then.
+    // every awaiter and up to three times per channel: its receive, its read
+    // deadline, its sender's send): read only the member of the op's own
+    // code, which its starter sets. Zero until then.
     __extension__ union {
         __extension__ struct {         // recv_provided
             std::size_t provided_max;  // most bytes to take (0: a whole block)
