@@ -75,8 +75,8 @@ struct channel_options {
     // A read that waits this long for its bytes gives up with errc::timed_out;
     // re-armed at every read, so an idle client goes and a busy one stays. 0: never.
     std::chrono::milliseconds idle_timeout{0};
-    // io_uring: keep one multishot receive armed (a recv_queue of 256 B per
-    // channel) instead of one receive per read that waits.
+    // io_uring: keep one multishot receive armed (a recv_queue of about 150 B
+    // per channel) instead of one receive per read that waits.
     bool multishot_recv = true;
 };
 
@@ -344,7 +344,7 @@ public:
     // The waiting read: no coroutine frame of its own. rx_ is its receive (the
     // reactor calls back when it finishes) and rx_timer_ its deadline, made at
     // the first read that waits with one (most channels never have a deadline:
-    // an idle channel keeps 8 bytes for it, not an operation's 96).
+    // an idle channel keeps 8 bytes for it, not a channel_op's 96).
     struct channel_op : operation {
         channel_state* owner = nullptr;
     };

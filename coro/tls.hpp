@@ -1,5 +1,5 @@
 #pragma once
-// TLS under a channel: OpenSSL 3 through a BIO in memory, driven by the reactor.
+// TLS under a channel: OpenSSL 3 through a BIO of the stream's own, driven by the reactor.
 //
 // A tls_context holds what every connection of one side shares: the server's
 // certificates (one per name, picked by SNI), the client's trust store, ALPN,

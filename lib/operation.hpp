@@ -56,8 +56,10 @@ enum class op_code : std::uint8_t {
 enum class op_state : std::uint8_t { idle, pending, done, held };
 
 // What a backend is waiting for on a pending operation's behalf, beyond the
-// call itself: backend-private, `none` whenever the operation is not pending.
-// Only the backend that holds the operation reads or writes it.
+// call itself. Backend-private: only the backend that holds the operation reads
+// or writes it, and only while it is pending. A new operation starts at `none`
+// (io_uring's start() also resets it); a finished one may keep its last phase,
+// which means nothing then.
 enum class op_phase : std::uint8_t {
     none,  // the call itself (or nothing in progress)
     // --- the readiness backends (lib/perform.cpp) ---
@@ -86,8 +88,9 @@ struct operation {
     std::chrono::steady_clock::time_point deadline;  // timeout
 
     // What only some codes use shares the same bytes (an operation lives in
-    // every awaiter and three times in a channel): read only the member of
-    // the op's own code, which its starter sets. Zero until then.
+    // every awaiter and up to three times per channel: its receive, its read
+    // deadline, its sender's send): read only the member of the op's own
+    // code, which its starter sets. Zero until then.
     __extension__ union {
         __extension__ struct {         // recv_provided
             std::size_t provided_max;  // most bytes to take (0: a whole block)

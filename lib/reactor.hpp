@@ -57,7 +57,7 @@ struct reactor_options {
     backend_kind backend = backend_kind::automatic;  // CORONET_BACKEND overrides automatic
     unsigned uring_entries = 256;                    // io_uring SQ size
     // io_uring: sends of at least this many bytes use SEND_ZC (zero-copy); 0 = never.
-    // CORONET_SEND_ZC=BYTES sets it when left at 0. See docs/design.md for figures.
+    // CORONET_SEND_ZC=BYTES sets it when left at 0. Figures: benchmarks/STEPS.md.
     std::size_t uring_send_zc_min = 0;
     bool simulate_uring_failure = false;  // fault injection: io_uring setup fails
                                           // (CORONET_SIMULATE_URING_FAILURE=1, when automatic)

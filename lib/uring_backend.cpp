@@ -42,6 +42,7 @@ constexpr unsigned short buffer_group = 0;
 // (zc_sent, zc_notif) or one to send again without it (zc_refused), a
 // recv_provided waiting for readability before it receives (provided_poll: no
 // buffer ring, or the ring recv said -EAGAIN).
+
 // A feature probe: submits `armed` (a multishot operation prepared on an fd
 // with nothing to do) and a cancel of it, and waits for both CQEs. True when
 // the operation ended with -ECANCELED, i.e. the kernel accepted and armed it
