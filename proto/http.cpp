@@ -419,6 +419,32 @@ void append_head(std::string& out, const response_head& head, std::string_view d
     out += "\r\n";
 }
 
+fixed_response::fixed_response(int status, std::string_view content_type, std::string_view body,
+                               std::string_view extra)
+    : status_(status), content_type_(content_type), body_(body), extra_(extra) {}
+
+std::string_view fixed_response::bytes(std::string_view date, variant v) {
+    if (date != std::string_view(date_, date_size)) {  // a new second: every variant is stale
+        date.copy(date_, date_size);
+        for (built& b : variants_)
+            b.bytes.clear();
+    }
+    built& b = variants_[static_cast<std::size_t>(v.connection)];
+    if (b.bytes.empty()) {
+        append_head(b.bytes,
+                    {.status = status_,
+                     .content_type = content_type_,
+                     .content_length = body_.size(),
+                     .connection = v.connection,
+                     .extra = extra_},
+                    date);
+        b.head_size = b.bytes.size();
+        b.bytes += body_;
+    }
+    std::string_view all = b.bytes;
+    return v.head_only ? all.substr(0, b.head_size) : all;
+}
+
 bool parse_status_line(std::string_view line, response_info& info) {
     // HTTP-version SP 3DIGIT SP [reason-phrase] (RFC 9112 4); a missing space before an empty
     // reason is tolerated, as clients do.

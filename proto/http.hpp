@@ -107,6 +107,42 @@ struct response_head {
 // grown to fit).
 void append_head(std::string& out, const response_head& head, std::string_view date);
 
+// A response that never changes but for its Date (a fixed page: "Hello, world!", an error page),
+// handed out as the complete bytes to send. Each variant, GET or HEAD times the three
+// Connection headers, is built the first time it is asked for and kept until the Date's second
+// changes; the HEAD variant is the head of the GET one, so a variant is one string. Asking costs
+// one comparison of the date: no variant is ever built per request.
+class fixed_response {
+public:
+    // What varies with the request.
+    struct variant {
+        bool head_only = false;  // a HEAD request: the head (Content-Length included), no body
+        connection_header connection = connection_header::none;
+    };
+
+    // A response of this status, Content-Type (none when empty), body (its Content-Length is
+    // sent) and extra header lines (each ending in "\r\n").
+    fixed_response(int status, std::string_view content_type, std::string_view body,
+                   std::string_view extra = {});
+
+    // The bytes to send for this variant with this Date (an IMF-fixdate, as date_cache gives):
+    // valid until the next call with another date.
+    std::string_view bytes(std::string_view date, variant v);
+
+    int status() const noexcept { return status_; }
+    std::string_view body() const noexcept { return body_; }
+
+private:
+    int status_;
+    std::string content_type_, body_, extra_;
+    char date_[date_size] = {};  // the Date of the variants built
+    struct built {
+        std::string bytes{};        // head and body; empty: not built for date_
+        std::size_t head_size = 0;  // the head's length, up to and including the blank line
+    };
+    built variants_[3] = {};  // by connection_header
+};
+
 // What a client needs of a response head.
 struct response_info {
     int minor = 1;   // HTTP/1.<minor>
