@@ -423,26 +423,23 @@ fixed_response::fixed_response(int status, std::string_view content_type, std::s
                                std::string_view extra)
     : status_(status), content_type_(content_type), body_(body), extra_(extra) {}
 
-std::string_view fixed_response::bytes(std::string_view date, variant v) {
-    if (date != std::string_view(date_, date_size)) {  // a new second: every variant is stale
-        date.copy(date_, date_size);
+void fixed_response::build(std::string_view date, connection_header connection) {
+    if (!same_date(date)) {  // a new second: every variant is stale
         for (built& b : variants_)
             b.bytes.clear();
+        std::fill(std::begin(date_), std::end(date_), '\0');
+        date.copy(date_, date_size);
     }
-    built& b = variants_[static_cast<std::size_t>(v.connection)];
-    if (b.bytes.empty()) {
-        append_head(b.bytes,
-                    {.status = status_,
-                     .content_type = content_type_,
-                     .content_length = body_.size(),
-                     .connection = v.connection,
-                     .extra = extra_},
-                    date);
-        b.head_size = b.bytes.size();
-        b.bytes += body_;
-    }
-    std::string_view all = b.bytes;
-    return v.head_only ? all.substr(0, b.head_size) : all;
+    built& b = variants_[static_cast<std::size_t>(connection)];
+    append_head(b.bytes,
+                {.status = status_,
+                 .content_type = content_type_,
+                 .content_length = body_.size(),
+                 .connection = connection,
+                 .extra = extra_},
+                date);
+    b.head_size = b.bytes.size();
+    b.bytes += body_;
 }
 
 bool parse_status_line(std::string_view line, response_info& info) {
