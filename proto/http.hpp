@@ -1,10 +1,11 @@
 #pragma once
 // proto/http.hpp: HTTP/1.1 as bytes, apart from any socket: the request head parser, request-target
-// decoding, the response head writer and status-line parser, HTTP dates, chunked framing and
-// http[s] URLs. Nothing here does I/O or allocates per call once its strings have grown, so a
-// server or client reads lines with channel::read_until("\r\n") and hands them here; tests and
-// fuzzers (tests/proto/http_test.cpp, tests/fuzz/http_request_fuzz.cpp) drive it directly.
-// Medusa ancestor: medusa/http_server.py (request parsing, the response head), http_date.py.
+// decoding, the response head writer and status-line parser, fixed (in-memory) responses, HTTP
+// dates, chunked framing and http[s] URLs. Nothing here does I/O or allocates per call once its
+// strings have grown, so a server or client reads lines with channel::read_until("\r\n") and hands
+// them here; tests and fuzzers (tests/proto/http_test.cpp, tests/fuzz/http_request_fuzz.cpp) drive
+// it directly. Medusa ancestor: medusa/http_server.py (request parsing, the response head),
+// http_date.py.
 
 #include <cstddef>
 #include <cstdint>
