@@ -1,5 +1,7 @@
 #include <coronet/coro/open_file_cache.hpp>
 
+#include <coronet/lib/reactor.hpp>
+
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -56,16 +58,6 @@ int open_beneath(int dir_fd, const char* rel) noexcept {
 
 bool same_time(const timespec& a, const timespec& b) noexcept {
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-// steady_clock's now() from CLOCK_MONOTONIC_COARSE: a few milliseconds behind at most, plenty
-// for a ttl of seconds, and cheaper to read once per lookup.
-open_file_cache::clock::time_point coarse_now() noexcept {
-    ::timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return open_file_cache::clock::time_point(
-        std::chrono::duration_cast<open_file_cache::clock::duration>(
-            std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 //
 // GET and HEAD of the files under --root (index.html or an HTML listing for a directory), with
 // keep-alive, pipelining and If-Modified-Since; /hello answers "Hello, world!" for benchmarks.
+// /hello and the error pages are http::fixed_response: their bytes are built once per Date
+// second for each variant (GET or HEAD, and the Connection header HTTP/1.0, keep-alive or
+// close calls for) and pushed as they are, whatever the request's method and version.
 // One coroutine per connection reads requests line by line (read_until("\r\n")) and pushes each
 // response without flushing, so responses leave in request order and a pipelined batch leaves
 // in one send. Paths are looked up in an open-file cache (coronet::open_file_cache: open
@@ -25,12 +28,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <time.h>
 
 using namespace std::chrono_literals;
 using clock_type = coronet::reactor::clock;
@@ -52,7 +54,10 @@ struct server {
     std::uint64_t other_requests = 0, other_bytes = 0;
     std::size_t other_buffers = 0;
     http::date_cache date{};
-    std::string hello{}, hello_date{};  // the keep-alive GET /hello response and its Date
+    // The responses that change only with the Date: "Hello, world!" and the error pages (made
+    // when first needed), each handed out whole for every method, version and Connection.
+    http::fixed_response hello{200, "text/plain", "Hello, world!"};
+    std::map<int, http::fixed_response> errors{};
 };
 
 // One client connection; its strings are reused from request to request.
@@ -76,23 +81,14 @@ struct connection {
 
 // --- reading ---------------------------------------------------------------------------
 
-// steady_clock's now() from CLOCK_MONOTONIC_COARSE: the same clock read without the TSC, up to
-// a few milliseconds behind, which is plenty for a deadline seconds away, and much cheaper to
-// read once per request (the precise read was ~5% of the server's user time on /hello).
-clock_type::time_point coarse_now() noexcept {
-    ::timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return clock_type::time_point(std::chrono::duration_cast<clock_type::duration>(
-        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
-}
-
 // Reads one request head into c.req: 0, an error status to answer before closing, or -1 when
 // the connection just ends (the peer closed, it stayed idle too long, or we are shutting down).
 // One deadline covers the wait for the request and the whole head: a client that dribbles a
 // byte at a time (slowloris) is cut off when it passes, however often its bytes come.
 coronet::task<int> read_request(connection& c) {
     c.req.clear();
-    c.ch.set_read_deadline(coarse_now() + c.srv.idle_timeout);  // reads that wait give up then
+    // Reads that wait give up then (a coarse clock: a tick off is nothing beside the timeout).
+    c.ch.set_read_deadline(coronet::coarse_now() + c.srv.idle_timeout);
     bool request_line = true;
     try {
         std::optional<std::string_view> line;
@@ -145,11 +141,16 @@ void log_response(connection& c, int status) {
                                                    std::to_string(status));
 }
 
+// What the response says about the connection: close, or keep-alive (which HTTP/1.0 must hear).
+http::connection_header connection_header_for(const connection& c) {
+    return !c.keep            ? http::connection_header::close
+           : c.req.minor == 0 ? http::connection_header::keep_alive
+                              : http::connection_header::none;
+}
+
 // Pushes a response head, and body unless the request was HEAD; nothing is sent yet.
 void push_response(connection& c, http::response_head head, std::string_view body = {}) {
-    head.connection = !c.keep            ? http::connection_header::close
-                      : c.req.minor == 0 ? http::connection_header::keep_alive
-                                         : http::connection_header::none;
+    head.connection = connection_header_for(c);
     c.out.clear();
     http::append_head(c.out, head, c.srv.date.now());
     if (!c.method_is("HEAD")) c.out += body;
@@ -157,35 +158,25 @@ void push_response(connection& c, http::response_head head, std::string_view bod
     log_response(c, head.status);
 }
 
-// "Hello, world!" as text/plain. The benchmarks' hot path: a keep-alive HTTP/1.1 GET gets a
-// response that only changes with the Date, so it is built once a second, not per request.
-void push_hello(connection& c) {
-    std::string_view hello = "Hello, world!";
-    if (!c.method_is("GET") || !c.keep || c.req.minor == 0)
-        return push_response(c, {.status = 200, .content_type = "text/plain", .content_length = 13},
-                             hello);
-    std::string_view date = c.srv.date.now();
-    std::string& cached = c.srv.hello;
-    if (date != c.srv.hello_date) {  // a new second (or the first request)
-        c.srv.hello_date = date;
-        cached.clear();
-        http::append_head(
-            cached, {.status = 200, .content_type = "text/plain", .content_length = 13}, date);
-        cached += hello;
-    }
-    c.ch.push(std::string_view(cached));
-    log_response(c, 200);
+// Pushes a fixed response as the bytes it keeps for this request's variant: the same path
+// for GET and HEAD, HTTP/1.0 and 1.1, kept or closed. /hello is the benchmarks' hot path.
+void push_fixed(connection& c, http::fixed_response& response) {
+    c.ch.push(response.bytes(c.srv.date.now(), {.head_only = c.method_is("HEAD"),
+                                                .connection = connection_header_for(c)}));
+    log_response(c, response.status());
 }
 
-// An HTML page for a status; 405 says which methods are allowed.
+// An HTML page for a status, a fixed response made the first time the status is answered;
+// 405 says which methods are allowed.
 void push_error(connection& c, int status) {
-    std::string page = http::error_page(status);
-    push_response(c,
-                  {.status = status,
-                   .content_type = "text/html; charset=utf-8",
-                   .content_length = page.size(),
-                   .extra = status == 405 ? "Allow: GET, HEAD\r\n" : ""},
-                  page);
+    auto page = c.srv.errors.find(status);
+    if (page == c.srv.errors.end())
+        page =
+            c.srv.errors
+                .try_emplace(status, status, "text/html; charset=utf-8", http::error_page(status),
+                             status == 405 ? "Allow: GET, HEAD\r\n" : "")
+                .first;
+    push_fixed(c, page->second);
 }
 
 // Pushes a producer onto the channel unless the request was HEAD.
@@ -370,12 +361,12 @@ void answer(connection& c) {
     ++c.srv.requests;
     if (!c.method_is("GET") && !c.method_is("HEAD")) return push_error(c, 405);
     if (std::string_view(c.req.target) == "/hello")
-        return push_hello(c);  // what decode_path would make "hello"
+        return push_fixed(c, c.srv.hello);  // what decode_path would make "hello"
     if (std::string_view(c.req.target) == "/status") return push_status(c, false);
     if (std::string_view(c.req.target) == "/status.json") return push_status(c, true);
     if (int status = http::decode_path(c.req.target, c.path))
         return push_error(c, status);  // "..", %2f
-    if (std::string_view(c.path) == "hello") return push_hello(c);
+    if (std::string_view(c.path) == "hello") return push_fixed(c, c.srv.hello);
     serve_path(c, c.path);
 }
 

@@ -7,6 +7,7 @@
 #include <system_error>
 #include <thread>
 
+#include <time.h>
 #include <unistd.h>
 
 #include <coronet/lib/epoll_backend.hpp>
@@ -100,6 +101,13 @@ std::unique_ptr<backend> make_backend(reactor_options o, buffer_pool& pool, back
 }
 
 }  // namespace
+
+reactor::clock::time_point coarse_now() noexcept {
+    ::timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return reactor::clock::time_point(std::chrono::duration_cast<reactor::clock::duration>(
+        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+}
 
 bool backend_available(backend_kind kind) {
     try {

@@ -419,6 +419,29 @@ void append_head(std::string& out, const response_head& head, std::string_view d
     out += "\r\n";
 }
 
+fixed_response::fixed_response(int status, std::string_view content_type, std::string_view body,
+                               std::string_view extra)
+    : status_(status), content_type_(content_type), body_(body), extra_(extra) {}
+
+void fixed_response::build(std::string_view date, connection_header connection) {
+    if (!same_date(date)) {  // a new second: every variant is stale
+        for (built& b : variants_)
+            b.bytes.clear();
+        std::fill(std::begin(date_), std::end(date_), '\0');
+        date.copy(date_, date_size);
+    }
+    built& b = variants_[static_cast<std::size_t>(connection)];
+    append_head(b.bytes,
+                {.status = status_,
+                 .content_type = content_type_,
+                 .content_length = body_.size(),
+                 .connection = connection,
+                 .extra = extra_},
+                date);
+    b.head_size = b.bytes.size();
+    b.bytes += body_;
+}
+
 bool parse_status_line(std::string_view line, response_info& info) {
     // HTTP-version SP 3DIGIT SP [reason-phrase] (RFC 9112 4); a missing space before an empty
     // reason is tolerated, as clients do.

@@ -1,13 +1,15 @@
 #pragma once
 // proto/http.hpp: HTTP/1.1 as bytes, apart from any socket: the request head parser, request-target
-// decoding, the response head writer and status-line parser, HTTP dates, chunked framing and
-// http[s] URLs. Nothing here does I/O or allocates per call once its strings have grown, so a
-// server or client reads lines with channel::read_until("\r\n") and hands them here; tests and
-// fuzzers (tests/proto/http_test.cpp, tests/fuzz/http_request_fuzz.cpp) drive it directly.
-// Medusa ancestor: medusa/http_server.py (request parsing, the response head), http_date.py.
+// decoding, the response head writer and status-line parser, fixed (in-memory) responses, HTTP
+// dates, chunked framing and http[s] URLs. Nothing here does I/O or allocates per call once its
+// strings have grown, so a server or client reads lines with channel::read_until("\r\n") and hands
+// them here; tests and fuzzers (tests/proto/http_test.cpp, tests/fuzz/http_request_fuzz.cpp) drive
+// it directly. Medusa ancestor: medusa/http_server.py (request parsing, the response head),
+// http_date.py.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -106,6 +108,54 @@ struct response_head {
 // Appends the status line, the headers and the blank line to out (no allocation once out has
 // grown to fit).
 void append_head(std::string& out, const response_head& head, std::string_view date);
+
+// A response that never changes but for its Date (a fixed page: "Hello, world!", an error page),
+// handed out as the complete bytes to send. Each variant, GET or HEAD times the three
+// Connection headers, is built the first time it is asked for and kept until the Date's second
+// changes; the HEAD variant is the head of the GET one, so a variant is one string. Asking costs
+// one comparison of the date: no variant is ever built per request.
+class fixed_response {
+public:
+    // What varies with the request.
+    struct variant {
+        bool head_only = false;  // a HEAD request: the head (Content-Length included), no body
+        connection_header connection = connection_header::none;
+    };
+
+    // A response of this status, Content-Type (none when empty), body (its Content-Length is
+    // sent) and extra header lines (each ending in "\r\n").
+    fixed_response(int status, std::string_view content_type, std::string_view body,
+                   std::string_view extra = {});
+
+    // The bytes to send for this variant with this Date (an IMF-fixdate, as date_cache gives):
+    // valid until the next call with another date. Inline: this is a server's hot path.
+    std::string_view bytes(std::string_view date, variant v) {
+        const built& b = variants_[static_cast<std::size_t>(v.connection)];
+        if (!same_date(date) || b.bytes.empty()) [[unlikely]]
+            build(date, v.connection);
+        return {b.bytes.data(), v.head_only ? b.head_size : b.bytes.size()};
+    }
+
+    int status() const noexcept { return status_; }
+    std::string_view body() const noexcept { return body_; }
+
+private:
+    // One fixed-size comparison, which the compiler does without a call.
+    bool same_date(std::string_view date) const noexcept {
+        return date.size() == date_size && std::memcmp(date.data(), date_, date_size) == 0;
+    }
+    // Builds the variant for this Connection header, and forgets the others on a new date.
+    void build(std::string_view date, connection_header connection);
+
+    int status_;
+    std::string content_type_, body_, extra_;
+    char date_[date_size] = {};  // the Date of the variants built
+    struct built {
+        std::string bytes{};        // head and body; empty: not built for date_
+        std::size_t head_size = 0;  // the head's length, up to and including the blank line
+    };
+    built variants_[3] = {};  // by connection_header
+};
 
 // What a client needs of a response head.
 struct response_info {

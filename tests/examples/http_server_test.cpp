@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -45,6 +46,31 @@ result curl(std::vector<std::string> args) {
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv);
 }
+
+// Checks a response exactly: its status line, its header lines in order ("Server", "Date" of the
+// IMF-fixdate form, then `more`) and its body.
+void check_exact(const std::optional<http_response>& r, const std::string& status_line,
+                 const std::vector<std::string>& more, const std::string& body) {
+    REQUIRE(r);
+    CHECK(r->status_line == status_line);
+    REQUIRE(r->lines.size() == 2 + more.size());
+    CHECK(r->lines[0] == "Server: coronet");
+    CHECK(std::regex_match(
+        r->lines[1],
+        std::regex(R"(Date: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)")));
+    for (std::size_t i = 0; i < more.size(); ++i)
+        CHECK(r->lines[2 + i] == more[i]);
+    CHECK(r->body == body);
+}
+
+// The head lines of /hello after its Date, with a Connection line when one is given.
+std::vector<std::string> hello_lines(const std::string& connection = "") {
+    std::vector<std::string> lines{"Content-Type: text/plain", "Content-Length: 13"};
+    if (!connection.empty()) lines.push_back("Connection: " + connection);
+    return lines;
+}
+
+const std::string hello = "Hello, world!";
 }  // namespace
 
 TEST_CASE("http_server: --help prints the usage and exits 0", "[http_server]") {
@@ -396,6 +422,99 @@ TEST_CASE("http_server: raw requests: 20 pipelined in order, 431, 505, keep-aliv
         r = c.read_response();
         REQUIRE(r);
         CHECK(r->body == "Hello, world!");
+    }
+
+    int status = s.stop();
+    INFO(describe(status) << "\nstderr: " << s.process().err());
+    CHECK(status == 0);
+}
+
+TEST_CASE("http_server: /hello and error pages, exactly, for HEAD, HTTP/1.0 and Connection: close",
+          "[http_server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    temp_dir root, outside;
+    fill_root(root, outside);
+    http_server s(root.path(), kind);
+
+    SECTION("HTTP/1.1 keep-alive: GET, HEAD, GET of /hello and its decoded spellings") {
+        connection c(s.port());
+        c.send(get(s.port(), "/hello") + "HEAD /hello HTTP/1.1\r\nHost: h\r\n\r\n" +
+               "HEAD /./hello?q=1 HTTP/1.1\r\nHost: h\r\n\r\n" + get(s.port(), "//hello"));
+        check_exact(c.read_response(), "HTTP/1.1 200 OK", hello_lines(), hello);
+        // HEAD: the same head, Content-Length 13, and no body (the next response follows it).
+        check_exact(c.read_response(true), "HTTP/1.1 200 OK", hello_lines(), "");
+        check_exact(c.read_response(true), "HTTP/1.1 200 OK", hello_lines(), "");
+        check_exact(c.read_response(), "HTTP/1.1 200 OK", hello_lines(), hello);
+        CHECK(c.buffered().empty());
+    }
+
+    SECTION("HTTP/1.0 with keep-alive: GET and HEAD keep the connection, then one without closes") {
+        connection c(s.port());
+        c.send(
+            "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+            "HEAD /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+            "GET /./hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        check_exact(c.read_response(), "HTTP/1.1 200 OK", hello_lines("keep-alive"), hello);
+        check_exact(c.read_response(true), "HTTP/1.1 200 OK", hello_lines("keep-alive"), "");
+        check_exact(c.read_response(), "HTTP/1.1 200 OK", hello_lines("keep-alive"), hello);
+        c.send("GET /hello HTTP/1.0\r\n\r\n");
+        check_exact(c.read_response(), "HTTP/1.1 200 OK", hello_lines("close"), hello);
+        CHECK(c.closed_by_peer(5s));  // and nothing after the body
+    }
+
+    SECTION("HTTP/1.0 HEAD without keep-alive: the head, Connection: close, no body") {
+        connection c(s.port());
+        c.send("HEAD /hello HTTP/1.0\r\n\r\n");
+        check_exact(c.read_response(true), "HTTP/1.1 200 OK", hello_lines("close"), "");
+        CHECK(c.closed_by_peer(5s));  // no body came before the close
+    }
+
+    SECTION("HTTP/1.1 Connection: close, GET and HEAD") {
+        connection c(s.port());
+        c.send("GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        check_exact(c.read_response(), "HTTP/1.1 200 OK", hello_lines("close"), hello);
+        CHECK(c.closed_by_peer(5s));
+        connection d(s.port());
+        d.send("HEAD /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        check_exact(d.read_response(true), "HTTP/1.1 200 OK", hello_lines("close"), "");
+        CHECK(d.closed_by_peer(5s));
+    }
+
+    SECTION("an error page: GET and HEAD on HTTP/1.1, HTTP/1.0 and Connection: close") {
+        const std::string page =
+            "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>"
+            "<h1>404 Not Found</h1></body></html>\n";
+        std::vector<std::string> lines{"Content-Type: text/html; charset=utf-8",
+                                       "Content-Length: " + std::to_string(page.size())};
+        auto with = [&lines](const std::string& connection) {
+            auto more = lines;
+            more.push_back("Connection: " + connection);
+            return more;
+        };
+        connection c(s.port());
+        c.send(get(s.port(), "/missing") + "HEAD /missing HTTP/1.1\r\nHost: h\r\n\r\n" +
+               "GET /missing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" +
+               "HEAD /missing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" +
+               "HEAD /missing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        check_exact(c.read_response(), "HTTP/1.1 404 Not Found", lines, page);
+        check_exact(c.read_response(true), "HTTP/1.1 404 Not Found", lines, "");
+        check_exact(c.read_response(), "HTTP/1.1 404 Not Found", with("keep-alive"), page);
+        check_exact(c.read_response(true), "HTTP/1.1 404 Not Found", with("keep-alive"), "");
+        check_exact(c.read_response(true), "HTTP/1.1 404 Not Found", with("close"), "");
+        CHECK(c.closed_by_peer(5s));
+        connection d(s.port());
+        d.send("GET /missing HTTP/1.0\r\n\r\n");
+        check_exact(d.read_response(), "HTTP/1.1 404 Not Found", with("close"), page);
+        CHECK(d.closed_by_peer(5s));
+        connection e(s.port());  // 405 says which methods are allowed
+        e.send("DELETE /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+        const std::string not_allowed =
+            "<!DOCTYPE html>\n<html><head><title>405 Method Not Allowed</title></head><body>"
+            "<h1>405 Method Not Allowed</h1></body></html>\n";
+        check_exact(e.read_response(), "HTTP/1.1 405 Method Not Allowed",
+                    {"Content-Type: text/html; charset=utf-8",
+                     "Content-Length: " + std::to_string(not_allowed.size()), "Allow: GET, HEAD"},
+                    not_allowed);
     }
 
     int status = s.stop();

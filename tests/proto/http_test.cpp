@@ -1,6 +1,6 @@
 // tests/proto/http_test.cpp: proto/http.hpp: the request head parser, target decoding
 // (traversal and smuggling attempts), HTTP dates, response heads and status lines, chunked
-// framing and URLs.
+// framing, fixed responses and URLs.
 #include <coronet/proto/http.hpp>
 
 #include <catch2/catch.hpp>
@@ -241,6 +241,78 @@ TEST_CASE("http: a response head has the status line, headers and a blank line",
           "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     CHECK(http::reason_phrase(431) == "Request Header Fields Too Large");
     CHECK(http::reason_phrase(505) == "HTTP Version Not Supported");
+}
+
+TEST_CASE("http: a fixed response gives every variant's exact bytes, HEAD without the body",
+          "[http]") {
+    http::fixed_response hello(200, "text/plain", "Hello, world!", "X-A: b\r\n");
+    const std::string date = "Sun, 06 Nov 1994 08:49:37 GMT";
+    const std::string head_start = "HTTP/1.1 200 OK\r\nServer: coronet\r\nDate: " + date +
+                                   "\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n";
+    struct expected {
+        http::connection_header connection;
+        std::string line;  // the Connection header line, if any
+        bool close;
+    };
+    for (const auto& e :
+         {expected{http::connection_header::none, "", false},
+          expected{http::connection_header::keep_alive, "Connection: keep-alive\r\n", false},
+          expected{http::connection_header::close, "Connection: close\r\n", true}}) {
+        INFO("connection header '" << e.line << "'");
+        const std::string head = head_start + e.line + "X-A: b\r\n\r\n";
+        // HEAD first, then GET: either may build the variant.
+        std::string_view only_head =
+            hello.bytes(date, {.head_only = true, .connection = e.connection});
+        CHECK(only_head == head);
+        std::string_view whole = hello.bytes(date, {.connection = e.connection});
+        CHECK(whole == head + "Hello, world!");
+        // Asked again with the same date: the same bytes, from the same place (not rebuilt).
+        CHECK(hello.bytes(date, {.connection = e.connection}).data() == whole.data());
+        CHECK(hello.bytes(date, {.head_only = true, .connection = e.connection}) == head);
+        // The bytes parse back as the response they are.
+        http::response_info info;
+        REQUIRE(http::parse_response_head(only_head, info));
+        CHECK(info.minor == 1);
+        CHECK(info.status == 200);
+        CHECK(info.reason == "OK");
+        CHECK(info.content_length == 13u);
+        CHECK_FALSE(info.chunked);
+        CHECK(info.connection_close == e.close);
+        CHECK(whole.substr(only_head.size()) == "Hello, world!");
+    }
+    CHECK(hello.status() == 200);
+    CHECK(hello.body() == "Hello, world!");
+}
+
+TEST_CASE("http: a fixed response is built again for a new date, every variant", "[http]") {
+    http::fixed_response page(404, "text/html", "<h1>404</h1>\n");
+    const std::string first = "Sun, 06 Nov 1994 08:49:37 GMT";
+    const std::string second = "Sun, 06 Nov 1994 08:49:38 GMT";
+    auto expect = [](const std::string& date, const std::string& connection) {
+        return "HTTP/1.1 404 Not Found\r\nServer: coronet\r\nDate: " + date +
+               "\r\nContent-Type: text/html\r\nContent-Length: 13\r\n" + connection +
+               "\r\n<h1>404</h1>\n";
+    };
+    CHECK(page.bytes(first, {}) == expect(first, ""));
+    CHECK(page.bytes(first, {.connection = http::connection_header::close}) ==
+          expect(first, "Connection: close\r\n"));
+    // A date in a buffer of its own, as date_cache hands it out: compared, not its address.
+    char text[http::date_size];
+    second.copy(text, http::date_size);
+    std::string_view next(text, http::date_size);
+    CHECK(page.bytes(next, {}) == expect(second, ""));
+    CHECK(page.bytes(next, {.connection = http::connection_header::close}) ==
+          expect(second, "Connection: close\r\n"));
+    std::string keep_alive = expect(second, "Connection: keep-alive\r\n");
+    CHECK(
+        page.bytes(next, {.head_only = true, .connection = http::connection_header::keep_alive}) ==
+        keep_alive.substr(0, keep_alive.size() - page.body().size()));
+    // And back: the first date is a change too.
+    CHECK(page.bytes(first, {}) == expect(first, ""));
+    // No Content-Type when none is given; an empty body still has its Content-Length.
+    http::fixed_response empty(200, "", "");
+    CHECK(empty.bytes(first, {}) ==
+          "HTTP/1.1 200 OK\r\nServer: coronet\r\nDate: " + first + "\r\nContent-Length: 0\r\n\r\n");
 }
 
 TEST_CASE("http: a status line gives the version, status and reason", "[http]") {
