@@ -9,9 +9,13 @@
 // destructors do. Everything is inline: the same instructions as the
 // hand-written caches it replaced (coro/channel.cpp's small blocks, output
 // deques and spare strings; lib/receive_room.cpp's input buffers).
+// block_free_list is the same bounded LIFO for raw memory blocks: the link
+// lives in the freed block itself, so it reserves nothing and keep() cannot
+// fail for want of room (coro/frame_pool.cpp's per-size-class frame lists).
 // Medusa ancestor: none (Python's allocator keeps its own free lists).
 
 #include <cstddef>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -64,6 +68,55 @@ public:
 
 private:
     std::vector<T> items_;
+};
+
+// The default block Drop: the global operator delete.
+struct delete_block {
+    void operator()(void* p) const noexcept { ::operator delete(p); }
+};
+
+// A bounded LIFO of freed blocks, each at least sizeof(void*) bytes and
+// suitably aligned for a pointer, linked through their first bytes.
+template <std::size_t Kept, class Drop = delete_block>
+class block_free_list {
+public:
+    static constexpr std::size_t kept = Kept;
+
+    block_free_list() = default;
+    block_free_list(const block_free_list&) = delete;
+    block_free_list& operator=(const block_free_list&) = delete;
+    ~block_free_list() {
+        while (!empty())
+            Drop{}(take());
+    }
+
+    bool empty() const noexcept { return head_ == nullptr; }
+    std::size_t size() const noexcept { return size_; }
+    bool full() const noexcept { return size_ >= Kept; }
+
+    // The block kept last; the list must not be empty.
+    void* take() noexcept {
+        link* b = head_;
+        head_ = b->next;
+        --size_;
+        return b;
+    }
+
+    // Keeps block p (its first bytes become the link) and returns true; false
+    // when full, p untouched: the caller frees it.
+    bool keep(void* p) noexcept {
+        if (size_ >= Kept) return false;
+        head_ = new (p) link{head_};
+        ++size_;
+        return true;
+    }
+
+private:
+    struct link {
+        link* next;
+    };
+    link* head_ = nullptr;
+    std::size_t size_ = 0;
 };
 
 }  // namespace coronet
