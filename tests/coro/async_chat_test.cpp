@@ -521,7 +521,7 @@ TEST_CASE("async_chat: A12 a receive that would block is not an error", "[async_
         co_await send_in_chunks(s, "abc", 3, c);
         co_await wait_until(r, [&] { return c->buffer == "abc"; });
         // The client's next receive finds nothing (EAGAIN on epoll/select) and waits.
-        co_await sleep_for(r, 20ms);
+        co_await sleep_for(r, 20ms);  // nothing may happen meanwhile: the quiet is the test
         CHECK(c->buffer == "abc");
         CHECK(c->contents.empty());
         co_await send_in_chunks(s, "def\n", 4, c);
@@ -677,8 +677,8 @@ TEST_CASE("async_chat: A17 handle_close by default closes and discards unsent ou
         else
             c->push(std::string(total, 'x'));  // fills the socket; most of it is still queued
         auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c) -> task<std::string> {
-            co_await sleep_for(s.context(), 5ms);
-            s.shutdown_send();  // the client sees end of stream
+            co_await sleep_for(s.context(), 5ms);  // a peer that reads nothing for a while
+            s.shutdown_send();                     // the client sees end of stream
             co_await wait_until(s.context(), [&] { return c->closes > 0; });
             co_return co_await read_all(s);
         };
@@ -776,8 +776,8 @@ TEST_CASE("async_chat: A20 queued() reports the bytes not yet sent", "[async_cha
         auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c,
                        std::size_t total) -> task<std::string> {
             co_await wait_until(s.context(), [&] { return c->queued() < total; });
-            co_await sleep_for(s.context(), 5ms);
-            CHECK(c->queued() > 0);  // the peer reads nothing: most of it waits
+            co_await sleep_for(s.context(), 5ms);  // a peer that reads nothing for a while
+            CHECK(c->queued() > 0);                // the peer reads nothing: most of it waits
             CHECK(c->queued() < total);
             c->close_when_done();
             co_return co_await read_all(s);

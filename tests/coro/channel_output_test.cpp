@@ -472,6 +472,7 @@ task<std::error_code> write_until_failure(channel& ch, std::size_t total) {
     co_return std::error_code{};
 }
 
+// A peer that reads nothing and closes after a few milliseconds, while the writer waits.
 task<void> close_soon(coronet::socket peer, bool reset) {
     for (int i = 0; i < 5; ++i)
         co_await sleep_for(peer.context(), 1ms);
@@ -718,10 +719,15 @@ task<closed_mid_file> close_during_sendfile(reactor& r, coronet::socket s, int f
     closed_mid_file out;
     channel ch(std::move(s));
     ch.push(file_producer(fd));
-    co_await sleep_for(r, 50ms);
+    // Until the sendfile has sent some and waits for room (loop turns, 5 s at most).
+    for (int i = 0; i < 5000 && !(ch.sent().file_bytes > 0 && r.pending_count() > 0); ++i)
+        co_await sleep_for(r, 1ms);
     out.file_bytes = ch.sent().file_bytes;
     ch.close();
-    co_await sleep_for(r, 10ms);  // the cancelled wait completes
+    // Until the cancelled wait has completed (loop turns, 5 s at most): a wait left behind
+    // keeps the count above 0 and fails the check below.
+    for (int i = 0; i < 5000 && r.pending_count() > 0; ++i)
+        co_await sleep_for(r, 1ms);
     out.pending_after_close = r.pending_count();
     co_return out;
 }
