@@ -75,8 +75,10 @@ struct delete_block {
     void operator()(void* p) const noexcept { ::operator delete(p); }
 };
 
-// A bounded LIFO of freed blocks, each at least sizeof(void*) bytes and
-// suitably aligned for a pointer, linked through their first bytes.
+// A bounded LIFO of freed blocks, each at least two pointers in size and
+// aligned for a pointer, linked through their first bytes. The list itself is
+// one pointer (an array of lists indexes like an array of pointers): each kept
+// block also records how many are kept, itself included.
 template <std::size_t Kept, class Drop = delete_block>
 class block_free_list {
 public:
@@ -91,32 +93,31 @@ public:
     }
 
     bool empty() const noexcept { return head_ == nullptr; }
-    std::size_t size() const noexcept { return size_; }
-    bool full() const noexcept { return size_ >= Kept; }
+    std::size_t size() const noexcept { return head_ ? head_->size : 0; }
+    bool full() const noexcept { return size() >= Kept; }
 
     // The block kept last; the list must not be empty.
     void* take() noexcept {
         link* b = head_;
         head_ = b->next;
-        --size_;
         return b;
     }
 
     // Keeps block p (its first bytes become the link) and returns true; false
     // when full, p untouched: the caller frees it.
     bool keep(void* p) noexcept {
-        if (size_ >= Kept) return false;
-        head_ = new (p) link{head_};
-        ++size_;
+        std::size_t n = size();
+        if (n >= Kept) return false;
+        head_ = new (p) link{head_, n + 1};
         return true;
     }
 
 private:
     struct link {
         link* next;
+        std::size_t size;  // blocks kept from this one down
     };
     link* head_ = nullptr;
-    std::size_t size_ = 0;
 };
 
 }  // namespace coronet
