@@ -676,13 +676,19 @@ TEST_CASE("async_chat: A17 handle_close by default closes and discards unsent ou
             c->last_words = std::string(total, 'x');  // queued after the end of stream
         else
             c->push(std::string(total, 'x'));  // fills the socket; most of it is still queued
-        auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c) -> task<std::string> {
-            co_await sleep_for(s.context(), 5ms);  // a peer that reads nothing for a while
-            s.shutdown_send();                     // the client sees end of stream
+        auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c,
+                       std::size_t queued_at_start) -> task<std::string> {
+            // Until the client runs: its receive waits and, with output pushed, some has gone
+            // out and the rest waits for room.
+            co_await wait_until(s.context(), [&] {
+                return s.context().pending_count() > 0 &&
+                       (queued_at_start == 0 || c->queued() < queued_at_start);
+            });
+            s.shutdown_send();  // the client sees end of stream
             co_await wait_until(s.context(), [&] { return c->closes > 0; });
             co_return co_await read_all(s);
         };
-        std::string got = r.run(peer(std::move(theirs), c));
+        std::string got = r.run(peer(std::move(theirs), c, c->queued()));
         r.run_for(10s);
         CHECK(c->closes == 1);
         CHECK(c->closed());

@@ -374,7 +374,8 @@ task<void> write_big(channel& ch, backpressure_state& st) {
     co_await ch.close_when_done();
 }
 
-// Reads nothing for a while (plenty of loop turns), then everything.
+// Reads nothing for a while (plenty of loop turns; a slow peer is the behaviour), then
+// everything.
 task<void> drain_later(coronet::socket peer, channel& ch, backpressure_state& st) {
     for (int i = 0; i < 20; ++i)
         co_await sleep_for(peer.context(), 1ms);
@@ -429,6 +430,7 @@ task<void> push_then_flush(channel& ch, flush_state& st) {
     co_await ch.close_when_done();
 }
 
+// Reads nothing for a while (a slow peer is the behaviour), then everything.
 task<void> drain_flush_later(coronet::socket peer, flush_state& st) {
     for (int i = 0; i < 20; ++i)
         co_await sleep_for(peer.context(), 1ms);
@@ -472,10 +474,11 @@ task<std::error_code> write_until_failure(channel& ch, std::size_t total) {
     co_return std::error_code{};
 }
 
-// A peer that reads nothing and closes after a few milliseconds, while the writer waits.
+// A peer that reads nothing and closes once the writer waits for room (loop turns, 1,000 at
+// most, until the writer's send is pending).
 task<void> close_soon(coronet::socket peer, bool reset) {
-    for (int i = 0; i < 5; ++i)
-        co_await sleep_for(peer.context(), 1ms);
+    for (int i = 0; i < 1000 && peer.context().pending_count() == 0; ++i)
+        co_await sleep_for(peer.context(), 0ms);
     if (reset) set_linger_zero(peer);
     peer.close();
 }
