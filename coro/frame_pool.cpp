@@ -3,6 +3,8 @@
 #include <array>
 #include <new>
 
+#include <coronet/lib/free_list.hpp>
+
 namespace coronet::detail {
 
 // Under AddressSanitizer frames come straight from the heap, so that a use of
@@ -36,36 +38,20 @@ constexpr std::size_t granule = 64;
 constexpr std::size_t classes = 32;       // frames up to 2 KiB are recycled
 constexpr std::size_t max_cached = 4096;  // per class: bounds what an idle thread keeps
 
-struct free_block {
-    free_block* next;
-};
-
+// One list per size class; what is still kept when the thread ends goes back to the heap.
 class pool {
 public:
-    ~pool() {
-        for (auto& head : heads_)
-            while (free_block* b = head) {
-                head = b->next;
-                ::operator delete(b);
-            }
-    }
     void* get(std::size_t cls) {
-        if (free_block* b = heads_[cls]) {
-            heads_[cls] = b->next;
-            --counts_[cls];
-            return b;
-        }
+        auto& list = lists_[cls];
+        if (!list.empty()) return list.take();
         return ::operator new((cls + 1) * granule);
     }
     void put(void* p, std::size_t cls) noexcept {
-        if (counts_[cls] >= max_cached) return ::operator delete(p);
-        heads_[cls] = new (p) free_block{heads_[cls]};
-        ++counts_[cls];
+        if (!lists_[cls].keep(p)) ::operator delete(p);
     }
 
 private:
-    std::array<free_block*, classes> heads_{};
-    std::array<std::size_t, classes> counts_{};
+    std::array<block_free_list<max_cached>, classes> lists_;
 };
 
 thread_local pool frames;

@@ -521,7 +521,7 @@ TEST_CASE("async_chat: A12 a receive that would block is not an error", "[async_
         co_await send_in_chunks(s, "abc", 3, c);
         co_await wait_until(r, [&] { return c->buffer == "abc"; });
         // The client's next receive finds nothing (EAGAIN on epoll/select) and waits.
-        co_await sleep_for(r, 20ms);
+        co_await sleep_for(r, 20ms);  // nothing may happen meanwhile: the quiet is the test
         CHECK(c->buffer == "abc");
         CHECK(c->contents.empty());
         co_await send_in_chunks(s, "def\n", 4, c);
@@ -676,13 +676,19 @@ TEST_CASE("async_chat: A17 handle_close by default closes and discards unsent ou
             c->last_words = std::string(total, 'x');  // queued after the end of stream
         else
             c->push(std::string(total, 'x'));  // fills the socket; most of it is still queued
-        auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c) -> task<std::string> {
-            co_await sleep_for(s.context(), 5ms);
+        auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c,
+                       std::size_t queued_at_start) -> task<std::string> {
+            // Until the client runs: its receive waits and, with output pushed, some has gone
+            // out and the rest waits for room.
+            co_await wait_until(s.context(), [&] {
+                return s.context().pending_count() > 0 &&
+                       (queued_at_start == 0 || c->queued() < queued_at_start);
+            });
             s.shutdown_send();  // the client sees end of stream
             co_await wait_until(s.context(), [&] { return c->closes > 0; });
             co_return co_await read_all(s);
         };
-        std::string got = r.run(peer(std::move(theirs), c));
+        std::string got = r.run(peer(std::move(theirs), c, c->queued()));
         r.run_for(10s);
         CHECK(c->closes == 1);
         CHECK(c->closed());
@@ -776,8 +782,8 @@ TEST_CASE("async_chat: A20 queued() reports the bytes not yet sent", "[async_cha
         auto peer = [](coronet::socket s, std::shared_ptr<echo_client> c,
                        std::size_t total) -> task<std::string> {
             co_await wait_until(s.context(), [&] { return c->queued() < total; });
-            co_await sleep_for(s.context(), 5ms);
-            CHECK(c->queued() > 0);  // the peer reads nothing: most of it waits
+            co_await sleep_for(s.context(), 5ms);  // a peer that reads nothing for a while
+            CHECK(c->queued() > 0);                // the peer reads nothing: most of it waits
             CHECK(c->queued() < total);
             c->close_when_done();
             co_return co_await read_all(s);

@@ -61,10 +61,12 @@ struct idle_report {
     std::vector<std::optional<std::string>> lines;
 };
 
-// Lets the reader reach its wait (it has nothing to read, so it must be there after a few turns).
-task<void> turns(reactor& r, int n) {
-    for (int i = 0; i < n; ++i)
-        co_await sleep_for(r, 1ms);
+// Loop turns (1,000 at most) until ch's reader has taken `lines` lines and waits for more.
+task<void> until_reader_waits(reactor& r, const channel& ch,
+                              const std::vector<std::optional<std::string>>& got,
+                              std::size_t lines) {
+    for (int i = 0; i < 1000 && !(got.size() >= lines && ch.read_waiting()); ++i)
+        co_await sleep_for(r, 0ms);
 }
 
 task<void> read_lines_into(channel& ch, std::vector<std::optional<std::string>>* out, int count) {
@@ -74,14 +76,14 @@ task<void> read_lines_into(channel& ch, std::vector<std::optional<std::string>>*
 
 task<void> feed_and_watch(reactor& r, channel& ch, coronet::socket& peer, idle_report* rep) {
     co_await send_all(peer, "hello\n");
-    co_await turns(r, 5);
+    co_await until_reader_waits(r, ch, rep->lines, 1);
     rep->capacity_idle = ch.buffer_capacity();
     rep->blocks_idle = r.buffers_in_use();
     co_await send_all(peer, "x\ny");
-    co_await turns(r, 5);
+    co_await until_reader_waits(r, ch, rep->lines, 2);
     rep->capacity_partial = ch.buffer_capacity();
     co_await send_all(peer, "\n");
-    co_await turns(r, 5);
+    co_await until_reader_waits(r, ch, rep->lines, 3);
     rep->capacity_idle_again = ch.buffer_capacity();
     rep->blocks_idle_again = r.buffers_in_use();
     co_await send_all(peer, "last\n");
@@ -214,7 +216,8 @@ task<std::optional<std::string>> read_pending(channel* ch) {
 }
 
 task<void> close_soon(reactor& r, channel* ch) {
-    co_await turns(r, 5);
+    for (int i = 0; i < 1000 && !ch->read_waiting(); ++i)  // until the read waits
+        co_await sleep_for(r, 0ms);
     ch->close();
 }
 

@@ -123,9 +123,10 @@ struct close_during_read {
     std::optional<std::string> rest, after_rest;
 };
 
+// Closes ch once its read waits (loop turns, 1,000 at most, until read_waiting()).
 task<void> close_after_turns(channel& ch) {
-    for (int i = 0; i < 5; ++i)
-        co_await sleep_for(ch.context(), 1ms);
+    for (int i = 0; i < 1000 && !ch.read_waiting(); ++i)
+        co_await sleep_for(ch.context(), 0ms);
     ch.close();
 }
 
@@ -175,12 +176,15 @@ task<std::size_t> abandon_pending_send(coronet::socket s, channel_options option
     ch.sock().set_send_buffer(4096);
     ch.push(std::string(4 * 1024 * 1024, 'd'));
     ch.push(simple_producer(std::string(100000, 'd'), 1000));
-    for (int i = 0; i < 5; ++i)
+    // Until a send has filled the socket (4 MiB against 4 KiB: the rest waits for room);
+    // loop turns, 5 s at most.
+    for (int i = 0; i < 5000 && ch.sent().bytes == 0; ++i)
         co_await sleep_for(ch.context(), 1ms);
     co_return ch.queued();
 }
 
-// Reads nothing for a while, then everything until end of stream.
+// Reads nothing for a while (a slow peer: the pause is the behaviour), then everything until
+// end of stream.
 task<received> receive_after(reactor& r, coronet::socket s, std::chrono::milliseconds pause) {
     co_await sleep_for(r, pause);
     co_return co_await receive_all(std::move(s));
@@ -391,11 +395,13 @@ task<std::string> deadlines_move(reactor& r, channel ch, coronet::socket peer) {
         [](channel& c, std::string* o) -> task<void> {
             *o += "," + own(co_await c.read_until("\n")).value_or("eof");
         }(ch, &out),
-        [](reactor& r, coronet::socket& p) -> task<void> {
+        [](reactor& r, channel& c, coronet::socket& p) -> task<void> {
             co_await send_all(p, std::string_view("tw"));
-            co_await sleep_for(r, 30ms);
+            // Until the reader holds "tw" and waits for the rest (loop turns, 5 s at most).
+            for (int i = 0; i < 5000 && !(c.buffered() == 2 && c.read_waiting()); ++i)
+                co_await sleep_for(r, 1ms);
             co_await send_all(p, std::string_view("o\n"));
-        }(r, peer));
+        }(r, ch, peer));
     ch.set_read_deadline(reactor::clock::now() + 20ms);
     try {
         (void)co_await ch.read_until("\n");
@@ -434,7 +440,8 @@ task<std::string> two_readers(reactor& r, channel& ch, coronet::socket& peer) {
         *out = own(co_await c.read_until("\n")).value_or("eof");
     };
     auto second = [](reactor& r, channel& c, coronet::socket& p, std::string* out) -> task<void> {
-        co_await sleep_for(r, 5ms);  // the first read waits by now
+        for (int i = 0; i < 1000 && !c.read_waiting(); ++i)  // until the first read waits
+            co_await sleep_for(r, 0ms);
         std::string got = co_await second_reader(c);
         co_await send_all(p, std::string_view("line\n"));
         *out = got;

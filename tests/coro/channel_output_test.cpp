@@ -374,7 +374,8 @@ task<void> write_big(channel& ch, backpressure_state& st) {
     co_await ch.close_when_done();
 }
 
-// Reads nothing for a while (plenty of loop turns), then everything.
+// Reads nothing for a while (plenty of loop turns; a slow peer is the behaviour), then
+// everything.
 task<void> drain_later(coronet::socket peer, channel& ch, backpressure_state& st) {
     for (int i = 0; i < 20; ++i)
         co_await sleep_for(peer.context(), 1ms);
@@ -429,6 +430,7 @@ task<void> push_then_flush(channel& ch, flush_state& st) {
     co_await ch.close_when_done();
 }
 
+// Reads nothing for a while (a slow peer is the behaviour), then everything.
 task<void> drain_flush_later(coronet::socket peer, flush_state& st) {
     for (int i = 0; i < 20; ++i)
         co_await sleep_for(peer.context(), 1ms);
@@ -472,9 +474,11 @@ task<std::error_code> write_until_failure(channel& ch, std::size_t total) {
     co_return std::error_code{};
 }
 
+// A peer that reads nothing and closes once the writer waits for room (loop turns, 1,000 at
+// most, until the writer's send is pending).
 task<void> close_soon(coronet::socket peer, bool reset) {
-    for (int i = 0; i < 5; ++i)
-        co_await sleep_for(peer.context(), 1ms);
+    for (int i = 0; i < 1000 && peer.context().pending_count() == 0; ++i)
+        co_await sleep_for(peer.context(), 0ms);
     if (reset) set_linger_zero(peer);
     peer.close();
 }
@@ -718,10 +722,15 @@ task<closed_mid_file> close_during_sendfile(reactor& r, coronet::socket s, int f
     closed_mid_file out;
     channel ch(std::move(s));
     ch.push(file_producer(fd));
-    co_await sleep_for(r, 50ms);
+    // Until the sendfile has sent some and waits for room (loop turns, 5 s at most).
+    for (int i = 0; i < 5000 && !(ch.sent().file_bytes > 0 && r.pending_count() > 0); ++i)
+        co_await sleep_for(r, 1ms);
     out.file_bytes = ch.sent().file_bytes;
     ch.close();
-    co_await sleep_for(r, 10ms);  // the cancelled wait completes
+    // Until the cancelled wait has completed (loop turns, 5 s at most): a wait left behind
+    // keeps the count above 0 and fails the check below.
+    for (int i = 0; i < 5000 && r.pending_count() > 0; ++i)
+        co_await sleep_for(r, 1ms);
     out.pending_after_close = r.pending_count();
     co_return out;
 }

@@ -222,7 +222,7 @@ TEST_CASE("channel: a file_producer whose read fails (EISDIR) is an error, not a
 
 namespace {
 
-// Sends `count` lines, one every `gap`, then closes.
+// Sends `count` lines, one every `gap`, then closes (a slow peer: the gaps are the behaviour).
 task<void> trickle(coronet::socket s, int count, std::chrono::milliseconds gap) {
     for (int i = 0; i < count; ++i) {
         co_await sleep_for(s.context(), gap);
@@ -336,11 +336,13 @@ task<void> session_broken(coronet::socket) {
     throw std::runtime_error("handler bug");
 }
 
-task<void> pause(reactor& r, std::chrono::milliseconds d) { co_await sleep_for(r, d); }
+// The session's end: spawn logs what escaped it before its handle reports it done.
+task<void> ended(coronet::task_handle h) { co_await h; }
 
-task<void> send_then_wait(coronet::socket s, std::string data) {
+// Sends data, then keeps the socket open until the session has ended.
+task<void> send_then_wait(coronet::socket s, std::string data, coronet::task_handle h) {
     co_await send_all(s, data);
-    co_await sleep_for(s.context(), 100ms);
+    co_await h;
 }
 
 }  // namespace
@@ -353,16 +355,16 @@ TEST_CASE("spawn: timed_out line_too_long and message_too_long are logged at inf
     auto [client, server] = r.run(tcp_pair(r));
     const std::string peer = client.local_address().to_string();  // the server's peer
     SECTION("an idle client") {
-        spawn(r, session_idle(std::move(server)), "session");
-        r.run(pause(r, 100ms));
+        auto h = spawn(r, session_idle(std::move(server)), "session");
+        r.run(ended(std::move(h)));  // its idle timeout (20 ms) ends it
         INFO(cap.dump());
         CHECK(cap.count(log_level::info, "uncaptured exception in session") == 1);
         CHECK(cap.count(log_level::info, peer) == 1);
         CHECK(cap.count(log_level::error, "session") == 0);
     }
     SECTION("a line too long") {
-        spawn(r, session_long_line(std::move(server)), "session");
-        r.run(send_then_wait(std::move(client), "far too long a line\n"));
+        auto h = spawn(r, session_long_line(std::move(server)), "session");
+        r.run(send_then_wait(std::move(client), "far too long a line\n", std::move(h)));
         INFO(cap.dump());
         CHECK(cap.count(log_level::info, "line too long") +
                   cap.count(log_level::info, "line_too_long") >=
@@ -371,15 +373,15 @@ TEST_CASE("spawn: timed_out line_too_long and message_too_long are logged at inf
         CHECK(cap.count(log_level::error, "session") == 0);
     }
     SECTION("a message too long") {
-        spawn(r, session_too_much(std::move(server)), "session");
-        r.run(send_then_wait(std::move(client), "x"));
+        auto h = spawn(r, session_too_much(std::move(server)), "session");
+        r.run(send_then_wait(std::move(client), "x", std::move(h)));
         INFO(cap.dump());
         CHECK(cap.count(log_level::info, peer) == 1);
         CHECK(cap.count(log_level::error, "session") == 0);
     }
     SECTION("anything else is still an error") {
-        spawn(r, session_broken(std::move(server)), "session");
-        r.run(pause(r, 10ms));
+        auto h = spawn(r, session_broken(std::move(server)), "session");
+        r.run(ended(std::move(h)));
         INFO(cap.dump());
         CHECK(cap.count(log_level::error, "handler bug") == 1);
     }

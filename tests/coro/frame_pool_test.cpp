@@ -177,8 +177,10 @@ task<void> read_lines_with_deadline(channel& ch, int count, int* read) {
 
 // Sends each line with a plain send(2) once the reader has taken the last one:
 // nothing here makes a frame, so every frame counted is the reader's.
-task<std::size_t> feed_lines(reactor& r, coronet::socket& peer, int count, const int* read) {
-    co_await sleep_for(r, std::chrono::milliseconds(1));  // the reader waits by now
+task<std::size_t> feed_lines(reactor& r, const channel& ch, coronet::socket& peer, int count,
+                             const int* read) {
+    for (int i = 0; i < 1000 && !ch.read_waiting(); ++i)  // until the reader waits
+        co_await sleep_for(r, std::chrono::milliseconds(0));
     std::size_t before = detail::frames_allocated();
     for (int i = 0; i < count; ++i) {
         REQUIRE(::send(peer.native_handle(), "x\n", 2, MSG_NOSIGNAL) == 2);
@@ -198,8 +200,8 @@ TEST_CASE("frame_pool: a channel read that waits under a deadline creates no cor
     channel ch(std::move(server));
     int read = 0;
     constexpr int lines = 1000;
-    auto [unused, frames] = r.run(
-        when_all(read_lines_with_deadline(ch, lines, &read), feed_lines(r, client, lines, &read)));
+    auto [unused, frames] = r.run(when_all(read_lines_with_deadline(ch, lines, &read),
+                                           feed_lines(r, ch, client, lines, &read)));
     CHECK(read == lines);
     CHECK(frames == 0);
     CHECK(r.pending_count() == 0);  // the deadline's timer is not left behind

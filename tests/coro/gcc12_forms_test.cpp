@@ -38,7 +38,7 @@ namespace {
 // Sends the pieces one turn apart (each read has to wait), then closes.
 task<void> send_slowly(coronet::socket s, std::vector<std::string> pieces) {
     for (const auto& p : pieces) {
-        co_await sleep_for(s.context(), 1ms);  // form: a statement of its own
+        co_await sleep_for(s.context(), 1ms);  // form: a statement of its own (the form tested)
         co_await send_all(s, p);
     }
     s.close();
@@ -160,9 +160,13 @@ TEST_CASE(
             spawn(r, f(channel(std::move(a))), "waiter");
             peers.push_back(std::move(b));
         }
-        // The spawned tasks start and wait; then the reactor dies with them suspended.
-        auto turn = [](reactor& rr) -> task<void> { co_await sleep_for(rr, 5ms); };
-        r.run(turn(r));
+        // The spawned tasks start and wait (loop turns, 1,000 at most, until their three reads
+        // are pending); then the reactor dies with them suspended.
+        auto turns = [](reactor& rr) -> task<void> {
+            for (int i = 0; i < 1000 && rr.pending_count() < 3; ++i)
+                co_await sleep_for(rr, 0ms);
+        };
+        r.run(turns(r));
         CHECK(r.pending_count() > 0);
         for (auto& p : peers)
             p.close();

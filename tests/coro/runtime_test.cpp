@@ -82,10 +82,9 @@ TEST_CASE("runtime: post() from another thread runs on the target reactor", "[ru
     CORONET_FOR_EACH_BACKEND(kind);
     coronet::runtime rt({.threads = 2, .reactor = {.backend = kind}});
     tally t;
-    std::thread poster([&] {
-        // Wait until both loops are up, then post 1000 to each, then stop.
-        while (rt.backend_name().empty())
-            std::this_thread::sleep_for(1ms);
+    std::thread poster;
+    // Once both loops are up (run()'s started callback), post 1000 to each, then stop.
+    auto post_all = [&] {
         for (int i = 0; i < 1000; ++i)
             for (unsigned k = 0; k < 2; ++k)
                 rt.post(k, [&t, k] {
@@ -95,12 +94,14 @@ TEST_CASE("runtime: post() from another thread runs on the target reactor", "[ru
         std::atomic<int> acked{0};
         for (unsigned k = 0; k < 2; ++k)
             rt.post(k, [&acked] { ++acked; });
+        // A poll on the real condition, bounded (5 s): the acks come from the other threads.
         for (int i = 0; i < 5000 && acked < 2; ++i)
             std::this_thread::sleep_for(1ms);
         rt.stop();
-    });
-    rt.run([&t](worker& w) { return wait_for_stop(w, &t); });
-    poster.join();
+    };
+    rt.run([&t](worker& w) { return wait_for_stop(w, &t); },
+           [&] { poster = std::thread(post_all); });
+    if (poster.joinable()) poster.join();
     CHECK(t.per_thread[0] == 1000);
     CHECK(t.per_thread[1] == 1000);
     CHECK(t.ran_on[0] == t.owner[0]);
@@ -118,17 +119,16 @@ TEST_CASE("runtime: SO_REUSEPORT servers on every thread, a signal stops them al
     coronet::runtime rt({.threads = 2, .reactor = {.backend = kind}, .stop_signals = {SIGUSR2}});
     std::vector<std::string> lines;
     coronet::block_signals({SIGUSR2});  // before any thread starts: no thread may die of it
-    std::thread client([&] {
-        while (rt.addresses().empty() || rt.backend_name().empty())
-            std::this_thread::sleep_for(1ms);
-        std::this_thread::sleep_for(20ms);  // thread 1 is up too
+    std::thread client;
+    // Started once every thread's server listens (run()'s started callback).
+    auto fetch_all = [&] {
         auto at = rt.addresses()[0];
         for (int i = 0; i < 20; ++i)
             lines.push_back(fetch_line(at));
         ::kill(::getpid(), SIGUSR2);
-    });
-    rt.run(serve_greetings);
-    client.join();
+    };
+    rt.run(serve_greetings, [&] { client = std::thread(fetch_all); });
+    if (client.joinable()) client.join();
     CHECK(rt.stop_signal() == SIGUSR2);
     REQUIRE(lines.size() == 20);
     for (auto& l : lines)

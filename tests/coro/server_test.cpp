@@ -212,9 +212,10 @@ task<std::size_t> graceful(reactor& r) {
         batch += "request " + std::to_string(i) + "\n";
     co_await ch.write(batch);
     co_await ch.flush();
-    co_await coronet::sleep_for(r, 1ms);
+    // The first answer says the server is working through the batch: the rest are in flight.
+    std::string first = co_await line_of(ch);
+    std::size_t answered = first == "request 0";
     auto stop = coronet::spawn(r, srv.shutdown(), "shutdown");
-    std::size_t answered = 0;
     for (;;) {
         auto line = co_await line_of(ch);
         if (line == "<eof>" || line.starts_with("<")) break;
@@ -243,7 +244,13 @@ task<std::string> lingering(reactor& r) {
     srv.start();
     auto ch = co_await dial(r, srv.local_addresses()[0]);
     ch.push("question\n" + std::string(256 * 1024, 'x'));
-    co_await coronet::sleep_for(r, 50ms);  // the handler has answered and returned by now
+    // The reply has gone out (answer_once returns right after its push): the handler is done,
+    // and the connection is in its lingering close with the client's bytes still unread.
+    bool answered = co_await until(r, [&] {
+        auto list = srv.connections().list();
+        return !list.empty() && list[0].bytes_out > 0;
+    });
+    if (!answered) co_return "<no reply went out in 3 s>";
     std::string out = co_await line_of(ch);
     out += " " + co_await line_of(ch);
     co_await srv.shutdown();
@@ -261,8 +268,10 @@ task<std::string> over_tls(reactor& r) {
     server srv(r, o, greet_echo);
     srv.start();
     auto at = srv.local_addresses()[0];
-    auto stalled = co_await coronet::socket::connect(r, at);  // says nothing: in its handshake
-    co_await coronet::sleep_for(r, 20ms);
+    // Says nothing: in its handshake. No wait is needed for the server to count it: the
+    // kernel queues connections in order, so the server has accepted this one (and begun its
+    // handshake) before it accepts the next, whose handshake takes several loop turns more.
+    auto stalled = co_await coronet::socket::connect(r, at);
     auto ctx = coronet::tls_context::client({.ca_file = coronet::testing::certs().ca});
     channel ch(
         co_await coronet::tls_connect(co_await coronet::socket::connect(r, at), ctx, "localhost"));

@@ -22,9 +22,11 @@ using coronet::task;
 
 namespace {
 
-// Raises sig (aimed at this thread, which blocks it) after a while.
+// Raises sig (aimed at this thread, which blocks it) once the wait is pending (loop turns,
+// 1,000 at most).
 task<void> raise_later(reactor* r, int sig) {
-    co_await coronet::sleep_for(*r, 5ms);
+    for (int i = 0; i < 1000 && r->pending_count() == 0; ++i)
+        co_await coronet::sleep_for(*r, 0ms);
     ::raise(sig);
 }
 

@@ -30,7 +30,8 @@ task<int> await_handle(reactor* r, int* state) {
 
 task<int> cancel_handle(reactor* r, int* state) {
     auto h = coronet::spawn(*r, nap(r, 1h, state), "nap");
-    co_await coronet::sleep_for(*r, 5ms);
+    for (int i = 0; i < 1000 && *state == 0; ++i)  // until the nap has begun (turns)
+        co_await coronet::sleep_for(*r, 0ms);
     h.cancel();
     co_await h;
     co_return *state;
@@ -51,7 +52,9 @@ task<bool> cancel_recv(reactor* r) {
     auto [a, b] = coronet::socket::pair(*r);
     bool ended = false;
     auto h = coronet::spawn(*r, read_forever(&a, &ended), "reader");
-    co_await coronet::sleep_for(*r, 5ms);
+    // Loop turns (1,000 at most) until the reader's receive is the one operation pending.
+    for (int i = 0; i < 1000 && r->pending_count() == 0; ++i)
+        co_await coronet::sleep_for(*r, 0ms);
     h.cancel();
     co_await h;
     co_return ended;
@@ -97,7 +100,8 @@ task<int> cancel_own_scope(reactor* r, int* state) {
     auto t = nap(r, 1h, state);
     t.set_cancel_slot(&own);  // a scope of its own: spawn keeps it
     auto h = coronet::spawn(*r, std::move(t), "nap");
-    co_await coronet::sleep_for(*r, 5ms);
+    for (int i = 0; i < 1000 && *state == 0; ++i)  // until the nap has begun (turns)
+        co_await coronet::sleep_for(*r, 0ms);
     h.cancel();  // reaches the task through its own scope
     co_await h;
     co_return *state;

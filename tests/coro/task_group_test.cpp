@@ -53,7 +53,9 @@ task<std::size_t> close_group(reactor* r, int* live) {
         group.spawn(reader(std::move(a), live), "reader");
         keep.push_back(std::move(b));
     }
-    co_await coronet::sleep_for(*r, 5ms);  // every child is waiting now
+    // Loop turns (1,000 at most) until every child waits: ten sleeps and ten receives pending.
+    for (int i = 0; i < 1000 && r->pending_count() < 20; ++i)
+        co_await coronet::sleep_for(*r, 0ms);
     std::size_t before = group.size();
     co_await group.close();
     co_return before - group.size();

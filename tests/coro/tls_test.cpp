@@ -397,6 +397,7 @@ TEST_CASE("tls: a handshake waiting mid-record holds no provided block", "[tls]"
         coronet::socket s = co_await coronet::socket::connect(r, to);
         std::string part = std::string("\x16\x03\x01\x02\x00", 5) + std::string(60, '\x01');
         co_await s.send(std::string_view(part));
+        // No signal from inside the server's handshake says it has taken the 65 bytes: a while.
         co_await sleep_for(r, 50ms);
         std::size_t in_use = r.buffers_in_use();
         std::array<std::byte, 64> buf;
@@ -450,8 +451,8 @@ TEST_CASE("tls: shutdown() waits for the peer's close_notify only as long as ask
     auto server = [](coronet::socket& l, tls_context ctx, bool answer) -> task<void> {
         coronet::socket s = co_await l.accept();
         channel ch(co_await tls_accept(std::move(s), ctx));
-        auto got = co_await ch.read_some();  // nullopt: the client's close_notify
-        if (!answer) co_await sleep_for(ch.context(), 1s);
+        auto got = co_await ch.read_some();                 // nullopt: the client's close_notify
+        if (!answer) co_await sleep_for(ch.context(), 1s);  // a peer that never answers
         CHECK_FALSE(got);
     };
     auto client = [](reactor& r, address to, tls_context ctx) -> task<bool> {
@@ -573,8 +574,8 @@ TEST_CASE("tls: over an in-memory pair, a slow reader holds the writer back and 
                      const bool& flushed, std::size_t size) -> task<std::string> {
         channel ch(co_await tls_connect(std::move(end), ctx, "localhost"));
         ch.set_max_buffer(size);
-        co_await sleep_for(r, 20ms);
-        CHECK_FALSE(flushed);  // 256 KiB cannot pass 4 KiB of pipe while nobody reads
+        co_await sleep_for(r, 20ms);  // a reader that reads nothing for a while
+        CHECK_FALSE(flushed);         // 256 KiB cannot pass 4 KiB of pipe while nobody reads
         std::string got;
         while (got.size() < size) {
             auto some = co_await ch.read_some(1000);  // a thousand bytes per loop turn

@@ -255,7 +255,7 @@ TEST_CASE("http_faults: resets mid-response, half-closes and clients that never 
             REQUIRE(r);
             CHECK(r->body == "Hello, world!");
             rss_peak = std::max(rss_peak, rss_kib(pid));
-            std::this_thread::sleep_for(200ms);
+            std::this_thread::sleep_for(200ms);  // samples while the hogs stay stuck
         }
         // Stuck for the idle timeout (2 s) in flush, then again closing: the server lets go.
         CHECK(fds_fall_to(pid, base_fds, 40s));

@@ -396,7 +396,7 @@ TEST_CASE("kv_server: a client that does not read its replies is not read either
         gets += "GET v\r\n";
     c.send(gets);
     std::size_t peak = 0;
-    for (int i = 0; i < 10; ++i) {
+    for (int i = 0; i < 10; ++i) {  // sampled over half a second while the replies stay unread
         std::this_thread::sleep_for(50ms);
         peak = std::max(peak, rss_bytes(s.pid()));
     }

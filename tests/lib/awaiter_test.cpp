@@ -56,8 +56,10 @@ task<std::string> recv_text(coronet::socket* s) {
     co_return std::string(buf.data(), n);
 }
 
+// Sends text once the other side's wait is pending (loop turns, 1,000 at most).
 task<void> send_later(reactor& r, coronet::socket* s, std::string text) {
-    co_await coronet::sleep_for(r, 5ms);
+    for (int i = 0; i < 1000 && r.pending_count() == 0; ++i)
+        co_await coronet::sleep_for(r, 0ms);
     co_await coronet::send_all(*s, text);
 }
 

@@ -41,7 +41,9 @@ task<std::size_t> send_everything(coronet::socket& s) {
 }
 
 task<std::size_t> read_slowly(reactor& r, coronet::socket& s) {
-    co_await sleep_for(r, std::chrono::milliseconds(50));  // let the sender fill every buffer
+    // Until the sender has filled every buffer and its send waits (loop turns, 1,000 at most).
+    for (int i = 0; i < 1000 && r.pending_count() == 0; ++i)
+        co_await sleep_for(r, std::chrono::milliseconds(0));
     std::vector<char> buf(64 * 1024);
     std::size_t got = 0;
     bool ok = true;

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -133,6 +135,14 @@ task<void> sleep_long(reactor& r) { (void)co_await coronet::sleep_for(r, 1h); }
 task<void> announce_then_sleep(reactor& r, std::atomic<bool>* running) {
     running->store(true);
     (void)co_await coronet::sleep_for(r, 1h);
+}
+
+// True when thread tid of this process is asleep ('S' in /proc/self/task/TID/stat).
+bool thread_sleeping(pid_t tid) {
+    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto paren = stat.rfind(')');  // the state follows the command name's closing parenthesis
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'S';
 }
 
 task<void> stop_soon(reactor& r) {
@@ -325,10 +335,14 @@ TEST_CASE("reactor: stop() from another thread ends run()", "[reactor]") {
     reactor r{{.backend = kind}};
     std::atomic<bool> running{false};
     coronet::spawn(r, announce_then_sleep(r, &running));
+    pid_t loop_tid = ::gettid();  // r.run() below runs on this thread
     std::thread stopper([&] {
         while (!running.load())
             std::this_thread::sleep_for(1ms);
-        std::this_thread::sleep_for(20ms);  // let the loop block in the backend's wait
+        // The loop's thread blocks in the backend's wait: a poll (5 s at most) on the
+        // thread's state in /proc, where no event can tell a thread that has gone to sleep.
+        for (int i = 0; i < 5000 && !thread_sleeping(loop_tid); ++i)
+            std::this_thread::sleep_for(1ms);
         r.stop();
     });
     auto start = reactor::clock::now();

@@ -510,8 +510,10 @@ task<outcome> recv_outcome(coronet::socket* s) {
     co_return out;
 }
 
+// Sends text once the other side's wait is pending (loop turns, 1,000 at most).
 task<void> send_later(reactor& r, coronet::socket* s, std::string text) {
-    co_await coronet::sleep_for(r, 20ms);
+    for (int i = 0; i < 1000 && r.pending_count() == 0; ++i)
+        co_await coronet::sleep_for(r, 0ms);
     co_await coronet::send_all(*s, text);
 }
 
