@@ -63,6 +63,7 @@ struct connection_entry {
     reactor::clock::time_point seen_active{};  // when they last changed
     bool draining = false;
     bool orphaned = false;  // its server is gone: nothing to unlist it from
+    bool at_once = false;   // its handler said the peer sends nothing more: close without lingering
 };
 static_assert(sizeof(connection_entry) <= 64, "the registry costs at most 64 B a connection");
 

@@ -7,7 +7,7 @@
 
 namespace coronet {
 
-task<void> lingering_close(channel& ch, std::chrono::milliseconds linger) {
+task<void> lingering_close(channel& ch, std::chrono::milliseconds linger, peer_input input) {
     if (!ch || ch.closed()) co_return;
     if (linger.count() <= 0) {
         (void)ch.close_when_done();  // takes effect without being awaited
@@ -27,7 +27,7 @@ task<void> lingering_close(channel& ch, std::chrono::milliseconds linger) {
         }
         if (flushed || !slow || ch.sent().bytes == before) break;
     }
-    if (flushed && !ch.at_eof()) {
+    if (flushed && !ch.at_eof() && input == peer_input::unknown) {
         ch.shutdown_send();  // TLS: close_notify
         ch.set_read_deadline(reactor::clock::now() + linger);
         try {

@@ -175,7 +175,8 @@ task<void> server::serve(socket s) {
     } catch (...) {  // logged here (no co_await in it): no exception_ptr in every frame
         log_escape(std::current_exception(), c.entry_.orphaned ? orphan_name : options_.name);
     }
-    co_await lingering_close(c.ch, linger);
+    co_await lingering_close(c.ch, linger,
+                             c.entry_.at_once ? peer_input::ended : peer_input::unknown);
 }
 
 // Closes the connections that moved no byte for idle_timeout. A sweep a few times per

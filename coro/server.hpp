@@ -14,7 +14,9 @@
 // served again. With an idle_timeout, a connection that moves no byte either way for
 // that long is closed (a sweep, not a timer per read: the hot path is left
 // alone). After the handler returns, the connection ends with
-// lingering_close(), so a reset never destroys the last reply.
+// lingering_close(), so a reset never destroys the last reply; a handler that
+// knows the peer sends nothing more (connection::close_at_once()) has it closed
+// as soon as the reply has gone, without waiting for the peer's end.
 // shutdown() is graceful: it stops accepting, tells the handlers (stopping(),
 // co_await stopped(), and reads that end once what has arrived is read: the
 // receive side is shut down), waits up to drain_timeout for them to finish,
@@ -84,6 +86,13 @@ public:
     // co_await: until the server starts shutting down (false if cancelled first).
     event::awaiter stopped() noexcept;
     server& owner() const noexcept { return server_; }
+    // Tells the server that the peer sends nothing more (a request that asked to close, read
+    // whole with nothing buffered after it): once the handler returns and the reply has gone,
+    // the connection closes (TLS: close_notify) without lingering for the peer's end. Should
+    // the peer send after all, the reset its bytes cause can destroy a reply it has not read:
+    // not for pipelined bytes, an unread body or an error reply (see lingering_close.hpp).
+    void close_at_once() noexcept { entry_.at_once = true; }
+    bool closes_at_once() const noexcept { return entry_.at_once; }
 
 private:
     friend class server;

@@ -383,7 +383,8 @@ coronet::task<bool> flush(connection& c) {
 }
 
 // One connection: requests in, responses out, in order, until either side is done.
-// The server ends it with a lingering close, so a reset never destroys the last response.
+// The server ends it with a lingering close, so a reset never destroys the last response
+// (closing at once after a request that asked to close and had nothing after it).
 coronet::task<> session(coronet::connection& conn, server* srv) {
     connection c(*srv, conn);
     for (;;) {
@@ -397,7 +398,14 @@ coronet::task<> session(coronet::connection& conn, server* srv) {
         }
         if (c.srv.threads > 1 && is_status(c.req.target)) co_await gather_status(c);
         answer(c);
-        if (!c.keep) break;
+        if (!c.keep) {
+            // The client asked to close (Connection: close, or HTTP/1.0 without keep-alive) and
+            // nothing followed its request: it sends no more (RFC 9112 9.6), so close once the
+            // response has gone, as nginx does, instead of lingering for the client's end. Bytes
+            // after the request, an unread body or an error reply keep the lingering close.
+            if (!c.req.keep_alive() && c.ch.buffered() == 0) conn.close_at_once();
+            break;
+        }
         // Backpressure: a client that pipelines faster than it reads must not make us queue
         // without limit (nor open a file per request before the previous one has gone out).
         bool pipelined = c.ch.buffered() > 0;

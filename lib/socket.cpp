@@ -63,6 +63,11 @@ socket::socket(reactor& r, int fd, std::string_view kind) : reactor_(&r), fd_(fd
     r.add_channel(fd, kind_);
 }
 
+socket::socket(reactor& r, int fd, already_nonblocking_t, std::string_view kind)
+    : reactor_(&r), fd_(fd), kind_(kind) {
+    r.add_channel(fd, kind_);
+}
+
 void socket::close() noexcept {
     if (fd_ < 0) return;
     reactor_->remove_channel(fd_, kind_);
@@ -106,7 +111,7 @@ std::pair<socket, socket> socket::pair(reactor& r) {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
         throw_errno("socketpair");
-    return {socket(r, fds[0]), socket(r, fds[1])};
+    return {socket(r, fds[0], already_nonblocking), socket(r, fds[1], already_nonblocking)};
 }
 
 poll_awaiter socket::wait_readable() noexcept { return {*reactor_, fd_, POLLIN}; }
@@ -160,7 +165,8 @@ accept_awaiter::accept_awaiter(reactor& r, int fd, accept_queue* q) noexcept : o
 
 socket accept_awaiter::await_resume() {
     int fd = throw_if_error(finish(), "accept");
-    return socket(reactor_, fd, "connection");
+    // Every backend accepts with SOCK_NONBLOCK (an F_DUPFD copy shares the flag).
+    return socket(reactor_, fd, already_nonblocking, "connection");
 }
 
 connect_awaiter::connect_awaiter(reactor& r, const address& to, connect_options options)
@@ -183,7 +189,7 @@ connect_awaiter::~connect_awaiter() {
 socket connect_awaiter::await_resume() {
     int rc = finish();
     throw_if_error(rc, ("connect " + to_.to_string()).c_str());
-    socket s(reactor_, std::exchange(fd_, -1), "client");
+    socket s(reactor_, std::exchange(fd_, -1), already_nonblocking, "client");  // new_socket()'s
     if (options_.nodelay && is_tcp(to_.family())) s.set_nodelay(true);
     return s;
 }

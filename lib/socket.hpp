@@ -185,11 +185,20 @@ public:
     int await_resume() { return throw_if_error(finish(), "poll"); }
 };
 
+// Says that an fd is non-blocking already (made with SOCK_NONBLOCK): adopting it needs no
+// fcntl() to check, a syscall per accepted connection saved.
+struct already_nonblocking_t {
+    explicit already_nonblocking_t() = default;
+};
+inline constexpr already_nonblocking_t already_nonblocking{};
+
 class socket {
 public:
     socket() noexcept = default;
     // Adopts fd (made non-blocking) and registers it with r.
     socket(reactor& r, int fd, std::string_view kind = "socket");
+    // Adopts fd, non-blocking already, and registers it with r.
+    socket(reactor& r, int fd, already_nonblocking_t, std::string_view kind = "socket");
     ~socket() { close(); }
     socket(socket&& o) noexcept
         : reactor_(std::exchange(o.reactor_, nullptr)),

@@ -84,6 +84,7 @@ private:
     // --- multishot accept (lib/uring_multishot.cpp, as are the two sections below) ---
     bool take_accepted(operation& op);
     int pop_ready(accept_queue& q);
+    std::uint64_t fd_limit(bool fresh) noexcept;
     void arm(accept_queue& q);
     void on_accepted(accept_queue& q, int res, bool more, op_list& done);
     // --- what multishot accept and receive share (Queue: accept_queue or recv_queue) ---
@@ -117,8 +118,10 @@ private:
     std::unique_ptr<io_uring> ring_;
     std::string features_;
     bool defer_taskrun_ = false;
-    bool multishot_accept_ = false;  // IORING_ACCEPT_MULTISHOT (5.19)
-    std::size_t send_zc_min_ = 0;    // 0: no zero-copy sends (off, or the kernel lacks them)
+    bool multishot_accept_ = false;    // IORING_ACCEPT_MULTISHOT (5.19)
+    std::uint64_t fd_limit_ = 0;       // RLIMIT_NOFILE's soft limit, as read at fd_limit_read_
+    std::int64_t fd_limit_read_ = -1;  // CLOCK_MONOTONIC_COARSE, ns (-1: never read)
+    std::size_t send_zc_min_ = 0;      // 0: no zero-copy sends (off, or the kernel lacks them)
     int wakefd_ = -1;
     std::uint64_t wake_value_ = 0;
     operation wake_op_;  // the read on wakefd_, always in flight

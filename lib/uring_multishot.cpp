@@ -14,6 +14,8 @@
 #include <coronet/lib/uring_backend.hpp>
 
 #include <cerrno>
+#include <cstdint>
+#include <ctime>
 
 #include <fcntl.h>
 #include <liburing.h>
@@ -60,13 +62,15 @@ int uring_backend::pop_ready(accept_queue& q) {
     // a single-shot accept would, without losing the connection: a descriptor
     // at or above the current limit moves below it (F_DUPFD) or stays held at
     // the front of the queue until one is free.
+    // The limit is read at most every 100 ms (fd_limit), and again for a descriptor at or
+    // above it (the limit may have been raised since).
     int res = q.ready.front();
     q.held = false;
-    if (res >= 0) {
-        rlimit limit{};
-        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && rlim_t(res) >= limit.rlim_cur) {
+    if (res >= 0 && std::uint64_t(res) >= fd_limit(false)) {
+        std::uint64_t limit = fd_limit(true);
+        if (std::uint64_t(res) >= limit) {
             int low = ::fcntl(res, F_DUPFD_CLOEXEC, 0);
-            if (low < 0 || rlim_t(low) >= limit.rlim_cur) {
+            if (low < 0 || std::uint64_t(low) >= limit) {
                 if (low >= 0) ::close(low);
                 q.held = true;
                 return -EMFILE;
@@ -77,6 +81,22 @@ int uring_backend::pop_ready(accept_queue& q) {
     }
     q.ready.pop_front();
     return res;
+}
+
+// RLIMIT_NOFILE's soft limit as of at most 100 ms ago (fresh: now). One getrlimit per accept
+// was a syscall per connection; a limit lowered on a running server (prlimit) now counts
+// within 100 ms rather than at once. No limit to read: none is enforced here.
+std::uint64_t uring_backend::fd_limit(bool fresh) noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    std::int64_t ns = std::int64_t(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    if (fresh || fd_limit_read_ < 0 || ns - fd_limit_read_ >= 100'000'000) {
+        rlimit limit{};
+        fd_limit_ = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? std::uint64_t(limit.rlim_cur)
+                                                            : std::uint64_t(RLIM_INFINITY);
+        fd_limit_read_ = ns;
+    }
+    return fd_limit_;
 }
 
 void uring_backend::arm(accept_queue& q) {

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <coronet/coro/channel.hpp>
@@ -368,6 +371,103 @@ TEST_CASE("server: the lingering close keeps the last reply from a reset", "[ser
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     CHECK(r.run(lingering(r)) == "reply to question <eof>");
+}
+
+// --- closing at once: connection::close_at_once() ------------------------------------------
+
+namespace {
+
+// Reads one line and answers it; with nothing after the line, tells the server that the peer
+// sends nothing more (the server then closes without lingering).
+task<void> answer_and_done(connection& c) {
+    auto line = co_await c.ch.read_until("\n");
+    if (line) c.ch.push("reply to " + std::string(*line) + "\n");
+    if (c.ch.buffered() == 0) c.close_at_once();
+}
+
+// The kernel's TCP state of fd: TCP_CLOSE once a reset came back.
+int tcp_state(int fd) {
+    ::tcp_info info{};
+    ::socklen_t size = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return -1;
+    return info.tcpi_state;
+}
+
+// After the server's end of stream: "closed" if the server's socket is gone (a byte sent now
+// is answered by a reset, which closes ours, within 2 s), "open" if it still reads and drops
+// what comes (it lingers): ours stays in CLOSE_WAIT for 300 ms.
+task<std::string> server_side(reactor& r, channel& ch) {
+    int fd = ch.sock().native_handle();
+    if (::send(fd, "x", 1, MSG_NOSIGNAL) != 1) co_return "send failed";
+    for (int i = 0; i < 200; ++i) {
+        if (tcp_state(fd) == TCP_CLOSE) co_return "closed";
+        if (i == 30 && tcp_state(fd) == TCP_CLOSE_WAIT) co_return "open";
+        co_await coronet::sleep_for(r, 10ms);
+    }
+    co_return "state " + std::to_string(tcp_state(fd));
+}
+
+task<channel> dial_tls(reactor& r, address at) {
+    auto ctx = coronet::tls_context::client({.ca_file = coronet::testing::certs().ca});
+    auto s = co_await coronet::socket::connect(r, at);
+    co_return channel(co_await coronet::tls_connect(std::move(s), ctx, "localhost"));
+}
+
+// A client that sends one line and never closes, against a server that lingers 10 s: the
+// reply, the server's end, and (with close_at_once, the line being all the client sent) the
+// connection gone from the server at once; with more after the line, it lingers as before.
+task<std::string> close_after_reply(reactor& r, bool tls, std::string send) {
+    coronet::server_options o{.listen = {address::parse("127.0.0.1:0")}, .linger = 10s};
+    if (tls)
+        o.tls = coronet::tls_server_options{
+            .certificate = {coronet::testing::certs().cert, coronet::testing::certs().key}};
+    server srv(r, o, answer_and_done);
+    srv.start();
+    auto at = srv.local_addresses()[0];
+    channel ch;
+    if (tls)
+        ch = co_await dial_tls(r, at);
+    else
+        ch = co_await dial(r, at);
+    auto t0 = reactor::clock::now();
+    ch.push(send);
+    std::string out = co_await line_of(ch);
+    out += " " + co_await line_of(ch);
+    std::function<bool()> unlisted = [&srv] { return srv.connections().size() == 0; };
+    bool gone = co_await until(r, unlisted);
+    out += gone ? " unlisted" : " listed";
+    if (!tls || gone) out += " " + co_await server_side(r, ch);  // TLS: a raw byte is no record
+    if (gone && reactor::clock::now() - t0 > 1s) out += " (slow)";
+    ch.close();
+    co_await srv.shutdown();
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("server: close_at_once: the reply, then the server closes without the client's end",
+          "[server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    CHECK(r.run(close_after_reply(r, false, "question\n")) ==
+          "reply to question <eof> unlisted closed");
+}
+
+TEST_CASE("server: close_at_once over TLS: the reply, close_notify, and the socket closed at once",
+          "[server][tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    CHECK(r.run(close_after_reply(r, true, "question\n")) ==
+          "reply to question <eof> unlisted closed");
+}
+
+TEST_CASE("server: bytes after the last request keep the lingering close (no reset)", "[server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    // The handler leaves them unread, so it does not call close_at_once(): the server still
+    // reads and drops what comes (the until() above gives up after 3 s: "listed").
+    CHECK(r.run(close_after_reply(r, false, "question\nmore\n" + std::string(64 * 1024, 'x'))) ==
+          "reply to question <eof> listed open");
 }
 
 namespace {
