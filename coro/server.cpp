@@ -98,7 +98,12 @@ task<void> server::accept_loop(socket listener) {
                 reject();  // s closes here
                 continue;
             }
-            connections_.spawn(serve(std::move(s)), "connection");  // it logs its own errors
+            // Each logs its own errors. A plain connection's channel is made here, so that
+            // the frame kept for the connection's life holds no spent socket (40 B).
+            if (tls_)
+                connections_.spawn(serve_tls(std::move(s)), "connection");
+            else
+                connections_.spawn(serve(channel(std::move(s), options_.channel)), "connection");
             continue;
         } catch (const std::system_error& e) {
             error = e.code();  // a catch block cannot co_await: handle it below
@@ -159,16 +164,9 @@ task<channel> server::handshake(socket s) {
     co_return over;
 }
 
-task<void> server::serve(socket s) {
+task<void> server::serve(channel over) {
     // Nothing after the handler touches a server that is gone (entry_.orphaned).
     const auto linger = options_.linger;
-    channel over;
-    if (tls_) {  // the handshake first
-        over = co_await handshake(std::move(s));
-        if (!over) co_return;
-    } else {
-        over = channel(std::move(s), options_.channel);
-    }
     connection c(*this, std::move(over));
     try {
         co_await handler_(c);
@@ -177,6 +175,14 @@ task<void> server::serve(socket s) {
     }
     co_await lingering_close(c.ch, linger,
                              c.entry_.at_once ? peer_input::ended : peer_input::unknown);
+}
+
+// A TLS connection: the handshake, then serve(). Its own frame, so that a plain connection's
+// frame holds neither the socket nor the handshake's task.
+task<void> server::serve_tls(socket s) {
+    channel over = co_await handshake(std::move(s));
+    if (!over) co_return;
+    co_await serve(std::move(over));
 }
 
 // Closes the connections that moved no byte for idle_timeout. A sweep a few times per

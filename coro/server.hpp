@@ -129,7 +129,8 @@ public:
 private:
     friend class connection;
     task<void> accept_loop(socket listener);
-    task<void> serve(socket s);
+    task<void> serve(channel over);
+    task<void> serve_tls(socket s);
     task<channel> handshake(socket s);
     task<void> sweep_idle();
     void reject();
