@@ -84,8 +84,7 @@ struct operation {
     std::coroutine_handle<> waiter;         // resumed exactly once when the op finishes, or
     void (*on_done)(operation&) = nullptr;  // called instead (its owner is no coroutine frame)
     operation* next = nullptr;              // intrusive: parked on an fd or queued as done
-    std::span<std::byte>
-        buffer;  // recv / send / sendfile's head; recv_provided: the bytes received
+    std::span<std::byte> buffer;  // recv / send / sendfile's head; recv_provided: bytes in
     std::chrono::steady_clock::time_point deadline;  // timeout
 
     // What only some codes use shares the same bytes (an operation lives in
