@@ -33,6 +33,17 @@ constexpr std::size_t max_send = 1024 * 1024;      // bytes offered to one send
 // A regular file with more than this left when the sender reaches it goes by
 // sendfile, all of it (see send_loop); a smaller one is read into a reused piece.
 constexpr std::size_t zero_copy_min = coalesce_limit;
+// A file for sendfile with more than this left does not take the piece before
+// it (its response head) into its first segment with MSG_MORE: the piece goes
+// in its own send right before the file's sendfile, in one operation
+// (socket::sendfile's head). A head joined to the body gave the peer's
+// receive-window tuning an RTT sample as long as this side took to answer (the
+// first full segment echoes the request's timestamp, and the peer's queue is
+// empty then): over loopback the peer's window grew to its 32 MiB ceiling, so
+// the whole file left inside our sendfile, the receiver's protocol work charged
+// to this process (benchmarks/STEPS.md, issue 16 item 3). A smaller file fits a
+// peer's first windows anyway, and saves a segment with MSG_MORE.
+constexpr std::size_t separate_head_min = 1024 * 1024;
 
 // Empty output deques kept per thread for the next channel that queues something.
 constexpr std::size_t fifos_kept = 256;
@@ -560,6 +571,16 @@ file_producer* channel_state::zero_copy_head() noexcept {
     return zero_copy_file(out_.front().source);
 }
 
+// The file behind the front piece when the two go in one sendfile, the piece as
+// its head (separate_head_min): a plain piece with bytes left, then a file for
+// sendfile with more than separate_head_min left. Null otherwise.
+file_producer* channel_state::file_behind_head() noexcept {
+    if (tx_ || out_.size() < 2 || out_.front().source) return nullptr;
+    if (out_.front().bytes.size() == head_sent_ || !out_[1].bytes.empty()) return nullptr;
+    file_producer* f = zero_copy_file(out_[1].source);
+    return f && *f->remaining() > separate_head_min ? f : nullptr;
+}
+
 // Runs while there is output: with the queue empty it ends (an idle channel keeps
 // no sender frame), and the next push starts it again.
 sender_task channel_state::send_loop() {
@@ -584,13 +605,19 @@ sender_task channel_state::send_loop() {
         }
         // A regular file at the head with more than zero_copy_min left goes
         // straight from the page cache to the socket (sendfile), to its end; the
-        // pieces before it have left in their own send (with MSG_MORE). The piece
-        // stays in the fifo while the kernel reads the file (in_flight_), so
-        // discard_buffers() cannot close it under the call. A sendfile that stopped
-        // short found the socket full: the next one waits for room first, instead
-        // of failing with EAGAIN and then waiting.
-        if (file_producer* f = zero_copy_head()) {
-            in_flight_ = 1;
+        // pieces before it have left in their own send (with MSG_MORE), or, for a
+        // file over separate_head_min, the one piece before it goes with its first
+        // sendfile as the head. The pieces stay in the fifo while the kernel reads
+        // them and the file (in_flight_), so discard_buffers() cannot close the file
+        // under the call. A sendfile that stopped short found the socket full: the
+        // next one waits for room first, instead of failing with EAGAIN and then
+        // waiting.
+        std::span<const std::byte> head;  // the front piece's unsent bytes, sent first
+        file_producer* f = zero_copy_head();
+        if (!f && (f = file_behind_head()))
+            head = std::as_bytes(std::span(out_.front().bytes)).subspan(head_sent_);
+        if (f) {
+            in_flight_ = head.empty() ? 1 : 2;
             std::size_t sent = 0;
             try {
                 if (socket_full) {
@@ -599,13 +626,27 @@ sender_task channel_state::send_loop() {
                     (void)ready;  // an error shows in the sendfile below
                 }
                 const std::size_t want = *f->remaining();
-                sent = co_await sock_.sendfile(f->fd(), f->offset(), want);
-                socket_full = sent > 0 && sent < want;
+                sent = co_await sock_.sendfile(f->fd(), f->offset(), want, head);
+                const std::size_t of_file = sent - std::min(sent, head.size());
+                socket_full = of_file > 0 && of_file < want;
             } catch (const std::system_error& e) {
                 send_failed(e.code());
                 break;
             }
             in_flight_ = 0;
+            if (!head.empty()) {  // what left of the head, then maybe none of the file yet
+                const std::size_t of_head = std::min(sent, head.size());
+                queued_ -= of_head;
+                count_sent(of_head, false);
+                head_sent_ += of_head;
+                sent -= of_head;
+                if (queued_ <= opt_.low_water) drained_.notify_all();
+                if (head_sent_ < out_.front().bytes.size()) continue;  // the rest of it first
+                keep_spare_string(out_.front().bytes);
+                out_.pop_front();
+                head_sent_ = 0;
+                if (sent == 0) continue;  // the next sendfile tells a full socket from the end
+            }
             count_sent(sent, true);
             f->consumed(sent);  // 0: the file ended early (truncated); it is closed
             continue;

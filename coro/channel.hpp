@@ -375,6 +375,7 @@ private:
     void producer_failed(std::error_code error, const char* what) noexcept;
     std::string describe() const;
     file_producer* zero_copy_head() noexcept;
+    file_producer* file_behind_head() noexcept;
     void send_failed(std::error_code error) noexcept;
     void shut_down() noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;

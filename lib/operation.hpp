@@ -34,7 +34,9 @@ enum class op_code : std::uint8_t {
     send,      // send(fd, buffer, MSG_NOSIGNAL)
     sendmsg,   // sendmsg(fd, msg, MSG_NOSIGNAL): gathered output
     poll,      // wait until fd is readable (poll_mask POLLIN) or writable (POLLOUT)
-    sendfile,  // sendfile(fd, file_fd, &file_offset, file_bytes): file bytes, no copy
+    sendfile,  // sendfile(fd, file_fd, &file_offset, file_bytes): file bytes, no copy; a
+               // non-empty `buffer` (a response head) is sent first, in a send of its own
+               // (no MSG_MORE), and counted in the result
     timeout,   // fires at `deadline`; kept by the reactor, never by a backend
     // --- provided buffers ---
     recv_provided,  // recv(fd) into a buffer the backend picks when bytes arrive (buffer_pool):
@@ -84,7 +86,7 @@ struct operation {
     std::coroutine_handle<> waiter;         // resumed exactly once when the op finishes, or
     void (*on_done)(operation&) = nullptr;  // called instead (its owner is no coroutine frame)
     operation* next = nullptr;              // intrusive: parked on an fd or queued as done
-    std::span<std::byte> buffer;            // recv / send; recv_provided: the bytes received
+    std::span<std::byte> buffer;  // recv / send / sendfile's head; recv_provided: bytes in
     std::chrono::steady_clock::time_point deadline;  // timeout
 
     // What only some codes use shares the same bytes (an operation lives in

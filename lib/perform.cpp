@@ -92,6 +92,28 @@ long sendfile_nosignal(operation& op) noexcept {
     return n;
 }
 
+// sendfile with a head (op.buffer): the head first, by a plain send without
+// MSG_MORE, so that it leaves in a segment of its own, and the file right
+// behind it in the same call. Sent back to back, no segment of the peer's can
+// come between them: the file's first full segment echoes the same timestamp
+// as the head, so the peer's receive-window tuning takes no RTT sample from
+// the time this side spent answering (see benchmarks/STEPS.md, issue 16 item 3).
+// A head sent short (or not at all) is the result; a head sent whole counts
+// with what the file then gives, whose would-block or error shows next time.
+long sendfile_with_head(operation& op) noexcept {
+    const std::size_t head = op.buffer.size();
+    if (head == 0) return sendfile_nosignal(op);
+    long n = ::send(op.fd, op.buffer.data(), head, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 || static_cast<std::size_t>(n) < head) return n;
+    // The result is an int (a CQE's res): the head and the file's part must fit.
+    constexpr std::size_t max_result = 0x7ffff000;  // Linux's most per read or write call
+    const std::size_t asked = op.file_bytes;
+    op.file_bytes = std::min(asked, max_result - std::min(head, max_result));
+    long m = sendfile_nosignal(op);
+    op.file_bytes = asked;
+    return m > 0 ? n + m : n;
+}
+
 bool perform_poll(operation& op) noexcept {
     pollfd p{.fd = op.fd, .events = op.poll_mask, .revents = 0};
     int n = ::poll(&p, 1, 0);
@@ -136,7 +158,7 @@ bool perform(operation& op) noexcept {
         case op_code::sendmsg:
             n = ::sendmsg(op.fd, op.msg, MSG_DONTWAIT | MSG_NOSIGNAL | send_more(*op.msg));
             break;
-        case op_code::sendfile: n = sendfile_nosignal(op); break;
+        case op_code::sendfile: n = sendfile_with_head(op); break;
         case op_code::connect: return perform_connect(op);
         case op_code::poll: return perform_poll(op);
         case op_code::timeout: op.result = -EINVAL; return true;        // the reactor's, never here

@@ -155,16 +155,19 @@ private:
 };
 
 // co_await: bytes sent straight from a file (sendfile: no copy through user
-// space), maybe fewer than asked; 0 when the file ends at offset. Throws
-// std::system_error on errors. The file descriptor must stay open until the
-// co_await ends.
+// space), maybe fewer than asked; 0 when the file ends at offset. With a head,
+// the head's bytes are sent first (in a send of their own, right before the
+// file's) and counted in the result: fewer than the head's size means only that
+// much of the head left. Throws std::system_error on errors. The file descriptor
+// and the head must stay valid until the co_await ends.
 class [[nodiscard]] sendfile_awaiter : public op_awaiter {
 public:
-    sendfile_awaiter(reactor& r, int fd, int file_fd, std::uint64_t offset,
-                     std::size_t count) noexcept
+    sendfile_awaiter(reactor& r, int fd, int file_fd, std::uint64_t offset, std::size_t count,
+                     std::span<const std::byte> head = {}) noexcept
         : op_awaiter(r) {
         op_.code = op_code::sendfile;
         op_.fd = fd;
+        op_.buffer = {const_cast<std::byte*>(head.data()), head.size()};  // never written
         op_.file_fd = file_fd;
         op_.file_offset = offset;
         op_.file_bytes = count;
@@ -245,9 +248,11 @@ public:
     sendv_awaiter sendv(std::span<const iovec> iov, send_options o = {}) noexcept {
         return {*reactor_, fd_, iov, o};
     }
-    // Up to count bytes of file_fd from offset (the file's own position is not used or moved).
-    sendfile_awaiter sendfile(int file_fd, std::uint64_t offset, std::size_t count) noexcept {
-        return {*reactor_, fd_, file_fd, offset, count};
+    // Up to count bytes of file_fd from offset (the file's own position is not used or moved),
+    // after head's bytes if any (see sendfile_awaiter).
+    sendfile_awaiter sendfile(int file_fd, std::uint64_t offset, std::size_t count,
+                              std::span<const std::byte> head = {}) noexcept {
+        return {*reactor_, fd_, file_fd, offset, count, head};
     }
     poll_awaiter wait_readable() noexcept;
     poll_awaiter wait_writable() noexcept;

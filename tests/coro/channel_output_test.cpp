@@ -711,6 +711,42 @@ TEST_CASE(
 
 namespace {
 
+task<channel::send_counters> send_big_head_and_file(coronet::socket s, std::string head, int fd) {
+    channel ch(std::move(s));
+    ch.sock().set_send_buffer(4096);
+    ch.push(std::move(head));
+    ch.push(file_producer(fd));
+    co_await ch.close_when_done();
+    co_return ch.sent();
+}
+
+}  // namespace
+
+// A file over 1 MiB takes the piece before it (its head) into its first sendfile,
+// which sends it by itself right before the file. A head larger than the socket
+// buffer leaves in parts, the rest of it with the next call, and only then the file.
+TEST_CASE("channel: the head of a file over 1 MiB goes with its sendfile, whole and first",
+          "[channel][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::string head =
+        "HTTP/1.1 200 OK\r\n" + pattern(7, GENERATE(std::size_t{20}, std::size_t{200'000}));
+    INFO("head of " << head.size() << " bytes");
+    const std::string content = pattern(5, (2u << 20) + 333);
+    int fd = file_with(content);
+    auto [client, server] = r.run(tcp_pair(r));
+    auto [counters, got] = r.run(when_all(send_big_head_and_file(std::move(server), head, fd),
+                                          receive_all(std::move(client))));
+    REQUIRE(got.bytes.size() == head.size() + content.size());
+    REQUIRE(got.bytes == head + content);
+    CHECK(counters.bytes == head.size() + content.size());
+    CHECK(counters.file_bytes == content.size());
+    CHECK_FALSE(fd_is_open(fd));
+    CHECK(r.pending_count() == 0);
+}
+
+namespace {
+
 struct closed_mid_file {
     std::uint64_t file_bytes = 0;
     std::size_t pending_after_close = 1;

@@ -875,19 +875,79 @@ TEST_CASE("socket: a head sent with more = true, then a sendfile, arrives whole 
 
 namespace {
 
+// A head and a file by sendfile's head argument, as many calls as it takes: a call
+// that sent part of the head only is followed by one with the rest of it. Returns
+// the number of calls.
+task<std::size_t> head_with_file(coronet::socket s, std::string head, int file_fd,
+                                 std::size_t size) {
+    std::size_t head_sent = 0;
+    std::size_t offset = 0;
+    std::size_t calls = 0;
+    while (head_sent < head.size() || offset < size) {
+        auto rest = std::as_bytes(std::span(head)).subspan(head_sent);
+        std::size_t n = co_await s.sendfile(file_fd, offset, size - offset, rest);
+        ++calls;
+        std::size_t of_head = std::min(n, rest.size());
+        head_sent += of_head;
+        offset += n - of_head;
+    }
+    s.close();  // the reader reads to the end
+    co_return calls;
+}
+
+}  // namespace
+
+// The head goes first by a send of its own, then the file in the same operation; the
+// count covers both. A head larger than the socket buffer leaves in parts, the file
+// only once all of it has gone.
+TEST_CASE("socket: sendfile with a head sends the head, then the file, and counts both",
+          "[socket][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    const std::size_t head_size = GENERATE(std::size_t{40}, std::size_t{200'000});
+    INFO("head of " << head_size << " bytes");
+    reactor r{{.backend = kind}};
+    const std::size_t size = 300'000;
+    const std::vector<std::byte> data = pattern(size);
+    temp_file file(data);
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    client.set_send_buffer(4096);
+    std::string head(head_size, 'h');
+    head.back() = '\n';
+    auto [calls, got] =
+        r.run(coronet::when_all(head_with_file(std::move(client), head, file.fd(), size),
+                                receive_all(std::move(server), head.size() + size)));
+    INFO(calls << " calls");
+    REQUIRE(got.size() == head.size() + size);
+    std::vector<std::byte> expected(reinterpret_cast<const std::byte*>(head.data()),
+                                    reinterpret_cast<const std::byte*>(head.data()) + head.size());
+    expected.insert(expected.end(), data.begin(), data.end());
+    REQUIRE(first_mismatch(got, expected) == expected.size());
+    REQUIRE(r.pending_count() == 0);
+}
+
+namespace {
+
 struct sent_then_error {
     std::size_t first = 0;  // what the first sendfile sent
     std::error_code error;  // what ended the sending
 };
 
 // sendfile()s until an error, on a connection whose peer has already closed.
-task<sent_then_error> sendfile_to_closed_peer(coronet::socket s, int file_fd, std::size_t size) {
+// With a head, the first call sends it before the file (the count includes it).
+task<sent_then_error> sendfile_to_closed_peer(coronet::socket s, int file_fd, std::size_t size,
+                                              std::string head = {}) {
     sent_then_error out;
     std::size_t offset = 0;
     try {
         for (int call = 0; offset < size; ++call) {
-            std::size_t n = co_await s.sendfile(file_fd, offset, size - offset);
-            if (call == 0) out.first = n;
+            auto with = std::as_bytes(std::span(head));
+            if (call > 0) with = {};
+            std::size_t n = co_await s.sendfile(file_fd, offset, size - offset, with);
+            if (call == 0) {
+                out.first = n;
+                n -= std::min(n, head.size());
+            }
             offset += n;
         }
     } catch (const std::system_error& e) {
@@ -915,6 +975,27 @@ TEST_CASE("socket: sendfile to a peer that has closed raises no SIGPIPE, even af
     server.close();  // FIN; its reset comes once our data reaches it
     r.run_for(10ms);
     sent_then_error got = r.run(sendfile_to_closed_peer(std::move(client), file.fd(), size));
+    INFO("the first sendfile sent " << got.first << " bytes");
+    REQUIRE((got.error == std::errc::connection_reset || got.error == std::errc::broken_pipe));
+    REQUIRE(sigpipe_count == 0);
+    REQUIRE(r.pending_count() == 0);
+}
+
+// The same with a head sent first in the same call (socket::sendfile's head): its send
+// has MSG_NOSIGNAL, the file's part the same guard as a plain sendfile.
+TEST_CASE("socket: sendfile with a head to a peer that has closed raises no SIGPIPE",
+          "[socket][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    sigpipe_counter sigpipes;
+    reactor r{{.backend = kind}};
+    const std::size_t size = 16u << 20;
+    temp_file file(pattern(size));
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    server.close();  // FIN; its reset comes once our data reaches it
+    r.run_for(10ms);
+    sent_then_error got = r.run(
+        sendfile_to_closed_peer(std::move(client), file.fd(), size, "HTTP/1.1 200 OK\r\n\r\n"));
     INFO("the first sendfile sent " << got.first << " bytes");
     REQUIRE((got.error == std::errc::connection_reset || got.error == std::errc::broken_pipe));
     REQUIRE(sigpipe_count == 0);
