@@ -25,6 +25,7 @@
 #include <coronet/examples/cli.hpp>
 #include <coronet/examples/http.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -467,6 +468,9 @@ int main(int argc, char** argv) {
     if (!std::filesystem::is_directory(dir)) args.fail("--root: " + root + ": not a directory");
     auto at = args.convert("--host", [&] { return coronet::address::from_host_port(host, port); });
 
+    // A reset peer is an error the server handles, never a signal: SIGPIPE ignored, as nginx
+    // does, which also spares each sendfile the library's SIGPIPE guard (lib/perform.cpp).
+    std::signal(SIGPIPE, SIG_IGN);
     coronet::connection_totals totals;
     auto idle = std::chrono::seconds(idle_timeout);
     std::vector<server*> every_thread(threads, nullptr);

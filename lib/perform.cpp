@@ -61,6 +61,17 @@ bool perform_connect(operation& op) noexcept {
 // before the call none can have been pending (it would have been delivered),
 // so the common path is block, sendfile, sigpending, restore.
 long sendfile_nosignal(operation& op) noexcept {
+    // A process that ignores SIGPIPE (servers commonly do: nginx, redis, http_server) cannot
+    // be killed by the call (a thread that blocks it keeps it pending, to be ignored when
+    // delivered): one query instead of the guard's three calls. Asked every call, never
+    // cached, so a program that restores the default action later is guarded again at once.
+    struct ::sigaction action {};
+    if (::sigaction(SIGPIPE, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) {
+        auto offset = static_cast<off_t>(op.file_offset);
+        long n = ::sendfile(op.fd, op.file_fd, &offset, op.file_bytes);
+        if (n > 0) op.file_offset = static_cast<std::uint64_t>(offset);
+        return n;
+    }
     sigset_t pipe_only, old, pending;
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);

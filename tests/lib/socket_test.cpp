@@ -1002,6 +1002,36 @@ TEST_CASE("socket: sendfile with a head to a peer that has closed raises no SIGP
     REQUIRE(r.pending_count() == 0);
 }
 
+// A process that ignores SIGPIPE takes sendfile's short path (no guard around the call): the
+// reset still comes back as an error, and nothing is left pending for later.
+TEST_CASE("socket: sendfile to a peer that has closed, with SIGPIPE ignored, is an error",
+          "[socket][sendfile]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    struct ignore_sigpipe {
+        struct ::sigaction old {};
+        ignore_sigpipe() {
+            struct ::sigaction ign {};
+            ign.sa_handler = SIG_IGN;
+            ::sigaction(SIGPIPE, &ign, &old);
+        }
+        ~ignore_sigpipe() { ::sigaction(SIGPIPE, &old, nullptr); }
+    } ignoring;
+    reactor r{{.backend = kind}};
+    const std::size_t size = 16u << 20;
+    temp_file file(pattern(size));
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    server.close();  // FIN; its reset comes once our data reaches it
+    r.run_for(10ms);
+    sent_then_error got = r.run(sendfile_to_closed_peer(std::move(client), file.fd(), size));
+    INFO("the first sendfile sent " << got.first << " bytes");
+    REQUIRE((got.error == std::errc::connection_reset || got.error == std::errc::broken_pipe));
+    sigset_t pending;
+    REQUIRE(::sigpending(&pending) == 0);
+    CHECK(sigismember(&pending, SIGPIPE) == 0);
+    REQUIRE(r.pending_count() == 0);
+}
+
 TEST_CASE("socket: a sendfile waiting on a peer that never reads is cancelled by with_timeout",
           "[socket][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
