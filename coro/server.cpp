@@ -99,11 +99,12 @@ task<void> server::accept_loop(socket listener) {
                 continue;
             }
             // Each logs its own errors. A plain connection's channel is made here, so that
-            // the frame kept for the connection's life holds no spent socket (40 B).
+            // the frame kept for the connection's life holds no spent socket (40 B). Started
+            // with no handle: the connection's frame is all that is allocated around it.
             if (tls_)
-                connections_.spawn(serve_tls(std::move(s)), "connection");
+                connections_.start(serve_tls(std::move(s)));
             else
-                connections_.spawn(serve(channel(std::move(s), options_.channel)), "connection");
+                connections_.start(serve<child_task>(channel(std::move(s), options_.channel)));
             continue;
         } catch (const std::system_error& e) {
             error = e.code();  // a catch block cannot co_await: handle it below
@@ -164,7 +165,8 @@ task<channel> server::handshake(socket s) {
     co_return over;
 }
 
-task<void> server::serve(channel over) {
+template <class Coroutine>
+Coroutine server::serve(channel over) {
     // Nothing after the handler touches a server that is gone (entry_.orphaned).
     const auto linger = options_.linger;
     connection c(*this, std::move(over));
@@ -179,10 +181,10 @@ task<void> server::serve(channel over) {
 
 // A TLS connection: the handshake, then serve(). Its own frame, so that a plain connection's
 // frame holds neither the socket nor the handshake's task.
-task<void> server::serve_tls(socket s) {
+child_task server::serve_tls(socket s) {
     channel over = co_await handshake(std::move(s));
     if (!over) co_return;
-    co_await serve(std::move(over));
+    co_await serve<task<void>>(std::move(over));
 }
 
 // Closes the connections that moved no byte for idle_timeout. A sweep a few times per

@@ -129,8 +129,11 @@ public:
 private:
     friend class connection;
     task<void> accept_loop(socket listener);
-    task<void> serve(channel over);
-    task<void> serve_tls(socket s);
+    // One connection: a child_task of connections_ for a plain one (its frame the only record
+    // kept for it), a task<void> that serve_tls awaits after the handshake.
+    template <class Coroutine>
+    Coroutine serve(channel over);
+    child_task serve_tls(socket s);
     task<channel> handshake(socket s);
     task<void> sweep_idle();
     void reject();

@@ -23,11 +23,10 @@ detached::promise_type::~promise_type() {
     if (state) finish_spawned(state);
 }
 
-namespace {
-
 // An exception escaped a spawned task (a plain function: its strings take no room in every
 // detached frame).
-void log_escape(const std::exception_ptr& error, const std::string& name) {
+void log_uncaptured(const std::exception_ptr& error, std::string_view name_view) {
+    std::string name(name_view);
     try {
         std::rethrow_exception(error);
     } catch (const std::system_error& e) {
@@ -46,8 +45,6 @@ void log_escape(const std::exception_ptr& error, const std::string& name) {
     }
 }
 
-}  // namespace
-
 detached run_detached(reactor&, task<void> t, std::string name) {
     // A local, not the parameter: a frame destroyed while suspended destroys its locals
     // before its promise (which releases the task's cancellable scope), its parameters after.
@@ -58,14 +55,14 @@ detached run_detached(reactor&, task<void> t, std::string name) {
     } catch (...) {
         error = std::current_exception();
     }
-    if (error) log_escape(error, name);
+    if (error) log_uncaptured(error, name);
 }
 
 void finish_spawned(spawn_state* st) noexcept {
     st->slot.unlink(st->nested);  // the task's own scope may die with it
     st->done = true;
     st->finished.notify_all();
-    if (st->group) st->group->remove(st);
+    if (st->group) st->group->remove(*st);
     st->release();
 }
 

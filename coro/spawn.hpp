@@ -17,6 +17,7 @@
 // "uncaptured python exception, closing channel".
 
 #include <cstddef>
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,18 +33,26 @@ class task_group;
 
 namespace detail {
 
+// A child's entry in its task_group: the scope that the group's cancel() requests, and the
+// links of the group's list (a spawned task's state, or a child_task's promise).
+struct group_member {
+    group_member() noexcept = default;
+    explicit group_member(reactor& r) noexcept : slot{&r} {}
+    cancel_slot slot;              // the task's scope
+    task_group* group = nullptr;   // the group it belongs to, if any
+    group_member* prev = nullptr;  // in the group's list
+    group_member* next = nullptr;
+};
+
 // What a spawned task shares with its handles and its group (counted: the
-// task holds one reference, each handle one).
-struct spawn_state {
-    explicit spawn_state(reactor& r) noexcept : slot{&r}, finished(r) {}
-    cancel_slot slot;    // the task's scope: cancel() requests it
+// task holds one reference, each handle one; a group lists it only while the
+// task runs, which holds it).
+struct spawn_state : group_member {
+    explicit spawn_state(reactor& r) noexcept : group_member(r), finished(r) {}
     cancel_link nested;  // a scope the task had already, linked into slot
     event finished;      // notified when the task ends
     bool done = false;
     unsigned refs = 1;
-    task_group* group = nullptr;  // the group it belongs to, if any
-    spawn_state* prev = nullptr;  // in the group's list
-    spawn_state* next = nullptr;
 
     void release() noexcept {
         if (--refs == 0) delete this;
@@ -71,6 +80,8 @@ public:
 detached run_detached(reactor& r, task<void> t, std::string name);
 // The task has ended (or its frame is being destroyed): tell the handles and the group.
 void finish_spawned(spawn_state* st) noexcept;
+// Logs an exception that escaped a task named `name`, as spawn() does.
+void log_uncaptured(const std::exception_ptr& error, std::string_view name);
 
 }  // namespace detail
 

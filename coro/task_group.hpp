@@ -9,12 +9,24 @@
 // and refuses new children from then on. A group destroyed with children
 // still running cancels them and forgets them (they run on, detached, until
 // they unwind). Nothing is allocated beyond each child's spawn state.
+//
+// start() takes a child_task instead: a coroutine whose own promise is the
+// child's entry (its scope, its hook in the reactor, its links in the group), so
+// that a child nobody awaits or cancels alone (a server's connection) costs its
+// frame only: no spawn state, no wrapper frame, no handle. It is otherwise
+// a spawned child like the others: started on the reactor's next turn, listed
+// until it ends, cancelled by cancel() and close(), destroyed with a reactor
+// destroyed while it is suspended, and an exception escaping it is logged
+// (`uncaptured exception in task: ...`) and ends it only.
 // Medusa ancestor: none (asyncore's socket_map was the only scope: a close_all()).
 // Others: cppcoro's async_scope, Tokio's JoinSet and TaskTracker, Seastar's gate.
 
+#include <coroutine>
 #include <cstddef>
 #include <string>
+#include <utility>
 
+#include <coronet/coro/frame_pool.hpp>
 #include <coronet/coro/spawn.hpp>
 #include <coronet/coro/task.hpp>
 #include <coronet/lib/event.hpp>
@@ -22,6 +34,49 @@
 #include <coronet/lib/reactor.hpp>
 
 namespace coronet {
+
+class task_group;
+
+// A coroutine for task_group::start(): lazy, and its frame frees itself when it ends.
+// Tasks it awaits run in its scope (the group's cancel() reaches them).
+class [[nodiscard]] child_task {
+public:
+    struct promise_type : detail::group_member {
+        task_hook hook;  // in the reactor's list (root: set once started)
+
+        // Frames are recycled per thread, as a task's are (frame_pool.hpp).
+        static void* operator new(std::size_t n) { return detail::frame_allocate(n); }
+        static void operator delete(void* p, std::size_t n) noexcept {
+            detail::frame_deallocate(p, n);
+        }
+
+        child_task get_return_object() noexcept {
+            return child_task{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void unhandled_exception() noexcept;
+        void return_void() noexcept {}
+        // The scope the tasks it awaits inherit.
+        coronet::cancel_slot* cancel_slot() noexcept { return &slot; }
+        // Leaves the reactor's list and the group's (it ended, or is destroyed suspended).
+        ~promise_type();
+    };
+
+    child_task(child_task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    child_task(const child_task&) = delete;
+    child_task& operator=(const child_task&) = delete;
+    child_task& operator=(child_task&&) = delete;
+    // A child never started (refused by a closed group) is freed unrun.
+    ~child_task() {
+        if (h_) h_.destroy();
+    }
+
+private:
+    friend class task_group;
+    explicit child_task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+    std::coroutine_handle<promise_type> h_;
+};
 
 class task_group {
 public:
@@ -33,6 +88,9 @@ public:
 
     // Starts t as a child; after close() it is refused (std::logic_error).
     task_handle spawn(task<void> t, std::string name = "task");
+    // Starts t as a child with no handle (see child_task); after close() it is refused
+    // (std::logic_error) and t is freed unrun.
+    void start(child_task t);
     // Children running now.
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
@@ -47,11 +105,13 @@ public:
 
 private:
     friend void detail::finish_spawned(detail::spawn_state*) noexcept;
-    void remove(detail::spawn_state* st) noexcept;
+    friend child_task::promise_type;
+    // Takes an ended child off the list.
+    void remove(detail::group_member& child) noexcept;
 
     reactor& reactor_;
     event empty_;  // notified when the last child ends
-    intrusive_list<detail::spawn_state> children_;
+    intrusive_list<detail::group_member> children_;
     std::size_t size_ = 0;
     bool closed_ = false;
 };

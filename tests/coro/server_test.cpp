@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -170,6 +171,38 @@ task<std::string> idle_timeout(reactor& r) {
     std::string out = co_await line_of(ch);
     out += " " + co_await line_of(ch);  // nothing sent: closed after ~50 ms
     co_await srv.shutdown();
+    co_return out;
+}
+
+// Greets and echoes lines; "throw" makes it throw.
+task<void> thrower(connection& c) {
+    c.ch.push("hello\n");
+    for (;;) {
+        auto line = co_await c.ch.read_until("\n");
+        if (!line) break;
+        if (*line == "throw") throw std::runtime_error("handler gave up");
+        c.ch.push(std::string(*line) + "\n");
+    }
+}
+
+// Two clients; the first makes its handler throw. What each reads, and the open connections
+// after the throw and after the shutdown.
+task<std::string> handler_throws(reactor& r) {
+    server srv(r, {.listen = {address::parse("127.0.0.1:0")}}, thrower);
+    srv.start();
+    auto a = co_await dial(r, srv.local_addresses()[0]);
+    auto b = co_await dial(r, srv.local_addresses()[0]);
+    std::string out = co_await line_of(a);
+    out += " " + co_await line_of(b);
+    a.push("throw\n");
+    out += " " + co_await line_of(a);  // closed: end of stream
+    b.push("still here\n");
+    out += " " + co_await line_of(b);
+    bool one_left = co_await until(r, [&] { return srv.connections().size() == 1; });
+    out += one_left ? " 1" : " not 1";
+    b.close();
+    co_await srv.shutdown();
+    out += " " + std::to_string(srv.connections().size());
     co_return out;
 }
 
@@ -339,6 +372,20 @@ TEST_CASE("server: a connection idle past idle_timeout is closed", "[server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
     CHECK(r.run(idle_timeout(r)) == "hello <eof>");
+}
+
+TEST_CASE("server: an exception escaping a handler is logged and ends that connection only",
+          "[server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    stderr_capture err;
+    std::string out;
+    {
+        reactor r{{.backend = kind}};
+        out = r.run(handler_throws(r));
+    }
+    std::string log = err.text();
+    CHECK(out == "hello hello <eof> still here 1 0");
+    CHECK(count(log, "uncaptured exception in server connection: handler gave up") == 1);
 }
 
 TEST_CASE("server: the registry lists exactly the open connections", "[server]") {
