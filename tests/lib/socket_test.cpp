@@ -958,6 +958,32 @@ task<sent_then_error> sendfile_to_closed_peer(coronet::socket s, int file_fd, st
 
 }  // namespace
 
+namespace {
+
+// Connects on a reactor of `kind`, closes the accepted end, then sendfile()s a 16 MiB file (after
+// `head`, if any) to it until an error: what the sending side saw. Every case below wants the
+// reset as an error and nothing left pending.
+sent_then_error sendfile_after_peer_closed(backend_kind kind, std::string head = {}) {
+    reactor r{{.backend = kind}};
+    const std::size_t size = 16u << 20;
+    temp_file file(pattern(size));
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [client, server] = r.run(connect_and_accept(r, &listener));
+    server.close();  // FIN; its reset comes once our data reaches it
+    r.run_for(10ms);
+    sent_then_error got =
+        r.run(sendfile_to_closed_peer(std::move(client), file.fd(), size, std::move(head)));
+    INFO("the first sendfile sent " << got.first << " bytes");
+    CHECK(r.pending_count() == 0);
+    return got;
+}
+
+bool is_reset(const std::error_code& e) {
+    return e == std::errc::connection_reset || e == std::errc::broken_pipe;
+}
+
+}  // namespace
+
 // Regression: a peer that has closed (its FIN in, nothing of ours unread) answers the first
 // chunk of a sendfile with a reset, and that same call returns a short count with the SIGPIPE
 // of its next chunk already raised. Only a failing call's signal used to be taken back; this
@@ -967,18 +993,9 @@ TEST_CASE("socket: sendfile to a peer that has closed raises no SIGPIPE, even af
           "[socket][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
     sigpipe_counter sigpipes;
-    reactor r{{.backend = kind}};
-    const std::size_t size = 16u << 20;
-    temp_file file(pattern(size));
-    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
-    auto [client, server] = r.run(connect_and_accept(r, &listener));
-    server.close();  // FIN; its reset comes once our data reaches it
-    r.run_for(10ms);
-    sent_then_error got = r.run(sendfile_to_closed_peer(std::move(client), file.fd(), size));
-    INFO("the first sendfile sent " << got.first << " bytes");
-    REQUIRE((got.error == std::errc::connection_reset || got.error == std::errc::broken_pipe));
+    sent_then_error got = sendfile_after_peer_closed(kind);
+    REQUIRE(is_reset(got.error));
     REQUIRE(sigpipe_count == 0);
-    REQUIRE(r.pending_count() == 0);
 }
 
 // The same with a head sent first in the same call (socket::sendfile's head): its send
@@ -987,19 +1004,9 @@ TEST_CASE("socket: sendfile with a head to a peer that has closed raises no SIGP
           "[socket][sendfile]") {
     CORONET_FOR_EACH_BACKEND(kind);
     sigpipe_counter sigpipes;
-    reactor r{{.backend = kind}};
-    const std::size_t size = 16u << 20;
-    temp_file file(pattern(size));
-    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
-    auto [client, server] = r.run(connect_and_accept(r, &listener));
-    server.close();  // FIN; its reset comes once our data reaches it
-    r.run_for(10ms);
-    sent_then_error got = r.run(
-        sendfile_to_closed_peer(std::move(client), file.fd(), size, "HTTP/1.1 200 OK\r\n\r\n"));
-    INFO("the first sendfile sent " << got.first << " bytes");
-    REQUIRE((got.error == std::errc::connection_reset || got.error == std::errc::broken_pipe));
+    sent_then_error got = sendfile_after_peer_closed(kind, "HTTP/1.1 200 OK\r\n\r\n");
+    REQUIRE(is_reset(got.error));
     REQUIRE(sigpipe_count == 0);
-    REQUIRE(r.pending_count() == 0);
 }
 
 // A process that ignores SIGPIPE takes sendfile's short path (no guard around the call): the
@@ -1016,20 +1023,11 @@ TEST_CASE("socket: sendfile to a peer that has closed, with SIGPIPE ignored, is 
         }
         ~ignore_sigpipe() { ::sigaction(SIGPIPE, &old, nullptr); }
     } ignoring;
-    reactor r{{.backend = kind}};
-    const std::size_t size = 16u << 20;
-    temp_file file(pattern(size));
-    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
-    auto [client, server] = r.run(connect_and_accept(r, &listener));
-    server.close();  // FIN; its reset comes once our data reaches it
-    r.run_for(10ms);
-    sent_then_error got = r.run(sendfile_to_closed_peer(std::move(client), file.fd(), size));
-    INFO("the first sendfile sent " << got.first << " bytes");
-    REQUIRE((got.error == std::errc::connection_reset || got.error == std::errc::broken_pipe));
+    sent_then_error got = sendfile_after_peer_closed(kind);
+    REQUIRE(is_reset(got.error));
     sigset_t pending;
     REQUIRE(::sigpending(&pending) == 0);
     CHECK(sigismember(&pending, SIGPIPE) == 0);
-    REQUIRE(r.pending_count() == 0);
 }
 
 TEST_CASE("socket: a sendfile waiting on a peer that never reads is cancelled by with_timeout",
