@@ -215,6 +215,7 @@ format:
 
 format-check:
 	@tools/install-deps.sh format
+	$(call step,clang-format --dry-run --Werror (make format-check))
 	@files="$(format_files)"; [ -z "$$files" ] || clang-format --dry-run --Werror $$files
 
 # --- clean -----------------------------------------------------------------------
