@@ -30,17 +30,10 @@ epoll_backend::~epoll_backend() {
     ::close(epfd_);
 }
 
-// EPOLLOUT only once a writer waits: registered on a new connection, it reported writability at
-// once, an edge nobody wanted (an epoll_wait wakeup per connection when nothing else was ready).
-// Added later (EPOLL_CTL_MOD, after a send found the socket full), the kernel reports the
-// readiness there is then and every edge after it, so no wakeup is missed.
-int epoll_backend::watch(int fd, fd_state& st, bool writes) {
-    std::uint32_t events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-    if (writes || st.writes_watched) events |= EPOLLOUT;
-    epoll_event ev{.events = events, .data = {.fd = fd}};
-    if (::epoll_ctl(epfd_, st.watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
-    // Registered before a forget() we did not see: with our events now.
-    if (errno == EEXIST && ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+int epoll_backend::watch(int fd, fd_state&) {
+    epoll_event ev{.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data = {.fd = fd}};
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+    if (errno == EEXIST) return 0;  // registered before a forget() we did not see
     return -errno;
 }
 

@@ -25,7 +25,7 @@ public:
     void wake() noexcept override;
 
 private:
-    int watch(int fd, fd_state& state, bool writes) override;
+    int watch(int fd, fd_state& state) override;
 
     int epfd_ = -1;
     int wakefd_ = -1;

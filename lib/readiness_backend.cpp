@@ -45,16 +45,12 @@ bool readiness_backend::start(operation& op) {
     // never marks an fd drained (attempt() passes it straight to perform()).
     bool skip = st.drained && st.watched && is_receive(op);
     if (parked.empty() && !skip && attempt(op, st)) return true;
-    // Writability is watched only from the first writer on: a connection that never waits to
-    // send (a request, a small reply) is never woken for it.
-    bool writer = &parked == &st.writers;
-    if (!st.watched || (writer && !st.writes_watched)) {
-        if (int err = watch(op.fd, st, writer); err < 0) {
+    if (!st.watched) {
+        if (int err = watch(op.fd, st); err < 0) {
             op.result = err;
             return true;
         }
         st.watched = true;
-        st.writes_watched = st.writes_watched || writer;
     }
     parked.push_back(op);
     return false;
@@ -71,7 +67,6 @@ bool readiness_backend::cancel(operation& op) {
 void readiness_backend::forget(int fd) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     fds_[fd].watched = false;
-    fds_[fd].writes_watched = false;
     fds_[fd].drained = false;  // the number may come back as another socket
     fds_[fd].ended = false;
     fds_[fd].starved = false;  // its entry in starved_, if any, is skipped

@@ -47,17 +47,15 @@ protected:
     struct fd_state {
         op_list readers;
         op_list writers;
-        bool watched = false;         // the subclass has registered this fd
-        bool writes_watched = false;  // ... for writability too (a writer has parked on it)
+        bool watched = false;  // the subclass has registered this fd
         bool drained = false;  // a receive emptied the socket; not yet reported readable since
         bool ended = false;    // reported shut down or failed: the end stays to be read, so
                                // a short read no longer means "nothing to report"
         bool starved = false;  // a provided receive is ready to run but found no free block
     };
 
-    // Registers fd with the readiness mechanism (state.watched: again), for writability too
-    // when writes (or state.writes_watched) is set; returns 0 or a negative op result.
-    virtual int watch(int fd, fd_state& state, bool writes) = 0;
+    // Registers fd with the readiness mechanism; returns 0 or a negative op result.
+    virtual int watch(int fd, fd_state& state) = 0;
 
     // Why a connection just accepted on fd could never be watched (select:
     // fd >= FD_SETSIZE), or nullptr when it can. Such a connection is logged

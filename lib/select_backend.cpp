@@ -23,7 +23,7 @@ select_backend::select_backend(buffer_pool& pool) : readiness_backend(pool) {
 
 select_backend::~select_backend() { ::close(wakefd_); }
 
-int select_backend::watch(int fd, fd_state&, bool) {
+int select_backend::watch(int fd, fd_state&) {
     return fd < FD_SETSIZE ? 0 : result_of(errc::fd_exceeds_fd_setsize);
 }
 

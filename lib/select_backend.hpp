@@ -26,7 +26,7 @@ public:
     void wake() noexcept override;
 
 private:
-    int watch(int fd, fd_state& state, bool writes) override;
+    int watch(int fd, fd_state& state) override;
     const char* refuses(int fd) const noexcept override;
 
     static constexpr int max_turns_without_select = 8;

@@ -133,6 +133,14 @@ std::size_t first_mismatch(const std::vector<std::byte>& a, const std::vector<st
     return static_cast<std::size_t>(pa - a.begin());
 }
 
+// head's bytes followed by data: what a response head and its file should arrive as.
+std::vector<std::byte> joined(std::string_view head, const std::vector<std::byte>& data) {
+    auto h = std::as_bytes(std::span(head));
+    std::vector<std::byte> out(h.begin(), h.end());
+    out.insert(out.end(), data.begin(), data.end());
+    return out;
+}
+
 using coronet::testing::sigpipe_count;
 using coronet::testing::sigpipe_counter;
 
@@ -866,9 +874,7 @@ TEST_CASE("socket: a head sent with more = true, then a sendfile, arrives whole 
                                 receive_all(std::move(server), head.size() + size)));
     REQUIRE(sent == head.size());
     REQUIRE(got.size() == head.size() + size);
-    std::vector<std::byte> expected(reinterpret_cast<const std::byte*>(head.data()),
-                                    reinterpret_cast<const std::byte*>(head.data()) + head.size());
-    expected.insert(expected.end(), data.begin(), data.end());
+    const std::vector<std::byte> expected = joined(head, data);
     REQUIRE(first_mismatch(got, expected) == expected.size());
     REQUIRE(r.pending_count() == 0);
 }
@@ -919,9 +925,7 @@ TEST_CASE("socket: sendfile with a head sends the head, then the file, and count
                                 receive_all(std::move(server), head.size() + size)));
     INFO(calls << " calls");
     REQUIRE(got.size() == head.size() + size);
-    std::vector<std::byte> expected(reinterpret_cast<const std::byte*>(head.data()),
-                                    reinterpret_cast<const std::byte*>(head.data()) + head.size());
-    expected.insert(expected.end(), data.begin(), data.end());
+    const std::vector<std::byte> expected = joined(head, data);
     REQUIRE(first_mismatch(got, expected) == expected.size());
     REQUIRE(r.pending_count() == 0);
 }
