@@ -127,20 +127,11 @@ task<void> server::accept_loop(socket listener) {
 // logged as spawn() would, and the connection still closes gently.
 namespace {
 
-// An exception escaped a handler: logged as spawn() would (a plain function, so that its
-// strings take no room in every connection's coroutine frame).
+// An exception escaped a handler (or a handshake): logged as spawn() logs one, with the same
+// levels, naming the server's connection (a plain function, so that its strings take no room in
+// every connection's coroutine frame).
 void log_escape(const std::exception_ptr& error, const std::string& name) {
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::system_error& e) {
-        bool routine = is_disconnect(e.code()) || e.code() == std::errc::operation_canceled;
-        log(routine ? log_level::debug : log_level::error,
-            "uncaptured exception in " + name + " connection: " + e.what());
-    } catch (const std::exception& e) {
-        log(log_level::error, "uncaptured exception in " + name + " connection: " + e.what());
-    } catch (...) {
-        log(log_level::error, "uncaptured exception in " + name + " connection");
-    }
+    detail::log_uncaptured(error, name + " connection");
 }
 
 const std::string orphan_name = "server";
