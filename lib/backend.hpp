@@ -22,7 +22,8 @@
 //    for q, waiting until the kernel has let go of it and of q's buffer ring, then
 //    frees what the backend set up for q. A recvmsg still waiting in q finishes with
 //    -ECANCELED at a later wait(). q may then die. Backends that never use q do nothing.
-//  - forget(fd): fd is about to be closed and has no pending operation.
+//  - forget(fd, ended): fd is about to be closed; operations still parked on it end with
+//    -ECANCELED into ended (a listener closed under a waiting accept).
 //
 // Provided buffers are not the backend's: the reactor owns the buffer_pool
 // (lib/buffer_pool.hpp) and lends it to the backend it builds, for the
@@ -57,7 +58,10 @@ public:
     virtual void wait(std::chrono::nanoseconds timeout, op_list& done) = 0;
     virtual void wake() noexcept = 0;
     virtual void close_datagrams(datagram_queue&) noexcept {}
-    virtual void forget(int fd) noexcept = 0;
+    // fd is about to be closed (its number may come back as another descriptor). Operations
+    // still parked on it would never complete: a backend that parks them ends them with
+    // -ECANCELED into `ended` (resumed on the next turn).
+    virtual void forget(int fd, op_list& ended) noexcept = 0;
 
     // Fixed when the backend is built; read without a virtual call.
     const backend_capabilities& capabilities() const noexcept { return capabilities_; }

@@ -251,6 +251,14 @@ void reactor::end_arm(operation& arm, bool queued) noexcept {
 }
 
 void reactor::close_acceptor(accept_queue& q) noexcept {
+    // Accepts still waiting finish first (resumed next turn) and forget q, as a closing
+    // receiver's do: left waiting, the arm's last CQE would see them and arm again, and
+    // end_arm would wait on that new arm for ever (or q would die under them).
+    while (operation* w = q.waiters.pop_front()) {
+        w->acceptor = nullptr;
+        w->result = -ECANCELED;
+        done_.push_back(*w);
+    }
     end_arm(q.arm, q.queued);
     for (int fd : q.ready)
         if (fd >= 0) ::close(fd);

@@ -160,7 +160,7 @@ public:
     std::size_t task_count() const noexcept { return task_count_; }
 
     // Tells the backend that fd is about to be closed (sockets call it).
-    void backend_forget(int fd) noexcept { backend_->forget(fd); }
+    void backend_forget(int fd) noexcept { backend_->forget(fd, done_); }
 
     // --- provided buffers (the reactor's buffer_pool, lent to its backend) ---
     // Gives back the block of a finished recv_provided once its bytes are consumed.

@@ -64,8 +64,16 @@ bool readiness_backend::cancel(operation& op) {
     return true;
 }
 
-void readiness_backend::forget(int fd) noexcept {
+void readiness_backend::forget(int fd, op_list& ended) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+    // Parked on a descriptor about to close (an accept on a listener closed under it): the
+    // mechanism will never report it again, so they end now instead of waiting for ever.
+    for (op_list* parked : {&fds_[fd].readers, &fds_[fd].writers}) {
+        while (operation* op = parked->pop_front()) {
+            op->result = -ECANCELED;
+            ended.push_back(*op);
+        }
+    }
     fds_[fd].watched = false;
     fds_[fd].drained = false;  // the number may come back as another socket
     fds_[fd].ended = false;

@@ -37,7 +37,7 @@ class readiness_backend : public backend {
 public:
     bool start(operation& op) override;
     bool cancel(operation& op) override;
-    void forget(int fd) noexcept override;
+    void forget(int fd, op_list& ended) noexcept override;
 
 protected:
     // recv_provided takes blocks from pool's free stack, only when a recv finds

@@ -65,7 +65,7 @@ public:
     bool cancel(operation& op) override;
     void wait(std::chrono::nanoseconds timeout, op_list& done) override;
     void wake() noexcept override;
-    void forget(int) noexcept override {}
+    void forget(int, op_list&) noexcept override {}
     void close_datagrams(datagram_queue& q) noexcept override;  // lib/uring_datagram.cpp
 
     // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring

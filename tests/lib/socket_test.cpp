@@ -565,6 +565,41 @@ void echo_round_trip(backend_kind kind, const address& where) {
 
 }  // namespace
 
+namespace {
+
+// Awaits one accept on l: the error it ended with (none if a connection came).
+task<std::error_code> accept_error(coronet::socket& l) {
+    try {
+        coronet::socket s = co_await l.accept();
+    } catch (const std::system_error& e) {
+        co_return e.code();
+    }
+    co_return std::error_code{};
+}
+
+// Closes l once the accept above waits on it.
+task<void> close_listener(coronet::socket& l) {
+    l.close();
+    co_return;
+}
+
+}  // namespace
+
+// A listener closed while an accept waits on it: the accept ends (cancelled), nothing is left
+// pending, and the loop does not hang. On io_uring the waiting accept used to stay in the
+// multishot queue, so the arm's last CQE armed it again and the close waited on it for ever.
+TEST_CASE("socket: closing a listener while an accept waits ends the accept", "[socket][accept]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    auto [error, closed] =
+        r.run(coronet::when_all(accept_error(listener), close_listener(listener)));
+    (void)closed;
+    INFO(error.message());
+    REQUIRE(error);  // no connection came: the accept failed rather than waiting on
+    REQUIRE(r.pending_count() == 0);
+}
+
 TEST_CASE("socket: echo round trip through accept and connect over IPv4 and IPv6 and Unix sockets",
           "[socket]") {
     CORONET_FOR_EACH_BACKEND(kind);
