@@ -403,7 +403,8 @@ coronet::task<> session(coronet::connection& conn, server* srv) {
             // The client asked to close (Connection: close, or HTTP/1.0 without keep-alive) and
             // nothing followed its request: it sends no more (RFC 9112 9.6), so close once the
             // response has gone, as nginx does, instead of lingering for the client's end. Bytes
-            // after the request, an unread body or an error reply keep the lingering close.
+            // after the request, an unread body or a malformed request's reply (above) keep the
+            // lingering close.
             if (!c.req.keep_alive() && c.ch.buffered() == 0) conn.close_at_once();
             break;
         }

@@ -154,7 +154,8 @@ socket happy_eyeballs_awaiter::await_resume() {
     }
     if (winner_ >= 0) {
         attempt& a = attempts_[winner_];
-        socket s(reactor_, std::exchange(a.fd, -1), "client");
+        socket s(reactor_, std::exchange(a.fd, -1), already_nonblocking,
+                 "client");  // SOCK_NONBLOCK
         if (options_.connect.nodelay && a.to.family() != AF_UNIX) s.set_nodelay(true);
         return s;
     }

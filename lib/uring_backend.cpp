@@ -29,13 +29,6 @@ constexpr int required_opcodes[] = {IORING_OP_ACCEPT, IORING_OP_CONNECT,     IOR
                                     IORING_OP_SEND,   IORING_OP_SENDMSG,     IORING_OP_POLL_ADD,
                                     IORING_OP_READ,   IORING_OP_ASYNC_CANCEL};
 
-// user_data of CQEs nobody waits for (the ASYNC_CANCEL requests themselves).
-constexpr std::uint64_t ignored = 0;
-
-// --- provided buffers ---
-// The buffer group coronet registers its ring as.
-constexpr unsigned short buffer_group = 0;
-
 // An operation's io_uring phase (operation::phase, op_phase in lib/operation.hpp):
 // a POLL_ADD before the call again (rearm_poll), a multishot arm the kernel holds
 // (multishot_armed, lib/uring_multishot.cpp), a zero-copy send between its CQEs
@@ -50,12 +43,12 @@ constexpr unsigned short buffer_group = 0;
 // user_data, so nothing left over can reach an operation; CQEs of others
 // (the wake read) are left alone. A fresh ring has room for both SQEs.
 bool armed_then_cancelled(io_uring* ring, io_uring_sqe* armed) {
-    io_uring_sqe_set_data64(armed, ignored);
+    io_uring_sqe_set_data64(armed, uring_backend::ignored);
     io_uring_sqe* cancel = io_uring_get_sqe(ring);
     if (!cancel)
         return false;  // never reached on a fresh ring; `armed` is then never submitted alone
-    io_uring_prep_cancel64(cancel, ignored, 0);
-    io_uring_sqe_set_data64(cancel, ignored);
+    io_uring_prep_cancel64(cancel, uring_backend::ignored, 0);
+    io_uring_sqe_set_data64(cancel, uring_backend::ignored);
     bool supported = false;
     int want = 2;
     if (io_uring_submit(ring) >= 2) {
@@ -63,7 +56,8 @@ bool armed_then_cancelled(io_uring* ring, io_uring_sqe* armed) {
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts{.tv_sec = 0, .tv_nsec = 250'000'000};
             if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) < 0 || !cqe) continue;
-            if (cqe->user_data != ignored) break;  // someone else's: leave it for wait()
+            if (cqe->user_data != uring_backend::ignored)
+                break;  // someone else's: leave it for wait()
             if (cqe->res == -ECANCELED) supported = true;
             io_uring_cqe_seen(ring, cqe);
             --want;
@@ -75,7 +69,7 @@ bool armed_then_cancelled(io_uring* ring, io_uring_sqe* armed) {
 // True when the kernel takes IORING_ACCEPT_MULTISHOT (5.19): armed on a
 // listening socket with nothing to accept, then cancelled, the accept ends with
 // -ECANCELED; a kernel without the flag refuses it with -EINVAL. Both CQEs
-// carry `ignored` user_data, so nothing left over can reach an operation.
+// carry `uring_backend::ignored` user_data, so nothing left over can reach an operation.
 bool probe_multishot_accept(io_uring* ring) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
@@ -98,7 +92,7 @@ bool probe_multishot_accept(io_uring* ring) {
 // ring: armed on an empty socket, then cancelled, the receive ends with
 // -ECANCELED (the block it looked at goes back to the ring unused); a kernel
 // without the flag refuses it with -EINVAL. As for the accept probe, every
-// CQE carries `ignored` user_data. Runs once the ring's wake read is queued:
+// CQE carries `uring_backend::ignored` user_data. Runs once the ring's wake read is queued:
 // it is submitted too, and cannot complete before anyone has the reactor.
 bool probe_multishot_recv(io_uring* ring) {
     int sv[2];
@@ -106,7 +100,7 @@ bool probe_multishot_recv(io_uring* ring) {
     io_uring_sqe* sqe = io_uring_get_sqe(ring);
     io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = buffer_group;
+    sqe->buf_group = uring_backend::buffer_group;
     bool supported = armed_then_cancelled(ring, sqe);
     ::close(sv[0]);
     ::close(sv[1]);
@@ -283,7 +277,10 @@ bool uring_backend::start(operation& op) {
         }
         break;
     case op_code::sendmsg:
-        if (zc && msg_bytes(*op.msg) >= send_zc_min_) {
+        // Never zero-copy with MSG_MORE: the send ends only at the kernel's release notice,
+        // which the tail MSG_MORE holds back cannot give before the next send (the file
+        // behind it) starts, so each such response would wait for the cork timer.
+        if (zc && !send_more(*op.msg) && msg_bytes(*op.msg) >= send_zc_min_) {
             io_uring_prep_sendmsg_zc(sqe, op.fd, op.msg, MSG_NOSIGNAL | send_more(*op.msg));
             op.phase = op_phase::zc_sent;
         } else {

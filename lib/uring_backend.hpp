@@ -49,6 +49,10 @@ struct uring_options {
 
 class uring_backend final : public backend, private buffer_ring {
 public:
+    // user_data of CQEs nobody waits for (the ASYNC_CANCEL requests themselves).
+    static constexpr std::uint64_t ignored = 0;
+    // The buffer group the stream pool's ring is registered as (each datagram queue has its own).
+    static constexpr unsigned short buffer_group = 0;
     // recv_provided receives into pool's blocks (pool outlives the backend):
     // registered as a buffer ring (recv with IOSQE_BUFFER_SELECT), the pool
     // attached to it; without one (kernel < 5.19), a POLL_ADD and then a recv

@@ -32,9 +32,6 @@
 namespace coronet {
 namespace {
 
-// user_data of CQEs nobody waits for (as in uring_backend.cpp).
-constexpr std::uint64_t ignored = 0;
-
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 }  // namespace

@@ -27,15 +27,6 @@
 #include <coronet/lib/recv_queue.hpp>
 
 namespace coronet {
-namespace {
-
-// user_data of CQEs nobody waits for (as in uring_backend.cpp).
-constexpr std::uint64_t ignored = 0;
-// The buffer group the stream pool's ring is registered as (as in uring_backend.cpp).
-constexpr unsigned short buffer_group = 0;
-
-}  // namespace
-
 // --- multishot accept ---
 
 bool uring_backend::take_accepted(operation& op) {

@@ -427,7 +427,6 @@ void fixed_response::build(std::string_view date, connection_header connection) 
     if (!same_date(date)) {  // a new second: every variant is stale
         for (built& b : variants_)
             b.bytes.clear();
-        std::fill(std::begin(date_), std::end(date_), '\0');
         date.copy(date_, date_size);
     }
     built& b = variants_[static_cast<std::size_t>(connection)];
