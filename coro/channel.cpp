@@ -148,7 +148,7 @@ channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_opt
       flushed_(r()),
       ended_(r()) {
     rx_.owner = this;
-    rx_.on_done = &on_received;
+    rx_.set_on_done(&on_received);
 }
 
 channel_state::~channel_state() {
@@ -238,7 +238,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
         rx_timer_ = std::make_unique<channel_op>();
         rx_timer_->owner = this;
-        rx_timer_->on_done = &on_deadline;
+        rx_timer_->set_on_done(&on_deadline);
         rx_timer_->code = op_code::timeout;
     }
     reading_ = &a;

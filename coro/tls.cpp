@@ -418,8 +418,8 @@ tls_stream::tls_stream(reactor& r, socket&& s, std::unique_ptr<transport>&& lowe
                                 static_cast<unsigned>(alpn.size()));
     }
     net_rx_.owner = net_tx_.owner = this;
-    net_rx_.on_done = &on_net_recv;
-    net_tx_.on_done = &on_net_send;
+    net_rx_.set_on_done(&on_net_recv);
+    net_tx_.set_on_done(&on_net_send);
 }
 
 tls_stream::~tls_stream() {

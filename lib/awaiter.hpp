@@ -42,7 +42,7 @@ protected:
     // was cancelled already (op_.result is then -ECANCELED: do not start).
     template <class Promise>
     bool enter(std::coroutine_handle<Promise> h) noexcept {
-        op_.waiter = h;
+        op_.set_waiter(h);
         if constexpr (requires { h.promise().cancel_slot(); }) {
             slot_ = h.promise().cancel_slot();
             if (slot_) {

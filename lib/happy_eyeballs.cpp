@@ -35,11 +35,11 @@ happy_eyeballs_awaiter::happy_eyeballs_awaiter(reactor& r, std::vector<address> 
         a.op.owner = this;
         a.op.index = i;
         a.op.op.code = op_code::connect;
-        a.op.op.on_done = &on_op_done;
+        a.op.op.set_on_done(&on_op_done);
     }
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
-    timer_.op.on_done = &on_op_done;
+    timer_.op.set_on_done(&on_op_done);
     link_.op = &timer_.op;
 }
 

@@ -3,7 +3,7 @@
 //
 // The awaiter that starts an operation owns it (nothing is allocated per
 // operation). The backend fills `result` as a CQE's `res` (bytes or fd >= 0,
-// -errno < 0) and the reactor resumes `waiter` (or calls `on_done`, for an
+// -errno < 0) and the reactor resumes its waiter (or calls its on_done, for an
 // operation a longer-lived object owns, like a channel's receive), exactly
 // once, on the reactor's thread. While `state == pending` the kernel or a backend may still write
 // into the operation and its buffers: its owner must not die before it finishes. Medusa ancestor:
@@ -11,6 +11,7 @@
 // one object per call.
 
 #include <chrono>
+#include <compare>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -75,19 +76,47 @@ enum class op_phase : std::uint8_t {
     provided_poll,    // a recv_provided waiting for readability before it receives
 };
 
+// A steady_clock time point that may live in a union (its default constructor
+// is trivial, unlike time_point's): converts to and from one, and compares.
+struct op_time {
+    using time_point = std::chrono::steady_clock::time_point;
+    std::chrono::steady_clock::duration since_epoch;
+
+    op_time() = default;
+    op_time(time_point t) noexcept : since_epoch(t.time_since_epoch()) {}
+    operator time_point() const noexcept { return time_point(since_epoch); }
+    friend auto operator<=>(op_time, op_time) noexcept = default;
+};
+
 struct operation {
     op_code code = op_code::recv;
     op_state state = op_state::idle;
     op_phase phase = op_phase::none;  // backend-private: see op_phase
-    bool in_timer_heap = false;       // timeout: in the reactor's timer heap (lib/timer_heap.hpp)
+    bool in_timer_heap : 1 = false;   // timeout: in the reactor's timer heap (lib/timer_heap.hpp)
+private:
+    bool calls_back_ : 1 = false;  // on_done_ is set, not waiter_
+
+public:
     int fd = -1;
-    int result = 0;                         // as cqe->res: >= 0 bytes/fd, < 0 -errno
-    int buffer_id = -1;                     // recv_provided: the block holding the bytes, or -1
-    std::coroutine_handle<> waiter;         // resumed exactly once when the op finishes, or
-    void (*on_done)(operation&) = nullptr;  // called instead (its owner is no coroutine frame)
-    operation* next = nullptr;              // intrusive: parked on an fd or queued as done
+    int result = 0;  // as cqe->res: >= 0 bytes/fd, < 0 -errno
+    // Four bytes only two codes use: read only the member of the op's own code.
+    __extension__ union {
+        int buffer_id = -1;        // recv_provided: the block holding the bytes, or -1
+        std::uint32_t heap_index;  // timeout: position in the reactor's timer heap
+    };
+
+private:
+    // What finishes the operation: a coroutine to resume, or a function to call
+    // (when its owner is no coroutine frame, like a channel's receive); one or
+    // the other, as calls_back_ says. Set with set_waiter() or set_on_done().
+    __extension__ union {
+        void* waiter_;  // a coroutine_handle<>'s address (a union member must be trivial)
+        void (*on_done_)(operation&) = nullptr;
+    };
+
+public:
+    operation* next = nullptr;    // intrusive: parked on an fd or queued as done
     std::span<std::byte> buffer;  // recv / send / sendfile's head; recv_provided: bytes in
-    std::chrono::steady_clock::time_point deadline;  // timeout
 
     // What only some codes use shares the same bytes (an operation lives in
     // every awaiter and up to three times per channel: its receive, its read
@@ -114,10 +143,32 @@ struct operation {
             std::uint64_t file_offset;  // where in it (advanced by the bytes sent)
             std::size_t file_bytes;     // at most this many
         };
-        std::size_t heap_index;     // timeout: position in the reactor's timer heap
+        op_time deadline;           // timeout: when it fires
         std::byte per_code_[24]{};  // zeroes all of the above
     };
+
+    // The coroutine to resume exactly once when the operation finishes.
+    void set_waiter(std::coroutine_handle<> h) noexcept {
+        waiter_ = h.address();
+        calls_back_ = false;
+    }
+    // The function to call instead (its owner is no coroutine frame).
+    void set_on_done(void (*f)(operation&)) noexcept {
+        on_done_ = f;
+        calls_back_ = true;
+    }
+    // The reactor, once the operation finished: resumes the waiter or calls on_done.
+    void notify() {
+        if (calls_back_)
+            on_done_(*this);
+        else
+            std::coroutine_handle<>::from_address(waiter_).resume();
+    }
 };
+
+// What an idle connection keeps per receive (its channel's, and on io_uring its
+// multishot queue's arm): keep it from growing unnoticed.
+static_assert(sizeof(operation) <= 72);
 
 // Performs operations outside the backend (a transport: TLS, an in-memory pipe;
 // lib/transport.hpp). It takes an operation with reactor::hold() and ends it

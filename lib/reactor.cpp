@@ -296,10 +296,7 @@ void reactor::resume_done() {
     while (operation* op = resuming_.pop_front()) {
         op->state = op_state::idle;
         --pending_;
-        if (op->on_done)
-            op->on_done(*op);
-        else
-            op->waiter.resume();
+        op->notify();
     }
 }
 
@@ -326,7 +323,7 @@ void reactor::run_for(clock::duration d) {
     operation deadline;
     deadline.code = op_code::timeout;
     deadline.deadline = clock::now() + d;
-    deadline.waiter = std::noop_coroutine();
+    deadline.set_waiter(std::noop_coroutine());
     start(deadline);
     while (!stopped() && deadline.state == op_state::pending && (pending_ > 1 || !ready_.empty()))
         run_once();

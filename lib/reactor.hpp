@@ -106,7 +106,7 @@ public:
     std::string_view backend_name() const noexcept { return backend_->name(); }
     backend_kind kind() const noexcept { return kind_; }
 
-    // Starts op (op.waiter set). True: it finished at once, op.result is set.
+    // Starts op (its waiter or on_done set). True: it finished at once, op.result is set.
     bool start(operation& op);
     // Requests cancellation; op still finishes (and resumes its waiter) once.
     void cancel(operation& op) noexcept;

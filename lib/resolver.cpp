@@ -70,7 +70,7 @@ resolve_awaiter::resolve_awaiter(reactor& r, std::string host, std::string servi
       options_(std::move(options)) {
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
-    timer_.op.on_done = &on_op_done;
+    timer_.op.set_on_done(&on_op_done);
     link_.op = &timer_.op;
 }
 
@@ -161,7 +161,7 @@ bool resolve_awaiter::arm(int& read_fd, int& write_fd) {
             d->op.code = op_code::poll;
             d->op.fd = d->fd;
             d->op.poll_mask = d->write ? POLLOUT : POLLIN;
-            d->op.on_done = &on_op_done;
+            d->op.set_on_done(&on_op_done);
             d->op.result = 0;
             if (!reactor_.start(d->op)) continue;
             if (d->op.result < 0) {  // the backend cannot watch it (select: fd >= FD_SETSIZE)

@@ -473,7 +473,7 @@ TEST_CASE(
         operation op;
         op.code = op_code::recv;
         op.buffer = buf;
-        op.on_done = [](operation&) { ++calls; };
+        op.set_on_done([](operation&) { ++calls; });
         REQUIRE_FALSE(a->start_recv(op));  // held: nothing unread
         CHECK(r.pending_count() == 1);
         a.reset();  // finishes op (end of stream), then frees the end
