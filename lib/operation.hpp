@@ -244,4 +244,61 @@ private:
     operation* tail_ = nullptr;
 };
 
+// An intrusive FIFO of operations in one pointer, half an op_list: its back,
+// whose `next` links round to the front (a ring through operation::next). For
+// lists kept per connection that rarely hold more than one operation (parked
+// on a descriptor, waiting on a multishot queue).
+class op_ring {
+public:
+    bool empty() const noexcept { return back_ == nullptr; }
+    operation* front() const noexcept { return back_ ? back_->next : nullptr; }
+
+    // Appends op at the back.
+    void push_back(operation& op) noexcept {
+        if (back_) {
+            op.next = back_->next;
+            back_->next = &op;
+        } else {
+            op.next = &op;
+        }
+        back_ = &op;
+    }
+
+    // Removes and returns the front (nullptr when empty).
+    operation* pop_front() noexcept {
+        if (!back_) return nullptr;
+        operation* op = back_->next;
+        if (op == back_)
+            back_ = nullptr;
+        else
+            back_->next = op->next;
+        op->next = nullptr;
+        return op;
+    }
+
+    // Unlinks op if present; true when it was found.
+    bool remove(operation& op) noexcept {
+        if (!back_) return false;
+        operation* prev = back_;
+        do {
+            operation* p = prev->next;
+            if (p == &op) {
+                if (p == prev)  // the only one
+                    back_ = nullptr;
+                else {
+                    prev->next = p->next;
+                    if (back_ == p) back_ = prev;
+                }
+                p->next = nullptr;
+                return true;
+            }
+            prev = p;
+        } while (prev != back_);
+        return false;
+    }
+
+private:
+    operation* back_ = nullptr;
+};
+
 }  // namespace coronet

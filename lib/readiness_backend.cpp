@@ -24,7 +24,7 @@ bool readiness_backend::start(operation& op) {
     }
     if (static_cast<std::size_t>(op.fd) >= fds_.size()) fds_.resize(op.fd + 1);
     fd_state& st = fds_[op.fd];
-    op_list& parked = wants_read(op) ? st.readers : st.writers;
+    op_ring& parked = wants_read(op) ? st.readers : st.writers;
     // An earlier operation of the same direction is still parked: keep FIFO
     // order (two sends must not overtake each other).
     //
@@ -68,7 +68,7 @@ void readiness_backend::forget(int fd, op_list& ended) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
     // Parked on a descriptor about to close (an accept on a listener closed under it): the
     // mechanism will never report it again, so they end now instead of waiting for ever.
-    for (op_list* parked : {&fds_[fd].readers, &fds_[fd].writers}) {
+    for (op_ring* parked : {&fds_[fd].readers, &fds_[fd].writers}) {
         while (operation* op = parked->pop_front()) {
             op->result = -ECANCELED;
             ended.push_back(*op);
@@ -133,7 +133,7 @@ void readiness_backend::refuse_accepted(int fd, const char* why) noexcept {
     ::close(fd);
 }
 
-std::size_t readiness_backend::retry(op_list& parked, fd_state& st, op_list& done) {
+std::size_t readiness_backend::retry(op_ring& parked, fd_state& st, op_list& done) {
     std::size_t finished = 0;
     while (operation* op = parked.front()) {
         if (!attempt(*op, st)) break;  // would block again: stays parked, keeps its turn

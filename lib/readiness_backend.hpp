@@ -44,14 +44,15 @@ protected:
     // bytes; pool outlives the backend.
     explicit readiness_backend(buffer_pool& pool) noexcept : pool_(pool) {}
 
+    // Two op_rings (lib/operation.hpp) and a byte of flags: 24 bytes per descriptor.
     struct fd_state {
-        op_list readers;
-        op_list writers;
-        bool watched = false;  // the subclass has registered this fd
-        bool drained = false;  // a receive emptied the socket; not yet reported readable since
-        bool ended = false;    // reported shut down or failed: the end stays to be read, so
-                               // a short read no longer means "nothing to report"
-        bool starved = false;  // a provided receive is ready to run but found no free block
+        op_ring readers;
+        op_ring writers;
+        bool watched : 1 = false;  // the subclass has registered this fd
+        bool drained : 1 = false;  // a receive emptied the socket; not yet reported readable since
+        bool ended : 1 = false;    // reported shut down or failed: the end stays to be read, so
+                                   // a short read no longer means "nothing to report"
+        bool starved : 1 = false;  // a provided receive is ready to run but found no free block
     };
 
     // Registers fd with the readiness mechanism; returns 0 or a negative op result.
@@ -86,7 +87,7 @@ protected:
 
 private:
     bool attempt(operation& op, fd_state& st) noexcept;
-    std::size_t retry(op_list& parked, fd_state& st, op_list& done);
+    std::size_t retry(op_ring& parked, fd_state& st, op_list& done);
     bool starve(int fd, fd_state& st) noexcept;
     void refuse_accepted(int fd, const char* why) noexcept;
 

@@ -99,6 +99,32 @@ void drain(coronet::readiness_backend& b, const pair& p) {
 
 }  // namespace
 
+// The one-pointer FIFO that parks operations per descriptor (and on a recv_queue):
+// order kept, and any one removed from the front, the middle or the back.
+TEST_CASE("op_ring: a FIFO in one pointer", "[readiness]") {
+    std::array<coronet::operation, 4> ops{};
+    coronet::op_ring ring;
+    CHECK(ring.empty());
+    CHECK(ring.front() == nullptr);
+    CHECK(ring.pop_front() == nullptr);
+    CHECK_FALSE(ring.remove(ops[0]));
+    for (auto& op : ops)
+        ring.push_back(op);
+    CHECK(ring.front() == &ops[0]);
+    CHECK(ring.remove(ops[3]));  // the back
+    CHECK(ring.remove(ops[1]));  // the middle
+    CHECK_FALSE(ring.remove(ops[1]));
+    ring.push_back(ops[1]);  // after ops[2] now
+    CHECK(ring.pop_front() == &ops[0]);
+    CHECK(ring.pop_front() == &ops[2]);
+    CHECK(ops[2].next == nullptr);
+    CHECK(ring.remove(ops[1]));  // the only one
+    CHECK(ring.empty());
+    ring.push_back(ops[3]);
+    CHECK(ring.pop_front() == &ops[3]);
+    CHECK(ring.empty());
+}
+
 TEST_CASE("readiness: a receive after a short read parks at once, and later bytes arrive",
           "[readiness]") {
     const auto kind = GENERATE(coronet::backend_kind::epoll, coronet::backend_kind::select);
