@@ -277,7 +277,7 @@ void reactor::close_receiver(recv_queue& q) noexcept {
     end_arm(q.arm, q.queued);  // bytes that raced the cancel are queued in q
     while (!q.empty())
         recycle(q.pop().buffer_id);
-    q.overflow.shrink_to_fit();
+    q.overflow.reset();
 }
 
 void detail::close_receiver(reactor& r, recv_queue& q) noexcept { r.close_receiver(q); }

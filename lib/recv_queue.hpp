@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <coronet/lib/operation.hpp>
@@ -35,7 +36,7 @@ struct recv_queue {
     static constexpr std::size_t capacity = 2;
 
     operation arm;    // the multishot receive while armed (the reactor does not count it)
-    op_list waiters;  // recv_provided() calls waiting for bytes, oldest first
+    op_ring waiters;  // recv_provided() calls waiting for bytes, oldest first
     std::array<recv_result, capacity> fifo{};  // results, oldest at fifo[head]
     std::uint8_t head = 0;
     std::uint8_t count = 0;
@@ -43,20 +44,22 @@ struct recv_queue {
     bool queued = false;      // `arm` waits in the backend's list of things to (re)submit
     std::uint32_t arms = 0;   // times the multishot receive was armed (one serves many receives)
     // Results the kernel posted after the fifo filled, before the cancel took
-    // effect. Rarely used, keeps its capacity, and is bounded by the provided
-    // blocks (each such result holds one; a ring with none left ends the multishot).
-    std::vector<recv_result> overflow;
+    // effect: made at the first (most connections never need it), then keeps
+    // its capacity until close_receiver(). Bounded by the provided blocks (each
+    // such result holds one; a ring with none left ends the multishot).
+    std::unique_ptr<std::vector<recv_result>> overflow;
 
-    std::size_t size() const noexcept { return count + overflow.size(); }
+    std::size_t size() const noexcept { return count + (overflow ? overflow->size() : 0); }
     bool empty() const noexcept { return size() == 0; }
 
     // Appends a result at the back.
     void push(recv_result r) {
-        if (count < capacity && overflow.empty()) {
+        if (count < capacity && (!overflow || overflow->empty())) {
             fifo[(head + count) % capacity] = r;
             ++count;
         } else {
-            overflow.push_back(r);
+            if (!overflow) overflow = std::make_unique<std::vector<recv_result>>();
+            overflow->push_back(r);
         }
     }
 
@@ -65,10 +68,10 @@ struct recv_queue {
         recv_result r = fifo[head];
         head = static_cast<std::uint8_t>((head + 1) % capacity);
         --count;
-        if (!overflow.empty()) {  // keep the order: the oldest overflow moves into the fifo
-            fifo[(head + count) % capacity] = overflow.front();
+        if (overflow && !overflow->empty()) {  // keep the order: the oldest overflow moves in
+            fifo[(head + count) % capacity] = overflow->front();
             ++count;
-            overflow.erase(overflow.begin());
+            overflow->erase(overflow->begin());
         }
         return r;
     }
