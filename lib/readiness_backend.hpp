@@ -44,15 +44,15 @@ protected:
     // bytes; pool outlives the backend.
     explicit readiness_backend(buffer_pool& pool) noexcept : pool_(pool) {}
 
-    // Two op_rings (lib/operation.hpp) and a byte of flags: 24 bytes per descriptor.
+    // Two op_rings (lib/operation.hpp) and four flags: 24 bytes per descriptor.
     struct fd_state {
         op_ring readers;
         op_ring writers;
-        bool watched : 1 = false;  // the subclass has registered this fd
-        bool drained : 1 = false;  // a receive emptied the socket; not yet reported readable since
-        bool ended : 1 = false;    // reported shut down or failed: the end stays to be read, so
-                                   // a short read no longer means "nothing to report"
-        bool starved : 1 = false;  // a provided receive is ready to run but found no free block
+        bool watched = false;  // the subclass has registered this fd
+        bool drained = false;  // a receive emptied the socket; not yet reported readable since
+        bool ended = false;    // reported shut down or failed: the end stays to be read, so
+                               // a short read no longer means "nothing to report"
+        bool starved = false;  // a provided receive is ready to run but found no free block
     };
 
     // Registers fd with the readiness mechanism; returns 0 or a negative op result.
