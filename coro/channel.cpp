@@ -232,6 +232,11 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 // read deadline is the one rx_timer_ of the channel, armed while a read waits,
 // which cancels rx_ when it fires (every received byte kept).
 
+// Both live in the frame of every coroutine that reads or writes (GCC keeps
+// each awaiter of a coroutine in its frame): a server's idle connection pays them.
+static_assert(sizeof(channel::read_awaiter) <= 96, "read_awaiter grew");
+static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
+
 bool channel_state::wait_read(channel::read_awaiter& a) {
     bool timed = has_deadline_ || opt_.idle_timeout.count() > 0;
     if (timed &&
@@ -250,7 +255,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
     if (timed) {
         auto now = reactor::clock::now();
         if (has_deadline_ && deadline_ <= now) {
-            fail_read(make_error_code(errc::timed_out), "read");
+            fail_read(make_error_code(errc::timed_out), read_step::read);
             end_read();
             return false;
         }
@@ -273,10 +278,10 @@ bool channel_state::receive() {
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
         } else if (timed_out_) {
-            fail_read(make_error_code(errc::timed_out), "read");
+            fail_read(make_error_code(errc::timed_out), read_step::read);
         } else if (reading_->slot &&
                    reading_->slot->requested) {  // an enclosing with_timeout expired
-            fail_read(std::make_error_code(std::errc::operation_canceled), "read");
+            fail_read(std::make_error_code(std::errc::operation_canceled), read_step::read);
         } else {
             start_receive();
             if (!(tx_ ? tx_->start_recv(rx_) : r.start(rx_))) return true;
@@ -291,7 +296,7 @@ void channel_state::start_receive() {
     const channel::read_awaiter& a = *reading_;
     room_.prepare(rx_, {.fd = sock_.native_handle(),
                         .size = opt_.recv_size,
-                        .need = a.kind == read_kind::exactly ? a.n : 0,
+                        .need = a.kind == read_kind::exactly ? a.size : 0,
                         .provided = !tx_,
                         .multishot = opt_.multishot_recv});
 }
@@ -312,14 +317,14 @@ void channel_state::received() {
         reason_ = ec;
     } else if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
         if (timed_out_)
-            fail_read(make_error_code(errc::timed_out), "read");
+            fail_read(make_error_code(errc::timed_out), read_step::read);
         else
-            fail_read(ec, "recv");
+            fail_read(ec, read_step::recv);
     } else if (is_disconnect(ec)) {  // a reset peer is an end of stream
         eof_ = true;
         reason_ = ec;
     } else {
-        fail_read(ec, "recv");
+        fail_read(ec, read_step::recv);
     }
 }
 
@@ -328,9 +333,10 @@ bool channel_state::read_answered() noexcept {
     channel::read_awaiter& a = *reading_;
     if (a.error) return true;
     try {
-        return try_read(a.kind, a.term, a.n, a.result);
+        return a.answer();
     } catch (const std::system_error& e) {  // a limit: the line or the count is too long
-        fail_read(e.code(), a.kind == read_kind::until ? "read_until" : "read_exactly");
+        fail_read(e.code(),
+                  a.kind == read_kind::until ? read_step::read_until : read_step::read_exactly);
         return true;
     }
 }
@@ -341,7 +347,12 @@ void channel_state::throw_read_error(std::error_code ec, const char* what) const
     throw std::system_error(ec, std::string(what) + " " + describe());
 }
 
-void channel_state::fail_read(std::error_code ec, const char* what) noexcept {
+void channel_state::throw_read_error(std::error_code ec, read_step what) const {
+    static constexpr const char* names[] = {"read", "recv", "read_until", "read_exactly"};
+    throw_read_error(ec, names[static_cast<unsigned char>(what)]);
+}
+
+void channel_state::fail_read(std::error_code ec, read_step what) noexcept {
     reading_->error = ec;
     reading_->what = what;
 }
