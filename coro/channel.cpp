@@ -166,13 +166,14 @@ channel_state::~channel_state() {
 
 // --- input -----------------------------------------------------------------
 
-bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t n,
-                             std::optional<std::string_view>& out) {
+// The answer goes into the awaiter, over its terminator or count (read_awaiter::data, size).
+bool channel_state::try_read(channel::read_awaiter& a) {
     std::string_view unread = room_.bytes();
     const char* base = unread.data();
     std::size_t have = unread.size();
-    switch (kind) {
+    switch (a.kind) {
     case read_kind::until: {
+        std::string_view term(a.data, a.size);
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
         std::size_t from = std::min(scanned_, have);
         std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
@@ -180,7 +181,9 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
             i += from;
             if (i > opt_.max_line)
                 throw_read_error(make_error_code(errc::line_too_long), "read_until");
-            out = std::string_view(base, i);
+            a.data = base;
+            a.size = i;
+            a.got = true;
             room_.consume(i + term.size());
             scanned_ = 0;
             return true;
@@ -190,33 +193,38 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         if (have > opt_.max_line + term.size() - 1)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
-            out.reset();
+            a.got = false;
             return true;
         }
         return false;
     }
-    case read_kind::exactly:
+    case read_kind::exactly: {
+        std::size_t n = a.size;
         if (n > opt_.max_buffer)
             throw_read_error(make_error_code(errc::message_too_long), "read_exactly");
         if (have >= n) {
-            out = std::string_view(base, n);
+            a.data = base;
+            a.got = true;
             room_.consume(n);
             return true;
         }
         if (eof_) {
-            out.reset();
+            a.got = false;
             return true;
         }
         return false;
+    }
     case read_kind::some:
         if (have > 0) {
-            std::size_t k = std::min(have, n);
-            out = std::string_view(base, k);
+            std::size_t k = std::min(have, a.size);
+            a.data = base;
+            a.size = k;
+            a.got = true;
             room_.consume(k);
             return true;
         }
         if (eof_) {
-            out.reset();
+            a.got = false;
             return true;
         }
         return false;
@@ -333,7 +341,7 @@ bool channel_state::read_answered() noexcept {
     channel::read_awaiter& a = *reading_;
     if (a.error) return true;
     try {
-        return a.answer();
+        return try_read(a);
     } catch (const std::system_error& e) {  // a limit: the line or the count is too long
         fail_read(e.code(),
                   a.kind == read_kind::until ? read_step::read_until : read_step::read_exactly);

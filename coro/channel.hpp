@@ -304,9 +304,8 @@ public:
         scanned_ = 0;
         room_.release_if_empty();
     }
-    // The fast path: answers from buffered bytes when it can (true), throwing on limits.
-    bool try_read(read_kind kind, std::string_view term, std::size_t n,
-                  std::optional<std::string_view>& out);
+    // The fast path: answers a's read from buffered bytes when it can (true), throwing on limits.
+    bool try_read(channel::read_awaiter& a);
     // A read try_read() could not answer waits (read_awaiter::await_suspend):
     // true when the reader suspends until the read is answered; false when it
     // was answered (or failed) at once.
@@ -431,28 +430,13 @@ struct [[nodiscard]] channel::read_awaiter {
         if (st && st->reading_ == this) st->abandon_read();
     }
 
-    // Asks the buffered bytes: true when they answer the read (bytes or end of
-    // stream); throws std::system_error on a limit.
-    bool answer() {
-        std::optional<std::string_view> out;
-        std::string_view term =
-            kind == detail::read_kind::until ? std::string_view(data, size) : std::string_view();
-        if (!st->try_read(kind, term, size, out)) return false;
-        got = out.has_value();
-        if (got) {
-            data = out->data();
-            size = out->size();
-        }
-        return true;
-    }
-
     bool await_ready() {
         // One read at a time: a second one would free the buffer the first
         // one's receive may still be filling.
         if (st->reading_)
             throw std::logic_error("channel: a read is already waiting on this channel");
         st->begin_read();  // a new read: nothing is known about the buffer yet
-        return answer();
+        return st->try_read(*this);
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
