@@ -242,7 +242,7 @@ bool channel_state::try_read(channel::read_awaiter& a) {
 
 // Both live in the frame of every coroutine that reads or writes (GCC keeps
 // each awaiter of a coroutine in its frame): a server's idle connection pays them.
-static_assert(sizeof(channel::read_awaiter) <= 96, "read_awaiter grew");
+static_assert(sizeof(channel::read_awaiter) <= 80, "read_awaiter grew");
 static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
@@ -339,7 +339,7 @@ void channel_state::received() {
 // True when the waiting read has its answer (or its error).
 bool channel_state::read_answered() noexcept {
     channel::read_awaiter& a = *reading_;
-    if (a.error) return true;
+    if (a.failed) return true;
     try {
         return try_read(a);
     } catch (const std::system_error& e) {  // a limit: the line or the count is too long
@@ -361,8 +361,7 @@ void channel_state::throw_read_error(std::error_code ec, read_step what) const {
 }
 
 void channel_state::fail_read(std::error_code ec, read_step what) noexcept {
-    reading_->error = ec;
-    reading_->what = what;
+    reading_->fail(ec, what);
 }
 
 // The read is over: it leaves its scope, and its deadline is disarmed.
@@ -371,7 +370,7 @@ void channel_state::end_read() noexcept {
     reading_ = nullptr;
     if (a.slot) {
         a.slot->unlink(a.link);
-        if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
+        if (a.error() == std::errc::operation_canceled) a.slot->cut_short = true;
     }
     if (rx_timer_) r().abandon(*rx_timer_);  // a timer leaves the heap at once
 }

@@ -404,7 +404,7 @@ private:
 // coroutine awaiting it (with_timeout reaches its receive).
 struct [[nodiscard]] channel::read_awaiter {
     // Lives in the frame of every coroutine that reads (GCC keeps all of a
-    // coroutine's awaiters in its frame at once), so it is kept small: 96 bytes.
+    // coroutine's awaiters in its frame at once), so it is kept small: 80 bytes.
     read_awaiter(detail::channel_state* state, detail::read_kind k, std::string_view term,
                  std::size_t n) noexcept
         : st(state),
@@ -414,16 +414,31 @@ struct [[nodiscard]] channel::read_awaiter {
 
     detail::channel_state* st;
     // Until the read is answered: read_until's terminator (data, size), or the
-    // count of read_exactly and read_some (size). Then the bytes (when got).
+    // count of read_exactly and read_some (size). Then the bytes (when got),
+    // or the error (when failed: its category and value, see fail()).
     const char* data;
     std::size_t size;
     std::coroutine_handle<> waiter{};
     cancel_slot* slot = nullptr;
     cancel_link link{};
-    std::error_code error{};
     detail::read_kind kind;
     bool got = false;             // answered with bytes (false: end of stream)
+    bool failed = false;          // ended by error()
     detail::read_step what = {};  // error's context
+
+    // Ends the read with ec (not 0), as step failed: the terminator or count is
+    // not needed any more, so the error takes its room.
+    void fail(std::error_code ec, detail::read_step step) noexcept {
+        if (!ec) return;
+        data = reinterpret_cast<const char*>(&ec.category());
+        size = static_cast<std::size_t>(ec.value());
+        failed = true;
+        what = step;
+    }
+    std::error_code error() const noexcept {
+        if (!failed) return {};
+        return {static_cast<int>(size), *reinterpret_cast<const std::error_category*>(data)};
+    }
 
     // A coroutine destroyed while its read waits: the receive is abandoned.
     ~read_awaiter() {
@@ -449,7 +464,7 @@ struct [[nodiscard]] channel::read_awaiter {
         return std::string_view(data, size);
     }
     std::optional<std::string_view> await_resume() {
-        if (error) st->throw_read_error(error, what);
+        if (failed) st->throw_read_error(error(), what);
         return bytes();
     }
 };
@@ -467,13 +482,13 @@ struct [[nodiscard]] channel::try_read_awaiter : channel::read_awaiter {
     bool await_ready() {
         try {
             return read_awaiter::await_ready();
-        } catch (const std::system_error& e) {  // a limit, found in the buffered bytes
-            error = e.code();
+        } catch (const std::system_error& e) {        // a limit, found in the buffered bytes
+            fail(e.code(), detail::read_step::read);  // (what only names a thrown error)
             return true;
         }
     }
     read_result await_resume() noexcept {
-        if (error) return {std::nullopt, error};
+        if (failed) return {std::nullopt, error()};
         return {bytes(), {}};
     }
 };
