@@ -166,13 +166,14 @@ channel_state::~channel_state() {
 
 // --- input -----------------------------------------------------------------
 
-bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t n,
-                             std::optional<std::string_view>& out) {
+// The answer goes into the awaiter, over its terminator or count (read_awaiter::data, size).
+bool channel_state::try_read(channel::read_awaiter& a) {
     std::string_view unread = room_.bytes();
     const char* base = unread.data();
     std::size_t have = unread.size();
-    switch (kind) {
+    switch (a.kind) {
     case read_kind::until: {
+        std::string_view term(a.data, a.size);
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
         std::size_t from = std::min(scanned_, have);
         std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
@@ -180,7 +181,9 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
             i += from;
             if (i > opt_.max_line)
                 throw_read_error(make_error_code(errc::line_too_long), "read_until");
-            out = std::string_view(base, i);
+            a.data = base;
+            a.size = i;
+            a.got = true;
             room_.consume(i + term.size());
             scanned_ = 0;
             return true;
@@ -190,33 +193,38 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
         if (have > opt_.max_line + term.size() - 1)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
-            out.reset();
+            a.got = false;
             return true;
         }
         return false;
     }
-    case read_kind::exactly:
+    case read_kind::exactly: {
+        std::size_t n = a.size;
         if (n > opt_.max_buffer)
             throw_read_error(make_error_code(errc::message_too_long), "read_exactly");
         if (have >= n) {
-            out = std::string_view(base, n);
+            a.data = base;
+            a.got = true;
             room_.consume(n);
             return true;
         }
         if (eof_) {
-            out.reset();
+            a.got = false;
             return true;
         }
         return false;
+    }
     case read_kind::some:
         if (have > 0) {
-            std::size_t k = std::min(have, n);
-            out = std::string_view(base, k);
+            std::size_t k = std::min(have, a.size);
+            a.data = base;
+            a.size = k;
+            a.got = true;
             room_.consume(k);
             return true;
         }
         if (eof_) {
-            out.reset();
+            a.got = false;
             return true;
         }
         return false;
@@ -231,6 +239,11 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 // the next receive starts. No coroutine frame or timer is created per read: a
 // read deadline is the one rx_timer_ of the channel, armed while a read waits,
 // which cancels rx_ when it fires (every received byte kept).
+
+// Both live in the frame of every coroutine that reads or writes (GCC keeps
+// each awaiter of a coroutine in its frame): a server's idle connection pays them.
+static_assert(sizeof(channel::read_awaiter) <= 80, "read_awaiter grew");
+static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
     bool timed = has_deadline_ || opt_.idle_timeout.count() > 0;
@@ -250,7 +263,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
     if (timed) {
         auto now = reactor::clock::now();
         if (has_deadline_ && deadline_ <= now) {
-            fail_read(make_error_code(errc::timed_out), "read");
+            fail_read(make_error_code(errc::timed_out), read_step::read);
             end_read();
             return false;
         }
@@ -273,10 +286,10 @@ bool channel_state::receive() {
         if (closed_) {  // close() while we waited: our end of stream
             eof_ = true;
         } else if (timed_out_) {
-            fail_read(make_error_code(errc::timed_out), "read");
+            fail_read(make_error_code(errc::timed_out), read_step::read);
         } else if (reading_->slot &&
                    reading_->slot->requested) {  // an enclosing with_timeout expired
-            fail_read(std::make_error_code(std::errc::operation_canceled), "read");
+            fail_read(std::make_error_code(std::errc::operation_canceled), read_step::read);
         } else {
             start_receive();
             if (!(tx_ ? tx_->start_recv(rx_) : r.start(rx_))) return true;
@@ -291,7 +304,7 @@ void channel_state::start_receive() {
     const channel::read_awaiter& a = *reading_;
     room_.prepare(rx_, {.fd = sock_.native_handle(),
                         .size = opt_.recv_size,
-                        .need = a.kind == read_kind::exactly ? a.n : 0,
+                        .need = a.kind == read_kind::exactly ? a.size : 0,
                         .provided = !tx_,
                         .multishot = opt_.multishot_recv});
 }
@@ -312,25 +325,26 @@ void channel_state::received() {
         reason_ = ec;
     } else if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
         if (timed_out_)
-            fail_read(make_error_code(errc::timed_out), "read");
+            fail_read(make_error_code(errc::timed_out), read_step::read);
         else
-            fail_read(ec, "recv");
+            fail_read(ec, read_step::recv);
     } else if (is_disconnect(ec)) {  // a reset peer is an end of stream
         eof_ = true;
         reason_ = ec;
     } else {
-        fail_read(ec, "recv");
+        fail_read(ec, read_step::recv);
     }
 }
 
 // True when the waiting read has its answer (or its error).
 bool channel_state::read_answered() noexcept {
     channel::read_awaiter& a = *reading_;
-    if (a.error) return true;
+    if (a.failed) return true;
     try {
-        return try_read(a.kind, a.term, a.n, a.result);
+        return try_read(a);
     } catch (const std::system_error& e) {  // a limit: the line or the count is too long
-        fail_read(e.code(), a.kind == read_kind::until ? "read_until" : "read_exactly");
+        fail_read(e.code(),
+                  a.kind == read_kind::until ? read_step::read_until : read_step::read_exactly);
         return true;
     }
 }
@@ -341,9 +355,13 @@ void channel_state::throw_read_error(std::error_code ec, const char* what) const
     throw std::system_error(ec, std::string(what) + " " + describe());
 }
 
-void channel_state::fail_read(std::error_code ec, const char* what) noexcept {
-    reading_->error = ec;
-    reading_->what = what;
+void channel_state::throw_read_error(std::error_code ec, read_step what) const {
+    static constexpr const char* names[] = {"read", "recv", "read_until", "read_exactly"};
+    throw_read_error(ec, names[static_cast<unsigned char>(what)]);
+}
+
+void channel_state::fail_read(std::error_code ec, read_step what) noexcept {
+    reading_->fail(ec, what);
 }
 
 // The read is over: it leaves its scope, and its deadline is disarmed.
@@ -352,7 +370,7 @@ void channel_state::end_read() noexcept {
     reading_ = nullptr;
     if (a.slot) {
         a.slot->unlink(a.link);
-        if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
+        if (a.error() == std::errc::operation_canceled) a.slot->cut_short = true;
     }
     if (rx_timer_) r().abandon(*rx_timer_);  // a timer leaves the heap at once
 }

@@ -211,6 +211,8 @@ private:
 namespace detail {
 
 enum class read_kind : unsigned char { until, exactly, some };
+// What a read was doing when it failed: its error's message names it.
+enum class read_step : unsigned char { read, recv, read_until, read_exactly };
 enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 
 // The background sender's coroutine: started by a push, it frees its own frame
@@ -302,15 +304,16 @@ public:
         scanned_ = 0;
         room_.release_if_empty();
     }
-    // The fast path: answers from buffered bytes when it can (true), throwing on limits.
-    bool try_read(read_kind kind, std::string_view term, std::size_t n,
-                  std::optional<std::string_view>& out);
+    // The fast path: answers a's read from buffered bytes when it can (true), throwing on limits.
+    bool try_read(channel::read_awaiter& a);
     // A read try_read() could not answer waits (read_awaiter::await_suspend):
     // true when the reader suspends until the read is answered; false when it
     // was answered (or failed) at once.
     bool wait_read(channel::read_awaiter& a);
     // The waiting read's coroutine is being destroyed: its receive is abandoned.
     void abandon_read() noexcept;
+    // Throws a read's error, as the read_step it failed in names it.
+    [[noreturn]] void throw_read_error(std::error_code ec, read_step what) const;
     // Throws a read's error as std::system_error, naming the channel and its peer.
     [[noreturn]] void throw_read_error(std::error_code ec, const char* what) const;
     // The sender ended with an exception (not a producer's): the output side fails.
@@ -384,7 +387,7 @@ private:
     void start_receive();
     void received();
     bool read_answered() noexcept;
-    void fail_read(std::error_code ec, const char* what) noexcept;
+    void fail_read(std::error_code ec, read_step what) noexcept;
     void end_read() noexcept;
     static void on_received(operation& op);
     static void on_deadline(operation& op);
@@ -400,16 +403,42 @@ private:
 // answered. Like an I/O awaiter, it belongs to the cancellable scope of the
 // coroutine awaiting it (with_timeout reaches its receive).
 struct [[nodiscard]] channel::read_awaiter {
+    // Lives in the frame of every coroutine that reads (GCC keeps all of a
+    // coroutine's awaiters in its frame at once), so it is kept small: 80 bytes.
+    read_awaiter(detail::channel_state* state, detail::read_kind k, std::string_view term,
+                 std::size_t n) noexcept
+        : st(state),
+          data(term.data()),
+          size(k == detail::read_kind::until ? term.size() : n),
+          kind(k) {}
+
     detail::channel_state* st;
-    detail::read_kind kind;
-    std::string_view term;
-    std::size_t n;
-    std::optional<std::string_view> result{};
+    // Until the read is answered: read_until's terminator (data, size), or the
+    // count of read_exactly and read_some (size). Then the bytes (when got),
+    // or the error (when failed: its category and value, see fail()).
+    const char* data;
+    std::size_t size;
     std::coroutine_handle<> waiter{};
     cancel_slot* slot = nullptr;
     cancel_link link{};
-    std::error_code error{};
-    const char* what = nullptr;  // error's context
+    detail::read_kind kind;
+    bool got = false;             // answered with bytes (false: end of stream)
+    bool failed = false;          // ended by error()
+    detail::read_step what = {};  // error's context
+
+    // Ends the read with ec (not 0), as step failed: the terminator or count is
+    // not needed any more, so the error takes its room.
+    void fail(std::error_code ec, detail::read_step step) noexcept {
+        if (!ec) return;
+        data = reinterpret_cast<const char*>(&ec.category());
+        size = static_cast<std::size_t>(ec.value());
+        failed = true;
+        what = step;
+    }
+    std::error_code error() const noexcept {
+        if (!failed) return {};
+        return {static_cast<int>(size), *reinterpret_cast<const std::error_category*>(data)};
+    }
 
     // A coroutine destroyed while its read waits: the receive is abandoned.
     ~read_awaiter() {
@@ -422,7 +451,7 @@ struct [[nodiscard]] channel::read_awaiter {
         if (st->reading_)
             throw std::logic_error("channel: a read is already waiting on this channel");
         st->begin_read();  // a new read: nothing is known about the buffer yet
-        return st->try_read(kind, term, n, result);
+        return st->try_read(*this);
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
@@ -430,9 +459,13 @@ struct [[nodiscard]] channel::read_awaiter {
         if constexpr (requires { h.promise().cancel_slot(); }) slot = h.promise().cancel_slot();
         return st->wait_read(*this);
     }
+    std::optional<std::string_view> bytes() const noexcept {
+        if (!got) return std::nullopt;
+        return std::string_view(data, size);
+    }
     std::optional<std::string_view> await_resume() {
-        if (error) st->throw_read_error(error, what);
-        return result;
+        if (failed) st->throw_read_error(error(), what);
+        return bytes();
     }
 };
 
@@ -445,17 +478,18 @@ struct channel::read_result {
 
 // A read_awaiter whose errors are values: see channel::try_read_until.
 struct [[nodiscard]] channel::try_read_awaiter : channel::read_awaiter {
+    using read_awaiter::read_awaiter;
     bool await_ready() {
         try {
             return read_awaiter::await_ready();
-        } catch (const std::system_error& e) {  // a limit, found in the buffered bytes
-            error = e.code();
+        } catch (const std::system_error& e) {        // a limit, found in the buffered bytes
+            fail(e.code(), detail::read_step::read);  // (what only names a thrown error)
             return true;
         }
     }
     read_result await_resume() noexcept {
-        if (error) return {std::nullopt, error};
-        return {result, {}};
+        if (failed) return {std::nullopt, error()};
+        return {bytes(), {}};
     }
 };
 
@@ -470,13 +504,13 @@ inline channel::read_awaiter channel::read_some(std::size_t max) {
     return {state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max};
 }
 inline channel::try_read_awaiter channel::try_read_until(std::string_view term) {
-    return {{state_.get(), detail::read_kind::until, term, 0}};
+    return {state_.get(), detail::read_kind::until, term, 0};
 }
 inline channel::try_read_awaiter channel::try_read_exactly(std::size_t n) {
-    return {{state_.get(), detail::read_kind::exactly, {}, n}};
+    return {state_.get(), detail::read_kind::exactly, {}, n};
 }
 inline channel::try_read_awaiter channel::try_read_some(std::size_t max) {
-    return {{state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max}};
+    return {state_.get(), detail::read_kind::some, {}, max == 0 ? 1 : max};
 }
 
 // What write / flush / close_when_done return: completes without suspending
@@ -484,18 +518,16 @@ inline channel::try_read_awaiter channel::try_read_some(std::size_t max) {
 struct [[nodiscard]] channel::wait_awaiter {
     detail::channel_state* st;
     detail::wait_kind kind;
-    task<void> slow{};
-    task<void>::awaiter slow_awaiter{};
+    task<void> slow{};  // the wait that suspends (its awaiter is made when needed: no room kept)
 
     bool await_ready() const noexcept { return st->satisfied(kind); }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         slow = st->wait_slow(kind);
-        slow_awaiter = task<void>::awaiter{slow.handle()};
-        return slow_awaiter.await_suspend(h);
+        return task<void>::awaiter{slow.handle()}.await_suspend(h);
     }
     void await_resume() {
-        if (slow.valid()) slow_awaiter.await_resume();
+        if (slow.valid()) task<void>::awaiter{slow.handle()}.await_resume();
         st->throw_if_failed(kind);
     }
 };

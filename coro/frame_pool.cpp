@@ -34,9 +34,19 @@ void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
 #else
 namespace {
 
-constexpr std::size_t granule = 64;
-constexpr std::size_t classes = 32;       // frames up to 2 KiB are recycled
+// Size classes 16 bytes apart, each sized to fill a whole malloc chunk: glibc's
+// malloc adds an 8-byte header and rounds the chunk to 16, so a block of 16k+8
+// bytes uses all of its 16k+16 chunk. A frame of 240 bytes then takes a 248-byte
+// block (a 256-byte chunk), where 64-byte classes gave it 256 (a 272-byte chunk).
+constexpr std::size_t granule = 16;
+constexpr std::size_t max_frame = 2048;
+// Class 0 holds 9 to 24 bytes (room for block_free_list's link); under 9 bytes
+// (never a real frame) the class wraps around past the last, so the heap serves it.
+std::size_t class_of(std::size_t n) noexcept { return (n + 7) / granule - 1; }
+constexpr std::size_t block_size(std::size_t cls) noexcept { return (cls + 1) * granule + 8; }
+constexpr std::size_t classes = (max_frame + 7) / granule;  // frames up to 2 KiB are recycled
 constexpr std::size_t max_cached = 4096;  // per class: bounds what an idle thread keeps
+static_assert(block_size(classes - 1) >= max_frame);
 
 // One list per size class; what is still kept when the thread ends goes back to the heap.
 class pool {
@@ -44,7 +54,7 @@ public:
     void* get(std::size_t cls) {
         auto& list = lists_[cls];
         if (!list.empty()) return list.take();
-        return ::operator new((cls + 1) * granule);
+        return ::operator new(block_size(cls));
     }
     void put(void* p, std::size_t cls) noexcept {
         if (!lists_[cls].keep(p)) ::operator delete(p);
@@ -56,20 +66,18 @@ private:
 
 thread_local pool frames;
 
-std::size_t class_of(std::size_t n) noexcept { return (n + granule - 1) / granule - 1; }
-
 }  // namespace
 
 void* frame_allocate(std::size_t n) {
     ++frame_count;
     std::size_t cls = class_of(n);
-    if (n == 0 || cls >= classes) return ::operator new(n);
+    if (cls >= classes) return ::operator new(n);
     return frames.get(cls);
 }
 
 void frame_deallocate(void* p, std::size_t n) noexcept {
     std::size_t cls = class_of(n);
-    if (n == 0 || cls >= classes) return ::operator delete(p);
+    if (cls >= classes) return ::operator delete(p);
     frames.put(p, cls);
 }
 #endif

@@ -2,7 +2,8 @@
 // frame_pool: recycles coroutine frames, so a steady stream of tasks allocates nothing.
 //
 // Every task's frame comes from here (task_promise_base's operator new). Freed
-// frames wait on a per-thread free list per 64-byte size class, up to a cap,
+// frames wait on a per-thread free list per size class (16 bytes apart, each
+// filling a malloc chunk), up to a cap,
 // and are handed out again; bigger frames and frames past the cap go to the
 // global heap. One reactor per thread means one pool per reactor, with no
 // locks. A frame freed on another thread simply joins that thread's lists.

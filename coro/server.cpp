@@ -136,6 +136,18 @@ void log_escape(const std::exception_ptr& error, const std::string& name) {
 
 const std::string orphan_name = "server";
 
+// A task<void> that is its own awaiter, for a named variable: `co_await step` keeps nothing in
+// the awaiting frame beyond the variable, and one variable serves several co_awaits in turn.
+struct awaited_task {
+    task<void> t;
+    bool await_ready() const noexcept { return t.done(); }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        return task<void>::awaiter{t.handle()}.await_suspend(h);
+    }
+    void await_resume() { task<void>::awaiter{t.handle()}.await_resume(); }
+};
+
 }  // namespace
 
 // The TLS handshake of a new connection, in a frame of its own that is gone once it ends
@@ -158,16 +170,23 @@ task<channel> server::handshake(socket s) {
 
 template <class Coroutine>
 Coroutine server::serve(channel over) {
-    // Nothing after the handler touches a server that is gone (entry_.orphaned).
-    const auto linger = options_.linger;
     connection c(*this, std::move(over));
+    // The handler's task, then the lingering close's, in one variable awaited as it is: the
+    // frame kept for the connection's life holds one handle for both, where a co_await of each
+    // call would keep each task, a copy of its handle and the close's arguments.
+    awaited_task step;
     try {
-        co_await handler_(c);
+        step.t = handler_(c);
+        co_await step;
     } catch (...) {  // logged here (no co_await in it): no exception_ptr in every frame
         log_escape(std::current_exception(), c.entry_.orphaned ? orphan_name : options_.name);
     }
-    co_await lingering_close(c.ch, linger,
+    step.t = {};  // the handler's frame goes first, as it did when its task was a temporary
+    // Nothing after the handler touches a server that is gone (entry_.orphaned): it closed the
+    // channel, so the lingering close returns at once whatever its linger.
+    step.t = lingering_close(c.ch, c.entry_.orphaned ? 0ms : options_.linger,
                              c.entry_.at_once ? peer_input::ended : peer_input::unknown);
+    co_await step;
 }
 
 // A TLS connection: the handshake, then serve(). Its own frame, so that a plain connection's

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include <coronet/coro/channel.hpp>
@@ -14,6 +15,7 @@
 #include <coronet/lib/socket.hpp>
 #include <coronet/lib/timer.hpp>
 
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include "tests/support/backends.hpp"
@@ -150,15 +152,24 @@ TEST_CASE("frame_pool: 10,000 round trips read through a channel allocate nothin
 }
 
 TEST_CASE("frame_pool: a recycled block is handed out again", "[frame_pool]") {
-    void* a = detail::frame_allocate(200);
-    detail::frame_deallocate(a, 200);
-    void* b = detail::frame_allocate(230);  // the same 256-byte class (193-256 bytes)
+    void* a = detail::frame_allocate(190);
+    detail::frame_deallocate(a, 190);
+    void* b = detail::frame_allocate(200);  // the same 200-byte class (185-200 bytes)
 #if !defined(__SANITIZE_ADDRESS__)
     REQUIRE(b == a);
 #endif
-    detail::frame_deallocate(b, 230);
+    detail::frame_deallocate(b, 200);
     void* big = detail::frame_allocate(1 << 20);  // past the classes: the heap's own
     detail::frame_deallocate(big, 1 << 20);
+}
+
+TEST_CASE("frame_pool: every size gets a block at least that big", "[frame_pool]") {
+    for (std::size_t n = 1; n <= 2100; ++n) {
+        void* p = detail::frame_allocate(n);
+        REQUIRE(malloc_usable_size(p) >= n);  // the blocks come from malloc (operator new above)
+        std::memset(p, 0xab, n);
+        detail::frame_deallocate(p, n);
+    }
 }
 
 namespace {
