@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <stdexcept>
 
 #include <sys/socket.h>
@@ -45,18 +47,42 @@ constexpr std::size_t zero_copy_min = coalesce_limit;
 // peer's first windows anyway, and saves a segment with MSG_MORE.
 constexpr std::size_t separate_head_min = 1024 * 1024;
 
-// Empty output deques kept per thread for the next channel that queues something.
-constexpr std::size_t fifos_kept = 256;
+// Idle output blocks (with their empty deques) kept per thread for the next
+// channel that queues something.
+constexpr std::size_t blocks_kept = 256;
 
 struct delete_block {
     void operator()(void* p) const noexcept { ::operator delete(p); }
 };
 thread_local free_list<void*, 256, delete_block> small_blocks;  // 128 KiB per thread at most
 
-struct delete_fifo {
-    void operator()(output_fifo::queue* q) const noexcept { delete q; }
+struct delete_output_block {
+    void operator()(output_block* b) const noexcept { delete b; }
 };
-thread_local free_list<output_fifo::queue*, fifos_kept, delete_fifo> fifos;
+thread_local free_list<output_block*, blocks_kept, delete_output_block> output_blocks;
+
+// The failure record of a channel whose output failed when no memory was left for one.
+const output_failure out_of_memory_failure{std::make_error_code(std::errc::not_enough_memory), {}};
+
+// A limit kept in 32 bits (channel_limits): larger values are refused.
+std::uint32_t checked_size(std::size_t v, const char* name) {
+    if (v > UINT32_MAX)
+        throw std::invalid_argument(std::string("channel_options::") + name +
+                                    ": more than 4294967295 (the limit: 32 bits)");
+    return static_cast<std::uint32_t>(v);
+}
+
+std::uint32_t checked_ms(std::chrono::milliseconds d, const char* name) {
+    if (d.count() > static_cast<std::int64_t>(UINT32_MAX))
+        throw std::invalid_argument(std::string("channel_options::") + name +
+                                    ": more than 4294967295 ms (the limit: 32 bits)");
+    return static_cast<std::uint32_t>(std::max<std::int64_t>(d.count(), 0));
+}
+
+// The set_* calls saturate instead (they are noexcept).
+std::uint32_t saturated(std::uint64_t v) noexcept {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX));
+}
 
 // Strings of sent pieces, kept per thread for the next pushes and small file
 // reads: a piece that starts reuses one instead of allocating. Enough are kept
@@ -107,57 +133,65 @@ void small_block_deallocate(void* p, std::size_t bytes) noexcept {
 }
 
 output_fifo::~output_fifo() {
-    if (q_) {
-        q_->clear();
+    if (b_) {
+        b_->items.clear();
         release();
     }
 }
 
-void output_fifo::push_back(out_item&& it) {
-    if (!q_) {
-        if (!fifos.empty()) {
-            q_ = fifos.take();
-        } else {
-            q_ = new queue;
-        }
+output_block& output_fifo::make(reactor& r) {
+    if (b_) return *b_;
+    if (output_blocks.empty()) {
+        b_ = new output_block(r);
+        return *b_;
     }
-    q_->push_back(std::move(it));
-}
-
-void output_fifo::pop_front() noexcept {
-    q_->pop_front();
-    if (q_->empty()) release();
-}
-
-void output_fifo::pop_back() noexcept {
-    q_->pop_back();
-    if (q_->empty()) release();
+    output_block* b = output_blocks.take();
+    // Its events name a reactor: the block may have served another one on this thread.
+    std::construct_at(&b->drained, r);
+    std::construct_at(&b->flushed, r);
+    std::construct_at(&b->ended, r);
+    b->head_sent = b->in_flight = b->queued = 0;
+    b->sender = nullptr;
+    b_ = b;
+    return *b_;
 }
 
 void output_fifo::release() noexcept {
-    if (!fifos.keep(q_)) delete q_;
-    q_ = nullptr;
+    if (!output_blocks.keep(b_)) delete b_;
+    b_ = nullptr;
 }
+
+void output_failure_deleter::operator()(output_failure* f) const noexcept {
+    if (f != &out_of_memory_failure) delete f;
+}
+
+channel_limits::channel_limits(const channel_options& o)
+    : max_line(checked_size(o.max_line, "max_line")),
+      max_buffer(checked_size(o.max_buffer, "max_buffer")),
+      recv_size(checked_size(o.recv_size, "recv_size")),
+      high_water(checked_size(o.high_water, "high_water")),
+      low_water(checked_size(o.low_water, "low_water")),
+      linger_ms(checked_ms(o.linger, "linger")),
+      idle_timeout_ms(checked_ms(o.idle_timeout, "idle_timeout")) {}
 
 channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_options o)
     : sock_(std::move(s)),
       room_(t ? t->context() : sock_.context()),
       tx_(std::move(t)),
       opt_(o),
-      drained_(r()),
-      flushed_(r()),
-      ended_(r()) {
+      multishot_recv_(o.multishot_recv) {
     rx_.owner = this;
     rx_.on_done = &on_received;
 }
 
 channel_state::~channel_state() {
-    // sender_ (declared after sock_) dies first: a send still in the kernel is
-    // abandoned (cancelled and waited for) before the fd and the buffers go,
-    // and a turn already scheduled for it is withdrawn.
-    if (sender_) {
-        r().unpost(sender_);
-        sender_.destroy();  // clears sender_
+    // The sender dies first: a send still in the kernel is abandoned
+    // (cancelled and waited for) before the fd and the buffers go, and a turn
+    // already scheduled for it is withdrawn.
+    if (std::coroutine_handle<> sender = out_.sender()) {
+        r().unpost(sender);
+        sender.destroy();  // a sender that never ran leaves the block's handle set
+        if (output_block* b = out_.get()) b->sender = nullptr;
     }
     abandon_read();  // a reader outliving its channel is never resumed
     room_.close();   // the kernel lets go of the multishot receive; its blocks go back
@@ -174,7 +208,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     switch (kind) {
     case read_kind::until: {
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
-        std::size_t from = std::min(scanned_, have);
+        std::size_t from = std::min<std::size_t>(scanned_, have);
         std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
         if (i != std::string_view::npos) {
             i += from;
@@ -186,7 +220,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
             return true;
         }
         // The terminator can only start in the last term.size()-1 bytes now.
-        scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
+        scanned_ = saturated(have >= term.size() ? have - (term.size() - 1) : 0);
         if (have > opt_.max_line + term.size() - 1)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
@@ -233,7 +267,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 // which cancels rx_ when it fires (every received byte kept).
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
-    bool timed = has_deadline_ || opt_.idle_timeout.count() > 0;
+    bool timed = has_deadline_ || opt_.idle_timeout_ms > 0;
     if (timed &&
         !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
         rx_timer_ = std::make_unique<channel_op>();
@@ -256,7 +290,8 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         }
         // The idle timeout starts afresh with each read that waits.
         auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
-        if (opt_.idle_timeout.count() > 0) until = std::min(until, now + opt_.idle_timeout);
+        if (opt_.idle_timeout_ms > 0)
+            until = std::min(until, now + std::chrono::milliseconds(opt_.idle_timeout_ms));
         rx_timer_->deadline = until;
         r().start(*rx_timer_);
     }
@@ -293,7 +328,7 @@ void channel_state::start_receive() {
                         .size = opt_.recv_size,
                         .need = a.kind == read_kind::exactly ? a.n : 0,
                         .provided = !tx_,
-                        .multishot = opt_.multishot_recv});
+                        .multishot = multishot_recv_});
 }
 
 // Takes in what rx_ finished with.
@@ -309,7 +344,7 @@ void channel_state::received() {
     if (tx_ && res == result_of(errc::transport_failed) && tx_->error()) ec = tx_->error();
     if (ec == errc::stream_truncated) {  // TLS without close_notify: an end, never data
         eof_ = true;
-        reason_ = ec;
+        set_reason(ec);
     } else if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
         if (timed_out_)
             fail_read(make_error_code(errc::timed_out), "read");
@@ -317,7 +352,7 @@ void channel_state::received() {
             fail_read(ec, "recv");
     } else if (is_disconnect(ec)) {  // a reset peer is an end of stream
         eof_ = true;
-        reason_ = ec;
+        set_reason(ec);
     } else {
         fail_read(ec, "recv");
     }
@@ -386,50 +421,56 @@ void channel_state::on_deadline(operation& op) {
 // Output is accepted until close_when_done(), close() or a failed send; after
 // that a push is dropped (a failed send is reported by write()/flush()).
 void channel_state::push_bytes(std::string_view data) {
-    if (closing_ || closed_ || send_error_ || data.empty()) return;
-    if (!out_.empty() && out_.size() > in_flight_) {
-        item& last = out_.back();
+    if (closing_ || closed_ || failed_ || data.empty()) return;
+    if (output_block* b = out_.get(); b && b->items.size() > b->in_flight) {
+        item& last = b->items.back();
         if (!last.source && last.bytes.size() + data.size() <= coalesce_limit) {
             last.bytes.append(data);
-            queued_ += data.size();
+            b->queued += data.size();
             kick_sender();
             return;
         }
     }
     std::string piece = take_spare_string();
     piece.assign(data);
-    out_.push_back({std::move(piece), {}});
-    queued_ += data.size();
+    output_block& b = out_.make(r());
+    b.items.push_back({std::move(piece), {}});
+    b.queued += data.size();
     kick_sender();
 }
 
 void channel_state::push_string(std::string&& data) {
     if (data.size() <= coalesce_limit) return push_bytes(data);
-    if (closing_ || closed_ || send_error_) return;
-    queued_ += data.size();
-    out_.push_back({std::move(data), {}});
+    if (closing_ || closed_ || failed_) return;
+    output_block& b = out_.make(r());
+    b.items.push_back({std::move(data), {}});
+    b.queued += b.items.back().bytes.size();
     kick_sender();
 }
 
 void channel_state::push_producer(producer p) {
-    if (closing_ || closed_ || send_error_ || !p) return;
-    out_.push_back({{}, std::move(p)});
+    if (closing_ || closed_ || failed_ || !p) return;
+    out_.push_back(r(), {{}, std::move(p)});
     kick_sender();
 }
 
 void channel_state::kick_sender() {
     if (closed_) return;
-    if (!sender_) {  // never started, or ended with nothing to send
-        sender_ = send_loop().handle;
-        r().post(sender_);
+    output_block& b = out_.make(r());  // close_when_done() with nothing queued makes it
+    if (!b.sender) {                   // never started, or ended with nothing to send
+        b.sender = send_loop().handle;
+        r().post(b.sender);
     }
 }
 
 // Everything that waits on the output side learns that it has ended.
 void channel_state::output_ended() noexcept {
-    drained_.notify_all();
-    flushed_.notify_all();
-    ended_.notify_all();
+    output_block* b = out_.get();
+    if (!b) return;  // nothing waits
+    b->drained.notify_all();
+    b->flushed.notify_all();
+    b->ended.notify_all();
+    out_.release_if_idle();
 }
 
 namespace {
@@ -455,7 +496,7 @@ file_producer* zero_copy_file(producer& p) noexcept {
 // and the sender must stop.
 bool channel_state::fill_producer(std::size_t i) {
     item& it = out_[i];
-    std::size_t sent = i == 0 ? head_sent_ : 0;
+    std::size_t sent = i == 0 ? ob().head_sent : 0;
     // A large file is never read: send_loop sends it by sendfile once it is at
     // the head (a transport copies everything: there it is read like the rest).
     if (!tx_ && zero_copy_file(it.source)) return true;
@@ -470,7 +511,7 @@ bool channel_state::fill_producer(std::size_t i) {
             while (it.source && it.bytes.size() - sent < glob_size) {
                 std::size_t n = f->append_to(it.bytes, glob_size - (it.bytes.size() - sent));
                 if (n == 0) it.source = producer{};
-                queued_ += n;
+                ob().queued += n;
             }
             return true;
         }
@@ -480,7 +521,7 @@ bool channel_state::fill_producer(std::size_t i) {
                 it.source = producer{};
                 break;
             }
-            queued_ += chunk.size();
+            ob().queued += chunk.size();
             if (it.bytes.empty())
                 it.bytes = std::move(chunk);
             else
@@ -537,11 +578,11 @@ void channel_state::sender_failed(std::exception_ptr e) noexcept {
 // once, every waiter wakes (and throws), and the connection closes. Nothing
 // queued after the producer can be sent in order any more.
 void channel_state::producer_failed(std::error_code error, const char* what) noexcept {
-    producer_error_ = what && *what ? what : "producer failed";
+    set_failure(error, what && *what ? what : "producer failed");
     if (log_enabled(log_level::error)) {
         try {
-            log(log_level::error, "producer failed in " + describe() + ": " + producer_error_ +
-                                      "; closing the connection");
+            log(log_level::error, "producer failed in " + describe() + ": " +
+                                      failed_->producer_error + "; closing the connection");
         } catch (...) {
         }
     }
@@ -552,9 +593,30 @@ void channel_state::producer_failed(std::error_code error, const char* what) noe
 // A send failed: the sender stops, and what is queued is dropped (what the
 // kernel still references is not in flight any more).
 void channel_state::send_failed(std::error_code error) noexcept {
-    in_flight_ = 0;
-    send_error_ = error;
+    if (output_block* b = out_.get()) b->in_flight = 0;
+    set_failure(error, nullptr);
     discard();
+}
+
+// Records the output side's failure (a producer's message kept from an earlier
+// one); without memory for the record, a shared out-of-memory one stands for it.
+void channel_state::set_failure(std::error_code error, const char* producer_what) noexcept {
+    if (failed_.get() == &out_of_memory_failure) return;
+    if (!failed_) {
+        failed_.reset(new (std::nothrow) output_failure);
+        if (!failed_) {
+            failed_.reset(const_cast<output_failure*>(&out_of_memory_failure));
+            return;
+        }
+    }
+    failed_->error = error;
+    if (producer_what) {
+        try {
+            failed_->producer_error = producer_what;
+        } catch (...) {
+            failed_->producer_error = "producer failed";  // fits a std::string's own bytes
+        }
+    }
 }
 
 void channel_state::count_sent(std::size_t n, bool from_file) noexcept {
@@ -576,7 +638,7 @@ file_producer* channel_state::zero_copy_head() noexcept {
 // sendfile with more than separate_head_min left. Null otherwise.
 file_producer* channel_state::file_behind_head() noexcept {
     if (tx_ || out_.size() < 2 || out_.front().source) return nullptr;
-    if (out_.front().bytes.size() == head_sent_ || !out_[1].bytes.empty()) return nullptr;
+    if (out_.front().bytes.size() == ob().head_sent || !out_[1].bytes.empty()) return nullptr;
     file_producer* f = zero_copy_file(out_[1].source);
     return f && *f->remaining() > separate_head_min ? f : nullptr;
 }
@@ -584,22 +646,26 @@ file_producer* channel_state::file_behind_head() noexcept {
 // Runs while there is output: with the queue empty it ends (an idle channel keeps
 // no sender frame), and the next push starts it again.
 sender_task channel_state::send_loop() {
-    struct running {  // however the frame ends (finished or destroyed), sender_ forgets it
+    struct running {  // however the frame ends (finished or destroyed), the block forgets it
         channel_state* st;
-        ~running() { st->sender_ = nullptr; }
+        ~running() {
+            st->ob().sender = nullptr;
+            st->out_.release_if_idle();  // an echo's block goes back after each reply
+        }
     } guard{this};
     std::array<iovec, max_iov> iov;
     bool socket_full = false;  // the last sendfile sent less than it was offered
     while (!closed_) {
         if (!out_.empty() && out_.front().source && !fill_producer(0)) break;
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
-        while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
+        while (!out_.empty() && !out_.front().source &&
+               out_.front().bytes.size() == ob().head_sent) {
             keep_spare_string(out_.front().bytes);
             out_.pop_front();
-            head_sent_ = 0;
+            ob().head_sent = 0;
         }
         if (out_.empty()) {
-            flushed_.notify_all();
+            ob().flushed.notify_all();
             if (closing_) break;
             co_return;
         }
@@ -608,16 +674,16 @@ sender_task channel_state::send_loop() {
         // pieces before it have left in their own send (with MSG_MORE), or, for a
         // file over separate_head_min, the one piece before it goes with its first
         // sendfile as the head. The pieces stay in the fifo while the kernel reads
-        // them and the file (in_flight_), so discard_buffers() cannot close the file
+        // them and the file (ob().in_flight), so discard_buffers() cannot close the file
         // under the call. A sendfile that stopped short found the socket full: the
         // next one waits for room first, instead of failing with EAGAIN and then
         // waiting.
         std::span<const std::byte> head;  // the front piece's unsent bytes, sent first
         file_producer* f = zero_copy_head();
         if (!f && (f = file_behind_head()))
-            head = std::as_bytes(std::span(out_.front().bytes)).subspan(head_sent_);
+            head = std::as_bytes(std::span(out_.front().bytes)).subspan(ob().head_sent);
         if (f) {
-            in_flight_ = head.empty() ? 1 : 2;
+            ob().in_flight = head.empty() ? 1 : 2;
             std::size_t sent = 0;
             try {
                 if (socket_full) {
@@ -633,18 +699,18 @@ sender_task channel_state::send_loop() {
                 send_failed(e.code());
                 break;
             }
-            in_flight_ = 0;
+            ob().in_flight = 0;
             if (!head.empty()) {  // what left of the head, then maybe none of the file yet
                 const std::size_t of_head = std::min(sent, head.size());
-                queued_ -= of_head;
+                ob().queued -= of_head;
                 count_sent(of_head, false);
-                head_sent_ += of_head;
+                ob().head_sent += of_head;
                 sent -= of_head;
-                if (queued_ <= opt_.low_water) drained_.notify_all();
-                if (head_sent_ < out_.front().bytes.size()) continue;  // the rest of it first
+                if (ob().queued <= opt_.low_water) ob().drained.notify_all();
+                if (ob().head_sent < out_.front().bytes.size()) continue;  // the rest of it first
                 keep_spare_string(out_.front().bytes);
                 out_.pop_front();
-                head_sent_ = 0;
+                ob().head_sent = 0;
                 if (sent == 0) continue;  // the next sendfile tells a full socket from the end
             }
             count_sent(sent, true);
@@ -665,7 +731,7 @@ sender_task channel_state::send_loop() {
                 count = 0;
                 break;
             }
-            std::size_t skip = i == 0 ? head_sent_ : 0;
+            std::size_t skip = i == 0 ? ob().head_sent : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) {
                 if (it.source) {  // a file for sendfile: nothing after it goes first
@@ -676,7 +742,7 @@ sender_task channel_state::send_loop() {
             }
             iov[count++] = {it.bytes.data() + skip, len};
             bytes += len;
-            in_flight_ = i + 1;
+            ob().in_flight = i + 1;
             if (it.source) break;
         }
         if (closed_) break;  // a producer failed while gathering
@@ -692,19 +758,19 @@ sender_task channel_state::send_loop() {
             send_failed(e.code());
             break;
         }
-        in_flight_ = 0;
-        queued_ -= sent;
+        ob().in_flight = 0;
+        ob().queued -= sent;
         count_sent(sent, false);
         // Drop what went out; a short send resumes mid-piece next time.
         while (sent > 0) {
             item& head = out_.front();
-            std::size_t left = head.bytes.size() - head_sent_;
+            std::size_t left = head.bytes.size() - ob().head_sent;
             if (sent < left) {
-                head_sent_ += sent;
+                ob().head_sent += sent;
                 break;
             }
             sent -= left;
-            head_sent_ = 0;
+            ob().head_sent = 0;
             if (head.source) {
                 head.bytes.clear();  // the producer has more to give
             } else {
@@ -712,7 +778,7 @@ sender_task channel_state::send_loop() {
                 out_.pop_front();
             }
         }
-        if (queued_ <= opt_.low_water) drained_.notify_all();
+        if (ob().queued <= opt_.low_water) ob().drained.notify_all();
     }
     if (closing_ && !closed_) {
         closed_ = true;
@@ -722,9 +788,9 @@ sender_task channel_state::send_loop() {
 }
 
 bool channel_state::satisfied(wait_kind kind) const noexcept {
-    if (send_error_ || closed_) return true;
+    if (failed_ || closed_) return true;
     switch (kind) {
-    case wait_kind::below_high_water: return queued_ <= opt_.high_water;
+    case wait_kind::below_high_water: return out_.queued() <= opt_.high_water;
     case wait_kind::flushed: return out_.empty();
     case wait_kind::closed: return false;
     }
@@ -732,11 +798,14 @@ bool channel_state::satisfied(wait_kind kind) const noexcept {
 }
 
 task<void> channel_state::wait_slow(wait_kind kind) {
-    event& e = kind == wait_kind::below_high_water ? drained_
-               : kind == wait_kind::flushed        ? flushed_
-                                                   : ended_;
     while (!satisfied(kind)) {
+        // The block stays while we wait on its event (it is not idle then).
+        output_block& b = out_.make(r());
+        event& e = kind == wait_kind::below_high_water ? b.drained
+                   : kind == wait_kind::flushed        ? b.flushed
+                                                       : b.ended;
         bool notified = co_await e.wait();
+        out_.release_if_idle();
         if (!notified)  // cancelled (with_timeout)
             throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                     "channel wait");
@@ -744,25 +813,31 @@ task<void> channel_state::wait_slow(wait_kind kind) {
 }
 
 void channel_state::throw_if_failed(wait_kind kind) const {
-    if (!producer_error_.empty()) throw std::system_error(send_error_, producer_error_);
-    if (send_error_ && kind != wait_kind::closed) throw std::system_error(send_error_, "send");
+    if (!failed_) return;
+    if (!failed_->producer_error.empty())
+        throw std::system_error(failed_->error, failed_->producer_error);
+    if (failed_->error && kind != wait_kind::closed)
+        throw std::system_error(failed_->error, "send");
 }
 
 void channel_state::start_closing() {
-    closing_ = true;               // now, even if the wait is never awaited
-    if (send_error_) close_now();  // the sender has stopped: nothing left to drain
+    closing_ = true;           // now, even if the wait is never awaited
+    if (failed_) close_now();  // the sender has stopped: nothing left to drain
     kick_sender();
 }
 
 void channel_state::discard() noexcept {
+    output_block* b = out_.get();
+    if (!b) return;
     // Pieces referenced by a send in flight stay until it completes.
-    while (out_.size() > in_flight_)
-        out_.pop_back();
-    queued_ = 0;
-    for (std::size_t i = 0; i < out_.size(); ++i)
-        queued_ += out_[i].bytes.size();
-    if (in_flight_ == 0) head_sent_ = 0;
-    queued_ -= std::min(queued_, head_sent_);
+    while (b->items.size() > b->in_flight)
+        b->items.pop_back();
+    b->queued = 0;
+    for (const item& it : b->items)
+        b->queued += it.bytes.size();
+    if (b->in_flight == 0) b->head_sent = 0;
+    b->queued -= std::min(b->queued, b->head_sent);
+    out_.release_if_idle();
 }
 
 // Both directions end: a TLS peer gets close_notify first (never waited for).
@@ -816,7 +891,8 @@ namespace {
 // because the handler returned before the sender ran.
 task<void> linger(std::unique_ptr<detail::channel_state> st) {
     try {
-        co_await with_timeout(st->r(), drain(st.get()), st->opt_.linger);
+        co_await with_timeout(st->r(), drain(st.get()),
+                              std::chrono::milliseconds(st->opt_.linger_ms));
     } catch (const std::system_error&) {
         // a reset peer or the linger time: the connection goes as it would have
     }
@@ -827,7 +903,7 @@ task<void> linger(std::unique_ptr<detail::channel_state> st) {
 channel::~channel() {
     if (!state_) return;
     auto& st = *state_;
-    if (st.closed_ || st.send_error_ || (st.out_.empty() && !st.closing_)) return;
+    if (st.closed_ || st.failed_ || (st.out_.empty() && !st.closing_)) return;
     reactor& r = st.r();
     st.start_closing();
     spawn(r, linger(std::move(state_)), "channel linger");
@@ -838,20 +914,23 @@ std::size_t channel::buffer_capacity() const noexcept { return state_->room_.cap
 bool channel::at_eof() const noexcept { return state_->eof_; }
 std::uint64_t channel::received() const noexcept { return state_->received_; }
 bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr; }
-std::error_code channel::close_reason() const noexcept { return state_->reason_; }
+std::error_code channel::close_reason() const noexcept { return state_->reason(); }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
     state_->has_deadline_ = true;
     state_->deadline_ = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
 void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {
-    state_->opt_.idle_timeout = std::max(d, std::chrono::milliseconds(0));
+    state_->opt_.idle_timeout_ms =
+        d.count() > 0 ? detail::saturated(static_cast<std::uint64_t>(d.count())) : 0;
 }
-void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = n; }
-void channel::set_max_buffer(std::size_t n) noexcept { state_->opt_.max_buffer = n; }
+void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = detail::saturated(n); }
+void channel::set_max_buffer(std::size_t n) noexcept {
+    state_->opt_.max_buffer = detail::saturated(n);
+}
 void channel::set_high_water(std::size_t high, std::size_t low) noexcept {
-    state_->opt_.high_water = high;
-    state_->opt_.low_water = std::min(low, high);
+    state_->opt_.high_water = detail::saturated(high);
+    state_->opt_.low_water = detail::saturated(std::min(low, high));
 }
 
 void channel::push(std::string data) { state_->push_string(std::move(data)); }
@@ -893,7 +972,7 @@ void channel::shutdown_send() noexcept {
     else
         state_->sock_.shutdown_send();
 }
-std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->queued_; }
+std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->out_.queued(); }
 channel::send_counters channel::sent() const noexcept { return state_->counters_; }
 bool channel::closed() const noexcept { return state_->closed_; }
 socket& channel::sock() noexcept {

@@ -65,6 +65,10 @@
 namespace coronet {
 
 // Limits and sizes of a channel; the defaults suit a line-oriented server.
+// A channel keeps them in 32 bits each: a size above 4 GiB - 1 (UINT32_MAX
+// bytes) or a duration above UINT32_MAX ms (about 49.7 days) is refused by
+// the channel's constructor with std::invalid_argument naming the option; the
+// channel's set_* calls saturate at those ceilings. A negative duration counts as 0.
 struct channel_options {
     std::size_t max_line = 64 * 1024;           // read_until: longest line accepted
     std::size_t max_buffer = 16 * 1024 * 1024;  // read_exactly: largest count accepted
@@ -262,31 +266,84 @@ struct recycling_allocator {
     }
 };
 
-// The output fifo: a std::deque that exists only while something is queued. It
-// comes from (and goes back to) a per-thread cache, so an idle channel holds none
-// and steady traffic allocates none. Elements never move while queued (the
-// sender's gather points into them).
+// The output side while output is in progress: the queued pieces, the sender
+// and whoever waits on them. It exists only while something is queued, the
+// sender runs or a write, flush or close_when_done waits, and comes from (and
+// goes back to) a per-thread cache, so an idle channel holds 8 B for its output
+// (besides its counters) and steady traffic allocates nothing.
+struct output_block {
+    explicit output_block(reactor& r) noexcept : drained(r), flushed(r), ended(r) {}
+    using queue = std::deque<out_item, recycling_allocator<out_item>>;
+    // Elements never move while queued (the sender's gather points into them).
+    queue items;
+    std::size_t head_sent = 0;       // bytes of items.front() already sent
+    std::size_t in_flight = 0;       // items referenced by the send in progress
+    std::size_t queued = 0;          // bytes in items not yet sent
+    std::coroutine_handle<> sender;  // running (or posted) sender, else null
+    event drained;                   // queued fell to low_water (or the output side ended)
+    event flushed;                   // items emptied (or the output side ended)
+    event ended;                     // closed, or the send failed
+
+    bool idle() const noexcept {
+        return items.empty() && !sender && !drained.has_waiters() && !flushed.has_waiters() &&
+               !ended.has_waiters();
+    }
+};
+
+// The output fifo: a pointer to the output block, made by the first push (or
+// wait) and let go of once the block is idle again.
 class output_fifo {
 public:
-    using queue = std::deque<out_item, recycling_allocator<out_item>>;
+    using queue = output_block::queue;
 
     output_fifo() = default;
     ~output_fifo();
     output_fifo(const output_fifo&) = delete;
     output_fifo& operator=(const output_fifo&) = delete;
 
-    bool empty() const noexcept { return !q_ || q_->empty(); }
-    std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
-    out_item& front() noexcept { return q_->front(); }
-    out_item& back() noexcept { return q_->back(); }
-    out_item& operator[](std::size_t i) noexcept { return (*q_)[i]; }
-    void push_back(out_item&& it);
-    void pop_front() noexcept;
-    void pop_back() noexcept;
+    bool empty() const noexcept { return !b_ || b_->items.empty(); }
+    std::size_t size() const noexcept { return b_ ? b_->items.size() : 0; }
+    std::size_t queued() const noexcept { return b_ ? b_->queued : 0; }
+    std::coroutine_handle<> sender() const noexcept { return b_ ? b_->sender : nullptr; }
+    out_item& front() noexcept { return b_->items.front(); }
+    out_item& back() noexcept { return b_->items.back(); }
+    out_item& operator[](std::size_t i) noexcept { return b_->items[i]; }
+    // The block (null while the output is idle), and the block made if there is none.
+    output_block* get() const noexcept { return b_; }
+    output_block& make(reactor& r);
+    void push_back(reactor& r, out_item&& it) { make(r).items.push_back(std::move(it)); }
+    void pop_front() noexcept { b_->items.pop_front(); }
+    void pop_back() noexcept { b_->items.pop_back(); }
+    // The block goes back to the cache if nothing is queued, sending or waiting.
+    void release_if_idle() noexcept {
+        if (b_ && b_->idle()) release();
+    }
 
 private:
     void release() noexcept;
-    queue* q_ = nullptr;
+    output_block* b_ = nullptr;
+};
+
+// Why the output side failed: made when it does (rarely), so a channel keeps a
+// pointer for it.
+struct output_failure {
+    std::error_code error;
+    std::string producer_error;  // what a producer's more() threw ("" for a failed send)
+};
+struct output_failure_deleter {
+    void operator()(output_failure* f) const noexcept;  // the shared out-of-memory record stays
+};
+
+// A channel's copy of its options in 32-bit fields (channel_options: 64 B).
+struct channel_limits {
+    explicit channel_limits(const channel_options& o);  // std::invalid_argument if out of range
+    std::uint32_t max_line;
+    std::uint32_t max_buffer;
+    std::uint32_t recv_size;
+    std::uint32_t high_water;
+    std::uint32_t low_water;
+    std::uint32_t linger_ms;
+    std::uint32_t idle_timeout_ms;  // 0: none
 };
 
 class channel_state {
@@ -327,20 +384,26 @@ public:
     void discard() noexcept;
     void close_now() noexcept;
 
+    // Kept small, every idle connection has one: 320 B on x86-64 (the output
+    // side's working state is in out_'s block, a failure's record is made when
+    // it happens, the options are in 32-bit fields).
     socket sock_;  // plain: the connection; else empty
     // input: the unread bytes and their memory (a provided block, the
     // multishot queue, our own buffer); its reactor is the channel's (r())
     receive_room room_;
     std::unique_ptr<transport> tx_;  // nullptr: the plain socket
-    channel_options opt_;
-
-    std::size_t scanned_ = 0;  // unread bytes known not to start the terminator
-    bool eof_ = false;
-    bool has_deadline_ = false;
-    bool timed_out_ = false;      // the waiting read's deadline passed
+    channel_limits opt_;
+    bool multishot_recv_ : 1;  // channel_options::multishot_recv
+    bool eof_ : 1 = false;     // input
+    bool has_deadline_ : 1 = false;
+    bool timed_out_ : 1 = false;  // the waiting read's deadline passed
+    bool closing_ : 1 = false;    // output: close_when_done() was called
+    bool closed_ : 1 = false;     // close() or close_when_done() closed the connection
+    std::uint32_t scanned_ = 0;   // unread bytes known not to start the terminator (saturates)
+    int reason_value_ = 0;        // close_reason(), an error_code kept in 12 B
+    const std::error_category* reason_category_ = nullptr;
     std::uint64_t received_ = 0;  // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
-    std::error_code reason_;
     // The waiting read: no coroutine frame of its own. rx_ is its receive (the
     // reactor calls back when it finishes) and rx_timer_ its deadline, made at
     // the first read that waits with one (most channels never have a deadline:
@@ -354,18 +417,20 @@ public:
 
     // output
     using item = out_item;
-    output_fifo out_;
-    std::size_t head_sent_ = 0;  // bytes of out_.front() already sent
+    output_fifo out_;  // the block: pieces, sender, waiters (null while idle)
     channel::send_counters counters_;
-    std::size_t in_flight_ = 0;  // items referenced by the send in progress
-    std::size_t queued_ = 0;     // bytes in out_ not yet sent
-    bool closing_ = false, closed_ = false;
-    std::error_code send_error_;
-    std::string producer_error_;      // what a producer's more() threw ("" while none has)
-    std::coroutine_handle<> sender_;  // running (or posted) sender, else null
-    event drained_;                   // queued_ fell to low_water (or the output side ended)
-    event flushed_;                   // out_ emptied (or the output side ended)
-    event ended_;                     // closed, or the send failed
+    std::unique_ptr<output_failure, output_failure_deleter> failed_;  // null while none
+
+    std::error_code reason() const noexcept {
+        return reason_category_ ? std::error_code(reason_value_, *reason_category_)
+                                : std::error_code();
+    }
+    void set_reason(std::error_code ec) noexcept {
+        reason_value_ = ec.value();
+        reason_category_ = &ec.category();
+    }
+    // The output block while the sender runs (it exists then).
+    output_block& ob() noexcept { return *out_.get(); }
 
 private:
     void kick_sender();
@@ -377,6 +442,7 @@ private:
     file_producer* zero_copy_head() noexcept;
     file_producer* file_behind_head() noexcept;
     void send_failed(std::error_code error) noexcept;
+    void set_failure(std::error_code error, const char* producer_what) noexcept;
     void shut_down() noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return room_.size(); }
