@@ -133,26 +133,37 @@ void small_block_deallocate(void* p, std::size_t bytes) noexcept {
 }
 
 output_fifo::~output_fifo() {
-    if (b_) {
+    if (b_) {  // a channel destroyed while its output was in progress
         b_->items.clear();
+        b_->head_sent = b_->in_flight = b_->queued = 0;
+        b_->sender = nullptr;
         release();
     }
 }
 
-output_block& output_fifo::make(reactor& r) {
-    if (b_) return *b_;
-    if (output_blocks.empty()) {
-        b_ = new output_block(r);
-        return *b_;
-    }
+namespace {
+
+// A block from the cache is as an idle one was left: nothing queued, no
+// sender, no waiters, every count 0 (the fifo's destructor clears one that was not idle).
+inline output_block* take_block(reactor& r) {
+    if (output_blocks.empty()) return new output_block(r);
     output_block* b = output_blocks.take();
-    // Its events name a reactor: the block may have served another one on this thread.
-    std::construct_at(&b->drained, r);
-    std::construct_at(&b->flushed, r);
-    std::construct_at(&b->ended, r);
-    b->head_sent = b->in_flight = b->queued = 0;
-    b->sender = nullptr;
-    b_ = b;
+    if (b->owner != &r) {  // its events name the reactor it served last on this thread
+        std::construct_at(&b->drained, r);
+        std::construct_at(&b->flushed, r);
+        std::construct_at(&b->ended, r);
+        b->owner = &r;
+    }
+    return b;
+}
+
+}  // namespace
+
+output_block& output_fifo::fresh(reactor& r) { return *(b_ = take_block(r)); }
+
+output_block& output_fifo::push_back(reactor& r, out_item&& it) {
+    if (!b_) b_ = take_block(r);
+    b_->items.push_back(std::move(it));
     return *b_;
 }
 
@@ -191,7 +202,7 @@ channel_state::~channel_state() {
     if (std::coroutine_handle<> sender = out_.sender()) {
         r().unpost(sender);
         sender.destroy();  // a sender that never ran leaves the block's handle set
-        if (output_block* b = out_.get()) b->sender = nullptr;
+        if (output_block* b = out_.get()) b->sender = nullptr;  // (~output_fifo clears it too)
     }
     abandon_read();  // a reader outliving its channel is never resumed
     room_.close();   // the kernel lets go of the multishot receive; its blocks go back
@@ -427,37 +438,34 @@ void channel_state::push_bytes(std::string_view data) {
         if (!last.source && last.bytes.size() + data.size() <= coalesce_limit) {
             last.bytes.append(data);
             b->queued += data.size();
-            kick_sender();
+            kick_sender(*b);
             return;
         }
     }
     std::string piece = take_spare_string();
     piece.assign(data);
-    output_block& b = out_.make(r());
-    b.items.push_back({std::move(piece), {}});
+    output_block& b = out_.push_back(r(), {std::move(piece), {}});
     b.queued += data.size();
-    kick_sender();
+    kick_sender(b);
 }
 
 void channel_state::push_string(std::string&& data) {
     if (data.size() <= coalesce_limit) return push_bytes(data);
     if (closing_ || closed_ || failed_) return;
-    output_block& b = out_.make(r());
-    b.items.push_back({std::move(data), {}});
-    b.queued += b.items.back().bytes.size();
-    kick_sender();
+    const std::size_t n = data.size();
+    output_block& b = out_.push_back(r(), {std::move(data), {}});
+    b.queued += n;
+    kick_sender(b);
 }
 
 void channel_state::push_producer(producer p) {
     if (closing_ || closed_ || failed_ || !p) return;
-    out_.push_back(r(), {{}, std::move(p)});
-    kick_sender();
+    kick_sender(out_.push_back(r(), {{}, std::move(p)}));
 }
 
-void channel_state::kick_sender() {
+void channel_state::kick_sender(output_block& b) {
     if (closed_) return;
-    output_block& b = out_.make(r());  // close_when_done() with nothing queued makes it
-    if (!b.sender) {                   // never started, or ended with nothing to send
+    if (!b.sender) {  // never started, or ended with nothing to send
         b.sender = send_loop().handle;
         r().post(b.sender);
     }
@@ -653,19 +661,20 @@ sender_task channel_state::send_loop() {
             st->out_.release_if_idle();  // an echo's block goes back after each reply
         }
     } guard{this};
+    output_block& blk = ob();  // stays while the sender runs
     std::array<iovec, max_iov> iov;
     bool socket_full = false;  // the last sendfile sent less than it was offered
     while (!closed_) {
-        if (!out_.empty() && out_.front().source && !fill_producer(0)) break;
+        if (!blk.items.empty() && blk.items.front().source && !fill_producer(0)) break;
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
-        while (!out_.empty() && !out_.front().source &&
-               out_.front().bytes.size() == ob().head_sent) {
-            keep_spare_string(out_.front().bytes);
-            out_.pop_front();
-            ob().head_sent = 0;
+        while (!blk.items.empty() && !blk.items.front().source &&
+               blk.items.front().bytes.size() == blk.head_sent) {
+            keep_spare_string(blk.items.front().bytes);
+            blk.items.pop_front();
+            blk.head_sent = 0;
         }
-        if (out_.empty()) {
-            ob().flushed.notify_all();
+        if (blk.items.empty()) {
+            blk.flushed.notify_all();
             if (closing_) break;
             co_return;
         }
@@ -674,16 +683,16 @@ sender_task channel_state::send_loop() {
         // pieces before it have left in their own send (with MSG_MORE), or, for a
         // file over separate_head_min, the one piece before it goes with its first
         // sendfile as the head. The pieces stay in the fifo while the kernel reads
-        // them and the file (ob().in_flight), so discard_buffers() cannot close the file
+        // them and the file (blk.in_flight), so discard_buffers() cannot close the file
         // under the call. A sendfile that stopped short found the socket full: the
         // next one waits for room first, instead of failing with EAGAIN and then
         // waiting.
         std::span<const std::byte> head;  // the front piece's unsent bytes, sent first
         file_producer* f = zero_copy_head();
         if (!f && (f = file_behind_head()))
-            head = std::as_bytes(std::span(out_.front().bytes)).subspan(ob().head_sent);
+            head = std::as_bytes(std::span(blk.items.front().bytes)).subspan(blk.head_sent);
         if (f) {
-            ob().in_flight = head.empty() ? 1 : 2;
+            blk.in_flight = head.empty() ? 1 : 2;
             std::size_t sent = 0;
             try {
                 if (socket_full) {
@@ -699,18 +708,19 @@ sender_task channel_state::send_loop() {
                 send_failed(e.code());
                 break;
             }
-            ob().in_flight = 0;
+            blk.in_flight = 0;
             if (!head.empty()) {  // what left of the head, then maybe none of the file yet
                 const std::size_t of_head = std::min(sent, head.size());
-                ob().queued -= of_head;
+                blk.queued -= of_head;
                 count_sent(of_head, false);
-                ob().head_sent += of_head;
+                blk.head_sent += of_head;
                 sent -= of_head;
-                if (ob().queued <= opt_.low_water) ob().drained.notify_all();
-                if (ob().head_sent < out_.front().bytes.size()) continue;  // the rest of it first
-                keep_spare_string(out_.front().bytes);
-                out_.pop_front();
-                ob().head_sent = 0;
+                if (blk.queued <= opt_.low_water) blk.drained.notify_all();
+                if (blk.head_sent < blk.items.front().bytes.size())
+                    continue;  // the rest of it first
+                keep_spare_string(blk.items.front().bytes);
+                blk.items.pop_front();
+                blk.head_sent = 0;
                 if (sent == 0) continue;  // the next sendfile tells a full socket from the end
             }
             count_sent(sent, true);
@@ -725,13 +735,13 @@ sender_task channel_state::send_loop() {
         std::size_t count = 0;
         std::size_t bytes = 0;
         bool more = false;  // a file for sendfile follows: MSG_MORE, one segment with it
-        for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
-            item& it = out_[i];
+        for (std::size_t i = 0; i < blk.items.size() && count < max_iov && bytes < max_send; ++i) {
+            item& it = blk.items[i];
             if (i > 0 && it.source && !fill_producer(i)) {
                 count = 0;
                 break;
             }
-            std::size_t skip = i == 0 ? ob().head_sent : 0;
+            std::size_t skip = i == 0 ? blk.head_sent : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) {
                 if (it.source) {  // a file for sendfile: nothing after it goes first
@@ -742,7 +752,7 @@ sender_task channel_state::send_loop() {
             }
             iov[count++] = {it.bytes.data() + skip, len};
             bytes += len;
-            ob().in_flight = i + 1;
+            blk.in_flight = i + 1;
             if (it.source) break;
         }
         if (closed_) break;  // a producer failed while gathering
@@ -758,27 +768,27 @@ sender_task channel_state::send_loop() {
             send_failed(e.code());
             break;
         }
-        ob().in_flight = 0;
-        ob().queued -= sent;
+        blk.in_flight = 0;
+        blk.queued -= sent;
         count_sent(sent, false);
         // Drop what went out; a short send resumes mid-piece next time.
         while (sent > 0) {
-            item& head = out_.front();
-            std::size_t left = head.bytes.size() - ob().head_sent;
+            item& head = blk.items.front();
+            std::size_t left = head.bytes.size() - blk.head_sent;
             if (sent < left) {
-                ob().head_sent += sent;
+                blk.head_sent += sent;
                 break;
             }
             sent -= left;
-            ob().head_sent = 0;
+            blk.head_sent = 0;
             if (head.source) {
                 head.bytes.clear();  // the producer has more to give
             } else {
                 keep_spare_string(head.bytes);
-                out_.pop_front();
+                blk.items.pop_front();
             }
         }
-        if (ob().queued <= opt_.low_water) ob().drained.notify_all();
+        if (blk.queued <= opt_.low_water) blk.drained.notify_all();
     }
     if (closing_ && !closed_) {
         closed_ = true;
@@ -821,9 +831,9 @@ void channel_state::throw_if_failed(wait_kind kind) const {
 }
 
 void channel_state::start_closing() {
-    closing_ = true;           // now, even if the wait is never awaited
-    if (failed_) close_now();  // the sender has stopped: nothing left to drain
-    kick_sender();
+    closing_ = true;                            // now, even if the wait is never awaited
+    if (failed_) close_now();                   // the sender has stopped: nothing left to drain
+    if (!closed_) kick_sender(out_.make(r()));  // with nothing queued, the sender closes
 }
 
 void channel_state::discard() noexcept {

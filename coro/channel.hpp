@@ -272,7 +272,7 @@ struct recycling_allocator {
 // goes back to) a per-thread cache, so an idle channel holds 8 B for its output
 // (besides its counters) and steady traffic allocates nothing.
 struct output_block {
-    explicit output_block(reactor& r) noexcept : drained(r), flushed(r), ended(r) {}
+    explicit output_block(reactor& r) noexcept : owner(&r), drained(r), flushed(r), ended(r) {}
     using queue = std::deque<out_item, recycling_allocator<out_item>>;
     // Elements never move while queued (the sender's gather points into them).
     queue items;
@@ -280,6 +280,7 @@ struct output_block {
     std::size_t in_flight = 0;       // items referenced by the send in progress
     std::size_t queued = 0;          // bytes in items not yet sent
     std::coroutine_handle<> sender;  // running (or posted) sender, else null
+    reactor* owner;                  // the reactor the events below name
     event drained;                   // queued fell to low_water (or the output side ended)
     event flushed;                   // items emptied (or the output side ended)
     event ended;                     // closed, or the send failed
@@ -310,8 +311,9 @@ public:
     out_item& operator[](std::size_t i) noexcept { return b_->items[i]; }
     // The block (null while the output is idle), and the block made if there is none.
     output_block* get() const noexcept { return b_; }
-    output_block& make(reactor& r);
-    void push_back(reactor& r, out_item&& it) { make(r).items.push_back(std::move(it)); }
+    output_block& make(reactor& r) { return b_ ? *b_ : fresh(r); }
+    // Queues a piece (making the block if there is none); the block.
+    output_block& push_back(reactor& r, out_item&& it);
     void pop_front() noexcept { b_->items.pop_front(); }
     void pop_back() noexcept { b_->items.pop_back(); }
     // The block goes back to the cache if nothing is queued, sending or waiting.
@@ -320,6 +322,7 @@ public:
     }
 
 private:
+    output_block& fresh(reactor& r);
     void release() noexcept;
     output_block* b_ = nullptr;
 };
@@ -393,14 +396,16 @@ public:
     receive_room room_;
     std::unique_ptr<transport> tx_;  // nullptr: the plain socket
     channel_limits opt_;
-    bool multishot_recv_ : 1;  // channel_options::multishot_recv
-    bool eof_ : 1 = false;     // input
-    bool has_deadline_ : 1 = false;
-    bool timed_out_ : 1 = false;  // the waiting read's deadline passed
-    bool closing_ : 1 = false;    // output: close_when_done() was called
-    bool closed_ : 1 = false;     // close() or close_when_done() closed the connection
-    std::uint32_t scanned_ = 0;   // unread bytes known not to start the terminator (saturates)
-    int reason_value_ = 0;        // close_reason(), an error_code kept in 12 B
+    // Flags, in the 4 bytes after the limits: the ones read or written per
+    // read or push are whole bytes, the others bits of one byte.
+    bool multishot_recv_ : 1;        // channel_options::multishot_recv
+    bool has_deadline_ : 1 = false;  // set_read_deadline()
+    bool closing_ : 1 = false;       // output: close_when_done() was called
+    bool eof_ = false;               // input ended
+    bool timed_out_ = false;         // the waiting read's deadline passed
+    bool closed_ = false;            // close() or close_when_done() closed the connection
+    std::uint32_t scanned_ = 0;      // unread bytes known not to start the terminator (saturates)
+    int reason_value_ = 0;           // close_reason(), an error_code kept in 12 B
     const std::error_category* reason_category_ = nullptr;
     std::uint64_t received_ = 0;  // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
@@ -433,7 +438,7 @@ public:
     output_block& ob() noexcept { return *out_.get(); }
 
 private:
-    void kick_sender();
+    void kick_sender(output_block& b);
     void output_ended() noexcept;
     sender_task send_loop();
     bool fill_producer(std::size_t i);
