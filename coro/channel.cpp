@@ -191,7 +191,6 @@ channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_opt
       tx_(std::move(t)),
       opt_(o),
       multishot_recv_(o.multishot_recv) {
-    rx_.owner = this;
     rx_.on_done = &on_received;
 }
 
@@ -412,7 +411,8 @@ void channel_state::abandon_read() noexcept {
 }
 
 void channel_state::on_received(operation& op) {
-    channel_state* st = static_cast<channel_op&>(op).owner;
+    // op is rx_, the first member of our channel_receive base
+    channel_state* st = static_cast<channel_state*>(reinterpret_cast<channel_receive*>(&op));
     st->received();
     if (!st->read_answered() && st->receive()) return;  // waiting again
     channel::read_awaiter* a = st->reading_;
