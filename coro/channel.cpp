@@ -61,9 +61,6 @@ struct delete_output_block {
 };
 thread_local free_list<output_block*, blocks_kept, delete_output_block> output_blocks;
 
-// The failure record of a channel whose output failed when no memory was left for one.
-const output_failure out_of_memory_failure{std::make_error_code(std::errc::not_enough_memory), {}};
-
 // A limit kept in 32 bits (channel_limits): larger values are refused.
 std::uint32_t checked_size(std::size_t v, const char* name) {
     if (v > UINT32_MAX)
@@ -172,10 +169,6 @@ void output_fifo::release() noexcept {
     b_ = nullptr;
 }
 
-void output_failure_deleter::operator()(output_failure* f) const noexcept {
-    if (f != &out_of_memory_failure) delete f;
-}
-
 channel_limits::channel_limits(const channel_options& o)
     : max_line(checked_size(o.max_line, "max_line")),
       max_buffer(checked_size(o.max_buffer, "max_buffer")),
@@ -218,7 +211,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
     switch (kind) {
     case read_kind::until: {
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
-        std::size_t from = std::min<std::size_t>(scanned_, have);
+        std::size_t from = std::min(scanned_, have);
         std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
         if (i != std::string_view::npos) {
             i += from;
@@ -230,7 +223,7 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
             return true;
         }
         // The terminator can only start in the last term.size()-1 bytes now.
-        scanned_ = saturated(have >= term.size() ? have - (term.size() - 1) : 0);
+        scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
         if (have > opt_.max_line + term.size() - 1)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
@@ -273,18 +266,12 @@ bool channel_state::try_read(read_kind kind, std::string_view term, std::size_t 
 // receive, which calls back (on_received) when it finishes: the bytes go into
 // the buffer, and either the read is answered and its coroutine resumed, or
 // the next receive starts. No coroutine frame or timer is created per read: a
-// read deadline is the one rx_timer_ of the channel, armed while a read waits,
+// read deadline is the one timer of the channel (extras_), armed while a read waits,
 // which cancels rx_ when it fires (every received byte kept).
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
     bool timed = has_deadline_ || opt_.idle_timeout_ms > 0;
-    if (timed &&
-        !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
-        rx_timer_ = std::make_unique<channel_op>();
-        rx_timer_->owner = this;
-        rx_timer_->on_done = &on_deadline;
-        rx_timer_->code = op_code::timeout;
-    }
+    if (timed) extras();  // the first read with a deadline: may throw, before any state changes
     reading_ = &a;
     timed_out_ = false;
     if (a.slot) {
@@ -302,8 +289,8 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
         if (opt_.idle_timeout_ms > 0)
             until = std::min(until, now + std::chrono::milliseconds(opt_.idle_timeout_ms));
-        rx_timer_->deadline = until;
-        r().start(*rx_timer_);
+        extras_->timer.deadline = until;
+        r().start(extras_->timer);
     }
     if (receive()) return true;
     end_read();
@@ -399,7 +386,7 @@ void channel_state::end_read() noexcept {
         a.slot->unlink(a.link);
         if (a.error == std::errc::operation_canceled) a.slot->cut_short = true;
     }
-    if (rx_timer_) r().abandon(*rx_timer_);  // a timer leaves the heap at once
+    if (extras_) r().abandon(extras_->timer);  // a timer leaves the heap at once
 }
 
 void channel_state::abandon_read() noexcept {
@@ -421,7 +408,7 @@ void channel_state::on_received(operation& op) {
 }
 
 void channel_state::on_deadline(operation& op) {
-    channel_state* st = static_cast<channel_op&>(op).owner;
+    channel_state* st = static_cast<channel_extras::timer_op&>(op).owner;
     if (op.result == -ECANCELED || !st->reading_) return;
     st->timed_out_ = true;
     st->r().cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
@@ -432,7 +419,7 @@ void channel_state::on_deadline(operation& op) {
 // Output is accepted until close_when_done(), close() or a failed send; after
 // that a push is dropped (a failed send is reported by write()/flush()).
 void channel_state::push_bytes(std::string_view data) {
-    if (closing_ || closed_ || failed_ || data.empty()) return;
+    if (closing_ || closed_ || output_failed_ || data.empty()) return;
     if (output_block* b = out_.get(); b && b->items.size() > b->in_flight) {
         item& last = b->items.back();
         if (!last.source && last.bytes.size() + data.size() <= coalesce_limit) {
@@ -451,7 +438,7 @@ void channel_state::push_bytes(std::string_view data) {
 
 void channel_state::push_string(std::string&& data) {
     if (data.size() <= coalesce_limit) return push_bytes(data);
-    if (closing_ || closed_ || failed_) return;
+    if (closing_ || closed_ || output_failed_) return;
     const std::size_t n = data.size();
     output_block& b = out_.push_back(r(), {std::move(data), {}});
     b.queued += n;
@@ -459,7 +446,7 @@ void channel_state::push_string(std::string&& data) {
 }
 
 void channel_state::push_producer(producer p) {
-    if (closing_ || closed_ || failed_ || !p) return;
+    if (closing_ || closed_ || output_failed_ || !p) return;
     kick_sender(out_.push_back(r(), {{}, std::move(p)}));
 }
 
@@ -586,11 +573,12 @@ void channel_state::sender_failed(std::exception_ptr e) noexcept {
 // once, every waiter wakes (and throws), and the connection closes. Nothing
 // queued after the producer can be sent in order any more.
 void channel_state::producer_failed(std::error_code error, const char* what) noexcept {
-    set_failure(error, what && *what ? what : "producer failed");
+    const char* message = what && *what ? what : "producer failed";
+    set_failure(error, message);
     if (log_enabled(log_level::error)) {
         try {
-            log(log_level::error, "producer failed in " + describe() + ": " +
-                                      failed_->producer_error + "; closing the connection");
+            log(log_level::error,
+                "producer failed in " + describe() + ": " + message + "; closing the connection");
         } catch (...) {
         }
     }
@@ -607,24 +595,45 @@ void channel_state::send_failed(std::error_code error) noexcept {
 }
 
 // Records the output side's failure (a producer's message kept from an earlier
-// one); without memory for the record, a shared out-of-memory one stands for it.
+// one). Without memory for the extras the failure still stands, reported as
+// not_enough_memory (throw_if_failed).
 void channel_state::set_failure(std::error_code error, const char* producer_what) noexcept {
-    if (failed_.get() == &out_of_memory_failure) return;
-    if (!failed_) {
-        failed_.reset(new (std::nothrow) output_failure);
-        if (!failed_) {
-            failed_.reset(const_cast<output_failure*>(&out_of_memory_failure));
-            return;
-        }
-    }
-    failed_->error = error;
+    output_failed_ = true;
+    channel_extras* x = try_extras();
+    if (!x) return;
+    x->send_error = error;
     if (producer_what) {
         try {
-            failed_->producer_error = producer_what;
+            x->producer_error = producer_what;
         } catch (...) {
-            failed_->producer_error = "producer failed";  // fits a std::string's own bytes
+            x->producer_error = "producer failed";  // fits a std::string's own bytes
         }
     }
+}
+
+// Without memory for the extras the reason is not kept (close_reason() reads empty).
+void channel_state::set_reason(std::error_code ec) noexcept {
+    if (channel_extras* x = try_extras()) x->reason = ec;
+}
+
+channel_extras& channel_state::extras() {
+    if (!extras_) adopt_extras(std::make_unique<channel_extras>());
+    return *extras_;
+}
+
+channel_extras* channel_state::try_extras() noexcept {
+    if (!extras_) {
+        std::unique_ptr<channel_extras> x(new (std::nothrow) channel_extras);
+        if (x) adopt_extras(std::move(x));
+    }
+    return extras_.get();
+}
+
+void channel_state::adopt_extras(std::unique_ptr<channel_extras> x) noexcept {
+    x->timer.owner = this;
+    x->timer.on_done = &on_deadline;
+    x->timer.code = op_code::timeout;
+    extras_ = std::move(x);
 }
 
 void channel_state::count_sent(std::size_t n, bool from_file) noexcept {
@@ -798,7 +807,7 @@ sender_task channel_state::send_loop() {
 }
 
 bool channel_state::satisfied(wait_kind kind) const noexcept {
-    if (failed_ || closed_) return true;
+    if (output_failed_ || closed_) return true;
     switch (kind) {
     case wait_kind::below_high_water: return out_.queued() <= opt_.high_water;
     case wait_kind::flushed: return out_.empty();
@@ -823,16 +832,17 @@ task<void> channel_state::wait_slow(wait_kind kind) {
 }
 
 void channel_state::throw_if_failed(wait_kind kind) const {
-    if (!failed_) return;
-    if (!failed_->producer_error.empty())
-        throw std::system_error(failed_->error, failed_->producer_error);
-    if (failed_->error && kind != wait_kind::closed)
-        throw std::system_error(failed_->error, "send");
+    if (!output_failed_) return;
+    const channel_extras* x = extras_.get();
+    const std::error_code error =
+        x ? x->send_error : std::make_error_code(std::errc::not_enough_memory);
+    if (x && !x->producer_error.empty()) throw std::system_error(error, x->producer_error);
+    if (error && kind != wait_kind::closed) throw std::system_error(error, "send");
 }
 
 void channel_state::start_closing() {
     closing_ = true;                            // now, even if the wait is never awaited
-    if (failed_) close_now();                   // the sender has stopped: nothing left to drain
+    if (output_failed_) close_now();            // the sender has stopped: nothing left to drain
     if (!closed_) kick_sender(out_.make(r()));  // with nothing queued, the sender closes
 }
 
@@ -913,7 +923,7 @@ task<void> linger(std::unique_ptr<detail::channel_state> st) {
 channel::~channel() {
     if (!state_) return;
     auto& st = *state_;
-    if (st.closed_ || st.failed_ || (st.out_.empty() && !st.closing_)) return;
+    if (st.closed_ || st.output_failed_ || (st.out_.empty() && !st.closing_)) return;
     reactor& r = st.r();
     st.start_closing();
     spawn(r, linger(std::move(state_)), "channel linger");

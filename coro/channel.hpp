@@ -328,14 +328,17 @@ private:
     output_block* b_ = nullptr;
 };
 
-// Why the output side failed: made when it does (rarely), so a channel keeps a
-// pointer for it.
-struct output_failure {
-    std::error_code error;
+// What few channels need, in one record made the first time one does (an
+// idle channel keeps a pointer for all of it): the read deadline's timer, why
+// input ended with an error, why output failed.
+struct channel_extras {
+    struct timer_op : operation {
+        channel_state* owner = nullptr;
+    };
+    timer_op timer;              // the waiting read's deadline, armed while it waits
+    std::error_code reason;      // close_reason()
+    std::error_code send_error;  // why the output side failed
     std::string producer_error;  // what a producer's more() threw ("" for a failed send)
-};
-struct output_failure_deleter {
-    void operator()(output_failure* f) const noexcept;  // the shared out-of-memory record stays
 };
 
 // A channel's copy of its options in 32-bit fields (channel_options: 64 B).
@@ -396,9 +399,9 @@ public:
     void discard() noexcept;
     void close_now() noexcept;
 
-    // Kept small, every idle connection has one: 312 B on x86-64 (the output
-    // side's working state is in out_'s block, a failure's record is made when
-    // it happens, the options are in 32-bit fields).
+    // Kept small, every idle connection has one: 296 B on x86-64 (the output
+    // side's working state is in out_'s block, the rare parts in extras_, the
+    // options in 32-bit fields).
     socket sock_;  // plain: the connection; else empty
     // input: the unread bytes and their memory (a provided block, the
     // multishot queue, our own buffer); its reactor is the channel's (r())
@@ -407,42 +410,35 @@ public:
     channel_limits opt_;
     // Flags, in the 4 bytes after the limits: the ones read or written per
     // read or push are whole bytes, the others bits of one byte.
-    bool multishot_recv_ : 1;        // channel_options::multishot_recv
-    bool has_deadline_ : 1 = false;  // set_read_deadline()
-    bool closing_ : 1 = false;       // output: close_when_done() was called
-    bool eof_ = false;               // input ended
-    bool timed_out_ = false;         // the waiting read's deadline passed
-    bool closed_ = false;            // close() or close_when_done() closed the connection
-    std::uint32_t scanned_ = 0;      // unread bytes known not to start the terminator (saturates)
-    int reason_value_ = 0;           // close_reason(), an error_code kept in 12 B
-    const std::error_category* reason_category_ = nullptr;
-    std::uint64_t received_ = 0;  // bytes received so far (channel::received())
+    bool multishot_recv_ : 1;         // channel_options::multishot_recv
+    bool has_deadline_ : 1 = false;   // set_read_deadline()
+    bool closing_ : 1 = false;        // output: close_when_done() was called
+    bool output_failed_ : 1 = false;  // a send or a producer failed (why: extras_)
+    bool eof_ = false;                // input ended
+    bool timed_out_ = false;          // the waiting read's deadline passed
+    bool closed_ = false;             // close() or close_when_done() closed the connection
+    std::size_t scanned_ = 0;         // unread bytes known not to start the terminator
+    std::uint64_t received_ = 0;      // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
     // The waiting read: no coroutine frame of its own. rx_ (the base) is its
-    // receive (the reactor calls back when it finishes) and rx_timer_ its
+    // receive (the reactor calls back when it finishes) and extras_->timer its
     // deadline, made at the first read that waits with one (most channels never
-    // have a deadline: an idle channel keeps 8 bytes for it, not a channel_op's 96).
+    // have a deadline).
     using channel_receive::rx_;
-    struct channel_op : operation {
-        channel_state* owner = nullptr;
-    };
-    std::unique_ptr<channel_op> rx_timer_;
     channel::read_awaiter* reading_ = nullptr;
 
     // output
     using item = out_item;
     output_fifo out_;  // the block: pieces, sender, waiters (null while idle)
     channel::send_counters counters_;
-    std::unique_ptr<output_failure, output_failure_deleter> failed_;  // null while none
+    std::unique_ptr<channel_extras> extras_;  // null until a deadline, a reason or a failure
 
     std::error_code reason() const noexcept {
-        return reason_category_ ? std::error_code(reason_value_, *reason_category_)
-                                : std::error_code();
+        return extras_ ? extras_->reason : std::error_code();
     }
-    void set_reason(std::error_code ec) noexcept {
-        reason_value_ = ec.value();
-        reason_category_ = &ec.category();
-    }
+    // The extras, made if there are none: throws std::bad_alloc; or null without memory.
+    channel_extras& extras();
+    channel_extras* try_extras() noexcept;
     // The output block while the sender runs (it exists then).
     output_block& ob() noexcept { return *out_.get(); }
 
@@ -457,6 +453,8 @@ private:
     file_producer* file_behind_head() noexcept;
     void send_failed(std::error_code error) noexcept;
     void set_failure(std::error_code error, const char* producer_what) noexcept;
+    void set_reason(std::error_code ec) noexcept;
+    void adopt_extras(std::unique_ptr<channel_extras> x) noexcept;
     void shut_down() noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return room_.size(); }
