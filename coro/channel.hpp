@@ -408,8 +408,9 @@ public:
     receive_room room_;
     std::unique_ptr<transport> tx_;  // nullptr: the plain socket
     channel_limits opt_;
-    // Flags, in the 4 bytes after the limits: the ones read or written per
-    // read or push are whole bytes, the others bits of one byte.
+    // Flags, in the 4 bytes after the limits: whole bytes for the ones every
+    // read touches (a bit is written by read-modify-write), bits of one byte
+    // for the rest.
     bool multishot_recv_ : 1;         // channel_options::multishot_recv
     bool has_deadline_ : 1 = false;   // set_read_deadline()
     bool closing_ : 1 = false;        // output: close_when_done() was called
