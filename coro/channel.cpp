@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <stdexcept>
 
 #include <sys/socket.h>
@@ -45,18 +47,39 @@ constexpr std::size_t zero_copy_min = coalesce_limit;
 // peer's first windows anyway, and saves a segment with MSG_MORE.
 constexpr std::size_t separate_head_min = 1024 * 1024;
 
-// Empty output deques kept per thread for the next channel that queues something.
-constexpr std::size_t fifos_kept = 256;
+// Idle output blocks (with their empty deques) kept per thread for the next
+// channel that queues something.
+constexpr std::size_t blocks_kept = 256;
 
 struct delete_block {
     void operator()(void* p) const noexcept { ::operator delete(p); }
 };
 thread_local free_list<void*, 256, delete_block> small_blocks;  // 128 KiB per thread at most
 
-struct delete_fifo {
-    void operator()(output_fifo::queue* q) const noexcept { delete q; }
+struct delete_output_block {
+    void operator()(output_block* b) const noexcept { delete b; }
 };
-thread_local free_list<output_fifo::queue*, fifos_kept, delete_fifo> fifos;
+thread_local free_list<output_block*, blocks_kept, delete_output_block> output_blocks;
+
+// A limit kept in 32 bits (channel_limits): larger values are refused.
+std::uint32_t checked_size(std::size_t v, const char* name) {
+    if (v > UINT32_MAX)
+        throw std::invalid_argument(std::string("channel_options::") + name +
+                                    ": more than 4294967295 (the limit: 32 bits)");
+    return static_cast<std::uint32_t>(v);
+}
+
+std::uint32_t checked_ms(std::chrono::milliseconds d, const char* name) {
+    if (d.count() > static_cast<std::int64_t>(UINT32_MAX))
+        throw std::invalid_argument(std::string("channel_options::") + name +
+                                    ": more than 4294967295 ms (the limit: 32 bits)");
+    return static_cast<std::uint32_t>(std::max<std::int64_t>(d.count(), 0));
+}
+
+// The set_* calls saturate instead (they are noexcept).
+std::uint32_t saturated(std::uint64_t v) noexcept {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX));
+}
 
 // Strings of sent pieces, kept per thread for the next pushes and small file
 // reads: a piece that starts reuses one instead of allocating. Enough are kept
@@ -107,57 +130,71 @@ void small_block_deallocate(void* p, std::size_t bytes) noexcept {
 }
 
 output_fifo::~output_fifo() {
-    if (q_) {
-        q_->clear();
+    if (b_) {  // a channel destroyed while its output was in progress
+        b_->items.clear();
+        b_->head_sent = b_->in_flight = b_->queued = 0;
+        b_->sender = nullptr;
         release();
     }
 }
 
-void output_fifo::push_back(out_item&& it) {
-    if (!q_) {
-        if (!fifos.empty()) {
-            q_ = fifos.take();
-        } else {
-            q_ = new queue;
-        }
+namespace {
+
+// A block from the cache is as an idle one was left: nothing queued, no
+// sender, no waiters, every count 0 (the fifo's destructor clears one that was not idle).
+inline output_block* take_block(reactor& r) {
+    if (output_blocks.empty()) return new output_block(r);
+    output_block* b = output_blocks.take();
+    if (b->owner != &r) {  // its events name the reactor it served last on this thread
+        std::construct_at(&b->drained, r);
+        std::construct_at(&b->flushed, r);
+        std::construct_at(&b->ended, r);
+        b->owner = &r;
     }
-    q_->push_back(std::move(it));
+    return b;
 }
 
-void output_fifo::pop_front() noexcept {
-    q_->pop_front();
-    if (q_->empty()) release();
-}
+}  // namespace
 
-void output_fifo::pop_back() noexcept {
-    q_->pop_back();
-    if (q_->empty()) release();
+output_block& output_fifo::fresh(reactor& r) { return *(b_ = take_block(r)); }
+
+output_block& output_fifo::push_back(reactor& r, out_item&& it) {
+    if (!b_) b_ = take_block(r);
+    b_->items.push_back(std::move(it));
+    return *b_;
 }
 
 void output_fifo::release() noexcept {
-    if (!fifos.keep(q_)) delete q_;
-    q_ = nullptr;
+    if (!output_blocks.keep(b_)) delete b_;
+    b_ = nullptr;
 }
+
+channel_limits::channel_limits(const channel_options& o)
+    : max_line(checked_size(o.max_line, "max_line")),
+      max_buffer(checked_size(o.max_buffer, "max_buffer")),
+      recv_size(checked_size(o.recv_size, "recv_size")),
+      high_water(checked_size(o.high_water, "high_water")),
+      low_water(checked_size(o.low_water, "low_water")),
+      linger_ms(checked_ms(o.linger, "linger")),
+      idle_timeout_ms(checked_ms(o.idle_timeout, "idle_timeout")) {}
 
 channel_state::channel_state(socket s, std::unique_ptr<transport> t, channel_options o)
     : sock_(std::move(s)),
       room_(t ? t->context() : sock_.context()),
       tx_(std::move(t)),
       opt_(o),
-      drained_(r()),
-      flushed_(r()),
-      ended_(r()) {
-    rx_.owner = this;
+      multishot_recv_(o.multishot_recv) {
     rx_.set_on_done(&on_received);
 }
 
 channel_state::~channel_state() {
-    // sender_ (declared after sock_) dies first: a send still in the kernel is
-    // abandoned (cancelled and waited for) before the fd and the buffers go,
-    // and a turn already scheduled for it is withdrawn.
-    if (sender_) {
-        r().unpost(sender_);
-        sender_.destroy();  // clears sender_
+    // The sender dies first: a send still in the kernel is abandoned
+    // (cancelled and waited for) before the fd and the buffers go, and a turn
+    // already scheduled for it is withdrawn.
+    if (std::coroutine_handle<> sender = out_.sender()) {
+        r().unpost(sender);
+        sender.destroy();  // a sender that never ran leaves the block's handle set
+        if (output_block* b = out_.get()) b->sender = nullptr;  // (~output_fifo clears it too)
     }
     abandon_read();  // a reader outliving its channel is never resumed
     room_.close();   // the kernel lets go of the multishot receive; its blocks go back
@@ -237,7 +274,7 @@ bool channel_state::try_read(channel::read_awaiter& a) {
 // receive, which calls back (on_received) when it finishes: the bytes go into
 // the buffer, and either the read is answered and its coroutine resumed, or
 // the next receive starts. No coroutine frame or timer is created per read: a
-// read deadline is the one rx_timer_ of the channel, armed while a read waits,
+// read deadline is the one timer of the channel (extras_), armed while a read waits,
 // which cancels rx_ when it fires (every received byte kept).
 
 // Both live in the frame of every coroutine that reads or writes (GCC keeps
@@ -246,14 +283,8 @@ static_assert(sizeof(channel::read_awaiter) <= 80, "read_awaiter grew");
 static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
-    bool timed = has_deadline_ || opt_.idle_timeout.count() > 0;
-    if (timed &&
-        !rx_timer_) {  // the first read with a deadline: may throw, before any state changes
-        rx_timer_ = std::make_unique<channel_op>();
-        rx_timer_->owner = this;
-        rx_timer_->set_on_done(&on_deadline);
-        rx_timer_->code = op_code::timeout;
-    }
+    bool timed = has_deadline_ || opt_.idle_timeout_ms > 0;
+    if (timed) extras();  // the first read with a deadline: may throw, before any state changes
     reading_ = &a;
     timed_out_ = false;
     if (a.slot) {
@@ -269,9 +300,10 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
         }
         // The idle timeout starts afresh with each read that waits.
         auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
-        if (opt_.idle_timeout.count() > 0) until = std::min(until, now + opt_.idle_timeout);
-        rx_timer_->deadline = until;
-        r().start(*rx_timer_);
+        if (opt_.idle_timeout_ms > 0)
+            until = std::min(until, now + std::chrono::milliseconds(opt_.idle_timeout_ms));
+        extras_->timer.deadline = until;
+        r().start(extras_->timer);
     }
     if (receive()) return true;
     end_read();
@@ -306,7 +338,7 @@ void channel_state::start_receive() {
                         .size = opt_.recv_size,
                         .need = a.kind == read_kind::exactly ? a.size : 0,
                         .provided = !tx_,
-                        .multishot = opt_.multishot_recv});
+                        .multishot = multishot_recv_});
 }
 
 // Takes in what rx_ finished with.
@@ -322,7 +354,7 @@ void channel_state::received() {
     if (tx_ && res == result_of(errc::transport_failed) && tx_->error()) ec = tx_->error();
     if (ec == errc::stream_truncated) {  // TLS without close_notify: an end, never data
         eof_ = true;
-        reason_ = ec;
+        set_reason(ec);
     } else if (res == -ECANCELED) {  // the deadline, or an enclosing scope: nothing was received
         if (timed_out_)
             fail_read(make_error_code(errc::timed_out), read_step::read);
@@ -330,7 +362,7 @@ void channel_state::received() {
             fail_read(ec, read_step::recv);
     } else if (is_disconnect(ec)) {  // a reset peer is an end of stream
         eof_ = true;
-        reason_ = ec;
+        set_reason(ec);
     } else {
         fail_read(ec, read_step::recv);
     }
@@ -372,7 +404,7 @@ void channel_state::end_read() noexcept {
         a.slot->unlink(a.link);
         if (a.error() == std::errc::operation_canceled) a.slot->cut_short = true;
     }
-    if (rx_timer_) r().abandon(*rx_timer_);  // a timer leaves the heap at once
+    if (extras_) r().abandon(extras_->timer);  // a timer leaves the heap at once
 }
 
 void channel_state::abandon_read() noexcept {
@@ -384,7 +416,8 @@ void channel_state::abandon_read() noexcept {
 }
 
 void channel_state::on_received(operation& op) {
-    channel_state* st = static_cast<channel_op&>(op).owner;
+    // op is rx_, the first member of our channel_receive base
+    channel_state* st = static_cast<channel_state*>(reinterpret_cast<channel_receive*>(&op));
     st->received();
     if (!st->read_answered() && st->receive()) return;  // waiting again
     channel::read_awaiter* a = st->reading_;
@@ -393,7 +426,7 @@ void channel_state::on_received(operation& op) {
 }
 
 void channel_state::on_deadline(operation& op) {
-    channel_state* st = static_cast<channel_op&>(op).owner;
+    channel_state* st = static_cast<channel_extras::timer_op&>(op).owner;
     if (op.result == -ECANCELED || !st->reading_) return;
     st->timed_out_ = true;
     st->r().cancel(st->rx_);  // rx_ finishes with -ECANCELED (or what it got)
@@ -404,50 +437,53 @@ void channel_state::on_deadline(operation& op) {
 // Output is accepted until close_when_done(), close() or a failed send; after
 // that a push is dropped (a failed send is reported by write()/flush()).
 void channel_state::push_bytes(std::string_view data) {
-    if (closing_ || closed_ || send_error_ || data.empty()) return;
-    if (!out_.empty() && out_.size() > in_flight_) {
-        item& last = out_.back();
+    if (closing_ || closed_ || output_failed_ || data.empty()) return;
+    if (output_block* b = out_.get(); b && b->items.size() > b->in_flight) {
+        item& last = b->items.back();
         if (!last.source && last.bytes.size() + data.size() <= coalesce_limit) {
             last.bytes.append(data);
-            queued_ += data.size();
-            kick_sender();
+            b->queued += data.size();
+            kick_sender(*b);
             return;
         }
     }
     std::string piece = take_spare_string();
     piece.assign(data);
-    out_.push_back({std::move(piece), {}});
-    queued_ += data.size();
-    kick_sender();
+    output_block& b = out_.push_back(r(), {std::move(piece), {}});
+    b.queued += data.size();
+    kick_sender(b);
 }
 
 void channel_state::push_string(std::string&& data) {
     if (data.size() <= coalesce_limit) return push_bytes(data);
-    if (closing_ || closed_ || send_error_) return;
-    queued_ += data.size();
-    out_.push_back({std::move(data), {}});
-    kick_sender();
+    if (closing_ || closed_ || output_failed_) return;
+    const std::size_t n = data.size();
+    output_block& b = out_.push_back(r(), {std::move(data), {}});
+    b.queued += n;
+    kick_sender(b);
 }
 
 void channel_state::push_producer(producer p) {
-    if (closing_ || closed_ || send_error_ || !p) return;
-    out_.push_back({{}, std::move(p)});
-    kick_sender();
+    if (closing_ || closed_ || output_failed_ || !p) return;
+    kick_sender(out_.push_back(r(), {{}, std::move(p)}));
 }
 
-void channel_state::kick_sender() {
+void channel_state::kick_sender(output_block& b) {
     if (closed_) return;
-    if (!sender_) {  // never started, or ended with nothing to send
-        sender_ = send_loop().handle;
-        r().post(sender_);
+    if (!b.sender) {  // never started, or ended with nothing to send
+        b.sender = send_loop().handle;
+        r().post(b.sender);
     }
 }
 
 // Everything that waits on the output side learns that it has ended.
 void channel_state::output_ended() noexcept {
-    drained_.notify_all();
-    flushed_.notify_all();
-    ended_.notify_all();
+    output_block* b = out_.get();
+    if (!b) return;  // nothing waits
+    b->drained.notify_all();
+    b->flushed.notify_all();
+    b->ended.notify_all();
+    out_.release_if_idle();
 }
 
 namespace {
@@ -473,7 +509,7 @@ file_producer* zero_copy_file(producer& p) noexcept {
 // and the sender must stop.
 bool channel_state::fill_producer(std::size_t i) {
     item& it = out_[i];
-    std::size_t sent = i == 0 ? head_sent_ : 0;
+    std::size_t sent = i == 0 ? ob().head_sent : 0;
     // A large file is never read: send_loop sends it by sendfile once it is at
     // the head (a transport copies everything: there it is read like the rest).
     if (!tx_ && zero_copy_file(it.source)) return true;
@@ -488,7 +524,7 @@ bool channel_state::fill_producer(std::size_t i) {
             while (it.source && it.bytes.size() - sent < glob_size) {
                 std::size_t n = f->append_to(it.bytes, glob_size - (it.bytes.size() - sent));
                 if (n == 0) it.source = producer{};
-                queued_ += n;
+                ob().queued += n;
             }
             return true;
         }
@@ -498,7 +534,7 @@ bool channel_state::fill_producer(std::size_t i) {
                 it.source = producer{};
                 break;
             }
-            queued_ += chunk.size();
+            ob().queued += chunk.size();
             if (it.bytes.empty())
                 it.bytes = std::move(chunk);
             else
@@ -555,11 +591,12 @@ void channel_state::sender_failed(std::exception_ptr e) noexcept {
 // once, every waiter wakes (and throws), and the connection closes. Nothing
 // queued after the producer can be sent in order any more.
 void channel_state::producer_failed(std::error_code error, const char* what) noexcept {
-    producer_error_ = what && *what ? what : "producer failed";
+    const char* message = what && *what ? what : "producer failed";
+    set_failure(error, message);
     if (log_enabled(log_level::error)) {
         try {
-            log(log_level::error, "producer failed in " + describe() + ": " + producer_error_ +
-                                      "; closing the connection");
+            log(log_level::error,
+                "producer failed in " + describe() + ": " + message + "; closing the connection");
         } catch (...) {
         }
     }
@@ -570,9 +607,51 @@ void channel_state::producer_failed(std::error_code error, const char* what) noe
 // A send failed: the sender stops, and what is queued is dropped (what the
 // kernel still references is not in flight any more).
 void channel_state::send_failed(std::error_code error) noexcept {
-    in_flight_ = 0;
-    send_error_ = error;
+    if (output_block* b = out_.get()) b->in_flight = 0;
+    set_failure(error, nullptr);
     discard();
+}
+
+// Records the output side's failure (a producer's message kept from an earlier
+// one). Without memory for the extras the failure still stands, reported as
+// not_enough_memory (throw_if_failed).
+void channel_state::set_failure(std::error_code error, const char* producer_what) noexcept {
+    output_failed_ = true;
+    channel_extras* x = try_extras();
+    if (!x) return;
+    x->send_error = error;
+    if (producer_what) {
+        try {
+            x->producer_error = producer_what;
+        } catch (...) {
+            x->producer_error = "producer failed";  // fits a std::string's own bytes
+        }
+    }
+}
+
+// Without memory for the extras the reason is not kept (close_reason() reads empty).
+void channel_state::set_reason(std::error_code ec) noexcept {
+    if (channel_extras* x = try_extras()) x->reason = ec;
+}
+
+channel_extras& channel_state::extras() {
+    if (!extras_) adopt_extras(std::make_unique<channel_extras>());
+    return *extras_;
+}
+
+channel_extras* channel_state::try_extras() noexcept {
+    if (!extras_) {
+        std::unique_ptr<channel_extras> x(new (std::nothrow) channel_extras);
+        if (x) adopt_extras(std::move(x));
+    }
+    return extras_.get();
+}
+
+void channel_state::adopt_extras(std::unique_ptr<channel_extras> x) noexcept {
+    x->timer.owner = this;
+    x->timer.set_on_done(&on_deadline);
+    x->timer.code = op_code::timeout;
+    extras_ = std::move(x);
 }
 
 void channel_state::count_sent(std::size_t n, bool from_file) noexcept {
@@ -594,7 +673,7 @@ file_producer* channel_state::zero_copy_head() noexcept {
 // sendfile with more than separate_head_min left. Null otherwise.
 file_producer* channel_state::file_behind_head() noexcept {
     if (tx_ || out_.size() < 2 || out_.front().source) return nullptr;
-    if (out_.front().bytes.size() == head_sent_ || !out_[1].bytes.empty()) return nullptr;
+    if (out_.front().bytes.size() == ob().head_sent || !out_[1].bytes.empty()) return nullptr;
     file_producer* f = zero_copy_file(out_[1].source);
     return f && *f->remaining() > separate_head_min ? f : nullptr;
 }
@@ -602,22 +681,27 @@ file_producer* channel_state::file_behind_head() noexcept {
 // Runs while there is output: with the queue empty it ends (an idle channel keeps
 // no sender frame), and the next push starts it again.
 sender_task channel_state::send_loop() {
-    struct running {  // however the frame ends (finished or destroyed), sender_ forgets it
+    struct running {  // however the frame ends (finished or destroyed), the block forgets it
         channel_state* st;
-        ~running() { st->sender_ = nullptr; }
+        ~running() {
+            st->ob().sender = nullptr;
+            st->out_.release_if_idle();  // an echo's block goes back after each reply
+        }
     } guard{this};
+    output_block& blk = ob();  // stays while the sender runs
     std::array<iovec, max_iov> iov;
     bool socket_full = false;  // the last sendfile sent less than it was offered
     while (!closed_) {
-        if (!out_.empty() && out_.front().source && !fill_producer(0)) break;
+        if (!blk.items.empty() && blk.items.front().source && !fill_producer(0)) break;
         // Pieces fully sent (or exhausted producers that gave nothing) leave.
-        while (!out_.empty() && !out_.front().source && out_.front().bytes.size() == head_sent_) {
-            keep_spare_string(out_.front().bytes);
-            out_.pop_front();
-            head_sent_ = 0;
+        while (!blk.items.empty() && !blk.items.front().source &&
+               blk.items.front().bytes.size() == blk.head_sent) {
+            keep_spare_string(blk.items.front().bytes);
+            blk.items.pop_front();
+            blk.head_sent = 0;
         }
-        if (out_.empty()) {
-            flushed_.notify_all();
+        if (blk.items.empty()) {
+            blk.flushed.notify_all();
             if (closing_) break;
             co_return;
         }
@@ -626,16 +710,16 @@ sender_task channel_state::send_loop() {
         // pieces before it have left in their own send (with MSG_MORE), or, for a
         // file over separate_head_min, the one piece before it goes with its first
         // sendfile as the head. The pieces stay in the fifo while the kernel reads
-        // them and the file (in_flight_), so discard_buffers() cannot close the file
+        // them and the file (blk.in_flight), so discard_buffers() cannot close the file
         // under the call. A sendfile that stopped short found the socket full: the
         // next one waits for room first, instead of failing with EAGAIN and then
         // waiting.
         std::span<const std::byte> head;  // the front piece's unsent bytes, sent first
         file_producer* f = zero_copy_head();
         if (!f && (f = file_behind_head()))
-            head = std::as_bytes(std::span(out_.front().bytes)).subspan(head_sent_);
+            head = std::as_bytes(std::span(blk.items.front().bytes)).subspan(blk.head_sent);
         if (f) {
-            in_flight_ = head.empty() ? 1 : 2;
+            blk.in_flight = head.empty() ? 1 : 2;
             std::size_t sent = 0;
             try {
                 if (socket_full) {
@@ -651,18 +735,19 @@ sender_task channel_state::send_loop() {
                 send_failed(e.code());
                 break;
             }
-            in_flight_ = 0;
+            blk.in_flight = 0;
             if (!head.empty()) {  // what left of the head, then maybe none of the file yet
                 const std::size_t of_head = std::min(sent, head.size());
-                queued_ -= of_head;
+                blk.queued -= of_head;
                 count_sent(of_head, false);
-                head_sent_ += of_head;
+                blk.head_sent += of_head;
                 sent -= of_head;
-                if (queued_ <= opt_.low_water) drained_.notify_all();
-                if (head_sent_ < out_.front().bytes.size()) continue;  // the rest of it first
-                keep_spare_string(out_.front().bytes);
-                out_.pop_front();
-                head_sent_ = 0;
+                if (blk.queued <= opt_.low_water) blk.drained.notify_all();
+                if (blk.head_sent < blk.items.front().bytes.size())
+                    continue;  // the rest of it first
+                keep_spare_string(blk.items.front().bytes);
+                blk.items.pop_front();
+                blk.head_sent = 0;
                 if (sent == 0) continue;  // the next sendfile tells a full socket from the end
             }
             count_sent(sent, true);
@@ -677,13 +762,13 @@ sender_task channel_state::send_loop() {
         std::size_t count = 0;
         std::size_t bytes = 0;
         bool more = false;  // a file for sendfile follows: MSG_MORE, one segment with it
-        for (std::size_t i = 0; i < out_.size() && count < max_iov && bytes < max_send; ++i) {
-            item& it = out_[i];
+        for (std::size_t i = 0; i < blk.items.size() && count < max_iov && bytes < max_send; ++i) {
+            item& it = blk.items[i];
             if (i > 0 && it.source && !fill_producer(i)) {
                 count = 0;
                 break;
             }
-            std::size_t skip = i == 0 ? head_sent_ : 0;
+            std::size_t skip = i == 0 ? blk.head_sent : 0;
             std::size_t len = it.bytes.size() - skip;
             if (len == 0) {
                 if (it.source) {  // a file for sendfile: nothing after it goes first
@@ -694,7 +779,7 @@ sender_task channel_state::send_loop() {
             }
             iov[count++] = {it.bytes.data() + skip, len};
             bytes += len;
-            in_flight_ = i + 1;
+            blk.in_flight = i + 1;
             if (it.source) break;
         }
         if (closed_) break;  // a producer failed while gathering
@@ -710,27 +795,27 @@ sender_task channel_state::send_loop() {
             send_failed(e.code());
             break;
         }
-        in_flight_ = 0;
-        queued_ -= sent;
+        blk.in_flight = 0;
+        blk.queued -= sent;
         count_sent(sent, false);
         // Drop what went out; a short send resumes mid-piece next time.
         while (sent > 0) {
-            item& head = out_.front();
-            std::size_t left = head.bytes.size() - head_sent_;
+            item& head = blk.items.front();
+            std::size_t left = head.bytes.size() - blk.head_sent;
             if (sent < left) {
-                head_sent_ += sent;
+                blk.head_sent += sent;
                 break;
             }
             sent -= left;
-            head_sent_ = 0;
+            blk.head_sent = 0;
             if (head.source) {
                 head.bytes.clear();  // the producer has more to give
             } else {
                 keep_spare_string(head.bytes);
-                out_.pop_front();
+                blk.items.pop_front();
             }
         }
-        if (queued_ <= opt_.low_water) drained_.notify_all();
+        if (blk.queued <= opt_.low_water) blk.drained.notify_all();
     }
     if (closing_ && !closed_) {
         closed_ = true;
@@ -740,9 +825,9 @@ sender_task channel_state::send_loop() {
 }
 
 bool channel_state::satisfied(wait_kind kind) const noexcept {
-    if (send_error_ || closed_) return true;
+    if (output_failed_ || closed_) return true;
     switch (kind) {
-    case wait_kind::below_high_water: return queued_ <= opt_.high_water;
+    case wait_kind::below_high_water: return out_.queued() <= opt_.high_water;
     case wait_kind::flushed: return out_.empty();
     case wait_kind::closed: return false;
     }
@@ -750,11 +835,14 @@ bool channel_state::satisfied(wait_kind kind) const noexcept {
 }
 
 task<void> channel_state::wait_slow(wait_kind kind) {
-    event& e = kind == wait_kind::below_high_water ? drained_
-               : kind == wait_kind::flushed        ? flushed_
-                                                   : ended_;
     while (!satisfied(kind)) {
+        // The block stays while we wait on its event (it is not idle then).
+        output_block& b = out_.make(r());
+        event& e = kind == wait_kind::below_high_water ? b.drained
+                   : kind == wait_kind::flushed        ? b.flushed
+                                                       : b.ended;
         bool notified = co_await e.wait();
+        out_.release_if_idle();
         if (!notified)  // cancelled (with_timeout)
             throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                     "channel wait");
@@ -762,25 +850,32 @@ task<void> channel_state::wait_slow(wait_kind kind) {
 }
 
 void channel_state::throw_if_failed(wait_kind kind) const {
-    if (!producer_error_.empty()) throw std::system_error(send_error_, producer_error_);
-    if (send_error_ && kind != wait_kind::closed) throw std::system_error(send_error_, "send");
+    if (!output_failed_) return;
+    const channel_extras* x = extras_.get();
+    const std::error_code error =
+        x ? x->send_error : std::make_error_code(std::errc::not_enough_memory);
+    if (x && !x->producer_error.empty()) throw std::system_error(error, x->producer_error);
+    if (error && kind != wait_kind::closed) throw std::system_error(error, "send");
 }
 
 void channel_state::start_closing() {
-    closing_ = true;               // now, even if the wait is never awaited
-    if (send_error_) close_now();  // the sender has stopped: nothing left to drain
-    kick_sender();
+    closing_ = true;                            // now, even if the wait is never awaited
+    if (output_failed_) close_now();            // the sender has stopped: nothing left to drain
+    if (!closed_) kick_sender(out_.make(r()));  // with nothing queued, the sender closes
 }
 
 void channel_state::discard() noexcept {
+    output_block* b = out_.get();
+    if (!b) return;
     // Pieces referenced by a send in flight stay until it completes.
-    while (out_.size() > in_flight_)
-        out_.pop_back();
-    queued_ = 0;
-    for (std::size_t i = 0; i < out_.size(); ++i)
-        queued_ += out_[i].bytes.size();
-    if (in_flight_ == 0) head_sent_ = 0;
-    queued_ -= std::min(queued_, head_sent_);
+    while (b->items.size() > b->in_flight)
+        b->items.pop_back();
+    b->queued = 0;
+    for (const item& it : b->items)
+        b->queued += it.bytes.size();
+    if (b->in_flight == 0) b->head_sent = 0;
+    b->queued -= std::min(b->queued, b->head_sent);
+    out_.release_if_idle();
 }
 
 // Both directions end: a TLS peer gets close_notify first (never waited for).
@@ -834,7 +929,8 @@ namespace {
 // because the handler returned before the sender ran.
 task<void> linger(std::unique_ptr<detail::channel_state> st) {
     try {
-        co_await with_timeout(st->r(), drain(st.get()), st->opt_.linger);
+        co_await with_timeout(st->r(), drain(st.get()),
+                              std::chrono::milliseconds(st->opt_.linger_ms));
     } catch (const std::system_error&) {
         // a reset peer or the linger time: the connection goes as it would have
     }
@@ -845,7 +941,7 @@ task<void> linger(std::unique_ptr<detail::channel_state> st) {
 channel::~channel() {
     if (!state_) return;
     auto& st = *state_;
-    if (st.closed_ || st.send_error_ || (st.out_.empty() && !st.closing_)) return;
+    if (st.closed_ || st.output_failed_ || (st.out_.empty() && !st.closing_)) return;
     reactor& r = st.r();
     st.start_closing();
     spawn(r, linger(std::move(state_)), "channel linger");
@@ -856,20 +952,23 @@ std::size_t channel::buffer_capacity() const noexcept { return state_->room_.cap
 bool channel::at_eof() const noexcept { return state_->eof_; }
 std::uint64_t channel::received() const noexcept { return state_->received_; }
 bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr; }
-std::error_code channel::close_reason() const noexcept { return state_->reason_; }
+std::error_code channel::close_reason() const noexcept { return state_->reason(); }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
     state_->has_deadline_ = true;
     state_->deadline_ = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
 void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {
-    state_->opt_.idle_timeout = std::max(d, std::chrono::milliseconds(0));
+    state_->opt_.idle_timeout_ms =
+        d.count() > 0 ? detail::saturated(static_cast<std::uint64_t>(d.count())) : 0;
 }
-void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = n; }
-void channel::set_max_buffer(std::size_t n) noexcept { state_->opt_.max_buffer = n; }
+void channel::set_max_line(std::size_t n) noexcept { state_->opt_.max_line = detail::saturated(n); }
+void channel::set_max_buffer(std::size_t n) noexcept {
+    state_->opt_.max_buffer = detail::saturated(n);
+}
 void channel::set_high_water(std::size_t high, std::size_t low) noexcept {
-    state_->opt_.high_water = high;
-    state_->opt_.low_water = std::min(low, high);
+    state_->opt_.high_water = detail::saturated(high);
+    state_->opt_.low_water = detail::saturated(std::min(low, high));
 }
 
 void channel::push(std::string data) { state_->push_string(std::move(data)); }
@@ -911,7 +1010,7 @@ void channel::shutdown_send() noexcept {
     else
         state_->sock_.shutdown_send();
 }
-std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->queued_; }
+std::size_t channel::queued() const noexcept { return state_->closed_ ? 0 : state_->out_.queued(); }
 channel::send_counters channel::sent() const noexcept { return state_->counters_; }
 bool channel::closed() const noexcept { return state_->closed_; }
 socket& channel::sock() noexcept {

@@ -52,6 +52,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include <coronet/coro/frame_pool.hpp>
@@ -65,6 +66,10 @@
 namespace coronet {
 
 // Limits and sizes of a channel; the defaults suit a line-oriented server.
+// A channel keeps them in 32 bits each: a size above 4 GiB - 1 (UINT32_MAX
+// bytes) or a duration above UINT32_MAX ms (about 49.7 days) is refused by
+// the channel's constructor with std::invalid_argument naming the option; the
+// channel's set_* calls saturate at those ceilings. A negative duration counts as 0.
 struct channel_options {
     std::size_t max_line = 64 * 1024;           // read_until: longest line accepted
     std::size_t max_buffer = 16 * 1024 * 1024;  // read_exactly: largest count accepted
@@ -264,34 +269,101 @@ struct recycling_allocator {
     }
 };
 
-// The output fifo: a std::deque that exists only while something is queued. It
-// comes from (and goes back to) a per-thread cache, so an idle channel holds none
-// and steady traffic allocates none. Elements never move while queued (the
-// sender's gather points into them).
+// The output side while output is in progress: the queued pieces, the sender
+// and whoever waits on them. It exists only while something is queued, the
+// sender runs or a write, flush or close_when_done waits, and comes from (and
+// goes back to) a per-thread cache, so an idle channel holds 8 B for its output
+// (besides its counters) and steady traffic allocates nothing.
+struct output_block {
+    explicit output_block(reactor& r) noexcept : owner(&r), drained(r), flushed(r), ended(r) {}
+    using queue = std::deque<out_item, recycling_allocator<out_item>>;
+    // Elements never move while queued (the sender's gather points into them).
+    queue items;
+    std::size_t head_sent = 0;       // bytes of items.front() already sent
+    std::size_t in_flight = 0;       // items referenced by the send in progress
+    std::size_t queued = 0;          // bytes in items not yet sent
+    std::coroutine_handle<> sender;  // running (or posted) sender, else null
+    reactor* owner;                  // the reactor the events below name
+    event drained;                   // queued fell to low_water (or the output side ended)
+    event flushed;                   // items emptied (or the output side ended)
+    event ended;                     // closed, or the send failed
+
+    bool idle() const noexcept {
+        return items.empty() && !sender && !drained.has_waiters() && !flushed.has_waiters() &&
+               !ended.has_waiters();
+    }
+};
+
+// The output fifo: a pointer to the output block, made by the first push (or
+// wait) and let go of once the block is idle again.
 class output_fifo {
 public:
-    using queue = std::deque<out_item, recycling_allocator<out_item>>;
+    using queue = output_block::queue;
 
     output_fifo() = default;
     ~output_fifo();
     output_fifo(const output_fifo&) = delete;
     output_fifo& operator=(const output_fifo&) = delete;
 
-    bool empty() const noexcept { return !q_ || q_->empty(); }
-    std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
-    out_item& front() noexcept { return q_->front(); }
-    out_item& back() noexcept { return q_->back(); }
-    out_item& operator[](std::size_t i) noexcept { return (*q_)[i]; }
-    void push_back(out_item&& it);
-    void pop_front() noexcept;
-    void pop_back() noexcept;
+    bool empty() const noexcept { return !b_ || b_->items.empty(); }
+    std::size_t size() const noexcept { return b_ ? b_->items.size() : 0; }
+    std::size_t queued() const noexcept { return b_ ? b_->queued : 0; }
+    std::coroutine_handle<> sender() const noexcept { return b_ ? b_->sender : nullptr; }
+    out_item& front() noexcept { return b_->items.front(); }
+    out_item& back() noexcept { return b_->items.back(); }
+    out_item& operator[](std::size_t i) noexcept { return b_->items[i]; }
+    // The block (null while the output is idle), and the block made if there is none.
+    output_block* get() const noexcept { return b_; }
+    output_block& make(reactor& r) { return b_ ? *b_ : fresh(r); }
+    // Queues a piece (making the block if there is none); the block.
+    output_block& push_back(reactor& r, out_item&& it);
+    void pop_front() noexcept { b_->items.pop_front(); }
+    void pop_back() noexcept { b_->items.pop_back(); }
+    // The block goes back to the cache if nothing is queued, sending or waiting.
+    void release_if_idle() noexcept {
+        if (b_ && b_->idle()) release();
+    }
 
 private:
+    output_block& fresh(reactor& r);
     void release() noexcept;
-    queue* q_ = nullptr;
+    output_block* b_ = nullptr;
 };
 
-class channel_state {
+// What few channels need, in one record made the first time one does (an
+// idle channel keeps a pointer for all of it): the read deadline's timer, why
+// input ended with an error, why output failed.
+struct channel_extras {
+    struct timer_op : operation {
+        channel_state* owner = nullptr;
+    };
+    timer_op timer;              // the waiting read's deadline, armed while it waits
+    std::error_code reason;      // close_reason()
+    std::error_code send_error;  // why the output side failed
+    std::string producer_error;  // what a producer's more() threw ("" for a failed send)
+};
+
+// A channel's copy of its options in 32-bit fields (channel_options: 64 B).
+struct channel_limits {
+    explicit channel_limits(const channel_options& o);  // std::invalid_argument if out of range
+    std::uint32_t max_line;
+    std::uint32_t max_buffer;
+    std::uint32_t recv_size;
+    std::uint32_t high_water;
+    std::uint32_t low_water;
+    std::uint32_t linger_ms;
+    std::uint32_t idle_timeout_ms;  // 0: none
+};
+
+// The channel's receive, as channel_state's base: the reactor's callback finds
+// the channel from the operation alone (a standard-layout struct shares its
+// first member's address), so the receive keeps no owner pointer.
+struct channel_receive {
+    operation rx_;
+};
+static_assert(std::is_standard_layout_v<channel_receive>);
+
+class channel_state : private channel_receive {
 public:
     channel_state(socket s, std::unique_ptr<transport> t, channel_options o);
     ~channel_state();
@@ -330,48 +402,52 @@ public:
     void discard() noexcept;
     void close_now() noexcept;
 
+    // Kept small, every idle connection has one: 296 B on x86-64 (the output
+    // side's working state is in out_'s block, the rare parts in extras_, the
+    // options in 32-bit fields).
     socket sock_;  // plain: the connection; else empty
     // input: the unread bytes and their memory (a provided block, the
     // multishot queue, our own buffer); its reactor is the channel's (r())
     receive_room room_;
     std::unique_ptr<transport> tx_;  // nullptr: the plain socket
-    channel_options opt_;
-
-    std::size_t scanned_ = 0;  // unread bytes known not to start the terminator
-    bool eof_ = false;
-    bool has_deadline_ = false;
-    bool timed_out_ = false;      // the waiting read's deadline passed
-    std::uint64_t received_ = 0;  // bytes received so far (channel::received())
+    channel_limits opt_;
+    // Flags, in the 4 bytes after the limits: whole bytes for the ones every
+    // read touches (a bit is written by read-modify-write), bits of one byte
+    // for the rest.
+    bool multishot_recv_ : 1;         // channel_options::multishot_recv
+    bool has_deadline_ : 1 = false;   // set_read_deadline()
+    bool closing_ : 1 = false;        // output: close_when_done() was called
+    bool output_failed_ : 1 = false;  // a send or a producer failed (why: extras_)
+    bool eof_ = false;                // input ended
+    bool timed_out_ = false;          // the waiting read's deadline passed
+    bool closed_ = false;             // close() or close_when_done() closed the connection
+    std::size_t scanned_ = 0;         // unread bytes known not to start the terminator
+    std::uint64_t received_ = 0;      // bytes received so far (channel::received())
     reactor::clock::time_point deadline_{};
-    std::error_code reason_;
-    // The waiting read: no coroutine frame of its own. rx_ is its receive (the
-    // reactor calls back when it finishes) and rx_timer_ its deadline, made at
-    // the first read that waits with one (most channels never have a deadline:
-    // an idle channel keeps 8 bytes for it, not a channel_op's 96).
-    struct channel_op : operation {
-        channel_state* owner = nullptr;
-    };
-    channel_op rx_;
-    std::unique_ptr<channel_op> rx_timer_;
+    // The waiting read: no coroutine frame of its own. rx_ (the base) is its
+    // receive (the reactor calls back when it finishes) and extras_->timer its
+    // deadline, made at the first read that waits with one (most channels never
+    // have a deadline).
+    using channel_receive::rx_;
     channel::read_awaiter* reading_ = nullptr;
 
     // output
     using item = out_item;
-    output_fifo out_;
-    std::size_t head_sent_ = 0;  // bytes of out_.front() already sent
+    output_fifo out_;  // the block: pieces, sender, waiters (null while idle)
     channel::send_counters counters_;
-    std::size_t in_flight_ = 0;  // items referenced by the send in progress
-    std::size_t queued_ = 0;     // bytes in out_ not yet sent
-    bool closing_ = false, closed_ = false;
-    std::error_code send_error_;
-    std::string producer_error_;      // what a producer's more() threw ("" while none has)
-    std::coroutine_handle<> sender_;  // running (or posted) sender, else null
-    event drained_;                   // queued_ fell to low_water (or the output side ended)
-    event flushed_;                   // out_ emptied (or the output side ended)
-    event ended_;                     // closed, or the send failed
+    std::unique_ptr<channel_extras> extras_;  // null until a deadline, a reason or a failure
+
+    std::error_code reason() const noexcept {
+        return extras_ ? extras_->reason : std::error_code();
+    }
+    // The extras, made if there are none: throws std::bad_alloc; or null without memory.
+    channel_extras& extras();
+    channel_extras* try_extras() noexcept;
+    // The output block while the sender runs (it exists then).
+    output_block& ob() noexcept { return *out_.get(); }
 
 private:
-    void kick_sender();
+    void kick_sender(output_block& b);
     void output_ended() noexcept;
     sender_task send_loop();
     bool fill_producer(std::size_t i);
@@ -380,6 +456,9 @@ private:
     file_producer* zero_copy_head() noexcept;
     file_producer* file_behind_head() noexcept;
     void send_failed(std::error_code error) noexcept;
+    void set_failure(std::error_code error, const char* producer_what) noexcept;
+    void set_reason(std::error_code ec) noexcept;
+    void adopt_extras(std::unique_ptr<channel_extras> x) noexcept;
     void shut_down() noexcept;
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return room_.size(); }

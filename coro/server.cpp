@@ -45,6 +45,8 @@ server::server(reactor& r, server_options options, handler h)
       accepting_(r),
       connections_(r),
       stop_(r) {
+    // Out-of-range channel options fail here, once, not in every accepted connection's channel.
+    (void)detail::channel_limits(options_.channel);
     if (options_.tls) tls_ = tls_context::server(*options_.tls);
     for (const address& at : options_.listen) {
         listeners_.push_back(socket::listen(r, at, {.reuse_port = options_.reuse_port}));

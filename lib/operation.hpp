@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -93,10 +94,9 @@ struct operation {
     op_state state = op_state::idle;
     op_phase phase = op_phase::none;  // backend-private: see op_phase
     bool in_timer_heap : 1 = false;   // timeout: in the reactor's timer heap (lib/timer_heap.hpp)
-private:
+    // Private in spirit (set_waiter / set_on_done / notify): public so that
+    // operation stays standard-layout (a channel finds itself from its receive).
     bool calls_back_ : 1 = false;  // on_done_ is set, not waiter_
-
-public:
     int fd = -1;
     int result = 0;  // as cqe->res: >= 0 bytes/fd, < 0 -errno
     // Four bytes only two codes use: read only the member of the op's own code.
@@ -105,7 +105,6 @@ public:
         std::uint32_t heap_index;  // timeout: position in the reactor's timer heap
     };
 
-private:
     // What finishes the operation: a coroutine to resume, or a function to call
     // (when its owner is no coroutine frame, like a channel's receive); one or
     // the other, as calls_back_ says. Set with set_waiter() or set_on_done().
@@ -114,7 +113,6 @@ private:
         void (*on_done_)(operation&) = nullptr;
     };
 
-public:
     operation* next = nullptr;    // intrusive: parked on an fd or queued as done
     std::span<std::byte> buffer;  // recv / send / sendfile's head; recv_provided: bytes in
 
@@ -169,6 +167,8 @@ public:
 // What an idle connection keeps per receive (its channel's, and on io_uring its
 // multishot queue's arm): keep it from growing unnoticed.
 static_assert(sizeof(operation) <= 72);
+// A channel finds itself from its receive operation's address (coro/channel.hpp).
+static_assert(std::is_standard_layout_v<operation>);
 
 // Performs operations outside the backend (a transport: TLS, an in-memory pipe;
 // lib/transport.hpp). It takes an operation with reactor::hold() and ends it

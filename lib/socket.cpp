@@ -57,14 +57,13 @@ bool remove_stale_unix_socket(const address& addr) {
 
 }  // namespace
 
-socket::socket(reactor& r, int fd, std::string_view kind)
-    : socket(r, fd, already_nonblocking, kind) {
+socket::socket(reactor& r, int fd, const char* kind) : socket(r, fd, already_nonblocking, kind) {
     int flags = ::fcntl(fd, F_GETFL);
     if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-socket::socket(reactor& r, int fd, already_nonblocking_t, std::string_view kind)
-    : reactor_(&r), fd_(fd), kind_(kind) {
+socket::socket(reactor& r, int fd, already_nonblocking_t, const char* kind)
+    : reactor_(&r), kind_(kind), fd_(fd) {
     r.add_channel(fd, kind_);
 }
 

@@ -198,16 +198,17 @@ inline constexpr already_nonblocking_t already_nonblocking{};
 class socket {
 public:
     socket() noexcept = default;
-    // Adopts fd (made non-blocking) and registers it with r.
-    socket(reactor& r, int fd, std::string_view kind = "socket");
+    // Adopts fd (made non-blocking) and registers it with r. kind names it in the
+    // reactor's log; the socket keeps the pointer, so it is a string literal.
+    socket(reactor& r, int fd, const char* kind = "socket");
     // Adopts fd, non-blocking already, and registers it with r.
-    socket(reactor& r, int fd, already_nonblocking_t, std::string_view kind = "socket");
+    socket(reactor& r, int fd, already_nonblocking_t, const char* kind = "socket");
     ~socket() { close(); }
     socket(socket&& o) noexcept
         : reactor_(std::exchange(o.reactor_, nullptr)),
-          fd_(std::exchange(o.fd_, -1)),
           kind_(o.kind_),
-          acceptor_(std::move(o.acceptor_)) {}
+          acceptor_(std::move(o.acceptor_)),
+          fd_(std::exchange(o.fd_, -1)) {}
     socket& operator=(socket&& o) noexcept {
         if (this != &o) {
             close();
@@ -275,11 +276,12 @@ public:
     explicit operator bool() const noexcept { return fd_ >= 0; }
 
 private:
+    // 32 B: every connection's channel holds one.
     reactor* reactor_ = nullptr;
-    int fd_ = -1;
-    std::string_view kind_ = "socket";
+    const char* kind_ = "socket";  // a string literal (the reactor's log names it)
     std::unique_ptr<accept_queue>
         acceptor_;  // a listener's, on io_uring (its address is in the kernel)
+    int fd_ = -1;
 };
 
 namespace detail {

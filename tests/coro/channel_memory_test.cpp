@@ -17,8 +17,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -622,4 +624,57 @@ TEST_CASE("channel: in memory, a producer is drained as the slow reader takes it
     CHECK((got == "before|" + pattern(0, chunks * size) + "|after"));
     CHECK(max_ahead <= 64 * 1024 + 2 * size);  // pulled a glob at a time, not all at once
     CHECK(max_ahead < chunks * size);
+}
+
+// A channel keeps its options in 32-bit fields: a larger one is refused by name
+// when the channel is made, and the set_* calls saturate instead of wrapping.
+TEST_CASE("channel: in memory, options beyond 32 bits are refused by name, set_* saturate",
+          "[channel][memory]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    const std::size_t too_big = std::size_t{1} << 32;
+    auto refused = [&](channel_options o) -> std::string {
+        auto [mine, peer] = memory_transport::pair(r);
+        try {
+            channel ch(std::move(mine), o);
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "";
+    };
+    CHECK_THAT(refused({.max_line = too_big}),
+               Catch::Matchers::Contains("channel_options::max_line"));
+    CHECK_THAT(refused({.max_buffer = too_big}),
+               Catch::Matchers::Contains("channel_options::max_buffer"));
+    CHECK_THAT(refused({.recv_size = too_big}),
+               Catch::Matchers::Contains("channel_options::recv_size"));
+    CHECK_THAT(refused({.high_water = too_big}),
+               Catch::Matchers::Contains("channel_options::high_water"));
+    CHECK_THAT(refused({.low_water = too_big}),
+               Catch::Matchers::Contains("channel_options::low_water"));
+    CHECK_THAT(refused({.linger = std::chrono::milliseconds(too_big)}),
+               Catch::Matchers::Contains("channel_options::linger"));
+    CHECK_THAT(refused({.idle_timeout = std::chrono::milliseconds(too_big)}),
+               Catch::Matchers::Contains("channel_options::idle_timeout"));
+    CHECK(refused({.max_line = too_big - 1, .idle_timeout = std::chrono::hours(24 * 49)}).empty());
+
+    // Saturated limits still read a line and take a large write at once.
+    auto [mine, peer] = memory_transport::pair(r);
+    channel ch(std::move(mine));
+    ch.set_max_line(SIZE_MAX);
+    ch.set_max_buffer(SIZE_MAX);
+    ch.set_high_water(SIZE_MAX, SIZE_MAX);
+    ch.set_idle_timeout(std::chrono::milliseconds::max());
+    peer->write("line\n");
+    auto reader = [&]() -> task<std::string> {
+        auto line = co_await ch.read_until("\n");
+        auto w = ch.write(std::string(100'000, 'x'));  // below the saturated high-water mark
+        co_await std::move(w);
+        std::string got = line ? std::string(*line) : std::string("(none)");
+        auto f = ch.flush();
+        co_await std::move(f);
+        co_return got;
+    };
+    CHECK(r.run(reader()) == "line");
+    CHECK(peer->read_all().size() == 100'000);
 }

@@ -543,3 +543,14 @@ TEST_CASE("server: a reactor destroyed with the server's connections open frees 
     }  // under ASan: no use after free, no leak
     CHECK(served == 3);
 }
+
+TEST_CASE("server: channel options out of range fail at construction, not at each accept",
+          "[server]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::server_options o{.listen = {address::parse("127.0.0.1:0")}};
+    o.channel.max_buffer = std::size_t{1} << 32;  // past the channel's 32-bit limit
+    auto ignore = [](coronet::connection&) -> task<void> { co_return; };
+    CHECK_THROWS_WITH(server(r, o, ignore),
+                      Catch::Matchers::Contains("channel_options::max_buffer"));
+}
