@@ -511,7 +511,7 @@ bool tls_stream::start_net_recv(operation& op) {
 bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov,
                                 std::span<const std::byte> bytes) {
     op.result = 0;
-    if (!lower_) {
+    if (!lower_ && !hold_back_) {
         op.code = op_code::send;
         op.fd = sock_.native_handle();
         op.buffer = {const_cast<std::byte*>(bytes.data()), bytes.size()};  // never written
@@ -523,7 +523,14 @@ bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov,
     msg.msg_iovlen = 1;
     op.code = op_code::sendmsg;
     op.msg = &msg;
-    return lower_->start_send(op);
+    if (lower_) return lower_->start_send(op);
+    // The connection ends after these records: the kernel keeps a last partial segment back
+    // (MSG_MORE) for close_notify, which shutdown_send() sends without it, to join. The
+    // peer gets the reply and the end together, as one segment, before it can close (a
+    // close_notify arriving after the peer has closed draws a reset, handled on this core).
+    op.fd = sock_.native_handle();
+    msg.msg_flags = MSG_MORE;
+    return r_->start(op);
 }
 
 // co_await: the next records into room_: bytes, 0 at end of stream, -errno, or
