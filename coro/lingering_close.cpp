@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include <coronet/coro/timeout.hpp>
+#include <coronet/lib/transport.hpp>
 
 namespace coronet {
 
@@ -13,6 +14,9 @@ task<void> lingering_close(channel& ch, std::chrono::milliseconds linger, peer_i
         (void)ch.close_when_done();  // takes effect without being awaited
         co_return;
     }
+    // The close follows the queue at once: a transport may send its end with the last bytes.
+    if (input == peer_input::ended)
+        if (transport* t = ch.via()) t->closing_after_output();
     // Wait for the queue to go while the peer keeps reading: give up after a whole `linger`
     // without a byte sent (a large file to a slow reader is not cut short).
     bool flushed = false;

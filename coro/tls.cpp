@@ -511,7 +511,7 @@ bool tls_stream::start_net_recv(operation& op) {
 bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov,
                                 std::span<const std::byte> bytes) {
     op.result = 0;
-    if (!lower_) {
+    if (!lower_ && !hold_back_) {
         op.code = op_code::send;
         op.fd = sock_.native_handle();
         op.buffer = {const_cast<std::byte*>(bytes.data()), bytes.size()};  // never written
@@ -523,7 +523,14 @@ bool tls_stream::start_net_send(operation& op, msghdr& msg, iovec& iov,
     msg.msg_iovlen = 1;
     op.code = op_code::sendmsg;
     op.msg = &msg;
-    return lower_->start_send(op);
+    if (lower_) return lower_->start_send(op);
+    // The connection ends after these records: the kernel keeps a last partial segment back
+    // (MSG_MORE) for close_notify, which shutdown_send() sends without it, to join. The
+    // peer gets the reply and the end together, as one segment, before it can close (a
+    // close_notify arriving after the peer has closed draws a reset, handled on this core).
+    op.fd = sock_.native_handle();
+    msg.msg_flags = MSG_MORE;
+    return r_->start(op);
 }
 
 // co_await: the next records into room_: bytes, 0 at end of stream, -errno, or
@@ -609,9 +616,16 @@ task<void> tls_stream::handshake() {
         int r = SSL_do_handshake(ssl_);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
         room_.release_if_empty();  // all read: the block goes back
-        // out_ holds our flight now (and, at the end, a server's session tickets). While it
-        // is sent nothing else calls OpenSSL on this stream (it is the handshake's alone), so
-        // no record is appended to out_ under the send.
+        // A TLS 1.3 server's handshake ends with its session tickets, which the client never
+        // waits for: they are not sent here but wait in out_ and leave with the first records
+        // written after them (the response: one send and one segment for both), or before
+        // the stream waits for input (start_recv), or with close_notify. Anything else a
+        // finished handshake wrote (a client's Finished, a TLS 1.2 server's final flight) is
+        // what the peer's handshake waits for, and goes now.
+        if (r == 1 && ctx_.is_server() && SSL_version(ssl_) == TLS1_3_VERSION) co_return;
+        // out_ holds our flight now. While it is sent nothing else calls OpenSSL on this
+        // stream (it is the handshake's alone), so no record is appended to out_ under the
+        // send.
         while (out_sent_ < out_.size()) {
             auto left = std::as_bytes(std::span(out_).subspan(out_sent_));
             std::size_t n = co_await net_send_awaiter(*this, left);
@@ -679,7 +693,11 @@ int tls_stream::decrypt_from_room(std::span<std::byte> into) noexcept {
 
 bool tls_stream::start_recv(operation& op) {
     int n = decrypt_from_room(op.buffer);
-    pump_send();  // what reading made OpenSSL write (a KeyUpdate, an alert)
+    // Records waiting to leave (what reading made OpenSSL write, a KeyUpdate or an alert; a
+    // server's session tickets) go before the stream waits for input, or with a failure's
+    // alert. Plaintext leaves them for the reply's send, and the end of the stream for
+    // close_notify's (shutdown_send): none of the three waits on them.
+    if (n < 0) pump_send();
     if (n != want_more) {
         op.result = n;
         return true;
@@ -724,7 +742,7 @@ void tls_stream::took() noexcept {
         net_error_ = res;
     if (!reading_) return;
     int n = decrypt_from_room(reading_->buffer);
-    pump_send();
+    if (n < 0) pump_send();  // as start_recv
     if (n == want_more && res == -ECANCELED) n = -ECANCELED;
     if (n != want_more) r_->finish(*std::exchange(reading_, nullptr), n);
 }

@@ -141,6 +141,7 @@ public:
     std::error_code error() const noexcept override { return error_; }
     void shutdown_send() noexcept override;
     void close() noexcept override;
+    void closing_after_output() noexcept override { hold_back_ = true; }
     socket* underlying_socket() noexcept override {
         return lower_ ? lower_->underlying_socket() : &sock_;
     }
@@ -204,7 +205,8 @@ private:
     bool net_eof_ = false;
     bool cancel_rx_ = false, cancel_tx_ = false;
     bool shut_ = false, closed_ = false;
-    int net_error_ = 0;             // the lower end's error (-errno), once it failed
+    bool hold_back_ = false;  // closing_after_output(): records go with MSG_MORE until the end
+    int net_error_ = 0;       // the lower end's error (-errno), once it failed
     operation* reading_ = nullptr;  // the channel's receive, waiting for records
     operation* writing_ = nullptr;  // the channel's send, waiting for its records to leave
     int write_result_ = 0;          // plaintext bytes that send took

@@ -48,6 +48,11 @@ public:
     virtual void shutdown_send() noexcept = 0;
     // Aborts the connection: held operations finish now with what they have.
     virtual void close() noexcept = 0;
+    // A hint: the owner closes (or shuts down the send side) once what it sends from now
+    // on has gone, and the peer sends nothing more. A transport may then let the kernel
+    // hold its last bytes back (MSG_MORE) so that its own end leaves in the same segment
+    // (TLS: the reply and close_notify); shutdown_send() and close() release them.
+    virtual void closing_after_output() noexcept {}
     // The socket underneath, if there is one (nullptr for an in-memory pipe).
     virtual socket* underlying_socket() noexcept { return nullptr; }
     // How logs name the other end ("127.0.0.1:5000", "memory").

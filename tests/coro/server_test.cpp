@@ -508,6 +508,51 @@ TEST_CASE("server: close_at_once over TLS: the reply, close_notify, and the sock
           "reply to question <eof> unlisted closed");
 }
 
+namespace {
+
+constexpr std::size_t big_reply = 4 * 1024 * 1024;
+
+// As answer_and_done, with a reply larger than the socket buffers.
+task<void> answer_big_and_done(connection& c) {
+    auto line = co_await c.ch.read_until("\n");
+    if (line) c.ch.push(std::string(big_reply, 'x') + "\n");
+    if (c.ch.buffered() == 0) c.close_at_once();
+}
+
+// A TLS client that asks, lets the server fill the socket buffers, then reads to the end: the
+// bytes it got and how the stream ended ("clean": close_notify came after them).
+task<std::string> big_reply_then_end(reactor& r) {
+    coronet::server_options o{.listen = {address::parse("127.0.0.1:0")}, .linger = 10s};
+    o.tls = coronet::tls_server_options{
+        .certificate = {coronet::testing::certs().cert, coronet::testing::certs().key}};
+    server srv(r, o, answer_big_and_done);
+    srv.start();
+    channel ch = co_await dial_tls(r, srv.local_addresses()[0]);
+    ch.push("question\n");
+    co_await coronet::sleep_for(r, 200ms);
+    std::size_t got = 0;
+    for (;;) {
+        auto piece = co_await coronet::with_timeout(r, ch.read_some(), 3s);
+        if (!piece) break;
+        got += piece->size();
+    }
+    std::error_code end = ch.close_reason();
+    ch.close();
+    co_await srv.shutdown();
+    co_return std::to_string(got) + " " + (end ? end.message() : "clean");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "server: close_at_once over TLS after a reply larger than the socket buffers: all of "
+    "it, then close_notify",
+    "[server][tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    CHECK(r.run(big_reply_then_end(r)) == std::to_string(big_reply + 1) + " clean");
+}
+
 TEST_CASE("server: bytes after the last request keep the lingering close (no reset)", "[server]") {
     CORONET_FOR_EACH_BACKEND(kind);
     reactor r{{.backend = kind}};
