@@ -19,5 +19,8 @@ void* frame_allocate(std::size_t n);
 void frame_deallocate(void* p, std::size_t n) noexcept;
 // Frames handed out on this thread so far, recycled or not (tests count them).
 std::size_t frames_allocated() noexcept;
+// Bytes of freed frames this thread keeps for reuse (at most 256 KiB per size
+// class; 0 where frames come straight from the heap, under AddressSanitizer).
+std::size_t frames_kept_bytes() noexcept;
 
 }  // namespace coronet::detail
