@@ -375,34 +375,34 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     reap(done);
     // Now that the CQ has room again, queue the retries reap() found. Any of them
     // may reap again (get_sqe with the SQ full) and so add to either list.
-    do {
-        while (recv_queue* q = settle_) {
+    for (;;) {
+        if (recv_queue* q = settle_) {
             settle_ = q->next_settle;
             settle(*q);
+        } else if (operation* op = restart_.pop_front()) {
+            restart(*op, done);
+        } else {
+            break;
         }
-        restart(done);
-    } while (settle_);
+    }
     if (rearm_wake_) {
         rearm_wake_ = false;
         arm_wake();
     }
 }
 
-// The operations reap() queued in restart_, handed to the kernel again.
-void uring_backend::restart(op_list& done) {
-    while (operation* op = restart_.pop_front()) {
-        if (op->code == op_code::accept && op->acceptor && op == &op->acceptor->arm) {
-            settle(*op->acceptor);
-        } else if (op->code == op_code::recvmsg && op->datagrams && op == &op->datagrams->arm) {
-            rearm(*op->datagrams);
-        } else if (op->code == op_code::recv_provided) {
-            start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
-        } else if (op->phase == op_phase::rearm_poll) {
-            poll_then_retry(*op);
-        } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at
-                                  // once
-            done.push_back(*op);
-        }
+// An operation reap() queued in restart_, handed to the kernel again.
+void uring_backend::restart(operation& op, op_list& done) {
+    if (op.code == op_code::accept && op.acceptor && &op == &op.acceptor->arm) {
+        settle(*op.acceptor);
+    } else if (op.code == op_code::recvmsg && op.datagrams && &op == &op.datagrams->arm) {
+        rearm(*op.datagrams);
+    } else if (op.code == op_code::recv_provided) {
+        start_provided(op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
+    } else if (op.phase == op_phase::rearm_poll) {
+        poll_then_retry(op);
+    } else if (start(op)) {  // a sendfile (or a recv_provided without buffers) may finish at once
+        done.push_back(op);
     }
 }
 

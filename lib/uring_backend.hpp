@@ -87,7 +87,7 @@ private:
     bool start_sendfile(operation& op);
     void poll_then_retry(operation& op);
     void reap(op_list& done);
-    void restart(op_list& done);
+    void restart(operation& op, op_list& done);
     // --- multishot accept (lib/uring_multishot.cpp, as are the two sections below) ---
     bool take_accepted(operation& op);
     int pop_ready(accept_queue& q);

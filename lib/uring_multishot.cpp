@@ -211,6 +211,25 @@ void uring_backend::arm(recv_queue& q) {
     io_uring_sqe_set_data64(sqe, tag(q));
 }
 
+// Enough results wait (backpressure: a connection that does not read must not
+// take every block).
+bool uring_backend::too_full(const recv_queue& q) noexcept {
+    return q.size() >= recv_queue::capacity;
+}
+
+// As for the accept queue's arm (schedule_settle above), with the queue itself
+// waiting in settle_ (a list through next_settle, newest first). Inline: once per
+// CQE, from on_received only.
+inline void uring_backend::schedule_settle(recv_queue& q, bool more) {
+    bool rearm = !more && !q.waiters.empty();
+    bool trim = more && !q.cancelling && too_full(q);
+    if ((rearm || trim) && !q.queued) {
+        q.queued = true;
+        q.next_settle = settle_;
+        settle_ = &q;
+    }
+}
+
 // One CQE of a recv_queue's multishot receive. Every CQE that carries bytes
 // (even one that raced our cancel) is handed on or queued: none is lost.
 void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done) {
@@ -243,24 +262,6 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
         }
     }
     schedule_settle(q, more);
-}
-
-// Enough results wait (backpressure: a connection that does not read must not
-// take every block).
-bool uring_backend::too_full(const recv_queue& q) noexcept {
-    return q.size() >= recv_queue::capacity;
-}
-
-// As for the accept queue's arm (schedule_settle above), with the queue itself
-// waiting in settle_ (a list through next_settle, newest first).
-void uring_backend::schedule_settle(recv_queue& q, bool more) {
-    bool rearm = !more && !q.waiters.empty();
-    bool trim = more && !q.cancelling && too_full(q);
-    if ((rearm || trim) && !q.queued) {
-        q.queued = true;
-        q.next_settle = settle_;
-        settle_ = &q;
-    }
 }
 
 // wait() calls it once the CQ has been advanced, for each queue in settle_ (taken off it).
