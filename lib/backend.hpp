@@ -22,6 +22,10 @@
 //    for q, waiting until the kernel has let go of it and of q's buffer ring, then
 //    frees what the backend set up for q. A recvmsg still waiting in q finishes with
 //    -ECANCELED at a later wait(). q may then die. Backends that never use q do nothing.
+//  - end_receiver(q): q's receiver is closing: ends the multishot receive armed for q.
+//    True when the backend holds nothing of q's any more; false when a cancel is on
+//    its way: q.armed stays true until a later wait() has taken the receive's last
+//    completion, and q must live until then. Backends that never arm q return true.
 //  - forget(fd, ended): fd is about to be closed; operations still parked on it end with
 //    -ECANCELED into ended (a listener closed under a waiting accept).
 //
@@ -58,6 +62,7 @@ public:
     virtual void wait(std::chrono::nanoseconds timeout, op_list& done) = 0;
     virtual void wake() noexcept = 0;
     virtual void close_datagrams(datagram_queue&) noexcept {}
+    virtual bool end_receiver(recv_queue&) noexcept { return true; }
     // fd is about to be closed (its number may come back as another descriptor). Operations
     // still parked on it would never complete: a backend that parks them ends them with
     // -ECANCELED into `ended` (resumed on the next turn).

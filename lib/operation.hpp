@@ -70,7 +70,7 @@ enum class op_phase : std::uint8_t {
     connecting,  // a non-blocking connect said EINPROGRESS: wait for writability, read SO_ERROR
     // --- io_uring (lib/uring_backend.cpp, lib/uring_multishot.cpp) ---
     rearm_poll,       // a POLL_ADD for readiness, then the call again (after -EAGAIN; sendfile)
-    multishot_armed,  // an accept_queue's or recv_queue's `arm` while the kernel holds it
+    multishot_armed,  // an accept_queue's `arm` while the kernel holds it
     zc_sent,          // a SEND_ZC / SENDMSG_ZC before its result CQE
     zc_notif,         // ... between that result (IORING_CQE_F_MORE) and the notification
     zc_refused,       // a send to start again without zero-copy (the socket refused it)

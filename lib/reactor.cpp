@@ -274,7 +274,15 @@ void reactor::close_receiver(recv_queue& q) noexcept {
         w->result = -ECANCELED;
         done_.push_back(*w);
     }
-    end_arm(q.arm, q.queued);  // bytes that raced the cancel are queued in q
+    // Then the multishot receive ends (bytes that raced the cancel are queued in q);
+    // no CQE may reach q after this.
+    if ((q.armed || q.queued) && !backend_->end_receiver(q)) {
+        while (q.armed) {
+            op_list got;
+            backend_->wait(std::chrono::milliseconds(10), got);
+            done_.splice(got);
+        }
+    }
     while (!q.empty())
         recycle(q.pop().buffer_id);
     q.overflow.reset();

@@ -35,13 +35,18 @@ struct recv_queue {
     // Queued results past which the backend cancels the multishot receive.
     static constexpr std::size_t capacity = 2;
 
-    operation arm;    // the multishot receive while armed (the reactor does not count it)
+    // No operation of its own (one would double an idle connection's share of
+    // it): the multishot receive's CQEs carry the queue's address with the low
+    // bit set (lib/uring_multishot.cpp), and `armed` says the kernel holds it.
     op_ring waiters;  // recv_provided() calls waiting for bytes, oldest first
     std::array<recv_result, capacity> fifo{};  // results, oldest at fifo[head]
+    recv_queue* next_settle = nullptr;         // in the backend's list of queues to settle (queued)
+    int fd = -1;                               // the socket the multishot receive was armed on
     std::uint8_t head = 0;
     std::uint8_t count = 0;
-    bool cancelling = false;  // a cancel of `arm` is on its way
-    bool queued = false;      // `arm` waits in the backend's list of things to (re)submit
+    bool armed = false;       // the kernel holds the multishot receive (its last CQE is to come)
+    bool cancelling = false;  // a cancel of the multishot receive is on its way
+    bool queued = false;      // waits in the backend's list of queues to settle (re-arm or cancel)
     std::uint32_t arms = 0;   // times the multishot receive was armed (one serves many receives)
     // Results the kernel posted after the fifo filled, before the cancel took
     // effect: made at the first (most connections never need it), then keeps
@@ -76,5 +81,9 @@ struct recv_queue {
         return r;
     }
 };
+// A 64-byte heap block per connection (malloc adds 8 bytes), and the low bit of
+// its address free for the multishot receive's tag.
+static_assert(sizeof(recv_queue) <= 56);
+static_assert(alignof(recv_queue) >= 2);
 
 }  // namespace coronet

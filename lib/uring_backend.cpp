@@ -331,7 +331,6 @@ bool uring_backend::cancel(operation& op) {
         }
     }
     if (recv_queue* q = op.code == op_code::recv_provided ? op.receiver : nullptr) {
-        if (&op == &q->arm) return cancel_arm(*q);
         if (q->waiters.remove(op)) {  // waiting for the multishot receive, not in the kernel
             op.result = -ECANCELED;
             return true;
@@ -355,7 +354,8 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     // or parked in the kernel's overflow list after the CQ filled up
     // (IORING_SQ_CQ_OVERFLOW; those reach the CQ only on an io_uring_enter with
     // GETEVENTS, which io_uring_get_events makes).
-    if (!done.empty() || io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring))
+    // A queue left to settle by a reap outside wait() (get_sqe) must not wait either.
+    if (!done.empty() || settle_ || io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring))
         timeout = std::chrono::nanoseconds(0);
     if (timeout.count() == 0) {
         if (defer_taskrun_) {
@@ -373,26 +373,36 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
                                          nullptr);
     }
     reap(done);
-    // Now that the CQ has room again, queue the retries reap() found.
-    while (operation* op = restart_.pop_front()) {
-        if (op->code == op_code::accept && op->acceptor && op == &op->acceptor->arm) {
-            settle(*op->acceptor);
-        } else if (op->code == op_code::recv_provided && op->receiver && op == &op->receiver->arm) {
-            settle(*op->receiver);
-        } else if (op->code == op_code::recvmsg && op->datagrams && op == &op->datagrams->arm) {
-            rearm(*op->datagrams);
-        } else if (op->code == op_code::recv_provided) {
-            start_provided(*op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
-        } else if (op->phase == op_phase::rearm_poll) {
-            poll_then_retry(*op);
-        } else if (start(*op)) {  // a sendfile (or a recv_provided without buffers) may finish at
-                                  // once
-            done.push_back(*op);
+    // Now that the CQ has room again, queue the retries reap() found. Any of them
+    // may reap again (get_sqe with the SQ full) and so add to either list.
+    for (;;) {
+        if (recv_queue* q = settle_) {
+            settle_ = q->next_settle;
+            settle(*q);
+        } else if (operation* op = restart_.pop_front()) {
+            restart(*op, done);
+        } else {
+            break;
         }
     }
     if (rearm_wake_) {
         rearm_wake_ = false;
         arm_wake();
+    }
+}
+
+// An operation reap() queued in restart_, handed to the kernel again.
+void uring_backend::restart(operation& op, op_list& done) {
+    if (op.code == op_code::accept && op.acceptor && &op == &op.acceptor->arm) {
+        settle(*op.acceptor);
+    } else if (op.code == op_code::recvmsg && op.datagrams && &op == &op.datagrams->arm) {
+        rearm(*op.datagrams);
+    } else if (op.code == op_code::recv_provided) {
+        start_provided(op, get_sqe());  // the ring recv, or (phase provided_poll) the poll
+    } else if (op.phase == op_phase::rearm_poll) {
+        poll_then_retry(op);
+    } else if (start(op)) {  // a sendfile (or a recv_provided without buffers) may finish at once
+        done.push_back(op);
     }
 }
 
@@ -404,6 +414,10 @@ void uring_backend::reap(op_list& done) {
     unsigned head, seen = 0;
     io_uring_for_each_cqe(ring, head, cqe) {
         ++seen;
+        if (cqe->user_data & 1) {  // a recv_queue's multishot receive (uring_multishot.cpp)
+            on_received(*reinterpret_cast<recv_queue*>(cqe->user_data - 1), *cqe, done);
+            continue;
+        }
         auto* op = static_cast<operation*>(io_uring_cqe_get_data(cqe));
         if (!op) continue;
         if (op == &wake_op_) {
@@ -414,11 +428,8 @@ void uring_backend::reap(op_list& done) {
             on_datagram(*op->datagrams, *cqe, done);  // lib/uring_datagram.cpp
             continue;
         }
-        if (op->phase == op_phase::multishot_armed) {
-            if (op->code == op_code::accept)
-                on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
-            else
-                on_received(*op->receiver, *cqe, done);
+        if (op->phase == op_phase::multishot_armed) {  // an accept_queue's arm
+            on_accepted(*op->acceptor, cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0, done);
             continue;
         }
         if (op->phase == op_phase::zc_sent || op->phase == op_phase::zc_notif) {

@@ -1,7 +1,8 @@
 #pragma once
 // The io_uring backend: completions, one io_uring_enter per loop turn.
 //
-// start() only fills an SQE (user_data = the operation); wait() submits every
+// start() only fills an SQE (user_data = the operation, or for a multishot
+// receive its recv_queue's address with the low bit set); wait() submits every
 // queued SQE and waits for completions in one call, then drains the CQ with
 // io_uring_for_each_cqe and advances once. A full SQ is flushed and retried.
 // cancel() queues an ASYNC_CANCEL; the cancelled operation still delivers its
@@ -71,6 +72,7 @@ public:
     void wake() noexcept override;
     void forget(int, op_list&) noexcept override {}
     void close_datagrams(datagram_queue& q) noexcept override;  // lib/uring_datagram.cpp
+    bool end_receiver(recv_queue& q) noexcept override;         // lib/uring_multishot.cpp
 
     // The setup features in use, e.g. "single_issuer defer_taskrun ring_fd buf_ring
     // multishot_recv".
@@ -85,26 +87,33 @@ private:
     bool start_sendfile(operation& op);
     void poll_then_retry(operation& op);
     void reap(op_list& done);
+    void restart(operation& op, op_list& done);
     // --- multishot accept (lib/uring_multishot.cpp, as are the two sections below) ---
     bool take_accepted(operation& op);
     int pop_ready(accept_queue& q);
     std::uint64_t fd_limit(bool fresh) noexcept;
     void arm(accept_queue& q);
     void on_accepted(accept_queue& q, int res, bool more, op_list& done);
-    // --- what multishot accept and receive share (Queue: accept_queue or recv_queue) ---
+    // --- settling and cancelling an arm (Queue: accept_queue; cancel_arm: datagram_queue too) ---
     static bool too_full(const accept_queue& q) noexcept;
-    static bool too_full(const recv_queue& q) noexcept;
     template <class Queue>
     void schedule_settle(Queue& q, bool more);
     template <class Queue>
     void settle(Queue& q);
     template <class Queue>
     bool cancel_arm(Queue& q);
-    // --- multishot receive ---
+    // --- multishot receive: the same three for a recv_queue, which has no operation ---
+    // The multishot receive's user data: q's address with the low bit set.
+    static std::uint64_t tag(const recv_queue& q) noexcept;
     bool take_received(operation& op);
     void finish_with(operation& op, recv_result r) noexcept;
     void arm(recv_queue& q);
     void on_received(recv_queue& q, const io_uring_cqe& cqe, op_list& done);
+    static bool too_full(const recv_queue& q) noexcept;
+    void schedule_settle(recv_queue& q, bool more);
+    void settle(recv_queue& q);
+    bool cancel_arm(recv_queue& q);
+    recv_queue* settle_ = nullptr;  // queues to re-arm or trim after this reap (next_settle)
 
     // --- multishot recvmsg for datagram sockets (lib/uring_datagram.cpp) ---
     bool datagrams_ready(datagram_queue& q);

@@ -3,12 +3,15 @@
 //
 // A listener's accept() keeps one IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT
 // armed, and a recv_provided() given a recv_queue one IORING_OP_RECV with
-// IORING_RECV_MULTISHOT into the buffer ring. The arm is the queue's own
-// operation (phase op_phase::multishot_armed while the kernel holds it); each
-// CQE goes to the oldest call waiting or is queued. A CQE without
-// IORING_CQE_F_MORE ends it; the next call re-arms. Too much queued (backpressure)
-// cancels it. Re-arming and cancelling submit, so after a CQE they wait in
-// restart_ until the CQ has been advanced (schedule_settle, then settle from wait()).
+// IORING_RECV_MULTISHOT into the buffer ring. The accept's arm is the queue's own
+// operation (phase op_phase::multishot_armed while the kernel holds it); the
+// receive has none: its user data is the recv_queue's address with the low bit
+// set (operations are 8-byte aligned and `ignored` is 0), and the queue says
+// whether it is armed. Each CQE goes to the oldest call waiting or is queued. A
+// CQE without IORING_CQE_F_MORE ends it; the next call re-arms. Too much queued
+// (backpressure) cancels it. Re-arming and cancelling submit, so after a CQE they
+// wait until the CQ has been advanced (schedule_settle, then settle from wait()):
+// an accept queue's arm in restart_, a receive queue in settle_.
 // Medusa ancestor: asyncore.dispatcher.handle_accept / handle_read, once per CQE.
 
 #include <coronet/lib/uring_backend.hpp>
@@ -127,7 +130,8 @@ bool uring_backend::too_full(const accept_queue& q) noexcept {
 
 // After a multishot CQE: re-arm for calls still waiting once the kernel has let
 // go of the arm, or cancel it when too much waits. Both submit, so they wait in
-// restart_ until the CQ has been advanced (settle() then acts).
+// restart_ until the CQ has been advanced (settle() then acts). (Queue: the
+// accept_queue; the recv_queue has its own, below.)
 template <class Queue>
 void uring_backend::schedule_settle(Queue& q, bool more) {
     bool rearm = !more && !q.waiters.empty();
@@ -166,6 +170,10 @@ bool uring_backend::cancel_arm(Queue& q) {
 
 // --- multishot receive --------------------------------------------------------
 
+std::uint64_t uring_backend::tag(const recv_queue& q) noexcept {
+    return reinterpret_cast<std::uintptr_t>(&q) | 1;
+}
+
 bool uring_backend::take_received(operation& op) {
     recv_queue& q = *op.receiver;
     if (!q.empty()) {
@@ -174,8 +182,8 @@ bool uring_backend::take_received(operation& op) {
     }
     op.buffer_id = -1;
     q.waiters.push_back(op);
-    if (q.arm.state != op_state::pending && !q.queued) {
-        q.arm.fd = op.fd;
+    if (!q.armed && !q.queued) {
+        q.fd = op.fd;
         arm(q);
     }
     return false;
@@ -192,18 +200,34 @@ void uring_backend::finish_with(operation& op, recv_result r) noexcept {
 }
 
 void uring_backend::arm(recv_queue& q) {
-    q.arm.code = op_code::recv_provided;
-    q.arm.receiver = &q;
-    q.arm.state = op_state::pending;
-    q.arm.phase = op_phase::multishot_armed;
+    q.armed = true;
     q.cancelling = false;
     ++q.arms;
     io_uring_sqe* sqe = get_sqe();
     // Length 0: each receive fills at most one whole block.
-    io_uring_prep_recv_multishot(sqe, q.arm.fd, nullptr, 0, 0);
+    io_uring_prep_recv_multishot(sqe, q.fd, nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = buffer_group;
-    io_uring_sqe_set_data(sqe, &q.arm);
+    io_uring_sqe_set_data64(sqe, tag(q));
+}
+
+// Enough results wait (backpressure: a connection that does not read must not
+// take every block).
+bool uring_backend::too_full(const recv_queue& q) noexcept {
+    return q.size() >= recv_queue::capacity;
+}
+
+// As for the accept queue's arm (schedule_settle above), with the queue itself
+// waiting in settle_ (a list through next_settle, newest first). Inline: once per
+// CQE, from on_received only.
+inline void uring_backend::schedule_settle(recv_queue& q, bool more) {
+    bool rearm = !more && !q.waiters.empty();
+    bool trim = more && !q.cancelling && too_full(q);
+    if ((rearm || trim) && !q.queued) {
+        q.queued = true;
+        q.next_settle = settle_;
+        settle_ = &q;
+    }
 }
 
 // One CQE of a recv_queue's multishot receive. Every CQE that carries bytes
@@ -221,10 +245,7 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
     } else if (cqe.res > 0) {
         got.result = -EIO;  // bytes without a block: never posted by a kernel with buffer rings
     }
-    if (!more) {  // the kernel let go of it
-        q.arm.state = op_state::idle;
-        q.arm.phase = op_phase::none;
-    }
+    if (!more) q.armed = false;  // the kernel let go of it: no CQE of it follows
     // Not results of the stream: the -ECANCELED that ends a cancel we asked
     // for, an -EAGAIN (the next receive arms again), and -ENOBUFS when nobody
     // waits (it ends the multishot having taken nothing; the next
@@ -243,17 +264,41 @@ void uring_backend::on_received(recv_queue& q, const io_uring_cqe& cqe, op_list&
     schedule_settle(q, more);
 }
 
-// Enough results wait (backpressure: a connection that does not read must not
-// take every block).
-bool uring_backend::too_full(const recv_queue& q) noexcept {
-    return q.size() >= recv_queue::capacity;
+// wait() calls it once the CQ has been advanced, for each queue in settle_ (taken off it).
+void uring_backend::settle(recv_queue& q) {
+    q.queued = false;
+    q.next_settle = nullptr;
+    if (!q.armed) {
+        if (!q.waiters.empty()) arm(q);
+    } else if (!q.cancelling && too_full(q)) {
+        cancel_arm(q);
+    }
 }
+
+bool uring_backend::cancel_arm(recv_queue& q) {
+    if (q.queued) {  // out of settle_: q may die once the kernel has let go of it
+        recv_queue** p = &settle_;
+        while (*p != &q)
+            p = &(*p)->next_settle;
+        *p = q.next_settle;
+        q.next_settle = nullptr;
+        q.queued = false;
+    }
+    if (!q.armed) return true;  // not in the kernel
+    if (!q.cancelling) {
+        q.cancelling = true;
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel64(sqe, tag(q), 0);
+        io_uring_sqe_set_data64(sqe, ignored);
+    }
+    return false;  // its last CQE (-ECANCELED, or a result that raced the cancel; no F_MORE)
+}
+
+bool uring_backend::end_receiver(recv_queue& q) noexcept { return cancel_arm(q); }
 
 // wait() and cancel() (lib/uring_backend.cpp) settle and cancel the arms.
 template void uring_backend::settle(accept_queue& q);
-template void uring_backend::settle(recv_queue& q);
 template bool uring_backend::cancel_arm(accept_queue& q);
-template bool uring_backend::cancel_arm(recv_queue& q);
 template bool uring_backend::cancel_arm(datagram_queue& q);
 
 }  // namespace coronet
