@@ -257,7 +257,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
     reading_ = &a;
     timed_out_ = false;
     if (a.slot) {
-        a.link.op = &rx_;
+        a.link.set_op(&rx_);
         a.slot->link(a.link);
     }
     if (timed) {

@@ -71,7 +71,7 @@ void finish_spawned(spawn_state* st) noexcept {
 task_handle spawn(reactor& r, task<void> t, std::string name) {
     auto* st = new detail::spawn_state(r);
     if (cancel_slot* own = t.handle().promise().cancel_slot()) {  // keep it, nested in ours
-        st->nested.scope = own;
+        st->nested.set_scope(own);
         st->slot.link(st->nested);
     } else {
         t.set_cancel_slot(&st->slot);

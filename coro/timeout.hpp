@@ -69,7 +69,7 @@ struct enclosing_scope {
 class nested_scope {
 public:
     nested_scope(cancel_slot* outer, cancel_slot& inner) noexcept : outer_(outer) {
-        link_.scope = &inner;
+        link_.set_scope(&inner);
         if (!outer_) return;
         if (outer_->requested) inner.requested = true;  // cancelled already, and so is all inside
         outer_->link(link_);

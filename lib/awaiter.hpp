@@ -50,7 +50,7 @@ protected:
                     op_.result = -ECANCELED;
                     return false;
                 }
-                link_.op = &op_;
+                link_.set_op(&op_);
                 slot_->link(link_);
             }
         }

@@ -9,10 +9,10 @@ void cancel_slot::request() noexcept {
     // reactor::cancel() resumes nobody (completions wait for the next turn), so
     // the list cannot change while it is walked.
     for (cancel_link* l = links.front(); l; l = l->next) {
-        if (l->scope)
-            l->scope->request();
-        else if (l->op && owner)
-            owner->cancel(*l->op);
+        if (cancel_slot* nested = l->scope())
+            nested->request();
+        else if (operation* op = l->op(); op && owner)
+            owner->cancel(*op);
     }
 }
 

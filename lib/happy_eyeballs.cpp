@@ -40,7 +40,7 @@ happy_eyeballs_awaiter::happy_eyeballs_awaiter(reactor& r, std::vector<address> 
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
     timer_.op.set_on_done(&on_op_done);
-    link_.op = &timer_.op;
+    link_.set_op(&timer_.op);
 }
 
 happy_eyeballs_awaiter::~happy_eyeballs_awaiter() {

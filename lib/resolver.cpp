@@ -71,7 +71,7 @@ resolve_awaiter::resolve_awaiter(reactor& r, std::string host, std::string servi
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
     timer_.op.set_on_done(&on_op_done);
-    link_.op = &timer_.op;
+    link_.set_op(&timer_.op);
 }
 
 resolve_awaiter::~resolve_awaiter() {
