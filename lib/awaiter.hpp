@@ -46,7 +46,7 @@ protected:
         if constexpr (requires { h.promise().cancel_slot(); }) {
             slot_ = h.promise().cancel_slot();
             if (slot_) {
-                if (slot_->requested) {
+                if (slot_->requested()) {
                     op_.result = -ECANCELED;
                     return false;
                 }
@@ -61,7 +61,7 @@ protected:
     int finish() noexcept {
         if (slot_) {
             slot_->unlink(link_);
-            if (op_.result == -ECANCELED) slot_->cut_short = true;
+            if (op_.result == -ECANCELED) slot_->mark_cut_short();
         }
         return op_.result;
     }
