@@ -59,7 +59,7 @@ void async_chat::begin(reactor& r, std::unique_ptr<transport> t) {
 
 void async_chat::launch(reactor& r) {
     reactor_ = &r;
-    connect_slot_.owner = &r;
+    connect_slot_.set_owner(&r);
     started_ = true;
     spawn(r, drive(shared_from_this(), std::nullopt), "async_chat");
 }

@@ -259,7 +259,7 @@ template <class T, class... A>
         auto p = std::make_shared<T>(std::forward<A>(args)...);
         auto& base = static_cast<async_chat&>(*p);
         base.reactor_ = &r;
-        base.connect_slot_.owner = &r;
+        base.connect_slot_.set_owner(&r);
         return p;
     }
 

@@ -288,7 +288,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
     reading_ = &a;
     timed_out_ = false;
     if (a.slot) {
-        a.link.op = &rx_;
+        a.link.set_op(&rx_);
         a.slot->link(a.link);
     }
     if (timed) {
@@ -320,7 +320,7 @@ bool channel_state::receive() {
         } else if (timed_out_) {
             fail_read(make_error_code(errc::timed_out), read_step::read);
         } else if (reading_->slot &&
-                   reading_->slot->requested) {  // an enclosing with_timeout expired
+                   reading_->slot->requested()) {  // an enclosing with_timeout expired
             fail_read(std::make_error_code(std::errc::operation_canceled), read_step::read);
         } else {
             start_receive();
@@ -402,7 +402,7 @@ void channel_state::end_read() noexcept {
     reading_ = nullptr;
     if (a.slot) {
         a.slot->unlink(a.link);
-        if (a.error() == std::errc::operation_canceled) a.slot->cut_short = true;
+        if (a.error() == std::errc::operation_canceled) a.slot->mark_cut_short();
     }
     if (extras_) r().abandon(extras_->timer);  // a timer leaves the heap at once
 }

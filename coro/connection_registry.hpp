@@ -2,7 +2,7 @@
 // connection_registry: the live connections of a server, for introspection
 // and for shutdown (Medusa's socket_map, grown up).
 //
-// Each connection's entry lives in the connection itself (64 bytes, linked
+// Each connection's entry lives in the connection itself (48 bytes, linked
 // into the registry while it is open), so adding and removing allocate
 // nothing, and the hot path writes nothing: bytes in and out are the
 // channel's own counters, and the state (reading, writing, idle, draining) is
@@ -13,9 +13,11 @@
 // Medusa ancestor: asyncore.socket_map, and status_handler's connection table.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <coronet/coro/channel.hpp>
@@ -52,20 +54,49 @@ struct connection_totals {
     std::atomic<std::uint64_t> accepted{0};  // connections accepted since the start
 };
 
-// A connection's entry: intrusive, owned by the connection (at most 64 B).
+// A connection's entry: intrusive, owned by the connection (48 B), which holds it right after
+// its channel (a registered_channel), so that the entry reaches the channel without a pointer.
 struct connection_entry {
     std::uint64_t id = 0;
-    channel* ch = nullptr;
     reactor::clock::time_point started{};
     connection_entry* prev = nullptr;
     connection_entry* next = nullptr;
-    std::uint64_t seen_bytes = 0;              // bytes in + out at the last idle sweep
-    reactor::clock::time_point seen_active{};  // when they last changed
+    // The idle sweep's record, in four bytes each: bytes in + out at the last sweep, modulo
+    // 2^32 (a sweep is at most a second apart, so a connection that moved bytes since then
+    // is taken for idle only when it moved a multiple of 4 GiB), and when they last changed,
+    // as an idle_stamp.
+    std::uint32_t seen_bytes = 0;
+    std::uint32_t seen_active = 0;
     bool draining = false;
     bool orphaned = false;  // its server is gone: nothing to unlist it from
     bool at_once = false;   // its handler said the peer sends nothing more: close without lingering
+
+    // The connection's channel (the registered_channel this entry is part of).
+    channel& ch() const noexcept;
 };
-static_assert(sizeof(connection_entry) <= 64, "the registry costs at most 64 B a connection");
+static_assert(sizeof(connection_entry) <= 48, "the registry costs at most 48 B a connection");
+
+// A channel and its registry entry, side by side: every listed entry is held in one (a
+// server's connection is one), so that ch() finds the channel from the entry's address.
+struct registered_channel {
+    channel ch;
+    connection_entry entry;
+};
+static_assert(std::is_standard_layout_v<registered_channel>, "offsetof finds the channel");
+
+inline channel& connection_entry::ch() const noexcept {
+    const char* self = reinterpret_cast<const char*>(this);
+    auto* whole =
+        reinterpret_cast<const registered_channel*>(self - offsetof(registered_channel, entry));
+    return const_cast<channel&>(whole->ch);
+}
+
+// t in milliseconds modulo 2^32, for the idle sweep's seen_active: the difference of two
+// stamps less than about 49 days apart is the milliseconds between them (unsigned arithmetic).
+inline std::uint32_t idle_stamp(reactor::clock::time_point t) noexcept {
+    using std::chrono::duration_cast, std::chrono::milliseconds;
+    return static_cast<std::uint32_t>(duration_cast<milliseconds>(t.time_since_epoch()).count());
+}
 
 class connection_registry {
 public:
@@ -73,8 +104,8 @@ public:
     connection_registry(const connection_registry&) = delete;
     connection_registry& operator=(const connection_registry&) = delete;
 
-    // Lists e (its channel ch) under a new id; counts it in totals (if any) too.
-    void add(connection_entry& e, channel& ch, connection_totals* totals) noexcept;
+    // Lists e (part of a registered_channel) under a new id; counts it in totals (if any) too.
+    void add(connection_entry& e, connection_totals* totals) noexcept;
     // Unlists e, adding its bytes to the totals.
     void remove(connection_entry& e, connection_totals* totals) noexcept;
 

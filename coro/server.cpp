@@ -23,13 +23,14 @@ using namespace std::chrono_literals;
 connection::connection(server& s, socket sock, const channel_options& options)
     : connection(s, channel(std::move(sock), options)) {}
 
-connection::connection(server& s, channel over) : ch(std::move(over)), server_(s) {
-    s.registry_.add(entry_, ch, s.options_.totals);
-    entry_.draining = s.stopping_;
+connection::connection(server& s, channel over)
+    : registered_channel{std::move(over), {}}, server_(s) {
+    s.registry_.add(entry, s.options_.totals);
+    entry.draining = s.stopping_;
 }
 
 connection::~connection() {
-    if (!entry_.orphaned) server_.registry_.remove(entry_, server_.options_.totals);
+    if (!entry.orphaned) server_.registry_.remove(entry, server_.options_.totals);
 }
 
 bool connection::stopping() const noexcept { return server_.stopping_; }
@@ -60,7 +61,7 @@ server::~server() {
     registry_.for_each([this](connection_entry& e) {
         e.orphaned = true;
         if (options_.totals) options_.totals->open.fetch_sub(1, std::memory_order_relaxed);
-        e.ch->close();
+        e.ch().close();
     });
 }
 
@@ -181,13 +182,13 @@ Coroutine server::serve(channel over) {
         step.t = handler_(c);
         co_await step;
     } catch (...) {  // logged here (no co_await in it): no exception_ptr in every frame
-        log_escape(std::current_exception(), c.entry_.orphaned ? orphan_name : options_.name);
+        log_escape(std::current_exception(), c.entry.orphaned ? orphan_name : options_.name);
     }
     step.t = {};  // the handler's frame goes first, as it did when its task was a temporary
-    // Nothing after the handler touches a server that is gone (entry_.orphaned): it closed the
+    // Nothing after the handler touches a server that is gone (entry.orphaned): it closed the
     // channel, so the lingering close returns at once whatever its linger.
-    step.t = lingering_close(c.ch, c.entry_.orphaned ? 0ms : options_.linger,
-                             c.entry_.at_once ? peer_input::ended : peer_input::unknown);
+    step.t = lingering_close(c.ch, c.entry.orphaned ? 0ms : options_.linger,
+                             c.entry.at_once ? peer_input::ended : peer_input::unknown);
     co_await step;
 }
 
@@ -203,19 +204,24 @@ child_task server::serve_tls(socket s) {
 // timeout over the registry: the reads and writes themselves do nothing for it.
 task<void> server::sweep_idle() {
     auto every = std::clamp<reactor::clock::duration>(options_.idle_timeout / 4, 10ms, 1s);
+    // The entries keep milliseconds modulo 2^32 (idle_stamp), exact for 49 days: a longer
+    // timeout counts as 24 days, the sweep's idle times staying well within that.
+    auto limit = static_cast<std::uint32_t>(
+        std::min<std::chrono::milliseconds::rep>(options_.idle_timeout.count(), 1LL << 31));
     for (;;) {
         bool slept = co_await sleep_for(reactor_, every);
         if (!slept) co_return;
-        auto now = reactor::clock::now();
+        std::uint32_t now = idle_stamp(reactor::clock::now());
         registry_.for_each([&](connection_entry& e) {
-            std::uint64_t bytes = e.ch->received() + e.ch->sent().bytes;
+            auto bytes = static_cast<std::uint32_t>(e.ch().received() + e.ch().sent().bytes);
             if (bytes != e.seen_bytes) {
                 e.seen_bytes = bytes;
                 e.seen_active = now;
-            } else if (now - e.seen_active >= options_.idle_timeout && !e.ch->closed()) {
+            } else if (static_cast<std::uint32_t>(now - e.seen_active) >= limit &&
+                       !e.ch().closed()) {
                 log(log_level::debug, options_.name + ": connection " + std::to_string(e.id) +
                                           " idle too long, closing it");
-                e.ch->close();  // its pending read sees end of stream
+                e.ch().close();  // its pending read sees end of stream
             }
         });
     }
@@ -233,7 +239,7 @@ task<void> server::shutdown() {
     // Tell the handlers: the flag, the event, and reads that end once what has arrived is read.
     registry_.for_each([](connection_entry& e) {
         e.draining = true;
-        if (!e.ch->closed()) ::shutdown(e.ch->sock().native_handle(), SHUT_RD);
+        if (!e.ch().closed()) ::shutdown(e.ch().sock().native_handle(), SHUT_RD);
     });
     stop_.notify_all();
     if (connections_.empty()) co_return;
@@ -246,7 +252,7 @@ task<void> server::shutdown() {
     if (in_time) co_return;
     log(log_level::warning, options_.name + ": closing " + std::to_string(registry_.size()) +
                                 " connections still open after the drain timeout");
-    registry_.for_each([](connection_entry& e) { e.ch->close(); });
+    registry_.for_each([](connection_entry& e) { e.ch().close(); });
     co_await connections_.close();
 }
 

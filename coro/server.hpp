@@ -51,9 +51,10 @@ namespace coronet {
 
 // How a server listens, limits and shuts down.
 struct server_options {
-    std::vector<address> listen;                // one or more addresses
-    std::size_t max_connections = 10'000;       // past it, new connections are closed at once
-    std::chrono::milliseconds idle_timeout{0};  // no byte either way this long: closed (0: never)
+    std::vector<address> listen;           // one or more addresses
+    std::size_t max_connections = 10'000;  // past it, new connections are closed at once
+    // No byte either way this long: closed (0: never; at most 24 days, a longer one counts as 24).
+    std::chrono::milliseconds idle_timeout{0};
     std::chrono::milliseconds drain_timeout{10'000};  // shutdown(): the handlers' time to finish
     std::chrono::milliseconds linger{2'000};  // lingering_close() after the handler (0: plain)
     bool reuse_port = false;                  // SO_REUSEPORT: one server per reactor thread
@@ -69,7 +70,9 @@ struct server_options {
 class server;
 
 // One connection, as its handler sees it: the channel and the server's stop.
-class connection {
+// Its channel and its registry entry side by side (registered_channel: the entry finds the
+// channel from its own address).
+class connection : private registered_channel {
 public:
     connection(server& s, socket sock, const channel_options& options);
     connection(server& s, channel over);
@@ -77,10 +80,10 @@ public:
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
 
-    channel ch;  // the connection's input and output
+    using registered_channel::ch;  // the connection's input and output
 
     // The registry's id for it.
-    std::uint64_t id() const noexcept { return entry_.id; }
+    std::uint64_t id() const noexcept { return entry.id; }
     // True once the server is shutting down: finish what is in flight, then return.
     bool stopping() const noexcept;
     // co_await: until the server starts shutting down (false if cancelled first).
@@ -91,13 +94,12 @@ public:
     // the connection closes (TLS: close_notify) without lingering for the peer's end. Should
     // the peer send after all, the reset its bytes cause can destroy a reply it has not read:
     // not for pipelined bytes, an unread body or an error reply (see lingering_close.hpp).
-    void close_at_once() noexcept { entry_.at_once = true; }
-    bool closes_at_once() const noexcept { return entry_.at_once; }
+    void close_at_once() noexcept { entry.at_once = true; }
+    bool closes_at_once() const noexcept { return entry.at_once; }
 
 private:
     friend class server;
     server& server_;
-    connection_entry entry_;
 };
 
 class server {

@@ -1,5 +1,6 @@
 #include <coronet/coro/spawn.hpp>
 
+#include <cassert>
 #include <exception>
 #include <system_error>
 
@@ -19,7 +20,7 @@ bool is_routine(const std::error_code& ec) noexcept {
 }  // namespace
 
 detached::promise_type::~promise_type() {
-    if (owner) owner->remove_task(hook);
+    if (owner) owner->remove_task(*this);
     if (state) finish_spawned(state);
 }
 
@@ -71,7 +72,7 @@ void finish_spawned(spawn_state* st) noexcept {
 task_handle spawn(reactor& r, task<void> t, std::string name) {
     auto* st = new detail::spawn_state(r);
     if (cancel_slot* own = t.handle().promise().cancel_slot()) {  // keep it, nested in ours
-        st->nested.scope = own;
+        st->nested.set_scope(own);
         st->slot.link(st->nested);
     } else {
         t.set_cancel_slot(&st->slot);
@@ -80,8 +81,8 @@ task_handle spawn(reactor& r, task<void> t, std::string name) {
     auto& p = d.h.promise();
     p.owner = &r;
     p.state = st;
-    p.hook.root = d.h;
-    r.add_task(p.hook);
+    assert(p.frame() == d.h);  // the hook leads the promise (task_hook)
+    r.add_task(p);
     r.post(d.h);
     return task_handle(st);
 }

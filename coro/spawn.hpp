@@ -61,10 +61,9 @@ struct spawn_state : group_member {
 
 class detached {
 public:
-    struct promise_type {
+    struct promise_type : task_hook {  // first: the frame is found from it (reactor.hpp)
         reactor* owner = nullptr;
         spawn_state* state = nullptr;
-        task_hook hook;
         detached get_return_object() noexcept {
             return detached{std::coroutine_handle<promise_type>::from_promise(*this)};
         }
@@ -76,6 +75,8 @@ public:
     };
     std::coroutine_handle<promise_type> h;
 };
+static_assert(alignof(detached::promise_type) == alignof(task_hook),
+              "task_hook::frame() finds the frame of a promise aligned as the hook is");
 
 detached run_detached(reactor& r, task<void> t, std::string name);
 // The task has ended (or its frame is being destroyed): tell the handles and the group.

@@ -1,5 +1,6 @@
 #include <coronet/coro/task_group.hpp>
 
+#include <cassert>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -30,9 +31,9 @@ void task_group::start(child_task t) {
     if (closed_) throw std::logic_error("task_group: start after close()");
     auto h = std::exchange(t.h_, {});
     auto& p = h.promise();
-    p.slot.owner = &reactor_;
-    p.hook.root = h;
-    reactor_.add_task(p.hook);
+    p.slot.set_owner(&reactor_);
+    assert(p.frame() == h);  // the hook leads the promise (task_hook)
+    reactor_.add_task(p);
     p.group = this;
     children_.push_front(p);
     ++size_;
@@ -54,7 +55,7 @@ void child_task::promise_type::unhandled_exception() noexcept {
 }
 
 child_task::promise_type::~promise_type() {
-    if (hook.root) slot.owner->remove_task(hook);
+    if (reactor* r = slot.owner()) r->remove_task(*this);  // started
     if (group) group->remove(*this);
 }
 

@@ -41,9 +41,9 @@ class task_group;
 // Tasks it awaits run in its scope (the group's cancel() reaches them).
 class [[nodiscard]] child_task {
 public:
-    struct promise_type : detail::group_member {
-        task_hook hook;  // in the reactor's list (root: set once started)
-
+    // The reactor's hook first: the frame is found from it (reactor.hpp). In the reactor's
+    // list once started.
+    struct promise_type : task_hook, detail::group_member {
         // Frames are recycled per thread, as a task's are (frame_pool.hpp).
         static void* operator new(std::size_t n) { return detail::frame_allocate(n); }
         static void operator delete(void* p, std::size_t n) noexcept {
@@ -77,6 +77,9 @@ private:
     explicit child_task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
     std::coroutine_handle<promise_type> h_;
 };
+
+static_assert(alignof(child_task::promise_type) == alignof(task_hook),
+              "task_hook::frame() finds the frame of a promise aligned as the hook is");
 
 class task_group {
 public:

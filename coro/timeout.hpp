@@ -69,9 +69,9 @@ struct enclosing_scope {
 class nested_scope {
 public:
     nested_scope(cancel_slot* outer, cancel_slot& inner) noexcept : outer_(outer) {
-        link_.scope = &inner;
+        link_.set_scope(&inner);
         if (!outer_) return;
-        if (outer_->requested) inner.requested = true;  // cancelled already, and so is all inside
+        if (outer_->requested()) inner.mark_requested();  // cancelled already, and so is all inside
         outer_->link(link_);
     }
     ~nested_scope() {
@@ -90,7 +90,7 @@ private:
 // Runs t with a deadline d from now; throws errc::timed_out when it expires first.
 template <class T>
 task<T> with_timeout(reactor& r, task<T> t, reactor::clock::duration d) {
-    detail::timeout_state st{{&r}, {&r}};
+    detail::timeout_state st{cancel_slot(&r), cancel_slot(&r)};
     cancel_slot* outer = co_await detail::enclosing_scope{};
     detail::nested_scope nesting(outer, st.inner);
     t.set_cancel_slot(&st.inner);
@@ -108,12 +108,12 @@ task<T> with_timeout(reactor& r, task<T> t, reactor::clock::duration d) {
     }
     // Cut short without our timer firing: the enclosing scope cancelled us, and
     // it must know, even if the exception is caught on the way out.
-    if (outer && st.inner.cut_short && !st.expired) outer->cut_short = true;
+    if (outer && st.inner.cut_short() && !st.expired) outer->mark_cut_short();
     if (error) {
         if (st.expired) throw std::system_error(make_error_code(errc::timed_out), "with_timeout");
         std::rethrow_exception(error);
     }
-    if (st.inner.cut_short) {  // a cancelled operation did not throw (a sleep yields false)
+    if (st.inner.cut_short()) {  // a cancelled operation did not throw (a sleep yields false)
         if (st.expired) throw std::system_error(make_error_code(errc::timed_out), "with_timeout");
         throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                 "with_timeout");

@@ -46,11 +46,11 @@ protected:
         if constexpr (requires { h.promise().cancel_slot(); }) {
             slot_ = h.promise().cancel_slot();
             if (slot_) {
-                if (slot_->requested) {
+                if (slot_->requested()) {
                     op_.result = -ECANCELED;
                     return false;
                 }
-                link_.op = &op_;
+                link_.set_op(&op_);
                 slot_->link(link_);
             }
         }
@@ -61,7 +61,7 @@ protected:
     int finish() noexcept {
         if (slot_) {
             slot_->unlink(link_);
-            if (op_.result == -ECANCELED) slot_->cut_short = true;
+            if (op_.result == -ECANCELED) slot_->mark_cut_short();
         }
         return op_.result;
     }

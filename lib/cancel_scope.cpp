@@ -4,15 +4,18 @@
 
 namespace coronet {
 
+static_assert(alignof(reactor) >= 4, "cancel_slot's flags ride in its owner's low bits");
+
 void cancel_slot::request() noexcept {
-    requested = true;
+    mark_requested();
+    class reactor* owner = this->owner();
     // reactor::cancel() resumes nobody (completions wait for the next turn), so
     // the list cannot change while it is walked.
     for (cancel_link* l = links.front(); l; l = l->next) {
-        if (l->scope)
-            l->scope->request();
-        else if (l->op && owner)
-            owner->cancel(*l->op);
+        if (cancel_slot* nested = l->scope())
+            nested->request();
+        else if (operation* op = l->op(); op && owner)
+            owner->cancel(*op);
     }
 }
 

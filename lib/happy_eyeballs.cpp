@@ -40,7 +40,7 @@ happy_eyeballs_awaiter::happy_eyeballs_awaiter(reactor& r, std::vector<address> 
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
     timer_.op.set_on_done(&on_op_done);
-    link_.op = &timer_.op;
+    link_.set_op(&timer_.op);
 }
 
 happy_eyeballs_awaiter::~happy_eyeballs_awaiter() {
@@ -60,7 +60,7 @@ void happy_eyeballs_awaiter::close_fd(attempt& a) noexcept {
 }
 
 bool happy_eyeballs_awaiter::begin() {
-    if (slot_ && slot_->requested) {
+    if (slot_ && slot_->requested()) {
         result_ = -ECANCELED;
         return false;
     }
@@ -134,7 +134,7 @@ void happy_eyeballs_awaiter::on_op_done(operation& op) {
     auto& d = reinterpret_cast<detail::eyeball_op&>(op);  // op is its first member
     happy_eyeballs_awaiter* self = d.owner;
     if (self->finished_) return;
-    if (op.result == -ECANCELED || (self->slot_ && self->slot_->requested))
+    if (op.result == -ECANCELED || (self->slot_ && self->slot_->requested()))
         return self->finish(-ECANCELED);
     if (d.index < 0) return self->advance();  // the attempt delay passed: one more
     --self->in_flight_;
@@ -150,7 +150,7 @@ socket happy_eyeballs_awaiter::await_resume() {
     resumed_ = true;
     if (slot_) {
         slot_->unlink(link_);
-        if (result_ == -ECANCELED) slot_->cut_short = true;
+        if (result_ == -ECANCELED) slot_->mark_cut_short();
     }
     if (winner_ >= 0) {
         attempt& a = attempts_[winner_];

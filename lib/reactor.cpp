@@ -138,7 +138,7 @@ reactor::~reactor() {
     // abandons its pending operation (cancel, then wait for the kernel).
     while (task_hook* t = tasks_.front()) {
         remove_task(*t);
-        t->root.destroy();
+        t->frame().destroy();
     }
 }
 

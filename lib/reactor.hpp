@@ -86,10 +86,17 @@ void close_datagrams(reactor& r, datagram_queue& q) noexcept;
 }  // namespace detail
 
 // A detached task's entry in its reactor (intrusive, so adding and removing cost nothing).
+// It is the first base of its coroutine's promise, which is aligned as a pointer (as the hook
+// is): the frame is then found from the hook's own address, as from_promise finds it, and the
+// hook keeps no copy of it.
 struct task_hook {
-    std::coroutine_handle<> root;
     task_hook* prev = nullptr;
     task_hook* next = nullptr;
+
+    // The coroutine whose promise begins with this hook.
+    std::coroutine_handle<> frame() noexcept {
+        return std::coroutine_handle<task_hook>::from_promise(*this);
+    }
 };
 
 class reactor {

@@ -71,7 +71,7 @@ resolve_awaiter::resolve_awaiter(reactor& r, std::string host, std::string servi
     timer_.owner = this;
     timer_.op.code = op_code::timeout;
     timer_.op.set_on_done(&on_op_done);
-    link_.op = &timer_.op;
+    link_.set_op(&timer_.op);
 }
 
 resolve_awaiter::~resolve_awaiter() {
@@ -92,7 +92,7 @@ void resolve_awaiter::abandon_all() noexcept {
 }
 
 bool resolve_awaiter::begin() {
-    if (slot_ && slot_->requested) {  // the scope was cancelled already
+    if (slot_ && slot_->requested()) {  // the scope was cancelled already
         result_ = -ECANCELED;
         return false;
     }
@@ -209,7 +209,7 @@ void resolve_awaiter::on_op_done(operation& op) {
     auto& d = reinterpret_cast<detail::resolver_op&>(op);  // op is its first member
     resolve_awaiter* self = d.owner;
     if (self->finished_) return;
-    bool cancelled = op.result == -ECANCELED || (self->slot_ && self->slot_->requested);
+    bool cancelled = op.result == -ECANCELED || (self->slot_ && self->slot_->requested());
     if (cancelled) {
         ares_cancel(channel_of(self->channel_));  // on_result(ARES_ECANCELLED)
         self->done_ = true;
@@ -276,7 +276,7 @@ std::vector<address> resolve_awaiter::await_resume() {
     resumed_ = true;
     if (slot_) {
         slot_->unlink(link_);
-        if (result_ == -ECANCELED) slot_->cut_short = true;
+        if (result_ == -ECANCELED) slot_->mark_cut_short();
     }
     if (bad_servers_)
         throw std::system_error(error_of(result_),
