@@ -22,10 +22,14 @@
 # (4), SKIP_BUILD=1, CORONET_BIN (directory holding echo_server, http_server,
 # kv_server; default bazel-bin/examples of the opt build), RESULTS (output
 # markdown, default benchmarks/RESULTS.md), PLOT (default
-# benchmarks/results.png), SPLICE (1: a run of the TLS or file cells alone,
-# e.g. `SPLICE=1 CELLS=^tls_ benchmarks/run.sh` or `SPLICE=1 CELLS=^file_
-# benchmarks/run.sh`, replaces only the sections of RESULTS.md for the groups
-# that ran and their rows of its goals table; the plot is left alone).
+# benchmarks/results.png), SPLICE (1: a run of the TLS or file cells or the
+# idle cell alone, e.g. `SPLICE=1 CELLS=^tls_ benchmarks/run.sh`, `SPLICE=1
+# CELLS=^file_ benchmarks/run.sh` or `SPLICE=1 CELLS=idle benchmarks/run.sh`,
+# replaces only the sections of RESULTS.md for what ran and their rows of its
+# goals table; the plot is left alone; CELLS selecting any other cell is
+# refused before anything runs. The idle cell runs on its own: it starts the
+# echo peers itself, and without the echo_64B_c50 cell its "× alone" figures
+# are "—").
 #
 # The TLS cells (group tls): coronet's http_server with --tls-cert/--tls-key
 # against nginx in TLS mode (peers/nginx_tls.conf), given the same ECDSA
@@ -123,6 +127,57 @@ DUR_MS=$(awk -v d="$DUR" 'BEGIN {printf "%d", d * 1000}')
 DUR_WRK=$(awk -v d="$DUR" 'BEGIN {s = int(d); if (s < d) s++; printf "%d", s}') # wrk: whole seconds
 SYS_DUR_WRK=$(awk -v d="$SYS_DUR" 'BEGIN {s = int(d); if (s < d) s++; printf "%d", s}')
 
+# name|group|tool|arguments[|full]  ("full": left out of QUICK runs; wrk_file's
+# arguments end with the path requested)
+CELL_TABLE="
+echo_64B_c50|echo|echo_load|--connections 50 --size 64 --pipeline 1
+echo_64B_c500|echo|echo_load|--connections 500 --size 64 --pipeline 1
+echo_4KiB_c50|echo|echo_load|--connections 50 --size 4096 --pipeline 1
+echo_4KiB_c500|echo|echo_load|--connections 500 --size 4096 --pipeline 1
+echo_64B_c50_pipe16|echo|echo_load|--connections 50 --size 64 --pipeline 16
+http_wrk_c50|http|wrk|-c50
+http_wrk_c500|http|wrk|-c500
+http_wrk_c50_pipe16|http|wrk_pipeline|-c50
+http_h2load_c50_m16|http|h2load|-c50 -m16
+file_1KiB_c50|file|wrk_file|-c50 /1KiB.bin
+file_64KiB_c50|file|wrk_file|-c50 /64KiB.bin
+file_10MiB_c4|file|wrk_file|-c4 /10MiB.bin
+tls_wrk_c50|tls|wrk_tls|-c50
+tls_full_handshake|tls|s_time|4
+tls_resumed_wrk_c50|tls|wrk_close|-c50
+tls_file_10MiB_c4|tls|wrk_tls_file|-c4
+resp_c50_P1|resp|redis|-P 1
+resp_c50_P16|resp|redis|-P 16
+scale_echo_64B_c50|scale_echo|echo_load|--connections 50 --size 64 --pipeline 1|full
+scale_http_wrk_c50|scale_http|wrk|-c50
+scale_resp_c50_P16|scale_resp|redis|-P 16|full
+idle_conns|echo|idle|
+syscalls|-|syscalls|
+micro|-|micro|
+"
+
+# SPLICE=1 puts the cells that ran into the existing RESULTS.md, which
+# summarize.py --splice can do only for the file and TLS groups and the idle
+# cell: a run with other cells is refused here, before anything is built or run.
+if [ "${SPLICE:-0}" = 1 ]; then
+  spliceable="" refused=""
+  while IFS='|' read -r cell group tool _ only; do
+    [ -n "$cell" ] || continue
+    [[ "$cell" =~ $CELLS ]] || continue
+    [ "$QUICK" = 1 ] && [ "${only:-}" = full ] && continue
+    if [ "$group" = file ] || [ "$group" = tls ] || [ "$tool" = idle ]; then
+      spliceable="$spliceable $cell"
+    else
+      refused="$refused $cell"
+    fi
+  done <<<"$CELL_TABLE"
+  [ -z "$refused" ] || die "SPLICE=1 can splice only the file and TLS cells and the idle cell (idle_conns);" \
+    "CELLS='$CELLS' also selects:$refused"
+  [ -n "$spliceable" ] || die "SPLICE=1: CELLS='$CELLS' selects no cell (the file and TLS cells and idle_conns can be spliced)"
+  [ "$PROFILE" = 1 ] && die "SPLICE=1 with PROFILE=1: the profile section cannot be spliced"
+  log "SPLICE=1: running$spliceable and splicing them into $RESULTS"
+fi
+
 OUT=$HERE/out/$(date +%Y%m%d-%H%M%S)-$$
 bench_init "$OUT"
 RAW=$OUT/raw.tsv
@@ -208,35 +263,6 @@ declare -A REFERENCE=([echo]=epoll_echo [http]=nginx [file]=nginx_file [tls]=ngi
 # and then given requests for about DUR seconds per test. RESP_N=N fixes the
 # count instead.
 RESP_N=${RESP_N:-}
-
-# name|group|tool|arguments[|full]  ("full": left out of QUICK runs; wrk_file's
-# arguments end with the path requested)
-CELL_TABLE="
-echo_64B_c50|echo|echo_load|--connections 50 --size 64 --pipeline 1
-echo_64B_c500|echo|echo_load|--connections 500 --size 64 --pipeline 1
-echo_4KiB_c50|echo|echo_load|--connections 50 --size 4096 --pipeline 1
-echo_4KiB_c500|echo|echo_load|--connections 500 --size 4096 --pipeline 1
-echo_64B_c50_pipe16|echo|echo_load|--connections 50 --size 64 --pipeline 16
-http_wrk_c50|http|wrk|-c50
-http_wrk_c500|http|wrk|-c500
-http_wrk_c50_pipe16|http|wrk_pipeline|-c50
-http_h2load_c50_m16|http|h2load|-c50 -m16
-file_1KiB_c50|file|wrk_file|-c50 /1KiB.bin
-file_64KiB_c50|file|wrk_file|-c50 /64KiB.bin
-file_10MiB_c4|file|wrk_file|-c4 /10MiB.bin
-tls_wrk_c50|tls|wrk_tls|-c50
-tls_full_handshake|tls|s_time|4
-tls_resumed_wrk_c50|tls|wrk_close|-c50
-tls_file_10MiB_c4|tls|wrk_tls_file|-c4
-resp_c50_P1|resp|redis|-P 1
-resp_c50_P16|resp|redis|-P 16
-scale_echo_64B_c50|scale_echo|echo_load|--connections 50 --size 64 --pipeline 1|full
-scale_http_wrk_c50|scale_http|wrk|-c50
-scale_resp_c50_P16|scale_resp|redis|-P 16|full
-idle_conns|echo|idle|
-syscalls|-|syscalls|
-micro|-|micro|
-"
 
 # Expand {backend} rows and drop rows whose binaries are missing. Fills
 # ROW_GROUP, ROW_NAME, ROW_PREP, ROW_CMD (parallel arrays).

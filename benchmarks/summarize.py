@@ -199,7 +199,8 @@ def is_coronet(peer):
     return peer.startswith("coronet") or peer.endswith(("_t1", "_t2"))
 
 
-def idle_section(meta, idle, summ):
+def idle_section(meta, idle, summ, no_ratio="-"):
+    """The idle table; `no_ratio` fills the × alone column where there is no echo_64B_c50 median."""
     lines = ["## Idle connections", ""]
     lines.append(
         "`idle_conns --connections N --ping --fresh 20` over source addresses 127.0.0.1–4: the echo server's RSS "
@@ -227,7 +228,7 @@ def idle_section(meta, idle, summ):
             f"| {r['peer']} | {r['conns']} | {r['opened']} | {r['alive']} | {r['rss_before_kb']} | "
             f"{r['rss_with_conns_kb']} | {fmt(num(r.get('bytes_per_conn')), 0) if num(r.get('bytes_per_conn')) is not None else '-'} | "
             f"{fmt(num(r.get('fresh_connect_us')))} | {fmt(num(r.get('fresh_echo_us')))} | {fmt(thr)} | "
-            f"{fmt(rel, 2) if rel else '-'} | {fmt(num(r.get('load_p99_us')))} | {fmt(num(r.get('load_us_per_msg')))} | "
+            f"{fmt(rel, 2) if rel else no_ratio} | {fmt(num(r.get('load_p99_us')))} | {fmt(num(r.get('load_us_per_msg')))} | "
             f"{user_sys(num(r.get('load_user_us_per_msg')), num(r.get('load_sys_us_per_msg')))} | "
             f"{r.get('load_errors', '-')} |")
     lines.append("")
@@ -491,6 +492,28 @@ def losses_in(summ, only=None):
     return losses, ties
 
 
+def idle_goal_rows(idle, summ, be, run=""):
+    """The goals table's idle rows (coronet on `be`): bytes per idle connection, and the load beside
+    them over the same peer's median alone in echo_64B_c50. A run without that cell (--splice of the
+    idle cell alone) says "—" for the ratio and judges the goal on the bytes only when they miss it;
+    `run` names the run the rows come from when it is not the one of the rest of the table."""
+    rows = []
+    for r in idle:
+        if r["peer"] != f"coronet_echo_{be}" or num(r.get("bytes_per_conn")) is None:
+            continue
+        b = num(r["bytes_per_conn"])
+        thr = num(r.get("load_msgs_per_s"))
+        rel = ratio(thr, med(summ, "echo_64B_c50", r["peer"]))
+        if "echo_64B_c50" in summ:
+            load, ok = f"load {fmt(rel, 2) if rel else '?'}× alone", b <= 512 and (rel is None or rel >= 0.9)
+        else:
+            load, ok = "load — × alone (no echo_64B_c50 in this run)", (False if b > 512 else None)
+        what = f"idle, {r['conns']} conns" + (f" ({run})" if run else "")
+        rows.append(f"| {what} | ≤ 512 B/conn; no throughput loss beside them | {b:,.0f} B/conn; {load} | "
+                    f"(see the idle table) | {'-' if ok is None else ('yes' if ok else '**no**')} |")
+    return rows
+
+
 def summary_section(meta, summ, idle, syscalls, profile):
     """The issue's goals against this run's figures, and every cell where a coronet row loses."""
     be = (meta.get("backends") or "io_uring").split()[0]
@@ -532,15 +555,7 @@ def summary_section(meta, summ, idle, syscalls, profile):
         None if None in (ct, rt, c, r) else (ct >= rt and c <= r))
     lines += file_goal_rows(summ, (meta.get("file_backends") or be).split()[0])
     lines += tls_goal_rows(summ, be)
-    for r in idle:
-        if r["peer"] == f"coronet_echo_{be}" and num(r.get("bytes_per_conn")) is not None:
-            b = num(r["bytes_per_conn"])
-            thr = num(r.get("load_msgs_per_s"))
-            base = med(summ, "echo_64B_c50", r["peer"])
-            rel = ratio(thr, base)
-            row(f"idle, {r['conns']} conns", "≤ 512 B/conn; no throughput loss beside them",
-                f"{b:,.0f} B/conn; load {fmt(rel, 2) if rel else '?'}× alone", "(see the idle table)",
-                b <= 512 and (rel is None or rel >= 0.9))
+    lines += idle_goal_rows(idle, summ, be)
     for r in syscalls:
         if r["backend"] == "io_uring" and r["workload"] == "echo_64B_c50_pipe16" and num(r["per_req"]) is not None:
             row("syscalls, echo 50 conns ×16", "io_uring ≤ 0.2 syscalls/request", f"{num(r['per_req']):.3f}",
@@ -715,24 +730,26 @@ SPLICE_GROUPS = {
 }
 
 
-def splice(path, meta, raw, cells, groups, summ, tls_info):
-    """--splice: only the file or TLS groups ran (`SPLICE=1 CELLS=^tls_ benchmarks/run.sh`, or
-    ^file_): each group's section replaces its section of the existing RESULTS.md (or goes in
-    before the next one of SPLICE_GROUPS, else before the RESP one), and its goals replace its
-    rows of the summary's goals table. The rest of the file is left as the last full run wrote
-    it."""
+def splice(path, meta, raw, cells, groups, summ, tls_info, idle=(), extra_parts=()):
+    """--splice: only the file or TLS groups or the idle cell ran (`SPLICE=1 CELLS=^tls_
+    benchmarks/run.sh`, ^file_ or idle): each group's section replaces its section of the existing
+    RESULTS.md (or goes in before the next one of SPLICE_GROUPS, else before the RESP one; the idle
+    section before the syscall one), and its goals replace its rows of the summary's goals table.
+    The rest of the file is left as the last full run wrote it. `extra_parts` names what else the
+    run measured (syscalls, micro, profile), which --splice cannot place: such a run is refused."""
     noise_max = num(meta.get("noise_max")) or 25.0
 
     def noisy(st):
         return " ⚠" if st["other_max"] is not None and st["other_max"] > noise_max else ""
 
     ran = [g for g in SPLICE_GROUPS if any(groups[c] == g for c in cells)]
-    if not ran:
+    if not ran and not idle:
         sys.exit("summarize.py --splice: this run has none of the cells it can splice ("
-                 + ", ".join(SPLICE_GROUPS) + ")")
-    others_in = [groups[c] for c in cells if groups[c] not in SPLICE_GROUPS]
+                 + ", ".join(SPLICE_GROUPS) + " groups, the idle cell)")
+    others_in = sorted(set(groups[c] for c in cells if groups[c] not in SPLICE_GROUPS)) + list(extra_parts)
     if others_in:
-        sys.exit(f"summarize.py --splice: this run has cells of groups it cannot splice: {sorted(set(others_in))}")
+        sys.exit(f"summarize.py --splice: this run has cells of groups it cannot splice: {others_in} (it "
+                 "can splice the " + ", ".join(SPLICE_GROUPS) + " groups and the idle cell)")
     old = open(path).read().split("\n") if os.path.exists(path) else []
     order = list(SPLICE_GROUPS)
     for g in ran:
@@ -789,8 +806,50 @@ def splice(path, meta, raw, cells, groups, summ, tls_info):
         at -= sum(1 for b in body[:at] if b.startswith(goal_prefix))
         body = kept[:at] + new_rows + kept[at:]
         old = old[:hdr + 2] + body + old[i:]
+    if idle:
+        old = splice_idle(old, meta, idle)
     with open(path, "w") as f:
         f.write("\n".join(old))
+
+
+def splice_idle(old, meta, idle):
+    """The idle cell alone: its section replaces "## Idle connections" (or goes in before the
+    syscall section), prefaced by where it comes from, and its rows replace the goals table's
+    "| idle, " rows (or go in before the syscall rows). This run has no echo_64B_c50 cell, so the
+    "× alone" figures are "—" rather than a ratio against another run's."""
+    be = (meta.get("backends") or "io_uring").split()[0]
+    sec = idle_section(meta, idle, {}, no_ratio="—")
+    run = (f"These figures come from a run of the idle cell alone (`SPLICE=1 "
+           f"{'QUICK=1 ' if meta.get('quick') == '1' else ''}CELLS='{meta.get('cells')}' benchmarks/run.sh`), "
+           f"{meta.get('date')}, commit {meta.get('commit')}, idle counts {meta.get('idle_n')}, backends "
+           f"{meta.get('backends')}, {meta.get('dur')} s of load beside them, {meta.get('elapsed_s')} s in all, "
+           f"load average at start {meta.get('loadavg_at_start')}. That run had no echo_64B_c50 cell, so the "
+           "× alone column is — (no ratio against another run's figure). The rest of this file is from the full "
+           "run described at the top.")
+    sec = sec[:2] + [run, ""] + sec[2:]
+    start = next((i for i, ln in enumerate(old) if ln.startswith("## Idle connections")), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+        old = old[:start] + sec + old[end:]
+    else:
+        later = ("## Syscalls per request", "## Micro benchmarks", "## Profile")
+        at = next((i for i, ln in enumerate(old) if ln.startswith(later)), len(old))
+        old = old[:at] + sec + old[at:]
+    hdr = next((i for i, ln in enumerate(old) if ln.startswith("| cell | goal |")), None)
+    if hdr is None:
+        return old
+    i = hdr + 2
+    body = []
+    while i < len(old) and old[i].startswith("|"):
+        body.append(old[i])
+        i += 1
+    new_rows = idle_goal_rows(idle, {}, be, f"idle-only run {meta.get('date', '?')[:16].replace('T', ' ')}Z")
+    at = next((k for k, b in enumerate(body) if b.startswith("| idle, ")), None)
+    if at is None:
+        at = next((k for k, b in enumerate(body) if b.startswith("| syscalls, ")), len(body))
+    kept = [b for b in body if not b.startswith("| idle, ")]
+    at -= sum(1 for b in body[:at] if b.startswith("| idle, "))
+    return old[:hdr + 2] + kept[:at] + new_rows + kept[at:] + old[i:]
 
 
 def write_plot(outdir, plot_path, cells, groups, summ, idle, order):
@@ -871,8 +930,8 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--plot", required=True)
     ap.add_argument("--splice", action="store_true",
-                    help="a run of the TLS or file cells only: replace those groups' sections of RESULTS.md "
-                         "and their goal rows, leave the rest and the plot")
+                    help="a run of the TLS or file cells or the idle cell only: replace those sections of "
+                         "RESULTS.md and their goal rows, leave the rest and the plot")
     a = ap.parse_args()
     meta = read_meta(os.path.join(a.out, "meta.env"))
     raw = read_tsv(os.path.join(a.out, "raw.tsv"))
@@ -907,7 +966,9 @@ def main():
             tls_info = [line.rstrip("\n").split("\t") for line in f if line.strip()]
     cells, groups, summ = summarize(raw, order)
     if a.splice:
-        splice(a.results, meta, raw, cells, groups, summ, tls_info)
+        extra = [name for name, there in (("syscalls", syscalls), ("micro", micro),
+                                          ("profile", meta.get("profile") == "1")) if there]
+        splice(a.results, meta, raw, cells, groups, summ, tls_info, idle, extra)
     else:
         write_plot(a.out, os.path.abspath(a.plot), cells, groups, summ, idle, order)
         write_markdown(a.results, meta, raw, cells, groups, summ, idle, skipped, os.path.basename(a.plot),

@@ -7,7 +7,10 @@
 # goal rows and user space's share of pipelined HTTP; and --splice puts a run
 # of the file cells alone into that RESULTS.md, before the TLS section and the
 # TLS goal rows, then replaces it in place on a second splice, leaving the rest
-# as it was. Needs python3 (the harness does).
+# as it was; and --splice of a run of the idle cell alone replaces the idle
+# section and the idle goal rows, the rest byte for byte as it was, while a
+# run with the syscall cell beside it is refused. Needs python3 (the harness
+# does).
 set -u
 cd "${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-coronet}" 2>/dev/null || true
 B=benchmarks
@@ -138,8 +141,19 @@ meta "$full" .
   for r in 1 2 3; do
     row tls_wrk_c50 tls nginx_tls $r 20000 14.0 5.0 9.0
     row tls_wrk_c50 tls coronet_https_io_uring $r 17000 11.0 4.0 7.0
+    row echo_64B_c50 echo epoll_echo $r 100000 10.0 2.0 8.0
+    row echo_64B_c50 echo coronet_echo_io_uring $r 120000 8.0 2.0 6.0
   done
 } >"$full/raw.tsv"
+IDLE_HDR='peer	conns	opened	alive	rss_before_kb	rss_with_conns_kb	bytes_per_conn	setup_secs	fresh_connect_us	fresh_echo_us	load_msgs_per_s	load_p99_us	load_us_per_msg	load_user_us_per_msg	load_sys_us_per_msg	load_errors	note'
+# idle_row PEER CONNS BYTES_PER_CONN LOAD_MSGS_PER_S: one idle.tsv line.
+idle_row() { printf '%s\t%s\t%s\t%s\t3000\t16000\t%s\t0.5\t15.0\t20.0\t%s\t600\t6.00\t1.00\t5.00\t0\t-\n' "$1" "$2" "$2" "$2" "$3" "$4"; }
+{
+  echo "$IDLE_HDR"
+  idle_row epoll_echo 10000 48 90000
+  idle_row coronet_echo_io_uring 10000 1334 132000
+  idle_row coronet_echo_io_uring 19000 1312 60000
+} >"$full/idle.tsv"
 R=$T/RESULTS.md
 if "$PY" "$B/summarize.py" --out "$full" --results "$R" --plot "$T/results.png" >"$T/full.log" 2>&1; then
   ok "summarize.py: a full run"
@@ -156,6 +170,7 @@ expect "file goal 64 KiB not met" "$R" '^\| file 64 KiB, wrk -c50 \| .*\| \*\*no
 expect "file goal 10 MiB in µs/MiB" "$R" '^\| file 10 MiB, wrk -c4 \| ≤ nginx µs/req \| 1,700 µs/file = 170 µs/MiB \(0\.89× nginx\)'
 expect "a run lost to a dead server" "$R" '^\| coronet_file_epoll \| 115 \| .*\| 1 \(1 run lost: server dead\) \|$'
 expect "the TLS goal row" "$R" '^\| TLS keep-alive /hello, wrk -c50 \| '
+expect "an idle goal row against echo_64B_c50" "$R" '^\| idle, 10000 conns \| ≤ 512 B/conn; no throughput loss beside them \| 1,334 B/conn; load 1\.10× alone \| \(see the idle table\) \| \*\*no\*\* \|$'
 expect "user space's share of pipelined HTTP" "$R" "^\*\*User space's share of the server's CPU\*\* \(http_wrk_c50_pipe16.*\`coronet_http_io_uring\` 0\.30 \+ 0\.60 µs/req \(33 % user\)"
 # shellcheck disable=SC2016 # backquotes are Markdown here
 expect "a file loss listed" "$R" '^- file_64KiB_c50: `coronet_file_io_uring` server µs/req 90\.0 vs `nginx_file` 25\.0'
@@ -221,6 +236,82 @@ if "$PY" "$B/summarize.py" --out "$full" --results "$T/refused.md" --plot "$T/un
   fail "splice: a run with HTTP cells was accepted"
 else
   ok "splice: a run with cells of other groups is refused"
+fi
+
+# A run of the idle cell alone (`SPLICE=1 CELLS=idle`): no raw.tsv rows, only
+# idle.tsv. Its section replaces "## Idle connections" and its rows the goals
+# table's "| idle, " rows; the rest of the file is byte for byte as it was.
+cp "$R" "$T/idle_before.md"
+cp "$R" "$T/idle_spliced.md"
+idl=$T/idle1
+mkdir -p "$idl"
+meta "$idl" idle
+sed -i 's/^date=.*/date=2026-01-07T08:09:10Z/' "$idl/meta.env"
+echo "idle_n=2000" >>"$idl/meta.env"
+echo "$HDR" >"$idl/raw.tsv"
+{
+  echo "$IDLE_HDR"
+  idle_row epoll_echo 2000 52 95000
+  idle_row coronet_echo_io_uring 2000 400 140000
+  printf 'coronet_echo_select\t2000\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped: select() cannot watch descriptors past FD_SETSIZE (1024)\n'
+} >"$idl/idle.tsv"
+if "$PY" "$B/summarize.py" --out "$idl" --results "$T/idle_spliced.md" --plot "$T/unused.png" --splice >"$T/splice_idle.log" 2>&1; then
+  ok "summarize.py --splice: a run of the idle cell alone"
+else
+  fail "summarize.py --splice (idle): $(tail -3 "$T/splice_idle.log")"
+fi
+# idle_sec FILE: the idle section; rest FILE: all but it and the idle goal rows.
+# (The idle section runs up to the next "## " heading, the section after it kept.)
+idle_sec() { awk '/^## / {in_idle = /^## Idle connections/} in_idle' "$1"; }
+rest() { grep -v '^| idle, ' "$1" | awk '/^## / {in_idle = /^## Idle connections/} !in_idle'; }
+n_new=$(idle_sec "$T/idle_spliced.md" | grep -cE '^\| [a-z_]+ \| 2000 \|')
+n_old=$(idle_sec "$T/idle_spliced.md" | grep -cE '^\| [a-z_]+ \| (10000|19000) \|')
+if [ "$n_new" = 3 ] && [ "$n_old" = 0 ] && [ "$(grep -c '^## Idle connections' "$T/idle_spliced.md")" = 1 ]; then
+  ok "idle splice: one idle section, with the new run's rows only"
+else
+  fail "idle splice: the section has $n_new new rows and $n_old old ones"
+fi
+# shellcheck disable=SC2016 # backquotes are Markdown here
+expect "idle splice: the section says where its figures come from" "$T/idle_spliced.md" \
+  '^These figures come from a run of the idle cell alone \(`SPLICE=1 QUICK=1 CELLS=.idle. benchmarks/run.sh`\), 2026-01-07T08:09:10Z, commit abc1234, idle counts 2000,'
+expect "idle splice: × alone is — without echo_64B_c50" "$T/idle_spliced.md" \
+  '^\| coronet_echo_io_uring \| 2000 \| 2000 \| 2000 \| 3000 \| 16000 \| 400 \| 15\.0 \| 20\.0 \| 140,000 \| — \| 600 \|'
+rows=$(grep -E '^\| idle, ' "$T/idle_spliced.md" | tr '\n' '#')
+want='| idle, 2000 conns (idle-only run 2026-01-07 08:09Z) | ≤ 512 B/conn; no throughput loss beside them | 400 B/conn; load — × alone (no echo_64B_c50 in this run) | (see the idle table) | - |#'
+if [ "$rows" = "$want" ]; then ok "idle splice: the idle goal rows replaced, marked as from the idle-only run"; else fail "idle splice: idle goal rows '$rows'"; fi
+n_before=$(grep -n '^| idle, ' "$T/idle_before.md" | head -1 | cut -d: -f1)
+n_after=$(grep -n '^| idle, ' "$T/idle_spliced.md" | head -1 | cut -d: -f1)
+if [ -n "$n_before" ] && [ "$n_before" = "$n_after" ]; then ok "idle splice: the goal rows stay where they were"; else fail "idle splice: goal rows at line $n_after, were at $n_before"; fi
+if cmp -s <(rest "$T/idle_before.md") <(rest "$T/idle_spliced.md"); then
+  ok "idle splice: the rest of RESULTS.md byte for byte as it was"
+else
+  fail "idle splice: changed outside the idle section and goal rows: $(diff <(rest "$T/idle_before.md") <(rest "$T/idle_spliced.md") | head -5)"
+fi
+# A second idle run replaces the first in place.
+sed -i 's/^date=.*/date=2026-01-08T08:09:10Z/' "$idl/meta.env"
+"$PY" "$B/summarize.py" --out "$idl" --results "$T/idle_spliced.md" --plot "$T/unused.png" --splice >"$T/splice_idle2.log" 2>&1
+if [ "$(grep -c '^## Idle connections' "$T/idle_spliced.md")" = 1 ] && [ "$(grep -c '^| idle, ' "$T/idle_spliced.md")" = 1 ] &&
+  grep -q '^| idle, 2000 conns (idle-only run 2026-01-08 08:09Z) |' "$T/idle_spliced.md" &&
+  cmp -s <(rest "$T/idle_before.md") <(rest "$T/idle_spliced.md"); then
+  ok "idle splice: a second idle run replaces the first, the rest still as it was"
+else
+  fail "idle splice: after a second run"
+fi
+# The idle cell beside the syscall cell (which --splice cannot place) is refused, RESULTS.md untouched.
+sys=$T/idle_sys
+mkdir -p "$sys"
+cp "$idl/meta.env" "$idl/raw.tsv" "$idl/idle.tsv" "$sys/"
+{
+  printf 'workload\tbackend\trequests\tsyscalls\tper_req\tthroughput\tstrace_requests\tstrace_syscalls\tstrace_per_req\ttop\n'
+  printf 'echo_64B_c50_pipe16\tio_uring\t1000\t98\t0.098\t100000\t-\t-\t-\t-\n'
+} >"$sys/syscalls.tsv"
+cp "$R" "$T/idle_refused.md"
+if "$PY" "$B/summarize.py" --out "$sys" --results "$T/idle_refused.md" --plot "$T/unused.png" --splice >"$T/refused_sys.log" 2>&1; then
+  fail "splice: a run with the syscall cell was accepted"
+elif grep -q "cannot splice: \['syscalls'\]" "$T/refused_sys.log" && cmp -s "$R" "$T/idle_refused.md"; then
+  ok "splice: a run with the idle and syscall cells is refused, RESULTS.md untouched"
+else
+  fail "splice: refusal of the syscall cell: $(tail -2 "$T/refused_sys.log")"
 fi
 
 echo "$passed passed, $failed failed"
