@@ -54,8 +54,8 @@ struct connection_totals {
     std::atomic<std::uint64_t> accepted{0};  // connections accepted since the start
 };
 
-// A connection's entry: intrusive, owned by the connection (48 B), which holds it right after
-// its channel (a registered_channel), so that the entry reaches the channel without a pointer.
+// A connection's entry: intrusive, owned by the connection (48 B), which holds it as the base
+// of a registered_channel, so that the entry reaches the channel without a pointer.
 struct connection_entry {
     std::uint64_t id = 0;
     reactor::clock::time_point started{};
@@ -71,24 +71,25 @@ struct connection_entry {
     bool orphaned = false;  // its server is gone: nothing to unlist it from
     bool at_once = false;   // its handler said the peer sends nothing more: close without lingering
 
-    // The connection's channel (the registered_channel this entry is part of).
+    // The connection's channel (the registered_channel this entry is the base of).
     channel& ch() const noexcept;
 };
 static_assert(sizeof(connection_entry) <= 48, "the registry costs at most 48 B a connection");
 
-// A channel and its registry entry, side by side: every listed entry is held in one (a
-// server's connection is one), so that ch() finds the channel from the entry's address.
-struct registered_channel {
+// A registry entry with its channel: every listed entry is the base of one (a server's
+// connection is one), so that ch() reaches the channel from the entry by a plain downcast
+// (no offsetof, which needs a standard-layout type: std::unique_ptr is one under GCC's
+// reckoning and not under clang's).
+struct registered_channel : connection_entry {
+    explicit registered_channel(channel c) noexcept : ch(std::move(c)) {}
+    connection_entry& entry() noexcept { return *this; }
+    const connection_entry& entry() const noexcept { return *this; }
+
     channel ch;
-    connection_entry entry;
 };
-static_assert(std::is_standard_layout_v<registered_channel>, "offsetof finds the channel");
 
 inline channel& connection_entry::ch() const noexcept {
-    const char* self = reinterpret_cast<const char*>(this);
-    auto* whole =
-        reinterpret_cast<const registered_channel*>(self - offsetof(registered_channel, entry));
-    return const_cast<channel&>(whole->ch);
+    return const_cast<channel&>(static_cast<const registered_channel*>(this)->ch);
 }
 
 // t in milliseconds modulo 2^32, for the idle sweep's seen_active: the difference of two

@@ -23,14 +23,13 @@ using namespace std::chrono_literals;
 connection::connection(server& s, socket sock, const channel_options& options)
     : connection(s, channel(std::move(sock), options)) {}
 
-connection::connection(server& s, channel over)
-    : registered_channel{std::move(over), {}}, server_(s) {
-    s.registry_.add(entry, s.options_.totals);
-    entry.draining = s.stopping_;
+connection::connection(server& s, channel over) : registered_channel(std::move(over)), server_(s) {
+    s.registry_.add(entry(), s.options_.totals);
+    entry().draining = s.stopping_;
 }
 
 connection::~connection() {
-    if (!entry.orphaned) server_.registry_.remove(entry, server_.options_.totals);
+    if (!entry().orphaned) server_.registry_.remove(entry(), server_.options_.totals);
 }
 
 bool connection::stopping() const noexcept { return server_.stopping_; }
@@ -182,13 +181,13 @@ Coroutine server::serve(channel over) {
         step.t = handler_(c);
         co_await step;
     } catch (...) {  // logged here (no co_await in it): no exception_ptr in every frame
-        log_escape(std::current_exception(), c.entry.orphaned ? orphan_name : options_.name);
+        log_escape(std::current_exception(), c.entry().orphaned ? orphan_name : options_.name);
     }
     step.t = {};  // the handler's frame goes first, as it did when its task was a temporary
-    // Nothing after the handler touches a server that is gone (entry.orphaned): it closed the
+    // Nothing after the handler touches a server that is gone (entry().orphaned): it closed the
     // channel, so the lingering close returns at once whatever its linger.
-    step.t = lingering_close(c.ch, c.entry.orphaned ? 0ms : options_.linger,
-                             c.entry.at_once ? peer_input::ended : peer_input::unknown);
+    step.t = lingering_close(c.ch, c.entry().orphaned ? 0ms : options_.linger,
+                             c.entry().at_once ? peer_input::ended : peer_input::unknown);
     co_await step;
 }
 

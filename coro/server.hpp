@@ -70,8 +70,8 @@ struct server_options {
 class server;
 
 // One connection, as its handler sees it: the channel and the server's stop.
-// Its channel and its registry entry side by side (registered_channel: the entry finds the
-// channel from its own address).
+// Its registry entry and its channel in one (registered_channel: the entry reaches the channel
+// by a downcast).
 class connection : private registered_channel {
 public:
     connection(server& s, socket sock, const channel_options& options);
@@ -83,7 +83,7 @@ public:
     using registered_channel::ch;  // the connection's input and output
 
     // The registry's id for it.
-    std::uint64_t id() const noexcept { return entry.id; }
+    std::uint64_t id() const noexcept { return entry().id; }
     // True once the server is shutting down: finish what is in flight, then return.
     bool stopping() const noexcept;
     // co_await: until the server starts shutting down (false if cancelled first).
@@ -94,8 +94,8 @@ public:
     // the connection closes (TLS: close_notify) without lingering for the peer's end. Should
     // the peer send after all, the reset its bytes cause can destroy a reply it has not read:
     // not for pipelined bytes, an unread body or an error reply (see lingering_close.hpp).
-    void close_at_once() noexcept { entry.at_once = true; }
-    bool closes_at_once() const noexcept { return entry.at_once; }
+    void close_at_once() noexcept { entry().at_once = true; }
+    bool closes_at_once() const noexcept { return entry().at_once; }
 
 private:
     friend class server;

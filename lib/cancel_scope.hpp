@@ -14,7 +14,7 @@
 namespace coronet {
 
 class reactor;
-struct cancel_slot;
+class cancel_slot;
 
 // One entry of a cancellable scope: a pending operation or a nested scope
 // (intrusive: the awaiter or the nested scope owns it, so linking allocates nothing).
