@@ -68,24 +68,23 @@ class pool {
 public:
     void* get(std::size_t cls) {
         auto& list = lists_[cls];
-        if (!list.empty()) {
-            kept_bytes_ -= block_size(cls);
-            return list.take();
-        }
+        if (!list.empty()) return list.take();
         return ::operator new(block_size(cls));
     }
     void put(void* p, std::size_t cls) noexcept {
         auto& list = lists_[cls];
-        if (list.size() < kept_in[cls] && list.keep(p))
-            kept_bytes_ += block_size(cls);
-        else
-            ::operator delete(p);
+        if (list.size() >= kept_in[cls] || !list.keep(p)) ::operator delete(p);
     }
-    std::size_t kept_bytes() const noexcept { return kept_bytes_; }
+    // Summed when asked (tests), not counted on every get and put.
+    std::size_t kept_bytes() const noexcept {
+        std::size_t bytes = 0;
+        for (std::size_t cls = 0; cls < classes; ++cls)
+            bytes += lists_[cls].size() * block_size(cls);
+        return bytes;
+    }
 
 private:
     std::array<block_free_list<max_cached>, classes> lists_;
-    std::size_t kept_bytes_ = 0;
 };
 
 thread_local pool frames;

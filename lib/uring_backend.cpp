@@ -354,8 +354,10 @@ void uring_backend::wait(std::chrono::nanoseconds timeout, op_list& done) {
     // or parked in the kernel's overflow list after the CQ filled up
     // (IORING_SQ_CQ_OVERFLOW; those reach the CQ only on an io_uring_enter with
     // GETEVENTS, which io_uring_get_events makes).
-    // A queue left to settle by a reap outside wait() (get_sqe) must not wait either.
-    if (!done.empty() || settle_ || io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring))
+    // Nor while a reap outside wait() (get_sqe with the SQ full) left a queue to settle or an
+    // operation to restart: they are handed to the kernel only below, after this turn's wait.
+    if (!done.empty() || settle_ || !restart_.empty() || io_uring_cq_ready(ring) > 0 ||
+        io_uring_cq_has_overflow(ring))
         timeout = std::chrono::nanoseconds(0);
     if (timeout.count() == 0) {
         if (defer_taskrun_) {
