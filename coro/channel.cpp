@@ -145,11 +145,10 @@ namespace {
 inline output_block* take_block(reactor& r) {
     if (output_blocks.empty()) return new output_block(r);
     output_block* b = output_blocks.take();
-    if (b->owner != &r) {  // its events name the reactor it served last on this thread
+    if (&b->drained.context() != &r) {  // its events name the reactor it served last here
         std::construct_at(&b->drained, r);
         std::construct_at(&b->flushed, r);
         std::construct_at(&b->ended, r);
-        b->owner = &r;
     }
     return b;
 }

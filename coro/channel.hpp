@@ -275,7 +275,7 @@ struct recycling_allocator {
 // goes back to) a per-thread cache, so an idle channel holds 8 B for its output
 // (besides its counters) and steady traffic allocates nothing.
 struct output_block {
-    explicit output_block(reactor& r) noexcept : owner(&r), drained(r), flushed(r), ended(r) {}
+    explicit output_block(reactor& r) noexcept : drained(r), flushed(r), ended(r) {}
     using queue = std::deque<out_item, recycling_allocator<out_item>>;
     // Elements never move while queued (the sender's gather points into them).
     queue items;
@@ -283,7 +283,6 @@ struct output_block {
     std::size_t in_flight = 0;       // items referenced by the send in progress
     std::size_t queued = 0;          // bytes in items not yet sent
     std::coroutine_handle<> sender;  // running (or posted) sender, else null
-    reactor* owner;                  // the reactor the events below name
     event drained;                   // queued fell to low_water (or the output side ended)
     event flushed;                   // items emptied (or the output side ended)
     event ended;                     // closed, or the send failed

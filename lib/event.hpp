@@ -78,6 +78,8 @@ public:
     }
 
     bool has_waiters() const noexcept { return waiters_ != nullptr; }
+    // The reactor its waiters are resumed on.
+    reactor& context() const noexcept { return *reactor_; }
 
 private:
     reactor* reactor_;
