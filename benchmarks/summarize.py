@@ -505,11 +505,11 @@ def idle_goal_rows(idle, summ, be, run=""):
         thr = num(r.get("load_msgs_per_s"))
         rel = ratio(thr, med(summ, "echo_64B_c50", r["peer"]))
         if "echo_64B_c50" in summ:
-            load, ok = f"load {fmt(rel, 2) if rel else '?'}× alone", b <= 512 and (rel is None or rel >= 0.9)
+            load, ok = f"load {fmt(rel, 2) if rel else '?'}× alone", b <= 768 and (rel is None or rel >= 0.9)
         else:
-            load, ok = "load — × alone (no echo_64B_c50 in this run)", (False if b > 512 else None)
+            load, ok = "load — × alone (no echo_64B_c50 in this run)", (False if b > 768 else None)
         what = f"idle, {r['conns']} conns" + (f" ({run})" if run else "")
-        rows.append(f"| {what} | ≤ 512 B/conn; no throughput loss beside them | {b:,.0f} B/conn; {load} | "
+        rows.append(f"| {what} | ≤ 768 B/conn; no throughput loss beside them | {b:,.0f} B/conn; {load} | "
                     f"(see the idle table) | {'-' if ok is None else ('yes' if ok else '**no**')} |")
     return rows
 

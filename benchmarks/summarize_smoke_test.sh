@@ -170,7 +170,7 @@ expect "file goal 64 KiB not met" "$R" '^\| file 64 KiB, wrk -c50 \| .*\| \*\*no
 expect "file goal 10 MiB in µs/MiB" "$R" '^\| file 10 MiB, wrk -c4 \| ≤ nginx µs/req \| 1,700 µs/file = 170 µs/MiB \(0\.89× nginx\)'
 expect "a run lost to a dead server" "$R" '^\| coronet_file_epoll \| 115 \| .*\| 1 \(1 run lost: server dead\) \|$'
 expect "the TLS goal row" "$R" '^\| TLS keep-alive /hello, wrk -c50 \| '
-expect "an idle goal row against echo_64B_c50" "$R" '^\| idle, 10000 conns \| ≤ 512 B/conn; no throughput loss beside them \| 1,334 B/conn; load 1\.10× alone \| \(see the idle table\) \| \*\*no\*\* \|$'
+expect "an idle goal row against echo_64B_c50" "$R" '^\| idle, 10000 conns \| ≤ 768 B/conn; no throughput loss beside them \| 1,334 B/conn; load 1\.10× alone \| \(see the idle table\) \| \*\*no\*\* \|$'
 expect "user space's share of pipelined HTTP" "$R" "^\*\*User space's share of the server's CPU\*\* \(http_wrk_c50_pipe16.*\`coronet_http_io_uring\` 0\.30 \+ 0\.60 µs/req \(33 % user\)"
 # shellcheck disable=SC2016 # backquotes are Markdown here
 expect "a file loss listed" "$R" '^- file_64KiB_c50: `coronet_file_io_uring` server µs/req 90\.0 vs `nginx_file` 25\.0'
@@ -277,7 +277,7 @@ expect "idle splice: the section says where its figures come from" "$T/idle_spli
 expect "idle splice: × alone is — without echo_64B_c50" "$T/idle_spliced.md" \
   '^\| coronet_echo_io_uring \| 2000 \| 2000 \| 2000 \| 3000 \| 16000 \| 400 \| 15\.0 \| 20\.0 \| 140,000 \| — \| 600 \|'
 rows=$(grep -E '^\| idle, ' "$T/idle_spliced.md" | tr '\n' '#')
-want='| idle, 2000 conns (idle-only run 2026-01-07 08:09Z) | ≤ 512 B/conn; no throughput loss beside them | 400 B/conn; load — × alone (no echo_64B_c50 in this run) | (see the idle table) | - |#'
+want='| idle, 2000 conns (idle-only run 2026-01-07 08:09Z) | ≤ 768 B/conn; no throughput loss beside them | 400 B/conn; load — × alone (no echo_64B_c50 in this run) | (see the idle table) | - |#'
 if [ "$rows" = "$want" ]; then ok "idle splice: the idle goal rows replaced, marked as from the idle-only run"; else fail "idle splice: idle goal rows '$rows'"; fi
 n_before=$(grep -n '^| idle, ' "$T/idle_before.md" | head -1 | cut -d: -f1)
 n_after=$(grep -n '^| idle, ' "$T/idle_spliced.md" | head -1 | cut -d: -f1)
