@@ -40,6 +40,7 @@
 // The reads, pushes and waits above behave the same on all of them.
 // Medusa ancestor: asynchat.async_chat.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -269,6 +270,21 @@ struct recycling_allocator {
     }
 };
 
+// The output block's own send: what sends the queued pieces without a coroutine
+// while they are plain bytes on a plain socket (the echo, a pipelined response
+// batch). A flush is posted through it (kick_sender) and it is then the
+// sendmsg, gathering at most flush_iov pieces; its completion calls the channel
+// back (channel_state::on_flush). The msghdr and the iovecs stay valid while
+// the kernel may read them, since the block stays while the send is in flight.
+inline constexpr std::size_t flush_iov = 4;
+struct flush_op : operation {
+    channel_state* owner = nullptr;
+    bool active = false;   // posted, or its send is in flight
+    bool sending = false;  // the send is in flight (else the flush was posted)
+    msghdr header{};
+    std::array<iovec, flush_iov> iov{};
+};
+
 // The output side while output is in progress: the queued pieces, the sender
 // and whoever waits on them. It exists only while something is queued, the
 // sender runs or a write, flush or close_when_done waits, and comes from (and
@@ -282,14 +298,15 @@ struct output_block {
     std::size_t head_sent = 0;       // bytes of items.front() already sent
     std::size_t in_flight = 0;       // items referenced by the send in progress
     std::size_t queued = 0;          // bytes in items not yet sent
-    std::coroutine_handle<> sender;  // running (or posted) sender, else null
+    std::coroutine_handle<> sender;  // running sender coroutine, else null
+    flush_op flush;                  // posted flush or send in flight (flush.active)
     event drained;                   // queued fell to low_water (or the output side ended)
     event flushed;                   // items emptied (or the output side ended)
     event ended;                     // closed, or the send failed
 
     bool idle() const noexcept {
-        return items.empty() && !sender && !drained.has_waiters() && !flushed.has_waiters() &&
-               !ended.has_waiters();
+        return items.empty() && !sender && !flush.active && !drained.has_waiters() &&
+               !flushed.has_waiters() && !ended.has_waiters();
     }
 };
 
@@ -448,6 +465,9 @@ public:
 private:
     void kick_sender(output_block& b);
     void output_ended() noexcept;
+    static void on_flush(operation& op);
+    void flush_now(output_block& b);
+    void drop_sent(output_block& b, std::size_t sent) noexcept;
     sender_task send_loop();
     bool fill_producer(std::size_t i);
     void producer_failed(std::error_code error, const char* what) noexcept;
