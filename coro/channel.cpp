@@ -1000,8 +1000,8 @@ void channel_state::discard() noexcept {
     while (b->items.size() > b->in_flight)
         b->items.pop_back();
     b->queued = 0;
-    for (const item& it : b->items)
-        b->queued += it.bytes.size();
+    for (std::size_t i = 0; i < b->items.size(); ++i)
+        b->queued += b->items[i].bytes.size();
     if (b->in_flight == 0) b->head_sent = 0;
     b->queued -= std::min(b->queued, b->head_sent);
     out_.release_if_idle();

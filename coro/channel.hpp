@@ -270,6 +270,56 @@ struct recycling_allocator {
     }
 };
 
+// The queued pieces, in order: the first in the block itself, the rest in a
+// deque made when a second piece queues behind it (and kept with the block
+// after), so a reply of one piece (an echo, a batch of pipelined responses
+// coalesced) needs no deque memory. A piece does not move while queued, except
+// the one behind the front, which moves into the front's place when that
+// leaves: only pieces no send in flight refers to leave.
+class out_queue {
+public:
+    using deque = std::deque<out_item, recycling_allocator<out_item>>;
+
+    bool empty() const noexcept { return n_ == 0; }
+    std::size_t size() const noexcept { return n_; }
+    out_item& front() noexcept { return first_; }
+    out_item& back() noexcept { return n_ > 1 ? rest_->back() : first_; }
+    out_item& operator[](std::size_t i) noexcept { return i == 0 ? first_ : (*rest_)[i - 1]; }
+    void push_back(out_item&& it) {
+        if (n_ > 0) {
+            if (!rest_) rest_ = std::make_unique<deque>();
+            rest_->push_back(std::move(it));
+        } else {
+            first_ = std::move(it);
+        }
+        ++n_;
+    }
+    void pop_front() noexcept {
+        if (--n_ == 0) {
+            first_ = out_item{};
+        } else {
+            first_ = std::move(rest_->front());
+            rest_->pop_front();
+        }
+    }
+    void pop_back() noexcept {
+        if (--n_ == 0)
+            first_ = out_item{};
+        else
+            rest_->pop_back();
+    }
+    void clear() noexcept {
+        first_ = out_item{};
+        if (rest_) rest_->clear();
+        n_ = 0;
+    }
+
+private:
+    out_item first_;
+    std::size_t n_ = 0;
+    std::unique_ptr<deque> rest_;  // items 1..n_-1
+};
+
 // The output block's own send: what sends the queued pieces without a coroutine
 // while they are plain bytes on a plain socket (the echo, a pipelined response
 // batch). A flush is posted through it (kick_sender) and it is then the
@@ -292,8 +342,8 @@ struct flush_op : operation {
 // (besides its counters) and steady traffic allocates nothing.
 struct output_block {
     explicit output_block(reactor& r) noexcept : drained(r), flushed(r), ended(r) {}
-    using queue = std::deque<out_item, recycling_allocator<out_item>>;
-    // Elements never move while queued (the sender's gather points into them).
+    using queue = out_queue;
+    // Pieces referred to by a send in flight never move (the gather points into them).
     queue items;
     std::size_t head_sent = 0;       // bytes of items.front() already sent
     std::size_t in_flight = 0;       // items referenced by the send in progress
