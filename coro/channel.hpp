@@ -23,9 +23,11 @@
 // (lib/receive_room.hpp); the channel keeps the terminators, the limits, the
 // deadline and the waiting read.
 //
-// Output: push() queues bytes or a producer and returns at once; a background
-// sender gathers queued pieces into one vectored send whenever the socket can
-// take data (Medusa's globbing). write() also waits while more than the
+// Output: push() queues bytes or a producer and returns at once; the first
+// push posts a flush, which gathers the pieces queued by then into one vectored
+// send whenever the socket can take data (Medusa's globbing): plain bytes from
+// the output block's own operation, producers, files and transports by a
+// background sender coroutine. write() also waits while more than the
 // high-water mark is queued (backpressure) and reports a failed send; flush()
 // waits until everything is sent; close_when_done() closes after the fifo
 // drains, and anything pushed after it is dropped. These waits complete
@@ -221,8 +223,10 @@ enum class read_kind : unsigned char { until, exactly, some };
 enum class read_step : unsigned char { read, recv, read_until, read_exactly };
 enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 
-// The background sender's coroutine: started by a push, it frees its own frame
-// when it ends (nothing left to send), so an idle channel keeps none.
+// The background sender's coroutine, for output that is more than plain bytes
+// (producers, files, a transport, long gathers): started by a posted flush that
+// finds such output, it frees its own frame when it ends (nothing left to
+// send), so an idle channel keeps none. Plain bytes need no frame (flush_op).
 struct sender_task {
     struct promise_type {
         // send_loop() is a member: the promise keeps its channel, to report a throw.
@@ -336,8 +340,8 @@ struct flush_op : operation {
 };
 
 // The output side while output is in progress: the queued pieces, the sender
-// and whoever waits on them. It exists only while something is queued, the
-// sender runs or a write, flush or close_when_done waits, and comes from (and
+// and whoever waits on them. It exists only while something is queued, a
+// flush or the sender runs or a write, flush or close_when_done waits, and comes from (and
 // goes back to) a per-thread cache, so an idle channel holds 8 B for its output
 // (besides its counters) and steady traffic allocates nothing.
 struct output_block {
@@ -374,7 +378,6 @@ public:
     bool empty() const noexcept { return !b_ || b_->items.empty(); }
     std::size_t size() const noexcept { return b_ ? b_->items.size() : 0; }
     std::size_t queued() const noexcept { return b_ ? b_->queued : 0; }
-    std::coroutine_handle<> sender() const noexcept { return b_ ? b_->sender : nullptr; }
     out_item& front() noexcept { return b_->items.front(); }
     out_item& back() noexcept { return b_->items.back(); }
     out_item& operator[](std::size_t i) noexcept { return b_->items[i]; }
