@@ -134,6 +134,7 @@ output_fifo::~output_fifo() {
         b_->items.clear();
         b_->head_sent = b_->in_flight = b_->queued = 0;
         b_->sender = nullptr;
+        b_->flush.active = b_->flush.sending = false;  // (abandoned by ~channel_state)
         release();
     }
 }
@@ -190,10 +191,15 @@ channel_state::~channel_state() {
     // The sender dies first: a send still in the kernel is abandoned
     // (cancelled and waited for) before the fd and the buffers go, and a turn
     // already scheduled for it is withdrawn.
-    if (std::coroutine_handle<> sender = out_.sender()) {
-        r().unpost(sender);
-        sender.destroy();  // a sender that never ran leaves the block's handle set
-        if (output_block* b = out_.get()) b->sender = nullptr;  // (~output_fifo clears it too)
+    if (output_block* b = out_.get()) {
+        if (std::coroutine_handle<> sender = b->sender) {
+            sender.destroy();
+            b->sender = nullptr;  // (~output_fifo clears it too)
+        }
+        if (b->flush.active) {  // a posted flush is withdrawn, a send in flight abandoned
+            r().abandon(b->flush);
+            b->flush.active = b->flush.sending = false;
+        }
     }
     abandon_read();  // a reader outliving its channel is never resumed
     room_.close();   // the kernel lets go of the multishot receive; its blocks go back
@@ -467,12 +473,155 @@ void channel_state::push_producer(producer p) {
     kick_sender(out_.push_back(r(), {{}, std::move(p)}));
 }
 
+namespace {
+
+// A flush is posted as an operation that nobody performs and that finishes at
+// once (reactor::hold, then finish): the reactor calls it back with the
+// completions of this turn (after the one that pushed) or of the next one.
+// finish() forgets the performer, so these are never called.
+struct posted_flush final : op_performer {
+    void cancel(operation&) noexcept override {}
+    void abandon(operation&) noexcept override {}
+};
+posted_flush flush_poster;
+
+}  // namespace
+
+// The first push since the output was idle posts a flush: pushes of the same
+// turn join it, and nothing bigger than the block is made until it runs.
 void channel_state::kick_sender(output_block& b) {
-    if (closed_) return;
-    if (!b.sender) {  // never started, or ended with nothing to send
-        b.sender = send_loop().handle;
-        r().post(b.sender);
+    if (closed_ || b.sender || b.flush.active) return;  // a flush is on its way
+    b.flush.active = true;
+    b.flush.sending = false;
+    b.flush.owner = this;
+    b.flush.set_on_done(&on_flush);
+    r().hold(b.flush, flush_poster);
+    r().finish(b.flush, 0);
+}
+
+void channel_state::on_flush(operation& op) {
+    auto& f = static_cast<flush_op&>(op);
+    channel_state* st = f.owner;
+    output_block& b = st->ob();
+    if (f.sending) {  // the send finished
+        f.sending = false;
+        b.in_flight = 0;
+        if (op.result < 0) {
+            st->send_failed(error_of(op.result));
+            f.active = false;
+            if (st->closing_ && !st->closed_) {
+                st->closed_ = true;
+                st->shut_down();
+            }
+            st->output_ended();
+            return;
+        }
+        st->drop_sent(b, static_cast<std::size_t>(op.result));
     }
+    st->flush_now(b);
+}
+
+// Sends what is queued from the block's own operation, as long as it is plain
+// bytes on a plain socket in at most flush_iov pieces (without a coroutine
+// frame: on epoll the send mostly finishes at once, and nothing is left behind
+// but the block, back in its cache). Anything else (a producer, a file, a
+// transport, a longer gather) goes to send_loop(), from where the queue stands.
+void channel_state::flush_now(output_block& b) {
+    flush_op& f = b.flush;
+    while (!closed_) {
+        while (!b.items.empty() && !b.items.front().source &&
+               b.items.front().bytes.size() == b.head_sent) {
+            keep_spare_string(b.items.front().bytes);
+            b.items.pop_front();
+            b.head_sent = 0;
+        }
+        if (b.items.empty()) {
+            b.flushed.notify_all();
+            if (closing_) break;
+            f.active = false;
+            out_.release_if_idle();  // an echo's block goes back after each reply
+            return;
+        }
+        std::size_t count = 0;
+        std::size_t bytes = 0;
+        std::size_t i = 0;
+        bool plain = !tx_;
+        for (; plain && i < b.items.size() && bytes < max_send; ++i) {
+            item& it = b.items[i];
+            std::size_t len = it.bytes.size() - (i == 0 ? b.head_sent : 0);
+            if (it.source || (len > 0 && count == flush_iov)) {
+                plain = false;
+                break;
+            }
+            if (len == 0) continue;
+            f.iov[count++] = {it.bytes.data() + (it.bytes.size() - len), len};
+            bytes += len;
+            b.in_flight = i + 1;
+        }
+        if (!plain) {  // the coroutine takes over until the queue is empty
+            b.in_flight = 0;
+            f.active = false;
+            b.sender = send_loop().handle;
+            b.sender.resume();
+            return;
+        }
+        f.header.msg_iov = f.iov.data();
+        f.header.msg_iovlen = count;
+        f.header.msg_flags = 0;
+        f.code = op_code::sendmsg;
+        f.phase = op_phase::none;
+        f.fd = sock_.native_handle();
+        f.msg = &f.header;
+        f.sending = true;
+        bool now = false;
+        try {
+            now = r().start(f);
+        } catch (...) {
+            f.sending = false;
+            b.in_flight = 0;
+            f.active = false;
+            sender_failed(std::current_exception());
+            return;
+        }
+        if (!now) return;  // on_flush goes on when it finishes
+        f.sending = false;
+        b.in_flight = 0;
+        if (f.result < 0) {
+            send_failed(error_of(f.result));
+            break;
+        }
+        drop_sent(b, static_cast<std::size_t>(f.result));
+    }
+    f.active = false;
+    if (closing_ && !closed_) {
+        closed_ = true;
+        shut_down();  // a pending read sees end of stream
+    }
+    output_ended();
+}
+
+// After a send of `sent` bytes from the front of the queue: what went out is
+// dropped; a short send resumes mid-piece next time.
+void channel_state::drop_sent(output_block& b, std::size_t sent) noexcept {
+    b.queued -= sent;
+    count_sent(sent, false);
+    while (sent > 0) {
+        item& head = b.items.front();
+        std::size_t left = head.bytes.size() - b.head_sent;
+        if (sent < left) {
+            b.head_sent += sent;
+            break;
+        }
+        sent -= left;
+        b.head_sent = 0;
+        if (head.source) {
+            head.bytes.clear();  // the producer has more to give
+        } else {
+            keep_spare_string(head.bytes);
+            b.items.pop_front();
+        }
+    }
+    if (b.queued <= opt_.low_water) b.drained.notify_all();
 }
 
 // Everything that waits on the output side learns that it has ended.
@@ -795,26 +944,7 @@ sender_task channel_state::send_loop() {
             break;
         }
         blk.in_flight = 0;
-        blk.queued -= sent;
-        count_sent(sent, false);
-        // Drop what went out; a short send resumes mid-piece next time.
-        while (sent > 0) {
-            item& head = blk.items.front();
-            std::size_t left = head.bytes.size() - blk.head_sent;
-            if (sent < left) {
-                blk.head_sent += sent;
-                break;
-            }
-            sent -= left;
-            blk.head_sent = 0;
-            if (head.source) {
-                head.bytes.clear();  // the producer has more to give
-            } else {
-                keep_spare_string(head.bytes);
-                blk.items.pop_front();
-            }
-        }
-        if (blk.queued <= opt_.low_water) blk.drained.notify_all();
+        drop_sent(blk, sent);
     }
     if (closing_ && !closed_) {
         closed_ = true;
@@ -870,8 +1000,8 @@ void channel_state::discard() noexcept {
     while (b->items.size() > b->in_flight)
         b->items.pop_back();
     b->queued = 0;
-    for (const item& it : b->items)
-        b->queued += it.bytes.size();
+    for (std::size_t i = 0; i < b->items.size(); ++i)
+        b->queued += b->items[i].bytes.size();
     if (b->in_flight == 0) b->head_sent = 0;
     b->queued -= std::min(b->queued, b->head_sent);
     out_.release_if_idle();

@@ -23,9 +23,11 @@
 // (lib/receive_room.hpp); the channel keeps the terminators, the limits, the
 // deadline and the waiting read.
 //
-// Output: push() queues bytes or a producer and returns at once; a background
-// sender gathers queued pieces into one vectored send whenever the socket can
-// take data (Medusa's globbing). write() also waits while more than the
+// Output: push() queues bytes or a producer and returns at once; the first
+// push posts a flush, which gathers the pieces queued by then into one vectored
+// send whenever the socket can take data (Medusa's globbing): plain bytes from
+// the output block's own operation, producers, files and transports by a
+// background sender coroutine. write() also waits while more than the
 // high-water mark is queued (backpressure) and reports a failed send; flush()
 // waits until everything is sent; close_when_done() closes after the fifo
 // drains, and anything pushed after it is dropped. These waits complete
@@ -40,6 +42,7 @@
 // The reads, pushes and waits above behave the same on all of them.
 // Medusa ancestor: asynchat.async_chat.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -220,8 +223,10 @@ enum class read_kind : unsigned char { until, exactly, some };
 enum class read_step : unsigned char { read, recv, read_until, read_exactly };
 enum class wait_kind : unsigned char { below_high_water, flushed, closed };
 
-// The background sender's coroutine: started by a push, it frees its own frame
-// when it ends (nothing left to send), so an idle channel keeps none.
+// The background sender's coroutine, for output that is more than plain bytes
+// (producers, files, a transport, long gathers): started by a posted flush that
+// finds such output, it frees its own frame when it ends (nothing left to
+// send), so an idle channel keeps none. Plain bytes need no frame (flush_op).
 struct sender_task {
     struct promise_type {
         // send_loop() is a member: the promise keeps its channel, to report a throw.
@@ -269,27 +274,93 @@ struct recycling_allocator {
     }
 };
 
+// The queued pieces, in order: the first in the block itself, the rest in a
+// deque made when a second piece queues behind it (and kept with the block
+// after), so a reply of one piece (an echo, a batch of pipelined responses
+// coalesced) needs no deque memory. A piece does not move while queued, except
+// the one behind the front, which moves into the front's place when that
+// leaves: only pieces no send in flight refers to leave.
+class out_queue {
+public:
+    using deque = std::deque<out_item, recycling_allocator<out_item>>;
+
+    bool empty() const noexcept { return n_ == 0; }
+    std::size_t size() const noexcept { return n_; }
+    out_item& front() noexcept { return first_; }
+    out_item& back() noexcept { return n_ > 1 ? rest_->back() : first_; }
+    out_item& operator[](std::size_t i) noexcept { return i == 0 ? first_ : (*rest_)[i - 1]; }
+    void push_back(out_item&& it) {
+        if (n_ > 0) {
+            if (!rest_) rest_ = std::make_unique<deque>();
+            rest_->push_back(std::move(it));
+        } else {
+            first_ = std::move(it);
+        }
+        ++n_;
+    }
+    void pop_front() noexcept {
+        if (--n_ == 0) {
+            first_ = out_item{};
+        } else {
+            first_ = std::move(rest_->front());
+            rest_->pop_front();
+        }
+    }
+    void pop_back() noexcept {
+        if (--n_ == 0)
+            first_ = out_item{};
+        else
+            rest_->pop_back();
+    }
+    void clear() noexcept {
+        first_ = out_item{};
+        if (rest_) rest_->clear();
+        n_ = 0;
+    }
+
+private:
+    out_item first_;
+    std::size_t n_ = 0;
+    std::unique_ptr<deque> rest_;  // items 1..n_-1
+};
+
+// The output block's own send: what sends the queued pieces without a coroutine
+// while they are plain bytes on a plain socket (the echo, a pipelined response
+// batch). A flush is posted through it (kick_sender) and it is then the
+// sendmsg, gathering at most flush_iov pieces; its completion calls the channel
+// back (channel_state::on_flush). The msghdr and the iovecs stay valid while
+// the kernel may read them, since the block stays while the send is in flight.
+inline constexpr std::size_t flush_iov = 4;
+struct flush_op : operation {
+    channel_state* owner = nullptr;
+    bool active = false;   // posted, or its send is in flight
+    bool sending = false;  // the send is in flight (else the flush was posted)
+    msghdr header{};
+    std::array<iovec, flush_iov> iov{};
+};
+
 // The output side while output is in progress: the queued pieces, the sender
-// and whoever waits on them. It exists only while something is queued, the
-// sender runs or a write, flush or close_when_done waits, and comes from (and
+// and whoever waits on them. It exists only while something is queued, a
+// flush or the sender runs or a write, flush or close_when_done waits, and comes from (and
 // goes back to) a per-thread cache, so an idle channel holds 8 B for its output
 // (besides its counters) and steady traffic allocates nothing.
 struct output_block {
     explicit output_block(reactor& r) noexcept : drained(r), flushed(r), ended(r) {}
-    using queue = std::deque<out_item, recycling_allocator<out_item>>;
-    // Elements never move while queued (the sender's gather points into them).
+    using queue = out_queue;
+    // Pieces referred to by a send in flight never move (the gather points into them).
     queue items;
     std::size_t head_sent = 0;       // bytes of items.front() already sent
     std::size_t in_flight = 0;       // items referenced by the send in progress
     std::size_t queued = 0;          // bytes in items not yet sent
-    std::coroutine_handle<> sender;  // running (or posted) sender, else null
+    std::coroutine_handle<> sender;  // running sender coroutine, else null
+    flush_op flush;                  // posted flush or send in flight (flush.active)
     event drained;                   // queued fell to low_water (or the output side ended)
     event flushed;                   // items emptied (or the output side ended)
     event ended;                     // closed, or the send failed
 
     bool idle() const noexcept {
-        return items.empty() && !sender && !drained.has_waiters() && !flushed.has_waiters() &&
-               !ended.has_waiters();
+        return items.empty() && !sender && !flush.active && !drained.has_waiters() &&
+               !flushed.has_waiters() && !ended.has_waiters();
     }
 };
 
@@ -307,7 +378,6 @@ public:
     bool empty() const noexcept { return !b_ || b_->items.empty(); }
     std::size_t size() const noexcept { return b_ ? b_->items.size() : 0; }
     std::size_t queued() const noexcept { return b_ ? b_->queued : 0; }
-    std::coroutine_handle<> sender() const noexcept { return b_ ? b_->sender : nullptr; }
     out_item& front() noexcept { return b_->items.front(); }
     out_item& back() noexcept { return b_->items.back(); }
     out_item& operator[](std::size_t i) noexcept { return b_->items[i]; }
@@ -448,6 +518,9 @@ public:
 private:
     void kick_sender(output_block& b);
     void output_ended() noexcept;
+    static void on_flush(operation& op);
+    void flush_now(output_block& b);
+    void drop_sent(output_block& b, std::size_t sent) noexcept;
     sender_task send_loop();
     bool fill_producer(std::size_t i);
     void producer_failed(std::error_code error, const char* what) noexcept;

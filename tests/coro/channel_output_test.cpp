@@ -265,6 +265,109 @@ TEST_CASE("channel: many small pushes leave in few sends", "[channel][C38]") {
 
 namespace {
 
+// --- many channels flushing in the same loop turn --------------------------------------
+
+// Channel i's pieces: a small head and tail, and by i a piece past the
+// coalescing limit (a piece of its own), more pieces than one plain send
+// gathers, or a producer between them. Offsets keep each channel's bytes apart.
+struct turn_pieces {
+    std::vector<std::string> bytes;  // in order; a producer's bytes are one entry
+    int producer_at = -1;            // the entry pushed as a producer
+    bool plain_and_small() const { return producer_at < 0 && bytes.size() == 3; }
+};
+
+turn_pieces pieces_for(std::size_t i) {
+    turn_pieces p;
+    std::size_t at = i * 1'000'000;
+    auto add = [&](std::size_t n) {
+        p.bytes.push_back(pattern(at, n));
+        at += n;
+    };
+    add(5 + i % 7);
+    if (i % 3 == 0) add(20 * 1024);
+    add(100 + i);
+    if (i % 4 == 1)
+        for (int k = 0; k < 6; ++k)
+            add(17 * 1024 + static_cast<std::size_t>(k));
+    if (i % 5 == 2) {
+        p.producer_at = static_cast<int>(p.bytes.size());
+        add(3000);
+    }
+    add(1 + i % 3);
+    return p;
+}
+
+// Every channel's pieces are pushed in the same turn (nothing awaited between
+// them), then every channel is flushed, given one more piece and closed.
+task<std::vector<channel::send_counters>> push_in_one_turn(std::vector<channel>& chs) {
+    for (std::size_t i = 0; i < chs.size(); ++i) {
+        turn_pieces p = pieces_for(i);
+        for (std::size_t j = 0; j < p.bytes.size(); ++j) {
+            if (static_cast<int>(j) == p.producer_at)
+                chs[i].push(simple_producer(std::move(p.bytes[j]), 1000));
+            else if (j % 2 == 0)
+                chs[i].push(std::string_view(p.bytes[j]));
+            else
+                chs[i].push(std::move(p.bytes[j]));
+        }
+    }
+    std::vector<channel::send_counters> sent;
+    for (std::size_t i = 0; i < chs.size(); ++i) {
+        co_await chs[i].flush();
+        sent.push_back(chs[i].sent());
+        chs[i].push(std::string("end ") + std::to_string(i));
+        co_await chs[i].close_when_done();
+    }
+    co_return sent;
+}
+
+// Receives every socket to its end, one after the other.
+task<std::vector<std::string>> receive_each(std::vector<coronet::socket> socks) {
+    std::vector<std::string> got;
+    for (auto& s : socks) {
+        auto r = co_await receive_all(std::move(s));
+        got.push_back(std::move(r.bytes));
+    }
+    co_return got;
+}
+
+}  // namespace
+
+TEST_CASE("channel: many channels pushing in one loop turn each send all their bytes in order",
+          "[channel][C38]") {
+    // The pushes of one turn join one flush per channel: plain pieces go in
+    // one send, longer gathers and producers by the background sender, and
+    // the channels' outputs never mix or reorder.
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    constexpr std::size_t n = 40;
+    std::vector<channel> chs;
+    std::vector<coronet::socket> peers;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto [a, b] = socket::pair(r);
+        chs.emplace_back(std::move(a));
+        peers.push_back(std::move(b));
+    }
+    auto [sent, got] = r.run(when_all(push_in_one_turn(chs), receive_each(std::move(peers))));
+    REQUIRE(got.size() == n);
+    REQUIRE(sent.size() == n);
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO("channel " << i);
+        turn_pieces p = pieces_for(i);
+        std::string expected;
+        for (const auto& b : p.bytes)
+            expected += b;
+        CHECK(sent[i].bytes == expected.size());
+        expected += "end " + std::to_string(i);
+        CHECK(got[i].size() == expected.size());
+        CHECK((got[i] == expected));
+        if (p.plain_and_small()) CHECK(sent[i].sends == 1);  // the turn's pushes in one send
+        CHECK(chs[i].closed());
+    }
+}
+
+namespace {
+
 // Pushes pieces of the given sizes in every accepted form, now and then
 // through write() so the sender runs between pushes.
 task<void> push_varied(coronet::socket s, std::vector<std::size_t> sizes) {

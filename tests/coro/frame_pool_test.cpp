@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <vector>
 
 #include <coronet/coro/channel.hpp>
@@ -217,6 +218,59 @@ TEST_CASE("frame_pool: a channel read that waits under a deadline creates no cor
     CHECK(read == lines);
     CHECK(frames == 0);
     CHECK(r.pending_count() == 0);  // the deadline's timer is not left behind
+}
+
+namespace {
+
+// Answers each line with a plain write, as an echo does.
+task<void> answer_lines(channel& ch, int count, int* answered) {
+    for (int i = 0; i < count; ++i) {
+        auto line = co_await ch.read_until("\n");
+        REQUIRE(line);
+        co_await ch.write(std::string_view("ok\n"));
+        ++*answered;
+    }
+}
+
+// Sends each line once the last one is answered, and receives the answer:
+// nothing here makes a frame, so every frame counted is the answering side's.
+task<std::size_t> ask_lines(reactor& r, coronet::socket& peer, int count, const int* answered,
+                            std::string* got) {
+    std::size_t before = detail::frames_allocated();
+    std::array<std::byte, 64> buf{};
+    for (int i = 0; i < count; ++i) {
+        REQUIRE(::send(peer.native_handle(), "x\n", 2, MSG_NOSIGNAL) == 2);
+        while (*answered == i)
+            co_await sleep_for(r, std::chrono::milliseconds(0));
+        while (got->size() < 3 * static_cast<std::size_t>(i + 1)) {
+            std::size_t n = co_await peer.recv(buf);
+            REQUIRE(n > 0);
+            got->append(reinterpret_cast<const char*>(buf.data()), n);
+        }
+    }
+    co_return detail::frames_allocated() - before;
+}
+
+}  // namespace
+
+TEST_CASE("frame_pool: a channel's plain replies are sent without a coroutine frame",
+          "[frame_pool][channel]") {
+    // A reply of plain bytes goes from the output block's own operation: no
+    // sender frame per reply (nor per burst of replies), on every backend.
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    auto [server, client] = coronet::socket::pair(r);
+    channel ch(std::move(server));
+    int answered = 0;
+    std::string got;
+    constexpr int lines = 1000;
+    auto [unused, frames] = r.run(
+        when_all(answer_lines(ch, lines, &answered), ask_lines(r, client, lines, &answered, &got)));
+    CHECK(answered == lines);
+    CHECK(got.size() == 3 * lines);
+    CHECK(got.find_first_not_of("ok\n") == std::string::npos);
+    CHECK(frames == 0);
+    CHECK(ch.sent().sends == lines);
 }
 
 TEST_CASE("frame_pool: a burst's freed frames are kept up to 256 KiB per size class",
