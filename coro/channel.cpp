@@ -211,7 +211,7 @@ bool channel_state::try_read(channel::read_awaiter& a) {
     case read_kind::until: {
         std::string_view term(a.data, a.size);
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
-        std::size_t from = std::min(scanned_, have);
+        std::size_t from = std::min<std::size_t>(a.scanned, have);
         std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
         if (i != std::string_view::npos) {
             i += from;
@@ -221,11 +221,10 @@ bool channel_state::try_read(channel::read_awaiter& a) {
             a.size = i;
             a.got = true;
             room_.consume(i + term.size());
-            scanned_ = 0;
             return true;
         }
         // The terminator can only start in the last term.size()-1 bytes now.
-        scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
+        a.scanned = saturated(have >= term.size() ? have - (term.size() - 1) : 0);
         if (have > opt_.max_line + term.size() - 1)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
@@ -280,6 +279,8 @@ bool channel_state::try_read(channel::read_awaiter& a) {
 // each awaiter of a coroutine in its frame): a server's idle connection pays them.
 static_assert(sizeof(channel::read_awaiter) <= 80, "read_awaiter grew");
 static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
+// Every connection holds one: 248 B fills a 256-byte malloc chunk.
+static_assert(sizeof(channel_state) <= 248, "channel_state grew");
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
     bool timed = has_deadline_ || opt_.idle_timeout_ms > 0;
@@ -292,13 +293,13 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
     }
     if (timed) {
         auto now = reactor::clock::now();
-        if (has_deadline_ && deadline_ <= now) {
+        if (has_deadline_ && extras_->deadline <= now) {
             fail_read(make_error_code(errc::timed_out), read_step::read);
             end_read();
             return false;
         }
         // The idle timeout starts afresh with each read that waits.
-        auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
+        auto until = has_deadline_ ? extras_->deadline : reactor::clock::time_point::max();
         if (opt_.idle_timeout_ms > 0)
             until = std::min(until, now + std::chrono::milliseconds(opt_.idle_timeout_ms));
         extras_->timer.deadline = until;
@@ -321,8 +322,11 @@ bool channel_state::receive() {
         } else if (reading_->slot &&
                    reading_->slot->requested()) {  // an enclosing with_timeout expired
             fail_read(std::make_error_code(std::errc::operation_canceled), read_step::read);
+        } else if (!start_receive()) {  // the room holds its most: the line or count cannot fit
+            bool until = reading_->kind == read_kind::until;
+            fail_read(make_error_code(until ? errc::line_too_long : errc::message_too_long),
+                      until ? read_step::read_until : read_step::read_exactly);
         } else {
-            start_receive();
             if (!(tx_ ? tx_->start_recv(rx_) : r.start(rx_))) return true;
             received();
         }
@@ -330,14 +334,15 @@ bool channel_state::receive() {
     }
 }
 
-// Fills rx_ for the next receive (the room picks the memory).
-void channel_state::start_receive() {
+// Fills rx_ for the next receive (the room picks the memory); false when the room is full
+// (receive_room::max_size unread bytes, which only limits near 4 GiB allow).
+bool channel_state::start_receive() {
     const channel::read_awaiter& a = *reading_;
-    room_.prepare(rx_, {.fd = sock_.native_handle(),
-                        .size = opt_.recv_size,
-                        .need = a.kind == read_kind::exactly ? a.size : 0,
-                        .provided = !tx_,
-                        .multishot = multishot_recv_});
+    return room_.prepare(rx_, {.fd = sock_.native_handle(),
+                               .size = opt_.recv_size,
+                               .need = a.kind == read_kind::exactly ? a.size : 0,
+                               .provided = !tx_,
+                               .multishot = multishot_recv_});
 }
 
 // Takes in what rx_ finished with.
@@ -954,7 +959,7 @@ bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr
 std::error_code channel::close_reason() const noexcept { return state_->reason(); }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
     state_->has_deadline_ = true;
-    state_->deadline_ = t;
+    if (detail::channel_extras* x = state_->try_extras()) x->deadline = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
 void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {

@@ -140,7 +140,10 @@ public:
     // every received byte kept; reads the buffer answers are not affected. The
     // deadline is absolute and sticky: it stays until cleared or set again, so
     // once t has passed every read that has to wait fails at once. For a limit
-    // that starts afresh with each read, use set_idle_timeout().
+    // that starts afresh with each read, use set_idle_timeout(). The deadline is kept
+    // in the channel's record of rarely used parts, made by the first call (a read
+    // with a deadline needs it anyway, for its timer); should there be no memory for
+    // it, the deadline counts as passed.
     void set_read_deadline(reactor::clock::time_point t) noexcept;
     // Reads wait as long as it takes again (the default); the idle timeout stays.
     void clear_read_deadline() noexcept;
@@ -340,6 +343,10 @@ struct channel_extras {
     std::error_code reason;      // close_reason()
     std::error_code send_error;  // why the output side failed
     std::string producer_error;  // what a producer's more() threw ("" for a failed send)
+    // set_read_deadline()'s time (while has_deadline_): kept here with the timer it needs,
+    // not in every channel. Extras made by a read after a set_read_deadline() that found no
+    // memory for them keep the default, long past: the deadline counts as passed.
+    reactor::clock::time_point deadline{};
 };
 
 // A channel's copy of its options in 32-bit fields (channel_options: 64 B).
@@ -369,12 +376,9 @@ public:
 
     reactor& r() const noexcept { return room_.context(); }
 
-    // A read begins: nothing is known about the buffer yet, and receive memory
-    // holding nothing unread goes back (the last read's view has expired).
-    void begin_read() noexcept {
-        scanned_ = 0;
-        room_.release_if_empty();
-    }
+    // A read begins (its awaiter knows nothing about the buffer yet: scanned 0), and receive
+    // memory holding nothing unread goes back (the last read's view has expired).
+    void begin_read() noexcept { room_.release_if_empty(); }
     // The fast path: answers a's read from buffered bytes when it can (true), throwing on limits.
     bool try_read(channel::read_awaiter& a);
     // A read try_read() could not answer waits (read_awaiter::await_suspend):
@@ -401,9 +405,10 @@ public:
     void discard() noexcept;
     void close_now() noexcept;
 
-    // Kept small, every idle connection has one: 296 B on x86-64 (the output
-    // side's working state is in out_'s block, the rare parts in extras_, the
-    // options in 32-bit fields).
+    // Kept small, every idle connection has one: 248 B on x86-64 (a 256-byte
+    // malloc chunk; the output side's working state is in out_'s block, the rare
+    // parts and the read deadline in extras_, the options and the room's
+    // positions in 32-bit fields, read_until's scan position in its awaiter).
     socket sock_;  // plain: the connection; else empty
     // input: the unread bytes and their memory (a provided block, the
     // multishot queue, our own buffer); its reactor is the channel's (r())
@@ -420,9 +425,7 @@ public:
     bool eof_ = false;                // input ended
     bool timed_out_ = false;          // the waiting read's deadline passed
     bool closed_ = false;             // close() or close_when_done() closed the connection
-    std::size_t scanned_ = 0;         // unread bytes known not to start the terminator
     std::uint64_t received_ = 0;      // bytes received so far (channel::received())
-    reactor::clock::time_point deadline_{};
     // The waiting read: no coroutine frame of its own. rx_ (the base) is its
     // receive (the reactor calls back when it finishes) and extras_->timer its
     // deadline, made at the first read that waits with one (most channels never
@@ -462,7 +465,7 @@ private:
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return room_.size(); }
     bool receive();
-    void start_receive();
+    bool start_receive();
     void received();
     bool read_answered() noexcept;
     void fail_read(std::error_code ec, read_step what) noexcept;
@@ -503,6 +506,9 @@ struct [[nodiscard]] channel::read_awaiter {
     bool got = false;             // answered with bytes (false: end of stream)
     bool failed = false;          // ended by error()
     detail::read_step what = {};  // error's context
+    // read_until: unread bytes known not to start the terminator (saturated: a smaller count
+    // only means more to scan). The read's own, in what was padding.
+    std::uint32_t scanned = 0;
 
     // Ends the read with ec (not 0), as step failed: the terminator or count is
     // not needed any more, so the error takes its room.
