@@ -277,7 +277,7 @@ bool channel_state::try_read(channel::read_awaiter& a) {
 
 // Both live in the frame of every coroutine that reads or writes (GCC keeps
 // each awaiter of a coroutine in its frame): a server's idle connection pays them.
-static_assert(sizeof(channel::read_awaiter) <= 80, "read_awaiter grew");
+static_assert(sizeof(channel::read_awaiter) <= 64, "read_awaiter grew");
 static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
 // Every connection holds one: 248 B fills a 256-byte malloc chunk.
 static_assert(sizeof(channel_state) <= 248, "channel_state grew");
@@ -287,10 +287,7 @@ bool channel_state::wait_read(channel::read_awaiter& a) {
     if (timed) extras();  // the first read with a deadline: may throw, before any state changes
     reading_ = &a;
     timed_out_ = false;
-    if (a.slot) {
-        a.link.set_op(&rx_);
-        a.slot->link(a.link);
-    }
+    if (a.slot) a.slot->link(a.link);  // a.link's operation is rx_ already
     if (timed) {
         auto now = reactor::clock::now();
         if (has_deadline_ && extras_->deadline <= now) {
@@ -416,7 +413,7 @@ void channel_state::abandon_read() noexcept {
     channel::read_awaiter* a = reading_;
     r().abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
     end_read();
-    a->st = nullptr;
+    a->link.set_op(nullptr);  // a->st() is null: the awaiter's destructor leaves us alone
 }
 
 void channel_state::on_received(operation& op) {

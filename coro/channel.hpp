@@ -375,6 +375,14 @@ public:
     ~channel_state();
 
     reactor& r() const noexcept { return room_.context(); }
+    // The channel's receive (rx_), and the channel from it: a read_awaiter keeps only the
+    // former (its cancel_link's operation), where it kept both. No dereference: st may be null.
+    static operation* receive_of(channel_state* st) noexcept {
+        return reinterpret_cast<operation*>(static_cast<channel_receive*>(st));
+    }
+    static channel_state* of(operation* rx) noexcept {
+        return static_cast<channel_state*>(reinterpret_cast<channel_receive*>(rx));
+    }
 
     // A read begins (its awaiter knows nothing about the buffer yet: scanned 0), and receive
     // memory holding nothing unread goes back (the last read's view has expired).
@@ -485,15 +493,16 @@ private:
 // coroutine awaiting it (with_timeout reaches its receive).
 struct [[nodiscard]] channel::read_awaiter {
     // Lives in the frame of every coroutine that reads (GCC keeps all of a
-    // coroutine's awaiters in its frame at once), so it is kept small: 80 bytes.
+    // coroutine's awaiters in its frame at once), so it is kept small: 64 bytes.
     read_awaiter(detail::channel_state* state, detail::read_kind k, std::string_view term,
                  std::size_t n) noexcept
-        : st(state),
-          data(term.data()),
-          size(k == detail::read_kind::until ? term.size() : n),
-          kind(k) {}
+        : data(term.data()), size(k == detail::read_kind::until ? term.size() : n), kind(k) {
+        link.set_op(detail::channel_state::receive_of(state));
+    }
 
-    detail::channel_state* st;
+    // The channel (null once its waiting read was abandoned): found from link's operation,
+    // the channel's receive, which the read's cancellable scope cancels.
+    detail::channel_state* st() const noexcept { return detail::channel_state::of(link.op()); }
     // Until the read is answered: read_until's terminator (data, size), or the
     // count of read_exactly and read_some (size). Then the bytes (when got),
     // or the error (when failed: its category and value, see fail()).
@@ -501,7 +510,7 @@ struct [[nodiscard]] channel::read_awaiter {
     std::size_t size;
     std::coroutine_handle<> waiter{};
     cancel_slot* slot = nullptr;
-    cancel_link link{};
+    cancel_link link{};  // its operation: the channel's receive, set from the start
     detail::read_kind kind;
     bool got = false;             // answered with bytes (false: end of stream)
     bool failed = false;          // ended by error()
@@ -526,29 +535,31 @@ struct [[nodiscard]] channel::read_awaiter {
 
     // A coroutine destroyed while its read waits: the receive is abandoned.
     ~read_awaiter() {
-        if (st && st->reading_ == this) st->abandon_read();
+        detail::channel_state* s = st();
+        if (s && s->reading_ == this) s->abandon_read();
     }
 
     bool await_ready() {
+        detail::channel_state* s = st();
         // One read at a time: a second one would free the buffer the first
         // one's receive may still be filling.
-        if (st->reading_)
+        if (s->reading_)
             throw std::logic_error("channel: a read is already waiting on this channel");
-        st->begin_read();  // a new read: nothing is known about the buffer yet
-        return st->try_read(*this);
+        s->begin_read();  // a new read: nothing is known about the buffer yet
+        return s->try_read(*this);
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         waiter = h;
         if constexpr (requires { h.promise().cancel_slot(); }) slot = h.promise().cancel_slot();
-        return st->wait_read(*this);
+        return st()->wait_read(*this);
     }
     std::optional<std::string_view> bytes() const noexcept {
         if (!got) return std::nullopt;
         return std::string_view(data, size);
     }
     std::optional<std::string_view> await_resume() {
-        if (failed) st->throw_read_error(error(), what);
+        if (failed) st()->throw_read_error(error(), what);
         return bytes();
     }
 };
