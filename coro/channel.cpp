@@ -225,7 +225,8 @@ bool channel_state::try_read(channel::read_awaiter& a) {
         }
         // The terminator can only start in the last term.size()-1 bytes now.
         a.scanned = saturated(have >= term.size() ? have - (term.size() - 1) : 0);
-        if (have > opt_.max_line + term.size() - 1)
+        // (A room holds at most max_size bytes: a line that fills one is too long too.)
+        if (have > opt_.max_line + term.size() - 1 || have >= receive_room::max_size)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
             a.got = false;
@@ -319,11 +320,8 @@ bool channel_state::receive() {
         } else if (reading_->slot &&
                    reading_->slot->requested()) {  // an enclosing with_timeout expired
             fail_read(std::make_error_code(std::errc::operation_canceled), read_step::read);
-        } else if (!start_receive()) {  // the room holds its most: the line or count cannot fit
-            bool until = reading_->kind == read_kind::until;
-            fail_read(make_error_code(until ? errc::line_too_long : errc::message_too_long),
-                      until ? read_step::read_until : read_step::read_exactly);
         } else {
+            start_receive();
             if (!(tx_ ? tx_->start_recv(rx_) : r.start(rx_))) return true;
             received();
         }
@@ -331,15 +329,15 @@ bool channel_state::receive() {
     }
 }
 
-// Fills rx_ for the next receive (the room picks the memory); false when the room is full
-// (receive_room::max_size unread bytes, which only limits near 4 GiB allow).
-bool channel_state::start_receive() {
+// Fills rx_ for the next receive (the room picks the memory). The room always has space:
+// a read waits only while fewer than receive_room::max_size bytes are unread (try_read).
+void channel_state::start_receive() {
     const channel::read_awaiter& a = *reading_;
-    return room_.prepare(rx_, {.fd = sock_.native_handle(),
-                               .size = opt_.recv_size,
-                               .need = a.kind == read_kind::exactly ? a.size : 0,
-                               .provided = !tx_,
-                               .multishot = multishot_recv_});
+    (void)room_.prepare(rx_, {.fd = sock_.native_handle(),
+                              .size = opt_.recv_size,
+                              .need = a.kind == read_kind::exactly ? a.size : 0,
+                              .provided = !tx_,
+                              .multishot = multishot_recv_});
 }
 
 // Takes in what rx_ finished with.

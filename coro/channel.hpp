@@ -473,7 +473,7 @@ private:
     void count_sent(std::size_t n, bool from_file) noexcept;
     std::size_t buffered() const noexcept { return room_.size(); }
     bool receive();
-    bool start_receive();
+    void start_receive();
     void received();
     bool read_answered() noexcept;
     void fail_read(std::error_code ec, read_step what) noexcept;
@@ -502,7 +502,9 @@ struct [[nodiscard]] channel::read_awaiter {
 
     // The channel (null once its waiting read was abandoned): found from link's operation,
     // the channel's receive, which the read's cancellable scope cancels.
-    detail::channel_state* st() const noexcept { return detail::channel_state::of(link.op()); }
+    detail::channel_state* st() const noexcept {
+        return detail::channel_state::of(link.known_op());
+    }
     // Until the read is answered: read_until's terminator (data, size), or the
     // count of read_exactly and read_some (size). Then the bytes (when got),
     // or the error (when failed: its category and value, see fail()).

@@ -46,20 +46,20 @@ public:
                 p.set_handoff(handoff::finished_inline);
                 return std::noop_coroutine();
             }
-            return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+            std::coroutine_handle<> next = p.continuation();
+            return next ? next : std::noop_coroutine();
         }
         void await_resume() const noexcept {}
     };
     final_awaiter final_suspend() noexcept { return {}; }
 
     // The cancellable scope this task runs in (nullptr: none).
-    coronet::cancel_slot* cancel_slot() const noexcept {
-        return reinterpret_cast<coronet::cancel_slot*>(slot_ & ~handoff_bits);
+    coronet::cancel_slot* cancel_slot() const noexcept { return slot_; }
+    void set_cancel_slot(coronet::cancel_slot* slot) noexcept { slot_ = slot; }
+    void set_continuation(std::coroutine_handle<> h) noexcept {
+        continuation_ =
+            reinterpret_cast<std::uintptr_t>(h.address()) | (continuation_ & handoff_bits);
     }
-    void set_cancel_slot(coronet::cancel_slot* slot) noexcept {
-        slot_ = reinterpret_cast<std::uintptr_t>(slot) | (slot_ & handoff_bits);
-    }
-    void set_continuation(std::coroutine_handle<> h) noexcept { continuation_ = h; }
 
     // Starts the task from its awaiter; true when it finished before returning.
     bool start_inline(std::coroutine_handle<> self) {
@@ -72,16 +72,23 @@ public:
 
 private:
     enum class handoff : unsigned char { idle, starting, suspended, finished_inline };
-    handoff handoff_state() const noexcept { return static_cast<handoff>(slot_ & handoff_bits); }
-    void set_handoff(handoff h) noexcept {
-        slot_ = (slot_ & ~handoff_bits) | static_cast<std::uintptr_t>(h);
+    std::coroutine_handle<> continuation() const noexcept {
+        return std::coroutine_handle<>::from_address(
+            reinterpret_cast<void*>(continuation_ & ~handoff_bits));
     }
-    // The handoff rides in the scope pointer's low bits (a cancel_slot is aligned to 8): every
-    // task's promise, so every handler's frame, is 8 bytes smaller than with a byte of its own.
+    handoff handoff_state() const noexcept {
+        return static_cast<handoff>(continuation_ & handoff_bits);
+    }
+    void set_handoff(handoff h) noexcept {
+        continuation_ = (continuation_ & ~handoff_bits) | static_cast<std::uintptr_t>(h);
+    }
+    // The handoff rides in the continuation's low bits (a coroutine frame holds pointers, so
+    // its address is aligned to at least 8): every task's promise, so every handler's frame,
+    // is 8 bytes smaller than with a byte of its own. Set once per await and read once at the
+    // end, where the scope is read by every awaiter that suspends in the task.
     static constexpr std::uintptr_t handoff_bits = 3;
-    static_assert(alignof(coronet::cancel_slot) > handoff_bits);
-    std::coroutine_handle<> continuation_;
-    std::uintptr_t slot_ = 0;  // the cancel_slot*, with the handoff in its low bits
+    std::uintptr_t continuation_ = 0;  // the awaiter's frame address, the handoff in its low bits
+    coronet::cancel_slot* slot_ = nullptr;
 };
 
 template <class T>

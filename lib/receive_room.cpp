@@ -112,7 +112,6 @@ void receive_room::make_room(std::size_t room) {
 }
 
 bool receive_room::prepare(operation& op, const receive_request& req) {
-    if (size() == max_size) return false;
     op.result = 0;
     // A multishot receive takes whole blocks: only where one block is no more
     // than a receive may take (the reader's limits count on it).
@@ -135,6 +134,7 @@ bool receive_room::prepare(operation& op, const receive_request& req) {
     // Every block is out (-ENOBUFS, which also ended a multishot receive), or
     // bytes must join unread ones, or a transport fills the room: receive
     // into our own buffer.
+    if (size() == max_size) return false;
     fallback_ = false;
     op.receiver = nullptr;
     // The buffer grows (doubling) only as bytes arrive: a peer announcing a
