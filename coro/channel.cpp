@@ -333,11 +333,11 @@ bool channel_state::receive() {
 // a read waits only while fewer than receive_room::max_size bytes are unread (try_read).
 void channel_state::start_receive() {
     const channel::read_awaiter& a = *reading_;
-    (void)room_.prepare(rx_, {.fd = sock_.native_handle(),
-                              .size = opt_.recv_size,
-                              .need = a.kind == read_kind::exactly ? a.size : 0,
-                              .provided = !tx_,
-                              .multishot = multishot_recv_});
+    room_.prepare(rx_, {.fd = sock_.native_handle(),
+                        .size = opt_.recv_size,
+                        .need = a.kind == read_kind::exactly ? a.size : 0,
+                        .provided = !tx_,
+                        .multishot = multishot_recv_});
 }
 
 // Takes in what rx_ finished with.

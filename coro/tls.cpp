@@ -541,9 +541,7 @@ public:
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         if (!enter(h)) return false;
-        // A stream's room holds at most a record and a receive (records are consumed as
-        // they complete): never near receive_room::max_size.
-        (void)s_.room_.prepare(op_, s_.net_request());
+        s_.room_.prepare(op_, s_.net_request());
         return !s_.start_net_recv(op_);
     }
     int await_resume() noexcept {
@@ -721,7 +719,7 @@ void tls_stream::pump_recv() noexcept {
         rx_busy_ = true;
         bool done_now = false;
         try {
-            (void)room_.prepare(net_rx_, net_request());  // never full: see net_recv_awaiter
+            room_.prepare(net_rx_, net_request());
             done_now = start_net_recv(net_rx_);
         } catch (...) {
             net_rx_.result = -ENOMEM;

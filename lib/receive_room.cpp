@@ -4,6 +4,7 @@
 #include <coronet/lib/poison.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -111,7 +112,8 @@ void receive_room::make_room(std::size_t room) {
     in_cap_ = static_cast<std::uint32_t>(cap);
 }
 
-bool receive_room::prepare(operation& op, const receive_request& req) {
+void receive_room::prepare(operation& op, const receive_request& req) {
+    assert(size() < max_size);
     op.result = 0;
     // A multishot receive takes whole blocks: only where one block is no more
     // than a receive may take (the reader's limits count on it).
@@ -129,12 +131,11 @@ bool receive_room::prepare(operation& op, const receive_request& req) {
         op.buffer_id = -1;
         op.provided_max = std::max(req.size, req.need);
         op.receiver = rxq_.get();
-        return true;
+        return;
     }
     // Every block is out (-ENOBUFS, which also ended a multishot receive), or
     // bytes must join unread ones, or a transport fills the room: receive
     // into our own buffer.
-    if (size() == max_size) return false;
     fallback_ = false;
     op.receiver = nullptr;
     // The buffer grows (doubling) only as bytes arrive: a peer announcing a
@@ -149,7 +150,6 @@ bool receive_room::prepare(operation& op, const receive_request& req) {
     op.code = op_code::recv;
     op.fd = req.fd;
     op.buffer = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
-    return true;
 }
 
 int receive_room::take(operation& op) {

@@ -80,8 +80,10 @@ public:
     // with nothing unread it waits holding no memory, a provided block arriving
     // with the bytes; bytes that must join unread ones go into the own buffer
     // (or, on io_uring, through the multishot queue, and are copied there).
-    // False (op untouched): the room holds max_size unread bytes, no receive fits.
-    [[nodiscard]] bool prepare(operation& op, const receive_request& req);
+    // The room must hold fewer than max_size unread bytes (a receive must fit; the
+    // channel fails a read_until whose bytes fill a room, and a read_exactly's count is
+    // at most max_size).
+    void prepare(operation& op, const receive_request& req);
     // Takes in what op (filled by prepare) finished with. Returns op's result:
     // > 0 bytes added to the room, 0 end of stream, < 0 -errno, or `again`;
     // -EMSGSIZE when bytes a multishot receive queued would take the room past
