@@ -953,8 +953,12 @@ std::uint64_t channel::received() const noexcept { return state_->received_; }
 bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr; }
 std::error_code channel::close_reason() const noexcept { return state_->reason(); }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
-    state_->has_deadline_ = true;
-    if (detail::channel_extras* x = state_->try_extras()) x->deadline = t;
+    detail::channel_state& st = *state_;
+    st.has_deadline_ = true;
+    if (st.extras_) [[likely]]  // (a channel that sets deadlines has them after its first)
+        st.extras_->deadline = t;
+    else if (detail::channel_extras* x = st.try_extras())
+        x->deadline = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
 void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {
