@@ -1,6 +1,7 @@
 #include <coronet/coro/server.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -32,7 +33,9 @@ connection::connection(server& s, channel over, unlisted_t) noexcept
     : registered_channel(std::move(over)), server_(&s) {}
 
 connection::connection(connection&& o) noexcept
-    : registered_channel(std::move(o.ch)), server_(o.server_) {}
+    : registered_channel(std::move(o.ch)), server_(o.server_) {
+    assert(o.entry().id == 0);  // a listed entry's address is in the registry: it never moves
+}
 
 // Lists the connection in its server's registry (its id, from 1, says it is listed).
 void connection::enlist() noexcept {
