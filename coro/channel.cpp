@@ -217,7 +217,7 @@ bool channel_state::try_read(channel::read_awaiter& a) {
     case read_kind::until: {
         std::string_view term(a.data, a.size);
         if (term.empty()) throw std::invalid_argument("read_until: empty terminator");
-        std::size_t from = std::min(scanned_, have);
+        std::size_t from = std::min<std::size_t>(a.scanned, have);
         std::size_t i = find_terminator(std::string_view(base + from, have - from), term);
         if (i != std::string_view::npos) {
             i += from;
@@ -227,12 +227,12 @@ bool channel_state::try_read(channel::read_awaiter& a) {
             a.size = i;
             a.got = true;
             room_.consume(i + term.size());
-            scanned_ = 0;
             return true;
         }
         // The terminator can only start in the last term.size()-1 bytes now.
-        scanned_ = have >= term.size() ? have - (term.size() - 1) : 0;
-        if (have > opt_.max_line + term.size() - 1)
+        a.scanned = saturated(have >= term.size() ? have - (term.size() - 1) : 0);
+        // (A room holds at most max_size bytes: a line that fills one is too long too.)
+        if (have > opt_.max_line + term.size() - 1 || have >= receive_room::max_size)
             throw_read_error(make_error_code(errc::line_too_long), "read_until");
         if (eof_) {
             a.got = false;
@@ -284,27 +284,26 @@ bool channel_state::try_read(channel::read_awaiter& a) {
 
 // Both live in the frame of every coroutine that reads or writes (GCC keeps
 // each awaiter of a coroutine in its frame): a server's idle connection pays them.
-static_assert(sizeof(channel::read_awaiter) <= 80, "read_awaiter grew");
+static_assert(sizeof(channel::read_awaiter) <= 64, "read_awaiter grew");
 static_assert(sizeof(channel::wait_awaiter) <= 24, "wait_awaiter grew");
+// Every connection holds one: 248 B fills a 256-byte malloc chunk.
+static_assert(sizeof(channel_state) <= 248, "channel_state grew");
 
 bool channel_state::wait_read(channel::read_awaiter& a) {
     bool timed = has_deadline_ || opt_.idle_timeout_ms > 0;
     if (timed) extras();  // the first read with a deadline: may throw, before any state changes
     reading_ = &a;
     timed_out_ = false;
-    if (a.slot) {
-        a.link.set_op(&rx_);
-        a.slot->link(a.link);
-    }
+    if (a.slot) a.slot->link(a.link);  // a.link's operation is rx_ already
     if (timed) {
         auto now = reactor::clock::now();
-        if (has_deadline_ && deadline_ <= now) {
+        if (has_deadline_ && extras_->deadline <= now) {
             fail_read(make_error_code(errc::timed_out), read_step::read);
             end_read();
             return false;
         }
         // The idle timeout starts afresh with each read that waits.
-        auto until = has_deadline_ ? deadline_ : reactor::clock::time_point::max();
+        auto until = has_deadline_ ? extras_->deadline : reactor::clock::time_point::max();
         if (opt_.idle_timeout_ms > 0)
             until = std::min(until, now + std::chrono::milliseconds(opt_.idle_timeout_ms));
         extras_->timer.deadline = until;
@@ -336,7 +335,8 @@ bool channel_state::receive() {
     }
 }
 
-// Fills rx_ for the next receive (the room picks the memory).
+// Fills rx_ for the next receive (the room picks the memory). The room always has space:
+// a read waits only while fewer than receive_room::max_size bytes are unread (try_read).
 void channel_state::start_receive() {
     const channel::read_awaiter& a = *reading_;
     room_.prepare(rx_, {.fd = sock_.native_handle(),
@@ -417,7 +417,7 @@ void channel_state::abandon_read() noexcept {
     channel::read_awaiter* a = reading_;
     r().abandon(rx_);  // cancels, and waits until the kernel lets go of the buffer
     end_read();
-    a->st = nullptr;
+    a->link.set_op(nullptr);  // a->st() is null: the awaiter's destructor leaves us alone
 }
 
 void channel_state::on_received(operation& op) {
@@ -1083,8 +1083,12 @@ std::uint64_t channel::received() const noexcept { return state_->received_; }
 bool channel::read_waiting() const noexcept { return state_->reading_ != nullptr; }
 std::error_code channel::close_reason() const noexcept { return state_->reason(); }
 void channel::set_read_deadline(reactor::clock::time_point t) noexcept {
-    state_->has_deadline_ = true;
-    state_->deadline_ = t;
+    detail::channel_state& st = *state_;
+    st.has_deadline_ = true;
+    if (st.extras_) [[likely]]  // (a channel that sets deadlines has them after its first)
+        st.extras_->deadline = t;
+    else if (detail::channel_extras* x = st.try_extras())
+        x->deadline = t;
 }
 void channel::clear_read_deadline() noexcept { state_->has_deadline_ = false; }
 void channel::set_idle_timeout(std::chrono::milliseconds d) noexcept {

@@ -143,7 +143,10 @@ public:
     // every received byte kept; reads the buffer answers are not affected. The
     // deadline is absolute and sticky: it stays until cleared or set again, so
     // once t has passed every read that has to wait fails at once. For a limit
-    // that starts afresh with each read, use set_idle_timeout().
+    // that starts afresh with each read, use set_idle_timeout(). The deadline is kept
+    // in the channel's record of rarely used parts, made by the first call (a read
+    // with a deadline needs it anyway, for its timer); should there be no memory for
+    // it, the deadline counts as passed.
     void set_read_deadline(reactor::clock::time_point t) noexcept;
     // Reads wait as long as it takes again (the default); the idle timeout stays.
     void clear_read_deadline() noexcept;
@@ -410,6 +413,10 @@ struct channel_extras {
     std::error_code reason;      // close_reason()
     std::error_code send_error;  // why the output side failed
     std::string producer_error;  // what a producer's more() threw ("" for a failed send)
+    // set_read_deadline()'s time (while has_deadline_): kept here with the timer it needs,
+    // not in every channel. Extras made by a read after a set_read_deadline() that found no
+    // memory for them keep the default, long past: the deadline counts as passed.
+    reactor::clock::time_point deadline{};
 };
 
 // A channel's copy of its options in 32-bit fields (channel_options: 64 B).
@@ -438,13 +445,18 @@ public:
     ~channel_state();
 
     reactor& r() const noexcept { return room_.context(); }
-
-    // A read begins: nothing is known about the buffer yet, and receive memory
-    // holding nothing unread goes back (the last read's view has expired).
-    void begin_read() noexcept {
-        scanned_ = 0;
-        room_.release_if_empty();
+    // The channel's receive (rx_), and the channel from it: a read_awaiter keeps only the
+    // former (its cancel_link's operation), where it kept both. No dereference: st may be null.
+    static operation* receive_of(channel_state* st) noexcept {
+        return reinterpret_cast<operation*>(static_cast<channel_receive*>(st));
     }
+    static channel_state* of(operation* rx) noexcept {
+        return static_cast<channel_state*>(reinterpret_cast<channel_receive*>(rx));
+    }
+
+    // A read begins (its awaiter knows nothing about the buffer yet: scanned 0), and receive
+    // memory holding nothing unread goes back (the last read's view has expired).
+    void begin_read() noexcept { room_.release_if_empty(); }
     // The fast path: answers a's read from buffered bytes when it can (true), throwing on limits.
     bool try_read(channel::read_awaiter& a);
     // A read try_read() could not answer waits (read_awaiter::await_suspend):
@@ -471,9 +483,10 @@ public:
     void discard() noexcept;
     void close_now() noexcept;
 
-    // Kept small, every idle connection has one: 296 B on x86-64 (the output
-    // side's working state is in out_'s block, the rare parts in extras_, the
-    // options in 32-bit fields).
+    // Kept small, every idle connection has one: 248 B on x86-64 (a 256-byte
+    // malloc chunk; the output side's working state is in out_'s block, the rare
+    // parts and the read deadline in extras_, the options and the room's
+    // positions in 32-bit fields, read_until's scan position in its awaiter).
     socket sock_;  // plain: the connection; else empty
     // input: the unread bytes and their memory (a provided block, the
     // multishot queue, our own buffer); its reactor is the channel's (r())
@@ -490,9 +503,7 @@ public:
     bool eof_ = false;                // input ended
     bool timed_out_ = false;          // the waiting read's deadline passed
     bool closed_ = false;             // close() or close_when_done() closed the connection
-    std::size_t scanned_ = 0;         // unread bytes known not to start the terminator
     std::uint64_t received_ = 0;      // bytes received so far (channel::received())
-    reactor::clock::time_point deadline_{};
     // The waiting read: no coroutine frame of its own. rx_ (the base) is its
     // receive (the reactor calls back when it finishes) and extras_->timer its
     // deadline, made at the first read that waits with one (most channels never
@@ -555,15 +566,18 @@ private:
 // coroutine awaiting it (with_timeout reaches its receive).
 struct [[nodiscard]] channel::read_awaiter {
     // Lives in the frame of every coroutine that reads (GCC keeps all of a
-    // coroutine's awaiters in its frame at once), so it is kept small: 80 bytes.
+    // coroutine's awaiters in its frame at once), so it is kept small: 64 bytes.
     read_awaiter(detail::channel_state* state, detail::read_kind k, std::string_view term,
                  std::size_t n) noexcept
-        : st(state),
-          data(term.data()),
-          size(k == detail::read_kind::until ? term.size() : n),
-          kind(k) {}
+        : data(term.data()), size(k == detail::read_kind::until ? term.size() : n), kind(k) {
+        link.set_op(detail::channel_state::receive_of(state));
+    }
 
-    detail::channel_state* st;
+    // The channel (null once its waiting read was abandoned): found from link's operation,
+    // the channel's receive, which the read's cancellable scope cancels.
+    detail::channel_state* st() const noexcept {
+        return detail::channel_state::of(link.known_op());
+    }
     // Until the read is answered: read_until's terminator (data, size), or the
     // count of read_exactly and read_some (size). Then the bytes (when got),
     // or the error (when failed: its category and value, see fail()).
@@ -571,11 +585,14 @@ struct [[nodiscard]] channel::read_awaiter {
     std::size_t size;
     std::coroutine_handle<> waiter{};
     cancel_slot* slot = nullptr;
-    cancel_link link{};
+    cancel_link link{};  // its operation: the channel's receive, set from the start
     detail::read_kind kind;
     bool got = false;             // answered with bytes (false: end of stream)
     bool failed = false;          // ended by error()
     detail::read_step what = {};  // error's context
+    // read_until: unread bytes known not to start the terminator (saturated: a smaller count
+    // only means more to scan). The read's own, in what was padding.
+    std::uint32_t scanned = 0;
 
     // Ends the read with ec (not 0), as step failed: the terminator or count is
     // not needed any more, so the error takes its room.
@@ -593,29 +610,31 @@ struct [[nodiscard]] channel::read_awaiter {
 
     // A coroutine destroyed while its read waits: the receive is abandoned.
     ~read_awaiter() {
-        if (st && st->reading_ == this) st->abandon_read();
+        detail::channel_state* s = st();
+        if (s && s->reading_ == this) s->abandon_read();
     }
 
     bool await_ready() {
+        detail::channel_state* s = st();
         // One read at a time: a second one would free the buffer the first
         // one's receive may still be filling.
-        if (st->reading_)
+        if (s->reading_)
             throw std::logic_error("channel: a read is already waiting on this channel");
-        st->begin_read();  // a new read: nothing is known about the buffer yet
-        return st->try_read(*this);
+        s->begin_read();  // a new read: nothing is known about the buffer yet
+        return s->try_read(*this);
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         waiter = h;
         if constexpr (requires { h.promise().cancel_slot(); }) slot = h.promise().cancel_slot();
-        return st->wait_read(*this);
+        return st()->wait_read(*this);
     }
     std::optional<std::string_view> bytes() const noexcept {
         if (!got) return std::nullopt;
         return std::string_view(data, size);
     }
     std::optional<std::string_view> await_resume() {
-        if (failed) st->throw_read_error(error(), what);
+        if (failed) st()->throw_read_error(error(), what);
         return bytes();
     }
 };

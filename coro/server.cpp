@@ -1,8 +1,10 @@
 #include <coronet/coro/server.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 #include <string>
+#include <type_traits>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,18 +25,32 @@ using namespace std::chrono_literals;
 connection::connection(server& s, socket sock, const channel_options& options)
     : connection(s, channel(std::move(sock), options)) {}
 
-connection::connection(server& s, channel over) : registered_channel(std::move(over)), server_(s) {
-    s.registry_.add(entry(), s.options_.totals);
-    entry().draining = s.stopping_;
+connection::connection(server& s, channel over) : connection(s, std::move(over), unlisted_t{}) {
+    enlist();
+}
+
+connection::connection(server& s, channel over, unlisted_t) noexcept
+    : registered_channel(std::move(over)), server_(&s) {}
+
+connection::connection(connection&& o) noexcept
+    : registered_channel(std::move(o.ch)), server_(o.server_) {
+    assert(o.entry().id == 0);  // a listed entry's address is in the registry: it never moves
+}
+
+// Lists the connection in its server's registry (its id, from 1, says it is listed).
+void connection::enlist() noexcept {
+    server_->registry_.add(entry(), server_->options_.totals);
+    entry().draining = server_->stopping_;
 }
 
 connection::~connection() {
-    if (!entry().orphaned) server_.registry_.remove(entry(), server_.options_.totals);
+    if (entry().id != 0 && !entry().orphaned)
+        server_->registry_.remove(entry(), server_->options_.totals);
 }
 
-bool connection::stopping() const noexcept { return server_.stopping_; }
+bool connection::stopping() const noexcept { return server_->stopping_; }
 
-event::awaiter connection::stopped() noexcept { return server_.stop_.wait(); }
+event::awaiter connection::stopped() noexcept { return server_->stop_.wait(); }
 
 // --- server ----------------------------------------------------------------------------
 
@@ -100,13 +116,16 @@ task<void> server::accept_loop(socket listener) {
                 reject();  // s closes here
                 continue;
             }
-            // Each logs its own errors. A plain connection's channel is made here, so that
-            // the frame kept for the connection's life holds no spent socket (40 B). Started
-            // with no handle: the connection's frame is all that is allocated around it.
+            // Each logs its own errors. A plain connection's record is made here and moved
+            // into serve()'s frame, so that the frame kept for the connection's life holds
+            // neither a spent socket (40 B) nor a spent channel and a server pointer beside
+            // the connection. Started with no handle: the connection's frame is all that is
+            // allocated around it.
             if (tls_)
                 connections_.start(serve_tls(std::move(s)));
             else
-                connections_.start(serve<child_task>(channel(std::move(s), options_.channel)));
+                connections_.start(serve<child_task, connection>(connection(
+                    *this, channel(std::move(s), options_.channel), connection::unlisted_t{})));
             continue;
         } catch (const std::system_error& e) {
             error = e.code();  // a catch block cannot co_await: handle it below
@@ -170,23 +189,28 @@ task<channel> server::handshake(socket s) {
     co_return over;
 }
 
-template <class Coroutine>
-Coroutine server::serve(channel over) {
-    connection c(*this, std::move(over));
+// serve() is static and takes the connection by value, so that its frame (kept for the
+// connection's life) holds the connection alone: no `this` (the connection names its server),
+// no spent channel parameter. Nothing here may bind the server to a local that lives across a
+// co_await (it would take a frame slot): each use goes through c.owner().
+template <class Coroutine, class Connection>
+Coroutine server::serve(Connection c) {
+    if constexpr (!std::is_reference_v<Connection>) c.enlist();
     // The handler's task, then the lingering close's, in one variable awaited as it is: the
     // frame kept for the connection's life holds one handle for both, where a co_await of each
     // call would keep each task, a copy of its handle and the close's arguments.
     awaited_task step;
     try {
-        step.t = handler_(c);
+        step.t = c.owner().handler_(c);
         co_await step;
     } catch (...) {  // logged here (no co_await in it): no exception_ptr in every frame
-        log_escape(std::current_exception(), c.entry().orphaned ? orphan_name : options_.name);
+        log_escape(std::current_exception(),
+                   c.entry().orphaned ? orphan_name : c.owner().options_.name);
     }
     step.t = {};  // the handler's frame goes first, as it did when its task was a temporary
     // Nothing after the handler touches a server that is gone (entry().orphaned): it closed the
     // channel, so the lingering close returns at once whatever its linger.
-    step.t = lingering_close(c.ch, c.entry().orphaned ? 0ms : options_.linger,
+    step.t = lingering_close(c.ch, c.entry().orphaned ? 0ms : c.owner().options_.linger,
                              c.entry().at_once ? peer_input::ended : peer_input::unknown);
     co_await step;
 }
@@ -194,9 +218,10 @@ Coroutine server::serve(channel over) {
 // A TLS connection: the handshake, then serve(). Its own frame, so that a plain connection's
 // frame holds neither the socket nor the handshake's task.
 child_task server::serve_tls(socket s) {
-    channel over = co_await handshake(std::move(s));
-    if (!over) co_return;
-    co_await serve<task<void>>(std::move(over));
+    connection c(*this, co_await handshake(std::move(s)), connection::unlisted_t{});
+    if (!c.ch) co_return;
+    c.enlist();
+    co_await serve<task<void>, connection&>(c);
 }
 
 // Closes the connections that moved no byte for idle_timeout. A sweep a few times per

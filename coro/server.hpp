@@ -79,6 +79,7 @@ public:
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
+    connection& operator=(connection&&) = delete;
 
     using registered_channel::ch;  // the connection's input and output
 
@@ -88,7 +89,7 @@ public:
     bool stopping() const noexcept;
     // co_await: until the server starts shutting down (false if cancelled first).
     event::awaiter stopped() noexcept;
-    server& owner() const noexcept { return server_; }
+    server& owner() const noexcept { return *server_; }
     // Tells the server that the peer sends nothing more (a request that asked to close, read
     // whole with nothing buffered after it): once the handler returns and the reply has gone,
     // the connection closes (TLS: close_notify) without lingering for the peer's end. Should
@@ -99,7 +100,14 @@ public:
 
 private:
     friend class server;
-    server& server_;
+    // Not listed yet: the server's serve() takes it by value (its frame's copy is the only one
+    // kept, with no separate server pointer or channel beside it) and lists that copy.
+    struct unlisted_t {};
+    connection(server& s, channel over, unlisted_t) noexcept;
+    // Only an unlisted one moves (into serve()'s frame).
+    connection(connection&& o) noexcept;
+    void enlist() noexcept;
+    server* server_;
 };
 
 class server {
@@ -133,8 +141,10 @@ private:
     task<void> accept_loop(socket listener);
     // One connection: a child_task of connections_ for a plain one (its frame the only record
     // kept for it), a task<void> that serve_tls awaits after the handshake.
-    template <class Coroutine>
-    Coroutine serve(channel over);
+    // Connection: the connection itself (a plain one: moved into the frame and listed there),
+    // or a reference to one the caller keeps and has listed (serve_tls).
+    template <class Coroutine, class Connection>
+    static Coroutine serve(Connection c);
     child_task serve_tls(socket s);
     task<channel> handshake(socket s);
     task<void> sweep_idle();

@@ -40,12 +40,10 @@ public:
         bool await_ready() const noexcept { return false; }
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-            auto& p = h.promise();
-            if (p.handoff_ == handoff::starting) {  // still inside the awaiter's resume()
-                p.handoff_ = handoff::finished_inline;
-                return std::noop_coroutine();
-            }
-            return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+            // No continuation yet: the task is finishing inside start_inline()'s resume(),
+            // which sees it done and lets its awaiter go on without suspending.
+            std::coroutine_handle<> next = h.promise().continuation_;
+            return next ? next : std::noop_coroutine();
         }
         void await_resume() const noexcept {}
     };
@@ -54,22 +52,21 @@ public:
     // The cancellable scope this task runs in (nullptr: none).
     coronet::cancel_slot* cancel_slot() const noexcept { return slot_; }
     void set_cancel_slot(coronet::cancel_slot* slot) noexcept { slot_ = slot; }
-    void set_continuation(std::coroutine_handle<> h) noexcept { continuation_ = h; }
 
-    // Starts the task from its awaiter; true when it finished before returning.
-    bool start_inline(std::coroutine_handle<> self) {
-        handoff_ = handoff::starting;
+    // Starts the task from its awaiter; true when it finished before returning. The
+    // continuation is set only once the task has suspended: a task finishing inside this
+    // resume() finds none and returns to it (no handoff state kept: every task's promise, so
+    // every handler's frame, is 8 bytes smaller than with a byte of its own).
+    bool start_inline(std::coroutine_handle<> self, std::coroutine_handle<> awaiting) {
         self.resume();
-        if (handoff_ == handoff::finished_inline) return true;
-        handoff_ = handoff::suspended;
+        if (self.done()) return true;
+        continuation_ = awaiting;
         return false;
     }
 
 private:
-    enum class handoff : unsigned char { idle, starting, suspended, finished_inline };
     std::coroutine_handle<> continuation_;
     coronet::cancel_slot* slot_ = nullptr;
-    handoff handoff_ = handoff::idle;
 };
 
 template <class T>
@@ -140,12 +137,11 @@ public:
         bool await_ready() const noexcept { return !h || h.done(); }
         template <class Promise>
         bool await_suspend(std::coroutine_handle<Promise> awaiting) {
-            h.promise().set_continuation(awaiting);
             if constexpr (requires { awaiting.promise().cancel_slot(); }) {
                 if (!h.promise().cancel_slot())
                     h.promise().set_cancel_slot(awaiting.promise().cancel_slot());
             }
-            return !h.promise().start_inline(h);  // finished already: do not suspend
+            return !h.promise().start_inline(h, awaiting);  // finished already: do not suspend
         }
         T await_resume() { return h.promise().take(); }
     };

@@ -31,6 +31,8 @@ public:
     operation* op() const noexcept {
         return target_ & scope_bit ? nullptr : reinterpret_cast<operation*>(target_);
     }
+    // The entry's operation, for an entry that never holds a scope (no test of the bit).
+    operation* known_op() const noexcept { return reinterpret_cast<operation*>(target_); }
     // The entry's nested scope (nullptr for an operation).
     cancel_slot* scope() const noexcept {
         return target_ & scope_bit ? reinterpret_cast<cancel_slot*>(target_ & ~scope_bit) : nullptr;

@@ -4,6 +4,7 @@
 #include <coronet/lib/poison.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -69,6 +70,7 @@ void receive_room::release() noexcept {
 
 // At least `room` free bytes after the unread ones, in our own buffer (unread
 // bytes still in a provided block are copied out, and the block goes back).
+// The caller keeps size() + room within max_size.
 void receive_room::make_room(std::size_t room) {
     if (in_) detail::unpoison(in_, in_cap_);  // bytes are written over what reads consumed
     if (rpos_ == wpos_) {
@@ -78,11 +80,11 @@ void receive_room::make_room(std::size_t room) {
     if (borrowed_ >= 0) {
         // Bytes left over in a provided block: copy them into our own buffer
         // (the only copy on the receive path) and give the block back.
-        std::size_t have = wpos_ - rpos_;
+        std::uint32_t have = wpos_ - rpos_;
         std::size_t need = have + room;
         if (in_cap_ < need) {
             free_input_buffer(in_, in_cap_);
-            in_cap_ = std::max(need, input_block);
+            in_cap_ = static_cast<std::uint32_t>(std::max(need, input_block));
             in_ = allocate_input(in_cap_);
         }
         std::memcpy(in_, data_ + rpos_, have);
@@ -92,7 +94,7 @@ void receive_room::make_room(std::size_t room) {
         return;
     }
     if (!in_) {
-        in_cap_ = std::max(room, input_block);
+        in_cap_ = static_cast<std::uint32_t>(std::max(room, input_block));
         in_ = data_ = allocate_input(in_cap_);
     }
     if (in_cap_ - wpos_ >= room) return;
@@ -102,15 +104,16 @@ void receive_room::make_room(std::size_t room) {
         rpos_ = 0;
     }
     if (in_cap_ - wpos_ >= room) return;
-    std::size_t cap = std::max(in_cap_ * 2, wpos_ + room);
+    std::size_t cap = std::min(std::max(std::size_t{in_cap_} * 2, wpos_ + room), max_size);
     char* bigger = allocate_input(cap);
     if (wpos_) std::memcpy(bigger, in_, wpos_);
     free_input_buffer(in_, in_cap_);
     in_ = data_ = bigger;
-    in_cap_ = cap;
+    in_cap_ = static_cast<std::uint32_t>(cap);
 }
 
 void receive_room::prepare(operation& op, const receive_request& req) {
+    assert(size() < max_size);
     op.result = 0;
     // A multishot receive takes whole blocks: only where one block is no more
     // than a receive may take (the reader's limits count on it).
@@ -137,13 +140,13 @@ void receive_room::prepare(operation& op, const receive_request& req) {
     op.receiver = nullptr;
     // The buffer grows (doubling) only as bytes arrive: a peer announcing a
     // large count costs memory only for what it really sends.
-    make_room(req.size);
+    make_room(std::min(req.size, max_size - size()));
     // Ask for req.size bytes (or what the reader still lacks), not for all the
     // free space: a grown buffer must not let one receive take more than the
     // reader's limits allow (max_line + one receive).
     std::size_t want = req.size;
     if (req.need > size()) want = std::max(want, req.need - size());
-    want = std::min(want, in_cap_ - wpos_);
+    want = std::min<std::size_t>(want, in_cap_ - wpos_);
     op.code = op_code::recv;
     op.fd = req.fd;
     op.buffer = std::span(reinterpret_cast<std::byte*>(in_) + wpos_, want);
@@ -152,7 +155,7 @@ void receive_room::prepare(operation& op, const receive_request& req) {
 int receive_room::take(operation& op) {
     int res = op.result;
     if (op.code != op_code::recv_provided) {
-        if (res > 0) wpos_ += static_cast<std::size_t>(res);
+        if (res > 0) wpos_ += static_cast<std::uint32_t>(res);
         return res;
     }
     if (res == -ENOBUFS) {  // every block is out and nothing was received
@@ -162,13 +165,18 @@ int receive_room::take(operation& op) {
     int id = std::exchange(op.buffer_id, -1);
     if (res > 0 && empty()) {  // (prepare() gave our memory back)
         data_ = reinterpret_cast<char*>(op.buffer.data());
-        borrowed_ = id;
+        borrowed_ = static_cast<std::int16_t>(id);
         rpos_ = 0;
-        wpos_ = static_cast<std::size_t>(res);
+        wpos_ = static_cast<std::uint32_t>(res);
         return res;
     }
+    if (res > 0 && static_cast<std::size_t>(res) >
+                       max_size - size()) {  // more than the room may hold: the stream cannot go on
+        r_->recycle(id);
+        return -EMSGSIZE;
+    }
     if (res > 0) {  // bytes behind unread ones (multishot): join them in our own buffer
-        auto n = static_cast<std::size_t>(res);
+        auto n = static_cast<std::uint32_t>(res);
         make_room(n);
         std::memcpy(in_ + wpos_, op.buffer.data(), n);
         wpos_ += n;

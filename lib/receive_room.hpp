@@ -18,6 +18,7 @@
 
 #include <climits>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -42,6 +43,9 @@ public:
     // take(): every provided block was out and nothing was received; prepare
     // the next receive, which goes into the room's own buffer.
     static constexpr int again = INT_MIN;
+    // The most unread bytes a room holds (its positions are 32-bit: every connection has a
+    // room, so it is kept small). A receive never asks for more than fits.
+    static constexpr std::size_t max_size = UINT32_MAX;
 
     explicit receive_room(reactor& r) noexcept : r_(&r) {}
     // Ends the multishot receive and gives back every block (close()).
@@ -56,7 +60,7 @@ public:
     std::size_t size() const noexcept { return wpos_ - rpos_; }
     bool empty() const noexcept { return rpos_ == wpos_; }
     // The first n unread bytes were used.
-    void consume(std::size_t n) noexcept { rpos_ += n; }
+    void consume(std::size_t n) noexcept { rpos_ += static_cast<std::uint32_t>(n); }
     // Bytes of receive memory held (the own buffer, and a borrowed block).
     std::size_t capacity() const noexcept {
         return in_cap_ + (borrowed_ >= 0 ? r_->provided_buffer_size() : 0);
@@ -76,9 +80,14 @@ public:
     // with nothing unread it waits holding no memory, a provided block arriving
     // with the bytes; bytes that must join unread ones go into the own buffer
     // (or, on io_uring, through the multishot queue, and are copied there).
+    // The room must hold fewer than max_size unread bytes (a receive must fit; the
+    // channel fails a read_until whose bytes fill a room, and a read_exactly's count is
+    // at most max_size).
     void prepare(operation& op, const receive_request& req);
     // Takes in what op (filled by prepare) finished with. Returns op's result:
-    // > 0 bytes added to the room, 0 end of stream, < 0 -errno, or `again`.
+    // > 0 bytes added to the room, 0 end of stream, < 0 -errno, or `again`;
+    // -EMSGSIZE when bytes a multishot receive queued would take the room past
+    // max_size (they are dropped: the stream cannot go on).
     int take(operation& op);
 
     // Ends the multishot receive (waiting until the kernel has let go of it)
@@ -91,18 +100,21 @@ private:
     void return_block() noexcept;
     void make_room(std::size_t room);
 
+    // 48 B on x86-64 (every connection's channel holds one): the pointers, then
+    // 32-bit positions and a 16-bit block id (the reactor's ids are 16-bit).
     reactor* r_;
     // The unread bytes are data_[rpos_, wpos_): in our own buffer in_, or in
     // the provided block borrowed_ (>= 0) they arrived in.
     char* in_ = nullptr;
     char* data_ = nullptr;
-    std::size_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;
-    int borrowed_ = -1;
-    bool fallback_ = false;  // every provided block was out: the next receive uses our buffer
     // io_uring's multishot receive, made at the first receive that may use
     // one. While it may be armed, every receive goes through it (a plain recv
     // could overtake bytes it holds).
     std::unique_ptr<recv_queue> rxq_;
+    std::uint32_t in_cap_ = 0, rpos_ = 0, wpos_ = 0;  // at most max_size
+    std::int16_t borrowed_ = -1;
+    bool fallback_ = false;  // every provided block was out: the next receive uses our buffer
 };
+static_assert(sizeof(receive_room) <= 48, "every connection's channel holds a receive_room");
 
 }  // namespace coronet
