@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -30,6 +32,136 @@ constexpr std::size_t receive_size = 16 * 1024;
 constexpr std::size_t max_plain_per_send =
     256 * 1024;                             // plaintext encrypted per send (bounded memory)
 constexpr std::size_t sessions_kept = 256;  // client: hosts whose last session is kept
+
+// OpenSSL's memory (CRYPTO_set_mem_functions, installed before OpenSSL's first allocation):
+// each thread keeps blocks OpenSSL freed, by size class, for its next allocations. A
+// handshake allocates and frees a few hundred blocks of the same sizes every time; taking
+// them back from a thread-local list costs a few instructions and no lock or atomic, where
+// glibc's malloc in a process with threads locks its arena whenever its own small per-thread
+// cache (seven blocks a size) is empty or full. A block carries its class in a 16-byte header
+// (keeping malloc's alignment); sizes above 32 KiB are not kept, and a thread keeps at most
+// so many blocks a class and so many bytes in all. A block freed on another thread than the
+// one that allocated it goes to that thread's lists, as any block does.
+namespace openssl_memory {
+
+constexpr std::size_t header = 16;
+constexpr std::size_t small_step = 16, small_max = 1024;         // classes 1..64
+constexpr std::size_t large_step = 1024, large_max = 32 * 1024;  // classes 65..95
+constexpr unsigned classes = 96;                                 // 0: not kept
+constexpr unsigned small_depth = 128;                            // blocks kept a small class
+constexpr std::size_t large_bytes_max = 1024 * 1024;             // bytes kept in large classes
+
+unsigned class_of(std::size_t n) noexcept {
+    if (n <= small_max)
+        return n == 0 ? 1u : static_cast<unsigned>((n + small_step - 1) / small_step);
+    if (n <= large_max)
+        return 64u + static_cast<unsigned>((n - small_max + large_step - 1) / large_step);
+    return 0;
+}
+
+std::size_t capacity_of(unsigned c) noexcept {
+    return c <= 64 ? c * small_step : small_max + (c - 64) * large_step;
+}
+
+struct free_block {
+    free_block* next;
+};
+
+// Zero-initialised and trivially destructible: usable until the thread's very end. Once the
+// thread's flusher has run (dead), frees go straight back to malloc.
+struct thread_cache {
+    free_block* head[classes];
+    unsigned count[classes];
+    std::size_t large_bytes;
+    bool registered, dead;
+};
+thread_local thread_cache cache;
+
+struct flusher {
+    ~flusher() {
+        cache.dead = true;
+        for (unsigned c = 1; c < classes; ++c) {
+            while (free_block* b = cache.head[c]) {
+                cache.head[c] = b->next;
+                std::free(reinterpret_cast<char*>(b) - header);
+            }
+            cache.count[c] = 0;
+        }
+        cache.large_bytes = 0;
+    }
+};
+
+unsigned& class_field(void* p) noexcept {
+    return *reinterpret_cast<unsigned*>(static_cast<char*>(p) - header);
+}
+
+void* allocate(std::size_t n, const char*, int) {
+    unsigned c = class_of(n);
+    if (c != 0) {
+        if (free_block* b = cache.head[c]) {
+            cache.head[c] = b->next;
+            --cache.count[c];
+            if (c > 64) cache.large_bytes -= capacity_of(c);
+            return b;
+        }
+        n = capacity_of(c);
+    }
+    char* base = static_cast<char*>(std::malloc(header + n));
+    if (!base) return nullptr;
+    *reinterpret_cast<unsigned*>(base) = c;
+    return base + header;
+}
+
+void release(void* p, const char*, int) {
+    if (!p) return;
+    unsigned c = class_field(p);
+    if (c != 0 && !cache.dead) {
+        bool keep = c <= 64 ? cache.count[c] < small_depth
+                            : cache.large_bytes + capacity_of(c) <= large_bytes_max;
+        if (keep) {
+            if (!cache.registered) {  // the thread's flusher, made on its first kept block
+                cache.registered = true;
+                static thread_local flusher f;
+                (void)f;
+            }
+            auto* b = static_cast<free_block*>(p);
+            b->next = cache.head[c];
+            cache.head[c] = b;
+            ++cache.count[c];
+            if (c > 64) cache.large_bytes += capacity_of(c);
+            return;
+        }
+    }
+    std::free(static_cast<char*>(p) - header);
+}
+
+void* reallocate(void* p, std::size_t n, const char* file, int line) {
+    if (!p) return allocate(n, file, line);
+    if (n == 0) {
+        release(p, file, line);
+        return nullptr;
+    }
+    unsigned c = class_field(p);
+    if (c == 0) {  // not a kept size: malloc's own realloc, the header moving with the bytes
+        char* base = static_cast<char*>(std::realloc(static_cast<char*>(p) - header, header + n));
+        return base ? base + header : nullptr;
+    }
+    if (n <= capacity_of(c)) return p;
+    void* q = allocate(n, file, line);
+    if (!q) return nullptr;
+    std::memcpy(q, p, capacity_of(c));
+    release(p, file, line);
+    return q;
+}
+
+// Once, before the first context: OpenSSL refuses (and keeps malloc) when it has allocated
+// already, in this process, for someone else.
+void install() noexcept {
+    static const bool installed = CRYPTO_set_mem_functions(allocate, reallocate, release) == 1;
+    (void)installed;
+}
+
+}  // namespace openssl_memory
 
 class tls_error_category final : public std::error_category {
 public:
@@ -219,6 +351,7 @@ int new_session(SSL* ssl, SSL_SESSION* session) {
 }  // namespace
 
 tls_context tls_context::server(const tls_server_options& o) {
+    openssl_memory::install();
     auto st = std::make_shared<state>();
     st->server = true;
     st->alpn = alpn_wire(o.alpn);
@@ -254,6 +387,7 @@ void tls_context::add_server_name(const std::string& host_name,
 }
 
 tls_context tls_context::client(const tls_client_options& o) {
+    openssl_memory::install();
     auto st = std::make_shared<state>();
     st->alpn = alpn_wire(o.alpn);
     st->resumption = o.session_resumption;
@@ -437,8 +571,8 @@ std::string tls_stream::peer_name() const {
     if (peer_.empty()) {
         try {
             peer_ = sock_.peer_address().to_string();
-        } catch (...) {  // gone already
-            peer_ = "fd " + std::to_string(sock_.native_handle());
+        } catch (...) {  // gone already (or closed: close() closes the descriptor)
+            peer_ = sock_ ? "fd " + std::to_string(sock_.native_handle()) : "a closed connection";
         }
     }
     return peer_;
@@ -856,11 +990,14 @@ void tls_stream::shutdown_send() noexcept {
         pump_send();
         return;
     }
-    // Nothing in flight: the few bytes go straight to the socket, now.
+    // Nothing in flight: the few bytes go straight to the socket, now. When the connection
+    // ends after them (closing_after_output), they too are held back (MSG_MORE) for close(),
+    // which closes the descriptor at once: the kernel sends them with its FIN, in one segment.
     next_output();
+    const int more = hold_back_ ? MSG_MORE : 0;
     while (out_sent_ < out_.size()) {
         ssize_t n = ::send(sock_.native_handle(), out_.data() + out_sent_, out_.size() - out_sent_,
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
+                           MSG_DONTWAIT | MSG_NOSIGNAL | more);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         out_sent_ += static_cast<std::size_t>(n);
@@ -889,12 +1026,16 @@ task<bool> tls_stream::drain_to_close_notify() {
 void tls_stream::close() noexcept {
     if (closed_) return;
     closed_ = true;
-    // What is in flight ends now, and the peer sees our end at once; once the peer's end is
-    // known (end of stream, a reset) there is nothing to tell it and nothing in flight.
+    // What is in flight ends now, and the peer sees our end at once. With nothing in flight
+    // the descriptor closes here (one syscall, where a shutdown() now and a close() with the
+    // stream would be two); a receive or send the kernel holds keeps it open until the stream
+    // goes, and the shutdown ends that operation.
     if (lower_)
         lower_->close();  // what it holds of ours finishes (a receive with end of stream)
-    else if (sock_ && (rx_busy_ || tx_busy_ || (!net_eof_ && !net_error_)))
+    else if (sock_ && (rx_busy_ || tx_busy_))
         ::shutdown(sock_.native_handle(), SHUT_RDWR);
+    else if (sock_)
+        sock_.close();
     reactor& r = context();
     if (reading_ && !rx_busy_) r.finish(*std::exchange(reading_, nullptr), 0);
 }

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -317,6 +318,84 @@ TEST_CASE("tls: a peer that closes without close_notify is a truncation, not dat
                                          client(r, listener.local_address(), client_ctx())));
     CHECK(srv.lines.empty());
     CHECK(srv.end == errc::stream_truncated);
+}
+
+TEST_CASE("tls: a server that closes after its last reply ends the connection at once, cleanly",
+          "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    reactor r{{.backend = kind}};
+    coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+    // The server answers one line as an HTTP server answers "Connection: close": the
+    // connection ends after the output, then close(); it keeps the closed channel (and its
+    // stream) for a while after, so the client's end of stream must come from close() itself.
+    bool server_done = false;
+    auto server = [](coronet::socket& listener, tls_context ctx, bool& done) -> task<void> {
+        coronet::socket s = co_await listener.accept();
+        auto stream = co_await tls_accept(std::move(s), ctx);
+        channel ch(std::move(stream));
+        auto line = co_await ch.read_until("\n");
+        if (!line) co_return;
+        ch.push(std::string(*line) + "\n");
+        ch.via()->closing_after_output();
+        co_await ch.flush();
+        ch.close();
+        bool slept = co_await sleep_for(ch.context(), 300ms);
+        (void)slept;
+        done = true;
+    };
+    struct seen {
+        std::optional<std::string> reply;
+        bool end = false, before_server_done = false;
+        std::error_code reason;
+    };
+    auto client = [](reactor& r, address to, tls_context ctx, const bool& done) -> task<seen> {
+        coronet::socket s = co_await coronet::socket::connect(r, to);
+        auto stream = co_await tls_connect(std::move(s), ctx, "localhost");
+        channel ch(std::move(stream));
+        ch.push("ping\n");
+        seen out;
+        auto reply = co_await ch.read_until("\n");
+        if (reply) out.reply = std::string(*reply);
+        auto rest = co_await ch.read_some();
+        out.end = !rest;
+        out.before_server_done = !done;
+        out.reason = ch.close_reason();
+        co_return out;
+    };
+    auto [ignored, c] =
+        r.run(when_all(server(listener, server_ctx(), server_done),
+                       client(r, listener.local_address(), client_ctx(), server_done)));
+    CHECK(c.reply == std::string("ping"));
+    CHECK(c.end);
+    CHECK(c.before_server_done);           // close() ended it, not the stream's destruction
+    CHECK(c.reason == std::error_code());  // close_notify came first: no truncation
+}
+
+TEST_CASE("tls: contexts and sessions made on one thread serve handshakes on others", "[tls]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    // OpenSSL's memory is kept per thread (coro/tls.cpp): blocks allocated on one thread and
+    // freed on another, and threads that end with blocks kept, must all stay sound.
+    auto sctx = server_ctx();
+    auto cctx = client_ctx();
+    std::vector<std::string> replies[2];
+    bool reused[2] = {false, false};
+    for (int round = 0; round < 2; ++round) {
+        std::thread t([&, round] {
+            reactor r{{.backend = kind}};
+            coronet::socket listener = coronet::socket::listen(r, address::parse("127.0.0.1:0"));
+            auto [srv, cli] = r.run(
+                when_all(echo_lines(listener, sctx),
+                         say_lines(r, listener.local_address(), cctx, "localhost",
+                                   {"from thread " + std::to_string(round), long_line(40000)})));
+            replies[round] = cli.replies;
+            reused[round] = cli.reused;
+        });
+        t.join();
+    }
+    CHECK(replies[0] == std::vector<std::string>{"from thread 0", long_line(40000)});
+    CHECK(replies[1] == std::vector<std::string>{"from thread 1", long_line(40000)});
+    CHECK_FALSE(reused[0]);
+    CHECK(reused[1]);  // the first thread's session (its memory from there) resumed here
 }
 
 TEST_CASE("tls: 4 MiB each way through producers, every byte intact", "[tls]") {
