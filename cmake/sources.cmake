@@ -184,6 +184,7 @@ set(CORONET_TESTS
     tests/coro/task_group_test.cpp
     tests/coro/task_test.cpp
     tests/coro/timeout_test.cpp
+    tests/coro/tls_malloc_test.cpp
     tests/coro/tls_test.cpp
     tests/coro/when_any_test.cpp
     tests/proto/http_test.cpp

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <coronet/lib/awaiter.hpp>
 #include <coronet/lib/error.hpp>
 #include <coronet/lib/log.hpp>
+#include <coronet/lib/poison.hpp>
 
 namespace coronet {
 namespace {
@@ -154,14 +156,39 @@ void* reallocate(void* p, std::size_t n, const char* file, int line) {
     return q;
 }
 
+// Under AddressSanitizer OpenSSL keeps malloc: recycled blocks would hide a use after free
+// from it (as frames come from the heap there: coro/frame_pool.cpp).
+#ifdef CORONET_ASAN
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+
+std::atomic<bool> declined{false};  // tls_keep_openssl_malloc() was called
+
 // Once, before the first context: OpenSSL refuses (and keeps malloc) when it has allocated
 // already, in this process, for someone else.
 void install() noexcept {
-    static const bool installed = CRYPTO_set_mem_functions(allocate, reallocate, release) == 1;
+    static const bool installed = !sanitized && !declined.load(std::memory_order_acquire) &&
+                                  CRYPTO_set_mem_functions(allocate, reallocate, release) == 1;
     (void)installed;
 }
 
 }  // namespace openssl_memory
+
+}  // namespace
+
+void tls_keep_openssl_malloc() noexcept {
+    openssl_memory::declined.store(true, std::memory_order_release);
+}
+
+bool tls_openssl_memory_cached() noexcept {
+    CRYPTO_malloc_fn m = nullptr;
+    CRYPTO_get_mem_functions(&m, nullptr, nullptr);
+    return m == &openssl_memory::allocate;
+}
+
+namespace {
 
 class tls_error_category final : public std::error_category {
 public:

@@ -68,6 +68,17 @@ struct tls_client_options {
     bool session_resumption = true;  // keeps each host's last session and offers it again
 };
 
+// OpenSSL's memory. The first tls_context made in a process gives OpenSSL
+// allocation functions that keep the blocks it frees in per-thread lists by
+// size (CRYPTO_set_mem_functions: a handshake's few hundred allocations then
+// take no malloc lock), unless OpenSSL has allocated already (it refuses them
+// then), the build has AddressSanitizer (recycled blocks would hide a use
+// after free), or tls_keep_openssl_malloc() was called first: for a process that
+// installs its own functions, or wants OpenSSL on plain malloc.
+void tls_keep_openssl_malloc() noexcept;
+// True when OpenSSL allocates through those per-thread lists.
+bool tls_openssl_memory_cached() noexcept;
+
 // One side's shared TLS configuration. Copies share it. Build it once, before
 // connections use it; it belongs to one thread (one per reactor).
 class tls_context {
