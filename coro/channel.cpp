@@ -529,12 +529,7 @@ void channel_state::on_flush(operation& op) {
 void channel_state::flush_now(output_block& b) {
     flush_op& f = b.flush;
     while (!closed_) {
-        while (!b.items.empty() && !b.items.front().source &&
-               b.items.front().bytes.size() == b.head_sent) {
-            keep_spare_string(b.items.front().bytes);
-            b.items.pop_front();
-            b.head_sent = 0;
-        }
+        drop_spent(b);
         if (b.items.empty()) {
             b.flushed.notify_all();
             if (closing_) break;
@@ -598,6 +593,16 @@ void channel_state::flush_now(output_block& b) {
         shut_down();  // a pending read sees end of stream
     }
     output_ended();
+}
+
+// Pieces fully sent (or exhausted producers that gave nothing) leave the front.
+void channel_state::drop_spent(output_block& b) noexcept {
+    while (!b.items.empty() && !b.items.front().source &&
+           b.items.front().bytes.size() == b.head_sent) {
+        keep_spare_string(b.items.front().bytes);
+        b.items.pop_front();
+        b.head_sent = 0;
+    }
 }
 
 // After a send of `sent` bytes from the front of the queue: what went out is
@@ -841,13 +846,7 @@ sender_task channel_state::send_loop() {
     bool socket_full = false;  // the last sendfile sent less than it was offered
     while (!closed_) {
         if (!blk.items.empty() && blk.items.front().source && !fill_producer(0)) break;
-        // Pieces fully sent (or exhausted producers that gave nothing) leave.
-        while (!blk.items.empty() && !blk.items.front().source &&
-               blk.items.front().bytes.size() == blk.head_sent) {
-            keep_spare_string(blk.items.front().bytes);
-            blk.items.pop_front();
-            blk.head_sent = 0;
-        }
+        drop_spent(blk);
         if (blk.items.empty()) {
             blk.flushed.notify_all();
             if (closing_) break;

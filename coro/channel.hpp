@@ -531,6 +531,7 @@ private:
     void output_ended() noexcept;
     static void on_flush(operation& op);
     void flush_now(output_block& b);
+    void drop_spent(output_block& b) noexcept;
     void drop_sent(output_block& b, std::size_t sent) noexcept;
     sender_task send_loop();
     bool fill_producer(std::size_t i);
