@@ -596,7 +596,7 @@ void channel_state::flush_now(output_block& b) {
 }
 
 // Pieces fully sent (or exhausted producers that gave nothing) leave the front.
-void channel_state::drop_spent(output_block& b) noexcept {
+inline void channel_state::drop_spent(output_block& b) noexcept {
     while (!b.items.empty() && !b.items.front().source &&
            b.items.front().bytes.size() == b.head_sent) {
         keep_spare_string(b.items.front().bytes);
