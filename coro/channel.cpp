@@ -473,20 +473,6 @@ void channel_state::push_producer(producer p) {
     kick_sender(out_.push_back(r(), {{}, std::move(p)}));
 }
 
-namespace {
-
-// A flush is posted as an operation that nobody performs and that finishes at
-// once (reactor::hold, then finish): the reactor calls it back with the
-// completions of this turn (after the one that pushed) or of the next one.
-// finish() forgets the performer, so these are never called.
-struct posted_flush final : op_performer {
-    void cancel(operation&) noexcept override {}
-    void abandon(operation&) noexcept override {}
-};
-posted_flush flush_poster;
-
-}  // namespace
-
 // The first push since the output was idle posts a flush: pushes of the same
 // turn join it, and nothing bigger than the block is made until it runs.
 void channel_state::kick_sender(output_block& b) {
@@ -495,8 +481,7 @@ void channel_state::kick_sender(output_block& b) {
     b.flush.sending = false;
     b.flush.owner = this;
     b.flush.set_on_done(&on_flush);
-    r().hold(b.flush, flush_poster);
-    r().finish(b.flush, 0);
+    r().post(b.flush);
 }
 
 void channel_state::on_flush(operation& op) {
@@ -509,11 +494,7 @@ void channel_state::on_flush(operation& op) {
         if (op.result < 0) {
             st->send_failed(error_of(op.result));
             f.active = false;
-            if (st->closing_ && !st->closed_) {
-                st->closed_ = true;
-                st->shut_down();
-            }
-            st->output_ended();
+            st->output_done();
             return;
         }
         st->drop_sent(b, static_cast<std::size_t>(op.result));
@@ -588,11 +569,7 @@ void channel_state::flush_now(output_block& b) {
         drop_sent(b, static_cast<std::size_t>(f.result));
     }
     f.active = false;
-    if (closing_ && !closed_) {
-        closed_ = true;
-        shut_down();  // a pending read sees end of stream
-    }
-    output_ended();
+    output_done();
 }
 
 // Pieces fully sent (or exhausted producers that gave nothing) leave the front.
@@ -627,6 +604,16 @@ void channel_state::drop_sent(output_block& b, std::size_t sent) noexcept {
         }
     }
     if (b.queued <= opt_.low_water) b.drained.notify_all();
+}
+
+// The sending stopped (all sent, failed or closed): a close_when_done() closes
+// now, then the waiters learn it.
+void channel_state::output_done() noexcept {
+    if (closing_ && !closed_) {
+        closed_ = true;
+        shut_down();  // a pending read sees end of stream
+    }
+    output_ended();
 }
 
 // Everything that waits on the output side learns that it has ended.
@@ -945,11 +932,7 @@ sender_task channel_state::send_loop() {
         blk.in_flight = 0;
         drop_sent(blk, sent);
     }
-    if (closing_ && !closed_) {
-        closed_ = true;
-        shut_down();  // a pending read sees end of stream
-    }
-    output_ended();
+    output_done();
 }
 
 bool channel_state::satisfied(wait_kind kind) const noexcept {

@@ -528,6 +528,7 @@ public:
 
 private:
     void kick_sender(output_block& b);
+    void output_done() noexcept;
     void output_ended() noexcept;
     static void on_flush(operation& op);
     void flush_now(output_block& b);

@@ -292,6 +292,14 @@ void detail::close_receiver(reactor& r, recv_queue& q) noexcept { r.close_receiv
 
 void reactor::post(std::coroutine_handle<> h) { ready_.push_back(h); }
 
+void reactor::post(operation& op) noexcept {
+    op.state = op_state::held;  // held by nobody (no performer): abandon() takes it off done_
+    op.performer = nullptr;
+    op.result = 0;
+    ++pending_;
+    done_.push_back(op);
+}
+
 void reactor::unpost(std::coroutine_handle<> h) noexcept {
     // Replaced, not erased: run_once() may be iterating ready_swap_ right now.
     for (auto* list : {&ready_, &ready_swap_})

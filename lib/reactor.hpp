@@ -132,6 +132,10 @@ public:
     void finish(operation& op, int result) noexcept;
     // Resumes h on a later turn of this loop (this thread only).
     void post(std::coroutine_handle<> h);
+    // Calls op back (its on_done, or resumes its waiter) with result 0 among the
+    // completions of a later turn, as if it had finished: a callback posted with no
+    // coroutine frame. abandon() withdraws it.
+    void post(operation& op) noexcept;
     // Withdraws every scheduled resumption of h (its frame is about to be destroyed).
     void unpost(std::coroutine_handle<> h) noexcept;
 

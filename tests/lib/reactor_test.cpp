@@ -391,3 +391,38 @@ TEST_CASE("reactor: a stop() that arrives before run() is not lost", "[reactor]"
     REQUIRE(r.stopped());
     REQUIRE(r.task_count() == 1);
 }
+
+namespace {
+
+struct counted_op : coronet::operation {
+    int calls = 0;
+    int result_seen = -1;
+};
+
+}  // namespace
+
+TEST_CASE("reactor: a posted operation is called back on a later turn; abandon withdraws it",
+          "[reactor]") {
+    CORONET_FOR_EACH_BACKEND(kind);
+    coronet::reactor r{{.backend = kind}};
+    counted_op a, b;
+    auto on_done = [](coronet::operation& op) {
+        auto& c = static_cast<counted_op&>(op);
+        ++c.calls;
+        c.result_seen = op.result;
+    };
+    a.set_on_done(on_done);
+    b.set_on_done(on_done);
+    a.result = -5;  // post() sets 0
+    r.post(a);
+    r.post(b);
+    CHECK(a.calls == 0);  // not from inside post()
+    r.abandon(b);         // withdrawn before its turn: never called
+    r.run_once();
+    CHECK(a.calls == 1);
+    CHECK(a.result_seen == 0);
+    CHECK(b.calls == 0);
+    r.run();  // nothing pending any more: returns at once
+    CHECK(a.calls == 1);
+    CHECK(b.calls == 0);
+}
